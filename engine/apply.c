@@ -1,0 +1,608 @@
+/*
+ * engine/apply.c - reading log entries and applying them: the one path that recovery,
+ * replication and the materializer share (trastenda_engine_apply_entry), and the public readers
+ * of entries, ledger entries and events (include/trastenda/log.h).
+ *
+ * An entry is read twice: first every record is decoded and checked for shape (bounds, string
+ * lengths, enum ranges) without touching the engine, so a malformed entry changes nothing; then
+ * the post-images replace the records they name. Post-images make the apply idempotent: the same
+ * entry applied twice leaves the same state.
+ */
+#include <string.h>
+
+#include "codec.h"
+#include "eng.h"
+
+struct img_line {
+    trastenda_str sku, loc;
+    int32_t qty, done, returned;
+    uint8_t state;
+};
+
+/* Lines of a hold, order or PO post-image. */
+static uint32_t
+rd_lines(struct eng_rd *r, struct img_line *out, uint32_t max)
+{
+    uint32_t n = rd_u16(r);
+    if (n > max) {
+        r->bad = true;
+        return 0;
+    }
+    for (uint32_t i = 0; i < n && !r->bad; i++) {
+        out[i].sku = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+        out[i].loc = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+        out[i].qty = rd_i32(r);
+        out[i].done = rd_i32(r);
+        out[i].returned = rd_i32(r);
+        out[i].state = rd_u8(r);
+        if (out[i].qty < 0 || out[i].done < 0 || out[i].returned < 0 || out[i].sku.len == 0 ||
+            out[i].loc.len == 0 || out[i].state > TRASTENDA_ORDER_RETURNED)
+            r->bad = true;
+    }
+    return n;
+}
+
+static uint32_t
+need_sku(trastenda_engine *e, trastenda_str id)
+{
+    uint32_t ix = eng_sku_find(e, id);
+    TS_ASSERT(ix != ENG_NONE); /* fail-stop: the entry names a SKU nobody created */
+    return ix;
+}
+
+static uint32_t
+need_loc(trastenda_engine *e, trastenda_str id)
+{
+    uint32_t ix = eng_location_find(e, id);
+    TS_ASSERT(ix != ENG_NONE);
+    return ix;
+}
+
+static uint32_t
+need_rec(trastenda_engine *e, const struct img_line *l)
+{
+    uint32_t sku = need_sku(e, l->sku), loc = need_loc(e, l->loc);
+    uint32_t rec = eng_stock_find(e, sku, loc);
+    if (rec == ENG_NONE) rec = eng_stock_insert(e, sku, loc);
+    return rec;
+}
+
+/* Replaces the lines of an owner with the image's; links those that count on their record. */
+static uint32_t
+lines_put(trastenda_engine *e, uint32_t head, const struct img_line *img, uint32_t n, uint8_t kind,
+          uint32_t owner, bool (*linked)(const struct img_line *, const void *), const void *ctx)
+{
+    for (uint32_t l = head, k = 0; l != ENG_NONE; k++) {
+        TS_ASSERT(k < TRASTENDA_ALLOCS_MAX);
+        uint32_t next = e->lines[l].next;
+        if (e->lines[l].rec_ix != ENG_NONE) eng_stock_line_unlink(e, l);
+        eng_pool_give(&e->line_pool, l);
+        l = next;
+    }
+    uint32_t first = ENG_NONE, tail = ENG_NONE;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t l = eng_pool_take(&e->line_pool);
+        TS_ASSERT(l != ENG_NONE); /* fail-stop: this node's lines_max is below the leader's */
+        uint32_t rec = need_rec(e, &img[i]);
+        e->lines[l] = (struct eng_line){.sku_ix = e->stock[rec].sku_ix,
+                                        .loc_ix = e->stock[rec].loc_ix,
+                                        .qty = img[i].qty,
+                                        .done = img[i].done,
+                                        .returned = img[i].returned,
+                                        .next = ENG_NONE,
+                                        .owner = owner,
+                                        .rec_ix = ENG_NONE,
+                                        .rec_prev = ENG_NONE,
+                                        .rec_next = ENG_NONE,
+                                        .kind = kind,
+                                        .state = img[i].state};
+        if (linked(&img[i], ctx)) eng_stock_line_link(e, rec, l);
+        if (tail == ENG_NONE)
+            first = l;
+        else
+            e->lines[tail].next = l;
+        tail = l;
+    }
+    return first;
+}
+
+/* ---- per record type ---- */
+
+static void
+put_channel(trastenda_engine *e, struct eng_rd *r, bool apply)
+{
+    uint8_t ix = rd_u8(r);
+    trastenda_str name = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+    if (ix >= TRASTENDA_CHANNELS_MAX || name.len == 0) r->bad = true;
+    if (r->bad || !apply) return;
+    if (ix < e->channel_count) {
+        TS_ASSERT(eng_id_eq(&e->channels[ix], name));
+        return;
+    }
+    TS_ASSERT(ix == e->channel_count);
+    eng_channel_insert(e, name);
+}
+
+static void
+put_location(trastenda_engine *e, struct eng_rd *r, bool apply)
+{
+    trastenda_str id = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+    trastenda_str name = rd_str(r, TRASTENDA_NAME_BYTES_MAX);
+    int32_t lat = rd_i32(r), lon = rd_i32(r), pri = rd_i32(r);
+    uint32_t channels = rd_u32(r);
+    uint8_t active = rd_u8(r);
+    if (id.len == 0 || lat < -90000000 || lat > 90000000 || lon < -180000000 || lon > 180000000)
+        r->bad = true;
+    if (r->bad || !apply) return;
+    uint32_t ix = eng_location_find(e, id);
+    if (ix == ENG_NONE) ix = eng_location_insert(e, id);
+    struct eng_location *l = &e->locs[ix];
+    eng_name_set(&l->name, name);
+    l->lat_e6 = lat;
+    l->lon_e6 = lon;
+    l->priority = pri;
+    eng_location_set_vec(l);
+    __atomic_store_n(&l->channels, channels, __ATOMIC_RELEASE);
+    __atomic_store_n(&l->active, active, __ATOMIC_RELEASE);
+}
+
+static void
+put_sku(trastenda_engine *e, struct eng_rd *r, bool apply)
+{
+    trastenda_str id = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+    trastenda_str name = rd_str(r, TRASTENDA_NAME_BYTES_MAX);
+    int32_t v[4];
+    for (int i = 0; i < 4; i++)
+        v[i] = rd_i32(r);
+    uint8_t active = rd_u8(r);
+    if (id.len == 0 || v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0) r->bad = true;
+    if (r->bad || !apply) return;
+    uint32_t ix = eng_sku_find(e, id);
+    if (ix == ENG_NONE) ix = eng_sku_insert(e, id);
+    struct eng_sku *s = &e->skus[ix];
+    eng_name_set(&s->name, name);
+    s->reorder_point = v[0];
+    s->reorder_qty = v[1];
+    s->lead_days = v[2];
+    s->safety_default = v[3];
+    s->active = active;
+}
+
+static void
+put_stock(trastenda_engine *e, struct eng_rd *r, bool apply)
+{
+    trastenda_str sku = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+    trastenda_str loc = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+    int32_t q[TRASTENDA_Q_COUNT_];
+    for (int i = 0; i < TRASTENDA_Q_COUNT_; i++) {
+        q[i] = rd_i32(r);
+        if (q[i] < 0) r->bad = true;
+    }
+    uint32_t flags = rd_u32(r);
+    struct eng_velocity v;
+    v.day = rd_i32(r);
+    for (int i = 0; i < TRASTENDA_VELOCITY_DAYS; i++)
+        v.units[i] = rd_u32(r);
+    if (sku.len == 0 || loc.len == 0 || flags > 7) r->bad = true;
+    if (r->bad || !apply) return;
+    struct img_line l = {.sku = sku, .loc = loc};
+    uint32_t rec = need_rec(e, &l);
+    struct eng_stock *s = &e->stock[rec];
+    eng_stock_publish(s, q);
+    s->flags = flags;
+    eng_bits_set(&e->low, rec, (flags & ENG_STOCK_LOW) != 0);
+    e->vel[rec] = v;
+}
+
+static bool
+hold_line_linked(const struct img_line *l, const void *ctx)
+{
+    (void)l;
+    return *(const uint8_t *)ctx == TRASTENDA_HOLD_OPEN;
+}
+
+static void
+put_hold(trastenda_engine *e, struct eng_rd *r, bool apply)
+{
+    struct eng_hold img;
+    struct img_line lines[TRASTENDA_ALLOCS_MAX];
+    img.id = rd_u64(r);
+    img.state = rd_u8(r);
+    img.channel = rd_u8(r);
+    img.has_ship_to = rd_u8(r);
+    img.created_ms = rd_i64(r);
+    img.expires_ms = rd_i64(r);
+    img.resolved_ms = rd_i64(r);
+    img.order_no = rd_u64(r);
+    img.lat_e6 = rd_i32(r);
+    img.lon_e6 = rd_i32(r);
+    uint32_t n = rd_lines(r, lines, TRASTENDA_ALLOCS_MAX);
+    if (img.id == 0 || img.state < TRASTENDA_HOLD_OPEN || img.state > TRASTENDA_HOLD_EXPIRED ||
+        img.channel > TRASTENDA_CHANNELS_MAX)
+        r->bad = true;
+    if (r->bad || !apply) return;
+    uint32_t h = eng_hold_find(e, img.id);
+    if (h == ENG_NONE) {
+        h = eng_pool_take(&e->hold_pool);
+        TS_ASSERT(h != ENG_NONE); /* fail-stop: this node's holds_max is below the leader's */
+        memset(&e->holds[h], 0, sizeof(e->holds[h]));
+        e->holds[h].lines_head = ENG_NONE;
+        e->holds[h].heap_pos = ENG_NONE;
+        e->holds[h].id = img.id;
+        e->holds[h].in_use = 1;
+        eng_map_insert(&e->hold_map, (uint32_t)ts_mix64(img.id), h);
+    }
+    struct eng_hold *hd = &e->holds[h];
+    if (hd->heap_pos != ENG_NONE) eng_hold_heap_remove(e, h);
+    if (eng_fifo_has(&e->hold_fifo, h)) eng_fifo_remove(&e->hold_fifo, h);
+    hd->lines_head =
+        lines_put(e, hd->lines_head, lines, n, ENG_LINE_HOLD, h, hold_line_linked, &img.state);
+    hd->line_count = n;
+    hd->state = img.state;
+    hd->channel = img.channel;
+    hd->has_ship_to = img.has_ship_to;
+    hd->created_ms = img.created_ms;
+    hd->expires_ms = img.expires_ms;
+    hd->resolved_ms = img.resolved_ms;
+    hd->order_no = img.order_no;
+    hd->lat_e6 = img.lat_e6;
+    hd->lon_e6 = img.lon_e6;
+    if (hd->state == TRASTENDA_HOLD_OPEN)
+        eng_hold_heap_push(e, h);
+    else
+        eng_fifo_push(&e->hold_fifo, h);
+}
+
+static bool
+order_line_linked(const struct img_line *l, const void *ctx)
+{
+    (void)ctx;
+    return l->state >= TRASTENDA_ORDER_ALLOCATED && l->state <= TRASTENDA_ORDER_PACKED;
+}
+
+static void
+put_order(trastenda_engine *e, struct eng_rd *r, bool apply)
+{
+    struct eng_order img;
+    struct img_line lines[TRASTENDA_ALLOCS_MAX];
+    trastenda_str id = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+    img.no = rd_u64(r);
+    img.payload_hash = rd_u64(r);
+    img.hold_id = rd_u64(r);
+    img.created_ms = rd_i64(r);
+    img.updated_ms = rd_i64(r);
+    img.finished_ms = rd_i64(r);
+    img.lat_e6 = rd_i32(r);
+    img.lon_e6 = rd_i32(r);
+    img.state = rd_u8(r);
+    img.rule = rd_u8(r);
+    img.channel = rd_u8(r);
+    uint32_t n = rd_lines(r, lines, TRASTENDA_ALLOCS_MAX);
+    if (id.len == 0 || img.state < TRASTENDA_ORDER_PLACED || img.state > TRASTENDA_ORDER_RETURNED)
+        r->bad = true;
+    if (r->bad || !apply) return;
+    uint32_t o = eng_order_find(e, id);
+    if (o == ENG_NONE) {
+        o = eng_pool_take(&e->order_pool);
+        TS_ASSERT(o != ENG_NONE); /* fail-stop: this node's orders_max is below the leader's */
+        memset(&e->orders[o], 0, sizeof(e->orders[o]));
+        eng_id_set(&e->orders[o].id, id);
+        e->orders[o].lines_head = ENG_NONE;
+        e->orders[o].in_use = 1;
+        eng_map_insert(&e->order_map, eng_str_hash(id), o);
+    }
+    struct eng_order *od = &e->orders[o];
+    if (eng_fifo_has(&e->order_fifo, o)) eng_fifo_remove(&e->order_fifo, o);
+    od->lines_head =
+        lines_put(e, od->lines_head, lines, n, ENG_LINE_ORDER, o, order_line_linked, NULL);
+    od->alloc_count = n;
+    od->no = img.no;
+    od->payload_hash = img.payload_hash;
+    od->hold_id = img.hold_id;
+    od->created_ms = img.created_ms;
+    od->updated_ms = img.updated_ms;
+    od->finished_ms = img.finished_ms;
+    od->lat_e6 = img.lat_e6;
+    od->lon_e6 = img.lon_e6;
+    od->state = img.state;
+    od->rule = img.rule;
+    od->channel = img.channel;
+    if (eng_order_finished(od->state)) eng_fifo_push(&e->order_fifo, o);
+}
+
+static bool
+never_linked(const struct img_line *l, const void *ctx)
+{
+    (void)l;
+    (void)ctx;
+    return false;
+}
+
+static void
+put_po(trastenda_engine *e, struct eng_rd *r, bool apply)
+{
+    struct img_line lines[TRASTENDA_LINES_MAX];
+    trastenda_str id = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+    uint8_t open = rd_u8(r);
+    int64_t created = rd_i64(r), updated = rd_i64(r);
+    uint32_t n = rd_lines(r, lines, TRASTENDA_LINES_MAX);
+    if (id.len == 0 || open > 1) r->bad = true;
+    if (r->bad || !apply) return;
+    uint32_t p = eng_po_find(e, id);
+    if (p == ENG_NONE) {
+        p = eng_pool_take(&e->po_pool);
+        TS_ASSERT(p != ENG_NONE);
+        memset(&e->pos[p], 0, sizeof(e->pos[p]));
+        eng_id_set(&e->pos[p].id, id);
+        e->pos[p].lines_head = ENG_NONE;
+        e->pos[p].in_use = 1;
+        eng_map_insert(&e->po_map, eng_str_hash(id), p);
+    }
+    struct eng_po *po = &e->pos[p];
+    if (eng_fifo_has(&e->po_fifo, p)) eng_fifo_remove(&e->po_fifo, p);
+    po->lines_head = lines_put(e, po->lines_head, lines, n, ENG_LINE_PO, p, never_linked, NULL);
+    po->line_count = n;
+    po->open = open;
+    po->created_ms = created;
+    po->updated_ms = updated;
+    if (!open) eng_fifo_push(&e->po_fifo, p);
+}
+
+static void
+put_key(trastenda_engine *e, struct eng_rd *r, bool apply)
+{
+    struct eng_key img;
+    trastenda_str key = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+    img.payload_hash = rd_u64(r);
+    img.created_ms = rd_i64(r);
+    img.result_id = rd_u64(r);
+    img.result_value = rd_i64(r);
+    img.op = rd_u8(r);
+    img.rule = rd_u8(r);
+    img.state = rd_u8(r);
+    if (key.len == 0 || img.op == 0 || img.op >= TRASTENDA_OP_COUNT_) r->bad = true;
+    if (r->bad || !apply) return;
+    uint32_t k = eng_key_find(e, key);
+    if (k == ENG_NONE) {
+        k = eng_pool_take(&e->key_pool);
+        TS_ASSERT(k != ENG_NONE);
+        eng_id_set(&img.key, key);
+        img.in_use = 1;
+        img.dirty = 0;
+        e->keys[k] = img;
+        eng_map_insert(&e->key_map, eng_str_hash(key), k);
+        eng_fifo_push(&e->key_fifo, k);
+        return;
+    }
+    img.key = e->keys[k].key;
+    img.in_use = 1;
+    img.dirty = 0;
+    e->keys[k] = img;
+}
+
+static void
+put_removed(trastenda_engine *e, uint8_t type, struct eng_rd *r, bool apply)
+{
+    uint64_t id = 0;
+    trastenda_str s = {"", 0};
+    if (type == TRASTENDA_REC_HOLD_REMOVED)
+        id = rd_u64(r);
+    else
+        s = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+    if (r->bad || !apply) return;
+    uint32_t ix;
+    switch (type) {
+    case TRASTENDA_REC_HOLD_REMOVED:
+        ix = eng_hold_find(e, id);
+        if (ix == ENG_NONE) return;
+        if (e->holds[ix].heap_pos != ENG_NONE) eng_hold_heap_remove(e, ix);
+        eng_hold_free(e, ix);
+        return;
+    case TRASTENDA_REC_ORDER_REMOVED:
+        ix = eng_order_find(e, s);
+        if (ix != ENG_NONE) eng_order_free(e, ix);
+        return;
+    case TRASTENDA_REC_PO_REMOVED:
+        ix = eng_po_find(e, s);
+        if (ix != ENG_NONE) eng_po_free(e, ix);
+        return;
+    default:
+        ix = eng_key_find(e, s);
+        if (ix != ENG_NONE) eng_key_free(e, ix);
+    }
+}
+
+static void
+put_meta(trastenda_engine *e, struct eng_rd *r, bool apply)
+{
+    uint64_t hold = rd_u64(r), order = rd_u64(r), ledger = rd_u64(r);
+    if (r->bad || !apply) return;
+    e->next_hold_id = hold;
+    e->next_order_no = order;
+    e->ledger_seq = ledger;
+}
+
+/* Decodes (and with apply, applies) one record body; false when malformed. */
+static bool
+put_record(trastenda_engine *e, uint8_t type, const uint8_t *body, uint32_t len, bool apply)
+{
+    struct eng_rd r = {body, body + len, false};
+    trastenda_ledger_entry le;
+    trastenda_event ev;
+    switch (type) {
+    case TRASTENDA_REC_META:
+        put_meta(e, &r, apply);
+        break;
+    case TRASTENDA_REC_CHANNEL:
+        put_channel(e, &r, apply);
+        break;
+    case TRASTENDA_REC_LOCATION:
+        put_location(e, &r, apply);
+        break;
+    case TRASTENDA_REC_SKU:
+        put_sku(e, &r, apply);
+        break;
+    case TRASTENDA_REC_STOCK:
+        put_stock(e, &r, apply);
+        break;
+    case TRASTENDA_REC_HOLD:
+        put_hold(e, &r, apply);
+        break;
+    case TRASTENDA_REC_ORDER:
+        put_order(e, &r, apply);
+        break;
+    case TRASTENDA_REC_PO:
+        put_po(e, &r, apply);
+        break;
+    case TRASTENDA_REC_KEY:
+        put_key(e, &r, apply);
+        break;
+    case TRASTENDA_REC_HOLD_REMOVED:
+    case TRASTENDA_REC_ORDER_REMOVED:
+    case TRASTENDA_REC_PO_REMOVED:
+    case TRASTENDA_REC_KEY_REMOVED:
+        put_removed(e, type, &r, apply);
+        break;
+    case TRASTENDA_REC_LEDGER:
+        return trastenda_ledger_decode(body, len, &le) == TRASTENDA_OK;
+    case TRASTENDA_REC_EVENT:
+        return trastenda_event_decode(body, len, &ev) == TRASTENDA_OK;
+    default:
+        return false;
+    }
+    return !r.bad && r.p == r.end;
+}
+
+trastenda_err
+trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t len)
+{
+    if (e == NULL || entry == NULL) return TRASTENDA_E_INVALID;
+    TS_ASSERT(!e->building);
+    trastenda_entry_header hdr;
+    trastenda_entry_iter it;
+    trastenda_err err = trastenda_entry_open(entry, len, &hdr, &it);
+    if (err != TRASTENDA_OK) return err;
+    if (hdr.seq != e->seq + 1 && hdr.seq != e->seq) return TRASTENDA_E_SEQUENCE;
+    if (hdr.seq == e->seq + 1 && hdr.time_ms < e->time_ms) return TRASTENDA_E_CORRUPT;
+    for (int pass = 0; pass < 2; pass++) {
+        trastenda_entry_iter cur = it;
+        uint8_t type;
+        const uint8_t *body;
+        uint32_t blen;
+        while ((err = trastenda_entry_next(&cur, &type, &body, &blen)) == TRASTENDA_OK)
+            if (!put_record(e, type, body, blen, pass == 1)) return TRASTENDA_E_CORRUPT;
+        if (err != TRASTENDA_E_SEQUENCE) return err;
+    }
+    e->seq = hdr.seq;
+    e->time_ms = hdr.time_ms;
+    e->cfg.epoch = hdr.epoch;
+    return TRASTENDA_OK;
+}
+
+/* ---- public readers ---- */
+
+trastenda_err
+trastenda_entry_open(const uint8_t *entry, size_t len, trastenda_entry_header *hdr,
+                     trastenda_entry_iter *it)
+{
+    if (entry == NULL || hdr == NULL || it == NULL) return TRASTENDA_E_INVALID;
+    struct eng_rd r = {entry, entry + len, false};
+    uint32_t magic = rd_u32(&r);
+    hdr->version = rd_u16(&r);
+    (void)rd_u16(&r);
+    hdr->seq = rd_u64(&r);
+    hdr->time_ms = rd_i64(&r);
+    hdr->epoch = rd_u64(&r);
+    hdr->record_count = rd_u32(&r);
+    uint32_t body = rd_u32(&r);
+    if (r.bad || magic != TRASTENDA_LOG_MAGIC || hdr->version != TRASTENDA_LOG_VERSION ||
+        body != len - TRASTENDA_LOG_HEADER_BYTES || hdr->seq == 0)
+        return TRASTENDA_E_CORRUPT;
+    it->next = r.p;
+    it->end = r.end;
+    it->remaining = hdr->record_count;
+    return TRASTENDA_OK;
+}
+
+trastenda_err
+trastenda_entry_next(trastenda_entry_iter *it, uint8_t *type, const uint8_t **body,
+                     uint32_t *body_len)
+{
+    if (it->remaining == 0) return it->next == it->end ? TRASTENDA_E_SEQUENCE : TRASTENDA_E_CORRUPT;
+    struct eng_rd r = {it->next, it->end, false};
+    *type = rd_u8(&r);
+    *body_len = rd_u32(&r);
+    if (r.bad || !rd_need(&r, *body_len)) return TRASTENDA_E_CORRUPT;
+    *body = r.p;
+    it->next = r.p + *body_len;
+    it->remaining--;
+    return TRASTENDA_OK;
+}
+
+trastenda_err
+trastenda_ledger_decode(const uint8_t *body, uint32_t len, trastenda_ledger_entry *out)
+{
+    struct eng_rd r = {body, body + len, false};
+    memset(out, 0, sizeof(*out));
+    out->seq = rd_u64(&r);
+    out->sku = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
+    out->loc = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
+    out->move = rd_u8(&r);
+    out->cause = rd_u8(&r);
+    uint8_t mask = rd_u8(&r);
+    for (int i = 0; i < TRASTENDA_Q_COUNT_; i++)
+        if (mask & (1u << i)) out->delta[i] = rd_i32(&r);
+    out->ref_kind = rd_u8(&r);
+    out->ref_id = rd_u64(&r);
+    out->ref = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
+    out->actor = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
+    if (r.bad || r.p != r.end || out->move == 0 || out->move > TRASTENDA_MOVE_PO_CLOSE ||
+        mask >= (1u << TRASTENDA_Q_COUNT_) || out->ref_kind > TRASTENDA_REFK_TEXT)
+        return TRASTENDA_E_CORRUPT;
+    return TRASTENDA_OK;
+}
+
+static void
+rd_at_risk(struct eng_rd *r, trastenda_event *out)
+{
+    out->holds_at_risk = rd_u32(r);
+    out->holds_listed = rd_u8(r);
+    if (out->holds_listed > TRASTENDA_AT_RISK_LISTED_MAX) r->bad = true;
+    for (uint32_t i = 0; i < out->holds_listed && !r->bad; i++)
+        out->holds[i] = rd_u64(r);
+    out->orders_at_risk = rd_u32(r);
+    out->orders_listed = rd_u8(r);
+    if (out->orders_listed > TRASTENDA_AT_RISK_LISTED_MAX) r->bad = true;
+    for (uint32_t i = 0; i < out->orders_listed && !r->bad; i++)
+        out->orders[i] = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+}
+
+trastenda_err
+trastenda_event_decode(const uint8_t *body, uint32_t len, trastenda_event *out)
+{
+    struct eng_rd r = {body, body + len, false};
+    memset(out, 0, sizeof(*out));
+    out->kind = rd_u8(&r);
+    switch (out->kind) {
+    case TRASTENDA_EVENT_LOW_STOCK:
+    case TRASTENDA_EVENT_OUT_OF_STOCK:
+    case TRASTENDA_EVENT_BACK_IN_STOCK:
+    case TRASTENDA_EVENT_SHORTFALL:
+        out->sku = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
+        out->loc = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
+        out->available = rd_i64(&r);
+        if (out->kind == TRASTENDA_EVENT_SHORTFALL) rd_at_risk(&r, out);
+        break;
+    case TRASTENDA_EVENT_HOLD_EXPIRED:
+        out->hold_id = rd_u64(&r);
+        break;
+    case TRASTENDA_EVENT_ORDER_STATE:
+        out->order_id = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
+        out->state = rd_u8(&r);
+        break;
+    default:
+        return TRASTENDA_E_CORRUPT;
+    }
+    if (r.bad || r.p != r.end) return TRASTENDA_E_CORRUPT;
+    return TRASTENDA_OK;
+}

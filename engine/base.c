@@ -1,0 +1,119 @@
+/*
+ * engine/base.c - assertions, the allocation seam, hashing and error names.
+ */
+#include "base.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trastenda.h"
+
+#ifndef TS_NO_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
+static _Atomic size_t allocated_bytes;
+static _Atomic uint32_t fail_after;
+
+void
+ts_assert_fail(const char *file, int line, const char *expr)
+{
+    fprintf(stderr, "%s:%d: assertion failed: %s\n", file, line, expr);
+    fflush(stderr);
+    abort();
+}
+
+static int
+injected_failure(void)
+{
+    uint32_t n = atomic_load_explicit(&fail_after, memory_order_relaxed);
+    if (n == 0) return 0;
+    atomic_store_explicit(&fail_after, n - 1, memory_order_relaxed);
+    return n == 1;
+}
+
+void *
+ts_alloc(size_t size)
+{
+    TS_ASSERT(size > 0);
+    if (injected_failure()) return NULL;
+#ifdef TS_NO_JEMALLOC
+    void *p = calloc(1, size);
+#else
+    void *p = mallocx(size, MALLOCX_ZERO);
+#endif
+    if (p != NULL) atomic_fetch_add_explicit(&allocated_bytes, size, memory_order_relaxed);
+    return p;
+}
+
+void
+ts_free(void *ptr, size_t size)
+{
+    if (ptr == NULL) return;
+    TS_ASSERT(size > 0);
+    atomic_fetch_sub_explicit(&allocated_bytes, size, memory_order_relaxed);
+#ifdef TS_NO_JEMALLOC
+    free(ptr);
+#else
+    sdallocx(ptr, size, 0);
+#endif
+}
+
+size_t
+ts_allocated_bytes(void)
+{
+    return atomic_load_explicit(&allocated_bytes, memory_order_relaxed);
+}
+
+void
+ts_alloc_fail_after(uint32_t n)
+{
+    atomic_store_explicit(&fail_after, n, memory_order_relaxed);
+}
+
+/* A small, fast, seeded hash: 8 bytes at a time, each word mixed in (good enough for tables). */
+uint64_t
+ts_hash(const void *data, size_t len, uint64_t seed)
+{
+    const uint8_t *p = data;
+    uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15ull);
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ ts_mix64(w)) * 0x9e3779b97f4a7c15ull;
+        p += 8;
+        len -= 8;
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < len; i++)
+        w |= (uint64_t)p[i] << (8 * i);
+    h = (h ^ ts_mix64(w)) * 0x9e3779b97f4a7c15ull;
+    return ts_mix64(h);
+}
+
+#define ERR_NAME_(name, value, msg)                                                                \
+    case name:                                                                                     \
+        return #name;
+#define ERR_MSG_(name, value, msg)                                                                 \
+    case name:                                                                                     \
+        return msg;
+
+const char *
+trastenda_err_name(trastenda_err err)
+{
+    switch (err) {
+        TRASTENDA_ERRORS(ERR_NAME_)
+    }
+    return "TRASTENDA_E_?";
+}
+
+const char *
+trastenda_err_message(trastenda_err err)
+{
+    switch (err) {
+        TRASTENDA_ERRORS(ERR_MSG_)
+    }
+    return "unknown error";
+}

@@ -1,0 +1,61 @@
+/*
+ * engine/base.h - the shared base: assertions, allocation, small helpers.
+ *
+ * Every allocation goes through ts_alloc/ts_free (jemalloc's mallocx/sdallocx unless
+ * TS_NO_JEMALLOC, as in sanitizer builds): one seam for accounting and fault injection.
+ */
+#ifndef TRASTENDA_ENGINE_BASE_H
+#define TRASTENDA_ENGINE_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TS_MUST_USE    __attribute__((warn_unused_result))
+#define TS_UNUSED      __attribute__((unused))
+#define TS_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define TS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Prints file:line:expr and aborts. On in every build. */
+_Noreturn void ts_assert_fail(const char *file, int line, const char *expr);
+
+#define TS_ASSERT(x)                                                                               \
+    do {                                                                                           \
+        if (TS_UNLIKELY(!(x))) ts_assert_fail(__FILE__, __LINE__, #x);                             \
+    } while (0)
+
+/* O(n) checks, on in Debug and test builds. */
+#ifdef TS_DEBUG
+#define TS_DEBUG_ASSERT(x) TS_ASSERT(x)
+#else
+#define TS_DEBUG_ASSERT(x) ((void)0)
+#endif
+
+/* Zeroed memory of size bytes; NULL when out of memory (or when fault injection says so). */
+void *ts_alloc(size_t size);
+/* size must be the size passed to ts_alloc. Accepts NULL. */
+void ts_free(void *ptr, size_t size);
+
+/* Bytes currently allocated through ts_alloc. */
+size_t ts_allocated_bytes(void);
+
+/* Fault injection for tests: the n-th next ts_alloc call (1 = the next) fails; 0 disables. */
+void ts_alloc_fail_after(uint32_t n);
+
+/* 64-bit hash of bytes (deterministic across runs and machines). */
+uint64_t ts_hash(const void *data, size_t len, uint64_t seed);
+
+static inline uint64_t
+ts_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+#define TS_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define TS_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif /* TRASTENDA_ENGINE_BASE_H */

@@ -1,0 +1,137 @@
+/*
+ * engine/codec.h - little-endian writer and bounds-checked reader of log entries (docs/LOG.md).
+ *
+ * The writer writes into space reserved beforehand (eng_buf_reserve with the record's bound); the
+ * reader never reads past its end: a short or malformed entry sets `bad`, and every get after
+ * that returns zeros.
+ */
+#ifndef TRASTENDA_ENGINE_CODEC_H
+#define TRASTENDA_ENGINE_CODEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "trastenda/engine.h"
+
+struct eng_wr {
+    uint8_t *p;
+};
+
+static inline void
+wr_u8(struct eng_wr *w, uint8_t v)
+{
+    *w->p++ = v;
+}
+static inline void
+wr_u16(struct eng_wr *w, uint16_t v)
+{
+    w->p[0] = (uint8_t)v;
+    w->p[1] = (uint8_t)(v >> 8);
+    w->p += 2;
+}
+static inline void
+wr_u32(struct eng_wr *w, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        w->p[i] = (uint8_t)(v >> (8 * i));
+    w->p += 4;
+}
+static inline void
+wr_u64(struct eng_wr *w, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        w->p[i] = (uint8_t)(v >> (8 * i));
+    w->p += 8;
+}
+static inline void
+wr_i32(struct eng_wr *w, int32_t v)
+{
+    wr_u32(w, (uint32_t)v);
+}
+static inline void
+wr_i64(struct eng_wr *w, int64_t v)
+{
+    wr_u64(w, (uint64_t)v);
+}
+/* Strings are a length byte and the bytes (ids <= 64, names <= 128). */
+static inline void
+wr_str(struct eng_wr *w, const char *s, uint32_t len)
+{
+    *w->p++ = (uint8_t)len;
+    if (len) memcpy(w->p, s, len);
+    w->p += len;
+}
+
+struct eng_rd {
+    const uint8_t *p, *end;
+    bool bad;
+};
+
+static inline bool
+rd_need(struct eng_rd *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return false;
+    }
+    return true;
+}
+static inline uint8_t
+rd_u8(struct eng_rd *r)
+{
+    return rd_need(r, 1) ? *r->p++ : 0;
+}
+static inline uint16_t
+rd_u16(struct eng_rd *r)
+{
+    if (!rd_need(r, 2)) return 0;
+    uint16_t v = (uint16_t)(r->p[0] | (r->p[1] << 8));
+    r->p += 2;
+    return v;
+}
+static inline uint32_t
+rd_u32(struct eng_rd *r)
+{
+    if (!rd_need(r, 4)) return 0;
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)r->p[i] << (8 * i);
+    r->p += 4;
+    return v;
+}
+static inline uint64_t
+rd_u64(struct eng_rd *r)
+{
+    if (!rd_need(r, 8)) return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)r->p[i] << (8 * i);
+    r->p += 8;
+    return v;
+}
+static inline int32_t
+rd_i32(struct eng_rd *r)
+{
+    return (int32_t)rd_u32(r);
+}
+static inline int64_t
+rd_i64(struct eng_rd *r)
+{
+    return (int64_t)rd_u64(r);
+}
+/* A string of at most max bytes; empty on error. */
+static inline trastenda_str
+rd_str(struct eng_rd *r, uint32_t max)
+{
+    trastenda_str s = {"", 0};
+    uint8_t n = rd_u8(r);
+    if (n > max) r->bad = true;
+    if (r->bad || !rd_need(r, n)) return s;
+    s.ptr = (const char *)r->p;
+    s.len = n;
+    r->p += n;
+    return s;
+}
+
+#endif /* TRASTENDA_ENGINE_CODEC_H */

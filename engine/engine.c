@@ -1,0 +1,364 @@
+/*
+ * engine/engine.c - the engine's life and its batch loop: create/destroy (every table
+ * preallocated), trastenda_engine_apply (maintenance, then each command, then the effects),
+ * command dispatch with idempotency keys, and the full invariant check.
+ *
+ * Must not allocate after create (but for the entry buffers reaching a new high-water mark),
+ * read a clock, or do I/O: time comes in with each batch.
+ */
+#include <string.h>
+
+#include "eng.h"
+
+void
+trastenda_engine_config_default(trastenda_engine_config *cfg)
+{
+    TS_ASSERT(cfg != NULL);
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->locations_max = 256;
+    cfg->skus_max = 100000;
+    cfg->stock_max = 1000000;
+    cfg->holds_max = 262144;
+    cfg->orders_max = 262144;
+    cfg->pos_max = 16384;
+    cfg->keys_max = 1048576;
+    cfg->lines_max = 2097152;
+    cfg->batch_cmds_max = 8192;
+    cfg->expire_per_batch_max = 1024;
+    cfg->purge_per_batch_max = 1024;
+    cfg->hold_retention_ms = 3600000;         /* an hour: support asks about a checkout */
+    cfg->order_retention_ms = 7 * 86400000ll; /* a week after delivery or cancellation */
+    cfg->key_retention_ms = 86400000;         /* a day of client retries */
+    cfg->review_days = 7;
+    cfg->epoch = 1;
+}
+
+static trastenda_err
+config_check(const trastenda_engine_config *c)
+{
+    if (c->locations_max == 0 || c->locations_max > TRASTENDA_LOCATIONS_MAX)
+        return TRASTENDA_E_INVALID;
+    uint32_t mins[] = {c->skus_max,           c->stock_max,      c->holds_max,
+                       c->orders_max,         c->pos_max,        c->keys_max,
+                       c->lines_max,          c->batch_cmds_max, c->expire_per_batch_max,
+                       c->purge_per_batch_max};
+    for (size_t i = 0; i < sizeof(mins) / sizeof(mins[0]); i++)
+        if (mins[i] == 0 || mins[i] > (1u << 30)) return TRASTENDA_E_INVALID;
+    if (c->hold_retention_ms < 0 || c->order_retention_ms < 0 || c->key_retention_ms < 0)
+        return TRASTENDA_E_INVALID;
+    if (c->review_days > TRASTENDA_LEAD_DAYS_MAX) return TRASTENDA_E_INVALID;
+    return TRASTENDA_OK;
+}
+
+#define ALLOC_ARRAY(ptr, n) ((ptr) = ts_alloc((size_t)(n) * sizeof(*(ptr)))) == NULL
+
+static trastenda_err
+tables_alloc(trastenda_engine *e)
+{
+    const trastenda_engine_config *c = &e->cfg;
+    if (ALLOC_ARRAY(e->locs, c->locations_max) || ALLOC_ARRAY(e->skus, c->skus_max) ||
+        ALLOC_ARRAY(e->stock, c->stock_max) || ALLOC_ARRAY(e->vel, c->stock_max) ||
+        ALLOC_ARRAY(e->lines, c->lines_max) || ALLOC_ARRAY(e->holds, c->holds_max) ||
+        ALLOC_ARRAY(e->heap, c->holds_max) || ALLOC_ARRAY(e->orders, c->orders_max) ||
+        ALLOC_ARRAY(e->pos, c->pos_max) || ALLOC_ARRAY(e->keys, c->keys_max) ||
+        ALLOC_ARRAY(e->route_loc_slot, c->locations_max) ||
+        ALLOC_ARRAY(e->route_cand, c->locations_max) ||
+        ALLOC_ARRAY(e->route_cand2, c->locations_max) ||
+        ALLOC_ARRAY(e->route_sell, (size_t)c->locations_max * TRASTENDA_LINES_MAX) ||
+        ALLOC_ARRAY(e->route_sell2, (size_t)c->locations_max * TRASTENDA_LINES_MAX))
+        return TRASTENDA_E_NOMEM;
+    e->arena_max = c->batch_cmds_max * 8u + (TRASTENDA_ALLOCS_MAX + TRASTENDA_LINES_MAX) * 2u;
+    if (ALLOC_ARRAY(e->arena, e->arena_max)) return TRASTENDA_E_NOMEM;
+    for (uint32_t i = 0; i < c->locations_max; i++)
+        e->route_loc_slot[i] = ENG_NONE;
+    for (uint32_t i = 0; i < c->holds_max; i++)
+        e->holds[i].heap_pos = ENG_NONE;
+    return TRASTENDA_OK;
+}
+
+static trastenda_err
+indices_init(trastenda_engine *e)
+{
+    const trastenda_engine_config *c = &e->cfg;
+    trastenda_err err = eng_map_init(&e->loc_map, c->locations_max);
+    if (err == TRASTENDA_OK) err = eng_map_init(&e->sku_map, c->skus_max);
+    if (err == TRASTENDA_OK) err = eng_map_init(&e->stock_map, c->stock_max);
+    if (err == TRASTENDA_OK) err = eng_map_init(&e->hold_map, c->holds_max);
+    if (err == TRASTENDA_OK) err = eng_map_init(&e->order_map, c->orders_max);
+    if (err == TRASTENDA_OK) err = eng_map_init(&e->po_map, c->pos_max);
+    if (err == TRASTENDA_OK) err = eng_map_init(&e->key_map, c->keys_max);
+    if (err == TRASTENDA_OK) err = eng_bits_init(&e->low, c->stock_max);
+    if (err == TRASTENDA_OK) err = eng_pool_init(&e->line_pool, c->lines_max);
+    if (err == TRASTENDA_OK) err = eng_pool_init(&e->hold_pool, c->holds_max);
+    if (err == TRASTENDA_OK) err = eng_pool_init(&e->order_pool, c->orders_max);
+    if (err == TRASTENDA_OK) err = eng_pool_init(&e->po_pool, c->pos_max);
+    if (err == TRASTENDA_OK) err = eng_pool_init(&e->key_pool, c->keys_max);
+    if (err == TRASTENDA_OK) err = eng_fifo_init(&e->hold_fifo, c->holds_max);
+    if (err == TRASTENDA_OK) err = eng_fifo_init(&e->order_fifo, c->orders_max);
+    if (err == TRASTENDA_OK) err = eng_fifo_init(&e->po_fifo, c->pos_max);
+    if (err == TRASTENDA_OK) err = eng_fifo_init(&e->key_fifo, c->keys_max);
+    return err;
+}
+
+trastenda_err
+trastenda_engine_create(const trastenda_engine_config *cfg, trastenda_engine **out)
+{
+    if (cfg == NULL || out == NULL) return TRASTENDA_E_INVALID;
+    *out = NULL;
+    trastenda_err err = config_check(cfg);
+    if (err != TRASTENDA_OK) return err;
+    trastenda_engine *e = ts_alloc(sizeof(*e));
+    if (e == NULL) return TRASTENDA_E_NOMEM;
+    e->cfg = *cfg;
+    err = tables_alloc(e);
+    if (err == TRASTENDA_OK) err = indices_init(e);
+    if (err != TRASTENDA_OK) {
+        trastenda_engine_destroy(e);
+        return err;
+    }
+    *out = e;
+    return TRASTENDA_OK;
+}
+
+#define FREE_ARRAY(ptr, n)                                                                         \
+    do {                                                                                           \
+        if ((ptr) != NULL) ts_free((ptr), (size_t)(n) * sizeof(*(ptr)));                           \
+    } while (0)
+
+void
+trastenda_engine_destroy(trastenda_engine *e)
+{
+    if (e == NULL) return;
+    const trastenda_engine_config *c = &e->cfg;
+    FREE_ARRAY(e->locs, c->locations_max);
+    FREE_ARRAY(e->skus, c->skus_max);
+    FREE_ARRAY(e->stock, c->stock_max);
+    FREE_ARRAY(e->vel, c->stock_max);
+    FREE_ARRAY(e->lines, c->lines_max);
+    FREE_ARRAY(e->holds, c->holds_max);
+    FREE_ARRAY(e->heap, c->holds_max);
+    FREE_ARRAY(e->orders, c->orders_max);
+    FREE_ARRAY(e->pos, c->pos_max);
+    FREE_ARRAY(e->keys, c->keys_max);
+    FREE_ARRAY(e->route_loc_slot, c->locations_max);
+    FREE_ARRAY(e->route_cand, c->locations_max);
+    FREE_ARRAY(e->route_cand2, c->locations_max);
+    FREE_ARRAY(e->route_sell, (size_t)c->locations_max * TRASTENDA_LINES_MAX);
+    FREE_ARRAY(e->route_sell2, (size_t)c->locations_max * TRASTENDA_LINES_MAX);
+    FREE_ARRAY(e->arena, e->arena_max);
+    struct eng_map *maps[] = {&e->loc_map,   &e->sku_map, &e->stock_map, &e->hold_map,
+                              &e->order_map, &e->po_map,  &e->key_map};
+    for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+        eng_map_fini(maps[i]);
+    eng_bits_fini(&e->low);
+    struct eng_pool *pools[] = {&e->line_pool, &e->hold_pool, &e->order_pool, &e->po_pool,
+                                &e->key_pool};
+    for (size_t i = 0; i < sizeof(pools) / sizeof(pools[0]); i++)
+        eng_pool_fini(pools[i]);
+    eng_fifo_fini(&e->hold_fifo, c->holds_max);
+    eng_fifo_fini(&e->order_fifo, c->orders_max);
+    eng_fifo_fini(&e->po_fifo, c->pos_max);
+    eng_fifo_fini(&e->key_fifo, c->keys_max);
+    eng_buf_fini(&e->entry);
+    eng_buf_fini(&e->side);
+    for (int t = 0; t < 16; t++)
+        eng_buf_fini(&e->dirty[t]);
+    ts_free(e, sizeof(*e));
+}
+
+trastenda_alloc *
+eng_arena_take(trastenda_engine *e, uint32_t n)
+{
+    /* The arena holds 8 placements per command on average; apply checks before each command that
+     * its worst case fits (arena_need). */
+    TS_ASSERT(e->arena_used + n <= e->arena_max);
+    trastenda_alloc *a = &e->arena[e->arena_used];
+    e->arena_used += n;
+    return a;
+}
+
+/* ---- maintenance: retention and expiry, before the batch's commands ---- */
+
+static void
+maintenance(trastenda_engine *e)
+{
+    const trastenda_engine_config *c = &e->cfg;
+    int64_t now = e->time_ms;
+    for (uint32_t n = 0; n < c->purge_per_batch_max && e->hold_fifo.head != ENG_NONE; n++) {
+        uint32_t h = e->hold_fifo.head;
+        if (e->holds[h].resolved_ms + c->hold_retention_ms > now) break;
+        eng_emit_removed(e, TRASTENDA_REC_HOLD_REMOVED, (trastenda_str){"", 0}, e->holds[h].id);
+        eng_hold_free(e, h);
+    }
+    for (uint32_t n = 0; n < c->purge_per_batch_max && e->order_fifo.head != ENG_NONE; n++) {
+        uint32_t o = e->order_fifo.head;
+        if (e->orders[o].finished_ms + c->order_retention_ms > now) break;
+        eng_emit_removed(e, TRASTENDA_REC_ORDER_REMOVED, eng_id_str(&e->orders[o].id), 0);
+        eng_order_free(e, o);
+    }
+    for (uint32_t n = 0; n < c->purge_per_batch_max && e->po_fifo.head != ENG_NONE; n++) {
+        uint32_t p = e->po_fifo.head;
+        if (e->pos[p].updated_ms + c->order_retention_ms > now) break;
+        eng_emit_removed(e, TRASTENDA_REC_PO_REMOVED, eng_id_str(&e->pos[p].id), 0);
+        eng_po_free(e, p);
+    }
+    eng_keys_expire(e);
+    eng_holds_expire(e);
+}
+
+/* ---- one command ---- */
+
+static trastenda_err
+dispatch(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r)
+{
+    switch (c->op) {
+    case TRASTENDA_OP_LOCATION_UPSERT:
+        return eng_cmd_location_upsert(e, c, r);
+    case TRASTENDA_OP_LOCATION_DEACTIVATE:
+        return eng_cmd_location_deactivate(e, c, r);
+    case TRASTENDA_OP_SKU_UPSERT:
+        return eng_cmd_sku_upsert(e, c, r);
+    case TRASTENDA_OP_SKU_DEACTIVATE:
+        return eng_cmd_sku_deactivate(e, c, r);
+    case TRASTENDA_OP_RESERVE:
+        return eng_cmd_reserve(e, c, r);
+    case TRASTENDA_OP_EXTEND:
+        return eng_cmd_extend(e, c, r);
+    case TRASTENDA_OP_CONFIRM:
+        return eng_cmd_confirm(e, c, r);
+    case TRASTENDA_OP_RELEASE:
+        return eng_cmd_release(e, c, r);
+    case TRASTENDA_OP_ORDER_PLACE:
+        return eng_cmd_order_place(e, c, r);
+    case TRASTENDA_OP_ORDER_RETURN:
+        return eng_cmd_order_return(e, c, r);
+    case TRASTENDA_OP_ORDER_PICK:
+    case TRASTENDA_OP_ORDER_PACK:
+    case TRASTENDA_OP_ORDER_SHIP:
+    case TRASTENDA_OP_ORDER_DELIVER:
+    case TRASTENDA_OP_ORDER_CANCEL:
+        return eng_cmd_order_step(e, c, r);
+    case TRASTENDA_OP_PO_CREATE:
+    case TRASTENDA_OP_PO_RECEIVE:
+    case TRASTENDA_OP_PO_CLOSE:
+        return eng_cmd_po(e, c, r);
+    case TRASTENDA_OP_NOOP:
+        return TRASTENDA_OK;
+    default:
+        return eng_cmd_stock(e, c, r);
+    }
+}
+
+static void
+result_init(trastenda_result *r, uint32_t op)
+{
+    r->code = TRASTENDA_OK;
+    r->op = op;
+    r->line = UINT32_MAX;
+    r->duplicate = r->rule = r->state = 0;
+    r->id = 0;
+    r->value = 0;
+    r->allocs = NULL;
+    r->alloc_count = 0;
+    memcpy(r->message, "ok", 3);
+}
+
+static void
+apply_one(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r)
+{
+    result_init(r, c->op);
+    if (c->op < TRASTENDA_OP_LOCATION_UPSERT || c->op >= TRASTENDA_OP_COUNT_) {
+        eng_fail(r, TRASTENDA_E_INVALID, "op must be 1..%d (got %u)", TRASTENDA_OP_COUNT_ - 1,
+                 c->op);
+        return;
+    }
+    if (eng_id_check(c->actor, "actor", false, r) != TRASTENDA_OK) return;
+    bool keyed = c->key.len > 0 && c->op != TRASTENDA_OP_NOOP;
+    uint64_t ph = 0;
+    if (keyed) {
+        if (eng_id_check(c->key, "key", false, r) != TRASTENDA_OK) return;
+        ph = eng_cmd_payload_hash(c);
+        if (eng_key_replay(e, c, ph, r)) return;
+        if (e->key_pool.top == 0) {
+            eng_fail(r, TRASTENDA_E_TABLE_FULL, "keys table full (%u); raise keys_max",
+                     e->cfg.keys_max);
+            return;
+        }
+    }
+    e->cmd = c;
+    trastenda_err err = dispatch(e, c, r);
+    e->cmd = NULL;
+    TS_ASSERT(err == r->code);
+    if (err == TRASTENDA_OK && keyed && !r->duplicate) eng_key_remember(e, c, ph, r);
+}
+
+/* Prefetches what the next commands will touch: their SKUs' first records and map slots, so
+ * the misses of a batch over a large table overlap instead of queueing. */
+static void
+prefetch(const trastenda_engine *e, const trastenda_cmd *c)
+{
+    if (c->op != TRASTENDA_OP_RESERVE || c->lines == NULL || c->line_count == 0) return;
+    const trastenda_line *ln = &c->lines[0];
+    if (ln->sku.ix == TRASTENDA_IX_NONE || ln->loc.ix == TRASTENDA_IX_NONE) return;
+    if (ln->sku.ix >= e->sku_count || ln->loc.ix >= e->loc_count) return;
+    uint32_t h = (uint32_t)ts_mix64(((uint64_t)ln->sku.ix << 32) | ln->loc.ix);
+    __builtin_prefetch(eng_map_slot_addr(&e->stock_map, h));
+    __builtin_prefetch(&e->skus[ln->sku.ix]);
+}
+
+/* Placements a command may add to the result arena at most. */
+static uint32_t
+arena_need(const trastenda_cmd *c)
+{
+    return c->op == TRASTENDA_OP_RESERVE || c->op == TRASTENDA_OP_ORDER_PLACE ||
+                   c->op == TRASTENDA_OP_CONFIRM
+               ? TRASTENDA_ALLOCS_MAX + TRASTENDA_LINES_MAX
+               : 0;
+}
+
+trastenda_err
+trastenda_engine_apply(trastenda_engine *e, int64_t now_ms, const trastenda_cmd *cmds, uint32_t n,
+                       trastenda_result *results, trastenda_batch_out *out)
+{
+    if (e == NULL || out == NULL || (n > 0 && (cmds == NULL || results == NULL)))
+        return TRASTENDA_E_INVALID;
+    if (n > e->cfg.batch_cmds_max) return TRASTENDA_E_BATCH_TOO_BIG;
+    if (now_ms < e->time_ms) return TRASTENDA_E_TIME;
+    e->seq++;
+    e->time_ms = now_ms;
+    e->arena_used = 0;
+    eng_effects_begin(e);
+    maintenance(e);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i + 8 < n) prefetch(e, &cmds[i + 8]);
+        if (e->arena_used + arena_need(&cmds[i]) > e->arena_max) {
+            /* Placements of large orders filled the arena: the rest waits for the next batch. */
+            result_init(&results[i], cmds[i].op);
+            eng_fail(&results[i], TRASTENDA_E_BATCH_TOO_BIG,
+                     "batch too large for its results; retry this command");
+            continue;
+        }
+        apply_one(e, &cmds[i], &results[i]);
+    }
+    eng_effects_end(e, out);
+    e->cmds_since_check += n;
+#ifdef TS_DEBUG
+    if (e->cmds_since_check >= 1000) {
+        e->cmds_since_check = 0;
+        trastenda_engine_check(e);
+    }
+#endif
+    return TRASTENDA_OK;
+}
+
+uint64_t
+trastenda_engine_seq(const trastenda_engine *e)
+{
+    return e->seq;
+}
+
+int64_t
+trastenda_engine_time_ms(const trastenda_engine *e)
+{
+    return e->time_ms;
+}
