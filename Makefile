@@ -3,6 +3,7 @@ JOBS ?= 2
 
 RELEASE_DIR := build/release
 ASAN_DIR    := build/asan
+TSAN_DIR    := build/tsan
 
 # Every C source and header we own (find also sees files git does not track yet).
 # With none of the folders present, list nothing (find would search '.').
@@ -10,7 +11,7 @@ SRC_DIRS     := $(wildcard engine include tests bench)
 FORMAT_FILES := $(if $(SRC_DIRS),find $(SRC_DIRS) -path '*/build' -prune -o -type f \
 	\( -name '*.c' -o -name '*.h' \) -print0,true)
 
-.PHONY: all deps build build-asan run test bench format format-check clean
+.PHONY: all deps build build-asan build-tsan run test bench format format-check clean
 
 all: build
 
@@ -28,14 +29,24 @@ build-asan: deps
 			-DCMAKE_C_COMPILER=clang-14
 	cmake --build $(ASAN_DIR) -j$(JOBS)
 
+# ThreadSanitizer builds only the plain_*.c tests (Criterion aborts under TSan).
+build-tsan: deps
+	test -f $(TSAN_DIR)/CMakeCache.txt || \
+		cmake -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DTS_TSAN=ON \
+			-DCMAKE_C_COMPILER=clang-14
+	cmake --build $(TSAN_DIR) -j$(JOBS)
+
 run: build
 	./$(RELEASE_DIR)/trastenda-demo
 
-# Release runs every test; the sanitizer build skips tests labelled "slow".
-test: build build-asan format-check
+# Release runs every test; the sanitizer build skips tests labelled "slow"; TSan runs the plain
+# (concurrency) tests and fails on any report.
+test: build build-asan build-tsan format-check
 	ctest --test-dir $(RELEASE_DIR) --output-on-failure
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir $(ASAN_DIR) --output-on-failure -LE slow
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+		ctest --test-dir $(TSAN_DIR) --output-on-failure
 
 bench: build
 	./$(RELEASE_DIR)/trastenda-bench-engine

@@ -292,7 +292,12 @@ put_order(trastenda_engine *e, struct eng_rd *r, bool apply)
         eng_map_insert(&e->order_map, eng_str_hash(id), o);
     }
     struct eng_order *od = &e->orders[o];
-    if (eng_fifo_has(&e->order_fifo, o)) eng_fifo_remove(&e->order_fifo, o);
+    /* A finished order keeps its place in the retention FIFO while its window is unchanged (a
+     * partial return after delivery): the writer did not move it either, and the FIFO must stay
+     * in finish order for the purge to stop at the first order not yet due. */
+    bool keep = eng_fifo_has(&e->order_fifo, o) && eng_order_finished(img.state) &&
+                od->finished_ms == img.finished_ms;
+    if (!keep && eng_fifo_has(&e->order_fifo, o)) eng_fifo_remove(&e->order_fifo, o);
     od->lines_head =
         lines_put(e, od->lines_head, lines, n, ENG_LINE_ORDER, o, order_line_linked, NULL);
     od->alloc_count = n;
@@ -307,7 +312,7 @@ put_order(trastenda_engine *e, struct eng_rd *r, bool apply)
     od->state = img.state;
     od->rule = img.rule;
     od->channel = img.channel;
-    if (eng_order_finished(od->state)) eng_fifo_push(&e->order_fifo, o);
+    if (eng_order_finished(od->state) && !keep) eng_fifo_push(&e->order_fifo, o);
 }
 
 static bool

@@ -18,17 +18,20 @@ trastenda_engine_config_default(trastenda_engine_config *cfg)
     cfg->locations_max = 256;
     cfg->skus_max = 100000;
     cfg->stock_max = 1000000;
-    cfg->holds_max = 262144;
+    cfg->holds_max = 1048576;
     cfg->orders_max = 262144;
     cfg->pos_max = 16384;
-    cfg->keys_max = 1048576;
+    cfg->keys_max = 2097152;
     cfg->lines_max = 2097152;
     cfg->batch_cmds_max = 8192;
     cfg->expire_per_batch_max = 1024;
     cfg->purge_per_batch_max = 1024;
-    cfg->hold_retention_ms = 3600000;         /* an hour: support asks about a checkout */
-    cfg->order_retention_ms = 7 * 86400000ll; /* a week after delivery or cancellation */
-    cfg->key_retention_ms = 86400000;         /* a day of client retries */
+    /* Memory holds what is live plus a window; storage keeps the rest (docs/ENGINE.md).
+     * Sustained rates these defaults allow: table / window, e.g. 2,097,152 keys / 120 s =
+     * 17,476 keyed commands/s; raise keys_max (about 150 bytes each) for more. */
+    cfg->hold_retention_ms = 60000;
+    cfg->order_retention_ms = 600000;
+    cfg->key_retention_ms = 120000;
     cfg->review_days = 7;
     cfg->epoch = 1;
 }
@@ -292,18 +295,164 @@ apply_one(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r)
     if (err == TRASTENDA_OK && keyed && !r->duplicate) eng_key_remember(e, c, ph, r);
 }
 
-/* Prefetches what the next commands will touch: their SKUs' first records and map slots, so
- * the misses of a batch over a large table overlap instead of queueing. */
-static void
-prefetch(const trastenda_engine *e, const trastenda_cmd *c)
+/*
+ * Touching ahead. A batch over large tables spends its time in cache and TLB misses (map slots,
+ * records), taken one after another when each command finds its own. So before each chunk of
+ * TOUCH_CHUNK commands two tight loops load what the chunk will use: first the map slots (the
+ * stock record of each line, the hold of a hold id, the idempotency key, the order id, the slot
+ * the chunk's next hold ids will take) and the SKUs, then the entries those slots name. The loads
+ * of a loop do not depend on one another, so the core keeps many in flight. They are real loads:
+ * prefetch hints were dropped on TLB misses on the machine we measured (bench/engine.c).
+ * Nothing is changed: a wrong guess (a slot holding another entry, a reserve that fails) is a
+ * wasted load, never a wrong result. The retention purges get the same treatment (maintenance).
+ */
+#define TOUCH_CHUNK      32u
+#define TOUCH_LINES      4u    /* lines of one command worth touching */
+#define TOUCH_PURGES_MAX 4096u /* removals touched ahead per table and batch */
+#define TOUCH_CHAIN_MAX  16u   /* records of a routed line's chain touched ahead */
+
+static bool
+uses_hold_id(uint32_t op)
 {
-    if (c->op != TRASTENDA_OP_RESERVE || c->lines == NULL || c->line_count == 0) return;
-    const trastenda_line *ln = &c->lines[0];
-    if (ln->sku.ix == TRASTENDA_IX_NONE || ln->loc.ix == TRASTENDA_IX_NONE) return;
-    if (ln->sku.ix >= e->sku_count || ln->loc.ix >= e->loc_count) return;
-    uint32_t h = (uint32_t)ts_mix64(((uint64_t)ln->sku.ix << 32) | ln->loc.ix);
-    __builtin_prefetch(eng_map_slot_addr(&e->stock_map, h));
-    __builtin_prefetch(&e->skus[ln->sku.ix]);
+    return op == TRASTENDA_OP_RELEASE || op == TRASTENDA_OP_CONFIRM || op == TRASTENDA_OP_EXTEND;
+}
+
+static bool
+has_lines(const trastenda_cmd *c)
+{
+    return (c->op == TRASTENDA_OP_RESERVE || c->op == TRASTENDA_OP_ORDER_PLACE) &&
+           c->lines != NULL && c->line_count > 0;
+}
+
+static uint32_t
+stock_slot_hash(uint32_t sku_ix, uint32_t loc_ix)
+{
+    return (uint32_t)ts_mix64(((uint64_t)sku_ix << 32) | loc_ix); /* as stock.c */
+}
+
+static bool
+str_hashable(trastenda_str s)
+{
+    return s.len > 0 && s.len <= TRASTENDA_ID_BYTES_MAX && s.ptr != NULL;
+}
+
+/* The home slot of a hash: where a search or an insert starts. Writer thread. */
+static uint64_t
+slot_load(const struct eng_map *m, uint32_t hash)
+{
+    return m->slots[hash & m->mask];
+}
+
+/* The entry a home slot names when it holds the hash; ENG_NONE otherwise. */
+static uint32_t
+slot_entry(const struct eng_map *m, uint32_t hash)
+{
+    uint64_t s = slot_load(m, hash);
+    return s != 0 && (uint32_t)(s >> 32) == hash ? (uint32_t)s - 1u : ENG_NONE;
+}
+
+/* Stage 1: map slots and SKUs. hold_guess: the id the command's hold gets if it reserves. */
+static uint64_t
+touch_slots(const trastenda_engine *e, const trastenda_cmd *c, uint64_t hold_guess)
+{
+    uint64_t sum = 0;
+    if (str_hashable(c->key)) sum += slot_load(&e->key_map, eng_str_hash(c->key));
+    if (uses_hold_id(c->op)) sum += slot_load(&e->hold_map, (uint32_t)ts_mix64(c->hold_id));
+    if (!has_lines(c)) return sum;
+    if (c->op == TRASTENDA_OP_RESERVE)
+        sum += slot_load(&e->hold_map, (uint32_t)ts_mix64(hold_guess));
+    if (c->op == TRASTENDA_OP_ORDER_PLACE && str_hashable(c->order_id))
+        sum += slot_load(&e->order_map, eng_str_hash(c->order_id));
+    for (uint32_t i = 0; i < c->line_count && i < TOUCH_LINES; i++) {
+        const trastenda_line *ln = &c->lines[i];
+        if (ln->sku.ix >= e->sku_count) continue;
+        const struct eng_sku *k = &e->skus[ln->sku.ix];
+        sum += k->id.len + k->first_stock; /* the id (ledger, post-images); flags and chain */
+        if (ln->loc.ix < e->loc_count)
+            sum += slot_load(&e->stock_map, stock_slot_hash(ln->sku.ix, ln->loc.ix));
+    }
+    return sum;
+}
+
+/* Stage 2: the entries the slots of stage 1 name. Routed lines (no location) leave the first
+ * record of their SKU's chain in chain[] for stage 3. */
+static uint64_t
+touch_entries(const trastenda_engine *e, const trastenda_cmd *c, uint32_t *chain, uint32_t *n_chain)
+{
+    uint64_t sum = 0;
+    if (uses_hold_id(c->op)) {
+        uint32_t h = slot_entry(&e->hold_map, (uint32_t)ts_mix64(c->hold_id));
+        if (h < e->cfg.holds_max) sum += e->holds[h].lines_head;
+    }
+    if (!has_lines(c)) return sum;
+    for (uint32_t i = 0; i < c->line_count && i < TOUCH_LINES; i++) {
+        const trastenda_line *ln = &c->lines[i];
+        if (ln->sku.ix >= e->sku_count) continue;
+        if (ln->loc.ix >= e->loc_count) {
+            chain[(*n_chain)++] = e->skus[ln->sku.ix].first_stock;
+            continue;
+        }
+        uint32_t rec = slot_entry(&e->stock_map, stock_slot_hash(ln->sku.ix, ln->loc.ix));
+        if (rec >= e->stock_count) continue;
+        sum += (uint64_t)e->stock[rec].seq + (uint64_t)e->vel[rec].day; /* vel: post-image */
+    }
+    return sum;
+}
+
+/* Stage 3, routed lines: routing walks each SKU's record chain, then placing looks up the map
+ * slot of each (SKU, location) it chose. One link of every chain per round, so that the loads of
+ * a round overlap; the slot of every candidate, since any may be chosen. */
+static uint64_t
+touch_chains(const trastenda_engine *e, uint32_t *chain, uint32_t n)
+{
+    uint64_t sum = 0;
+    for (uint32_t round = 0; round < TOUCH_CHAIN_MAX; round++) {
+        bool any = false;
+        for (uint32_t k = 0; k < n; k++) {
+            if (chain[k] >= e->stock_count) continue;
+            const struct eng_stock *s = &e->stock[chain[k]];
+            sum += slot_load(&e->stock_map, stock_slot_hash(s->sku_ix, s->loc_ix));
+            sum += (uint64_t)e->vel[chain[k]].day; /* the post-image, when chosen */
+            chain[k] = s->next_in_sku;
+            any = true;
+        }
+        if (!any) break;
+    }
+    return sum;
+}
+
+static uint64_t
+touch_cmds(const trastenda_engine *e, const trastenda_cmd *cmds, uint32_t from, uint32_t to)
+{
+    uint32_t chain[TOUCH_CHUNK * TOUCH_LINES], n_chain = 0;
+    uint64_t sum = 0, guess = e->next_hold_id + 1;
+    TS_ASSERT(to - from <= TOUCH_CHUNK);
+    for (uint32_t i = from; i < to; i++) {
+        sum += touch_slots(e, &cmds[i], guess);
+        guess += cmds[i].op == TRASTENDA_OP_RESERVE;
+    }
+    for (uint32_t i = from; i < to; i++)
+        sum += touch_entries(e, &cmds[i], chain, &n_chain);
+    return sum + touch_chains(e, chain, n_chain);
+}
+
+/* The map slots the due hold and key removals at the heads of their FIFOs will search. */
+static uint64_t
+touch_purges(const trastenda_engine *e)
+{
+    const trastenda_engine_config *c = &e->cfg;
+    uint32_t max = TS_MIN(c->purge_per_batch_max, TOUCH_PURGES_MAX), n = 0;
+    uint64_t sum = 0;
+    for (uint32_t h = e->hold_fifo.head; h != ENG_NONE && n < max; h = e->hold_fifo.next[h], n++) {
+        if (e->holds[h].resolved_ms + c->hold_retention_ms > e->time_ms) break;
+        sum += slot_load(&e->hold_map, (uint32_t)ts_mix64(e->holds[h].id));
+    }
+    n = 0;
+    for (uint32_t k = e->key_fifo.head; k != ENG_NONE && n < max; k = e->key_fifo.next[k], n++) {
+        if (e->keys[k].created_ms + c->key_retention_ms > e->time_ms) break;
+        sum += slot_load(&e->key_map, eng_str_hash(eng_id_str(&e->keys[k].key)));
+    }
+    return sum;
 }
 
 /* Placements a command may add to the result arena at most. */
@@ -328,9 +477,10 @@ trastenda_engine_apply(trastenda_engine *e, int64_t now_ms, const trastenda_cmd 
     e->time_ms = now_ms;
     e->arena_used = 0;
     eng_effects_begin(e);
+    volatile uint64_t touched = touch_purges(e); /* volatile: the loads must happen */
     maintenance(e);
     for (uint32_t i = 0; i < n; i++) {
-        if (i + 8 < n) prefetch(e, &cmds[i + 8]);
+        if (i % TOUCH_CHUNK == 0) touched += touch_cmds(e, cmds, i, TS_MIN(n, i + TOUCH_CHUNK));
         if (e->arena_used + arena_need(&cmds[i]) > e->arena_max) {
             /* Placements of large orders filled the arena: the rest waits for the next batch. */
             result_init(&results[i], cmds[i].op);
@@ -340,6 +490,7 @@ trastenda_engine_apply(trastenda_engine *e, int64_t now_ms, const trastenda_cmd 
         }
         apply_one(e, &cmds[i], &results[i]);
     }
+    (void)touched;
     eng_effects_end(e, out);
     e->cmds_since_check += n;
 #ifdef TS_DEBUG

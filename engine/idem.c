@@ -50,10 +50,17 @@ eng_cmd_payload_hash(const trastenda_cmd *c)
     h = mix_str(h, c->order_id);
     h = mix_str(h, c->po_id);
     h = mix_str(h, c->channel);
-    int64_t nums[] = {(int64_t)c->hold_id, c->qty,     c->has_expected ? c->expected : 0,
-                      c->ttl_ms,           c->lat_e6,  c->lon_e6,
-                      c->has_ship_to,      c->partial, c->has_expected};
+    h = mix_str(h, c->name);
+    int64_t nums[] = {(int64_t)c->hold_id, c->qty,          c->has_expected ? c->expected : 0,
+                      c->ttl_ms,           c->lat_e6,       c->lon_e6,
+                      c->has_ship_to,      c->partial,      c->has_expected,
+                      c->reorder_point,    c->reorder_qty,  c->safety_stock,
+                      c->lead_days,        c->priority,     c->active,
+                      c->line_count,       c->channel_count};
     h = ts_hash(nums, sizeof(nums), h);
+    /* Upserts: the channels served are part of the payload too. */
+    for (uint32_t i = 0; i < c->channel_count && c->channels != NULL; i++)
+        h = mix_str(h, c->channels[i]);
     for (uint32_t i = 0; i < c->line_count && c->lines != NULL; i++) {
         h = mix_ref(h, &c->lines[i].sku);
         h = mix_ref(h, &c->lines[i].loc);

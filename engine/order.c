@@ -145,11 +145,11 @@ place_lines(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r,
 }
 
 static uint32_t
-place_apply(trastenda_engine *e, const trastenda_cmd *c, uint8_t channel,
+place_apply(trastenda_engine *e, const trastenda_cmd *c, uint64_t payload_hash, uint8_t channel,
             const struct eng_route *rt)
 {
-    uint32_t o = eng_order_new(e, c->order_id, eng_cmd_payload_hash(c), channel, c->lat_e6,
-                               c->lon_e6, rt->rule);
+    uint32_t o =
+        eng_order_new(e, c->order_id, payload_hash, channel, c->lat_e6, c->lon_e6, rt->rule);
     struct eng_order *od = &e->orders[o];
     struct eng_move mv = {.move = TRASTENDA_MOVE_ALLOCATE,
                           .ref_kind = TRASTENDA_REFK_ORDER,
@@ -222,7 +222,7 @@ eng_cmd_order_place(trastenda_engine *e, const trastenda_cmd *c, trastenda_resul
         err = eng_fail(r, TRASTENDA_E_TABLE_FULL, "lines table full (%u); raise lines_max",
                        e->cfg.lines_max);
     if (err != TRASTENDA_OK) return err;
-    o = place_apply(e, c, channel, &rt);
+    o = place_apply(e, c, ph, channel, &rt);
     r->id = e->orders[o].no;
     r->state = e->orders[o].state;
     eng_order_result_allocs(e, o, r);

@@ -57,6 +57,14 @@ eng_stock_insert(trastenda_engine *e, uint32_t sku_ix, uint32_t loc_ix)
     eng_map_insert(&e->stock_map, stock_hash(sku_ix, loc_ix), ix);
     __atomic_store_n(&e->stock_count, ix + 1, __ATOMIC_RELEASE);
     eng_dirty_mark(e, TRASTENDA_REC_STOCK, ix, &s->dirty);
+    /* The ledger is the audit trail (docs/LOG.md): the safety stock a record starts with is a
+     * movement like any other, so replaying the ledger from zero rebuilds it. */
+    if (s->q[TRASTENDA_Q_SAFETY] != 0) {
+        int32_t d[TRASTENDA_Q_COUNT_] = {0};
+        d[TRASTENDA_Q_SAFETY] = s->q[TRASTENDA_Q_SAFETY];
+        struct eng_move mv = {.move = TRASTENDA_MOVE_SAFETY};
+        eng_emit_ledger(e, ix, d, &mv);
+    }
     return ix;
 }
 
@@ -173,7 +181,9 @@ trastenda_engine_availability(const trastenda_engine *e, uint32_t sku_ix, traste
         TS_ASSERT(n++ < e->cfg.locations_max);
         const struct eng_location *l = &e->locs[e->stock[rec].loc_ix];
         if (!__atomic_load_n(&l->active, __ATOMIC_ACQUIRE)) continue;
-        if ((__atomic_load_n(&l->channels, __ATOMIC_ACQUIRE) & mask) == 0) continue;
+        if (scope == TRASTENDA_SCOPE_CHANNEL &&
+            (__atomic_load_n(&l->channels, __ATOMIC_ACQUIRE) & mask) == 0)
+            continue;
         trastenda_stock v;
         eng_stock_view(e, rec, &v);
         if (v.available > 0) *available += v.available;
@@ -426,11 +436,15 @@ move_plan(trastenda_engine *e, const trastenda_cmd *c, const struct stock_args *
         *move = TRASTENDA_MOVE_UNSELLABLE;
         break;
     }
-    case TRASTENDA_OP_SET_SAFETY:
+    case TRASTENDA_OP_SET_SAFETY: {
+        /* A record this command creates starts at the SKU's default safety stock. */
+        int64_t was = a->rec == ENG_NONE ? e->skus[a->sku].safety_default
+                                         : cur(e, a->rec, TRASTENDA_Q_SAFETY);
         err = eng_qty_check(c->qty, 0, TRASTENDA_QTY_MAX, "qty", r);
-        d[TRASTENDA_Q_SAFETY] = (int32_t)(c->qty - cur(e, a->rec, TRASTENDA_Q_SAFETY));
+        d[TRASTENDA_Q_SAFETY] = (int32_t)(c->qty - was);
         *move = TRASTENDA_MOVE_SAFETY;
         break;
+    }
     case TRASTENDA_OP_TRANSFER_IN:
         err = eng_qty_check(c->qty, 1, TRASTENDA_QTY_MAX, "qty", r);
         if (err == TRASTENDA_OK) err = need_record(a, r);
