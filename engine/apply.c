@@ -233,8 +233,11 @@ put_hold(trastenda_engine *e, struct eng_rd *r, bool apply)
         eng_map_insert(&e->hold_map, (uint32_t)ts_mix64(img.id), h);
     }
     struct eng_hold *hd = &e->holds[h];
+    /* A resolved hold already waiting keeps its place (Design note 6). */
+    bool keep = eng_fifo_has(&e->hold_fifo, h) && img.state != TRASTENDA_HOLD_OPEN &&
+                hd->resolved_ms == img.resolved_ms;
     if (hd->heap_pos != ENG_NONE) eng_hold_heap_remove(e, h);
-    if (eng_fifo_has(&e->hold_fifo, h)) eng_fifo_remove(&e->hold_fifo, h);
+    if (!keep && eng_fifo_has(&e->hold_fifo, h)) eng_fifo_remove(&e->hold_fifo, h);
     hd->lines_head =
         lines_put(e, hd->lines_head, lines, n, ENG_LINE_HOLD, h, hold_line_linked, &img.state);
     hd->line_count = n;
@@ -249,8 +252,8 @@ put_hold(trastenda_engine *e, struct eng_rd *r, bool apply)
     hd->lon_e6 = img.lon_e6;
     if (hd->state == TRASTENDA_HOLD_OPEN)
         eng_hold_heap_push(e, h);
-    else
-        eng_fifo_push(&e->hold_fifo, h);
+    else if (!keep)
+        eng_hold_retain(e, h);
 }
 
 static bool
@@ -312,7 +315,7 @@ put_order(trastenda_engine *e, struct eng_rd *r, bool apply)
     od->state = img.state;
     od->rule = img.rule;
     od->channel = img.channel;
-    if (eng_order_finished(od->state) && !keep) eng_fifo_push(&e->order_fifo, o);
+    if (eng_order_finished(od->state) && !keep) eng_order_retain(e, o);
 }
 
 static bool
@@ -344,13 +347,14 @@ put_po(trastenda_engine *e, struct eng_rd *r, bool apply)
         eng_map_insert(&e->po_map, eng_str_hash(id), p);
     }
     struct eng_po *po = &e->pos[p];
-    if (eng_fifo_has(&e->po_fifo, p)) eng_fifo_remove(&e->po_fifo, p);
+    bool keep = eng_fifo_has(&e->po_fifo, p) && !open; /* Design note (6) */
+    if (!keep && eng_fifo_has(&e->po_fifo, p)) eng_fifo_remove(&e->po_fifo, p);
     po->lines_head = lines_put(e, po->lines_head, lines, n, ENG_LINE_PO, p, never_linked, NULL);
     po->line_count = n;
     po->open = open;
     po->created_ms = created;
     po->updated_ms = updated;
-    if (!open) eng_fifo_push(&e->po_fifo, p);
+    if (!open && !keep) eng_po_retain(e, p);
 }
 
 static void
@@ -376,7 +380,7 @@ put_key(trastenda_engine *e, struct eng_rd *r, bool apply)
         img.dirty = 0;
         e->keys[k] = img;
         eng_map_insert(&e->key_map, eng_str_hash(key), k);
-        eng_fifo_push(&e->key_fifo, k);
+        eng_key_retain(e, k);
         return;
     }
     img.key = e->keys[k].key;
@@ -489,6 +493,11 @@ trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t l
     if (err != TRASTENDA_OK) return err;
     if (hdr.seq != e->seq + 1 && hdr.seq != e->seq) return TRASTENDA_E_SEQUENCE;
     if (hdr.seq == e->seq + 1 && hdr.time_ms < e->time_ms) return TRASTENDA_E_CORRUPT;
+    /* An entry from an older epoch comes from a fenced leader. */
+    if (hdr.epoch < e->cfg.epoch) return TRASTENDA_E_SEQUENCE;
+    /* The same sequence again must be the same entry: another one is a diverged history. */
+    uint64_t hash = ts_hash(entry, len, 0x656e747279ull);
+    if (hdr.seq == e->seq && hash != e->last_entry_hash) return TRASTENDA_E_SEQUENCE;
     for (int pass = 0; pass < 2; pass++) {
         trastenda_entry_iter cur = it;
         uint8_t type;
@@ -501,6 +510,7 @@ trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t l
     e->seq = hdr.seq;
     e->time_ms = hdr.time_ms;
     e->cfg.epoch = hdr.epoch;
+    e->last_entry_hash = hash;
     return TRASTENDA_OK;
 }
 

@@ -16,16 +16,26 @@
 #define REC_HDR_B 5
 #define LINE_B    (2 * ID_B + 4 * 4 + 1)
 
+/* A record's mark is its position in the dirty list + 1 (0: clean); an earlier occurrence whose
+ * position no longer matches the mark is skipped when the post-images are written. */
+void
+eng_dirty_requeue(trastenda_engine *e, uint8_t type, uint32_t ix, uint32_t *mark)
+{
+    if (!e->building) return;
+    TS_ASSERT(type < 16);
+    struct eng_buf *b = &e->dirty[type];
+    eng_buf_reserve(b, sizeof(uint32_t));
+    TS_ASSERT(b->len / sizeof(uint32_t) < UINT32_MAX - 1);
+    *mark = (uint32_t)(b->len / sizeof(uint32_t)) + 1;
+    memcpy(b->p + b->len, &ix, sizeof(ix));
+    b->len += sizeof(ix);
+}
+
 void
 eng_dirty_mark(trastenda_engine *e, uint8_t type, uint32_t ix, uint32_t *mark)
 {
     if (!e->building || *mark != 0) return;
-    TS_ASSERT(type < 16);
-    *mark = 1;
-    struct eng_buf *b = &e->dirty[type];
-    eng_buf_reserve(b, sizeof(uint32_t));
-    memcpy(b->p + b->len, &ix, sizeof(ix));
-    b->len += sizeof(ix);
+    eng_dirty_requeue(e, type, ix, mark);
 }
 
 static uint8_t *
@@ -344,7 +354,8 @@ post_images(trastenda_engine *e, uint8_t type, enc_fn enc)
             touched += touch_stock_images(e, d, i, TS_MIN(n, i + IMAGE_TOUCH_CHUNK));
         uint32_t ix = dirty_at(d, i);
         uint32_t *mark = mark_of(e, type, ix);
-        TS_ASSERT(*mark == 1);
+        TS_ASSERT(*mark != 0);
+        if (*mark != i + 1) continue; /* requeued: its post-image comes later */
         *mark = 0;
         enc(e, &e->entry, ix);
         e->entry_records++;

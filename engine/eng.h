@@ -18,6 +18,10 @@
  * (4) Determinism: nothing decided depends on slot numbers, pointers or hash order. Ids of holds,
  *     orders and ledger entries come from counters in the state (meta), ties end with the id,
  *     distances are integers (geo.c).
+ * (6) Retention FIFOs are in the order records entered them (time order: batch times are
+ *     monotone). A record entering one moves to the end of its batch's dirty list, so the log
+ *     carries those post-images in FIFO order and a node applying it builds the same FIFOs and
+ *     purges in the same order after a promotion.
  * (5) Effects: every record a batch changes is marked dirty once (its `dirty` field holds the
  *     batch sequence) and its post-image is written at the end of the batch; removals are written
  *     when they happen, which is only in the maintenance phase before the commands.
@@ -242,6 +246,7 @@ struct trastenda_engine {
     uint64_t next_hold_id;
     uint64_t next_order_no;
     uint64_t ledger_seq;
+    uint64_t last_entry_hash; /* of the last entry applied by apply_entry; 0 after apply */
 
     /* the batch being built */
     struct eng_buf entry;
@@ -394,6 +399,7 @@ void eng_hold_heap_push(trastenda_engine *e, uint32_t h);
 void eng_hold_heap_remove(trastenda_engine *e, uint32_t h);
 void eng_holds_expire(trastenda_engine *e);
 void eng_hold_free(trastenda_engine *e, uint32_t h);
+void eng_hold_retain(trastenda_engine *e, uint32_t h);
 void eng_hold_result_allocs(trastenda_engine *e, uint32_t h, trastenda_result *r);
 
 TS_MUST_USE trastenda_err eng_ship_to_check(const trastenda_cmd *c, bool required,
@@ -408,6 +414,7 @@ uint32_t eng_order_find(const trastenda_engine *e, trastenda_str id);
 uint32_t eng_order_new(trastenda_engine *e, trastenda_str id, uint64_t payload_hash,
                        uint8_t channel, int32_t lat_e6, int32_t lon_e6, uint8_t rule);
 void eng_order_free(trastenda_engine *e, uint32_t o);
+void eng_order_retain(trastenda_engine *e, uint32_t o);
 void eng_order_set_state(trastenda_engine *e, uint32_t o, uint8_t state);
 bool eng_order_finished(uint8_t state);
 void eng_order_result_allocs(trastenda_engine *e, uint32_t o, trastenda_result *r);
@@ -434,6 +441,7 @@ TS_MUST_USE trastenda_err eng_route(trastenda_engine *e, const struct eng_want *
 trastenda_err eng_cmd_po(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r);
 uint32_t eng_po_find(const trastenda_engine *e, trastenda_str id);
 void eng_po_free(trastenda_engine *e, uint32_t p);
+void eng_po_retain(trastenda_engine *e, uint32_t p);
 
 /* ---- idem.c ---- */
 uint64_t eng_cmd_payload_hash(const trastenda_cmd *c);
@@ -445,10 +453,13 @@ bool eng_key_replay(trastenda_engine *e, const trastenda_cmd *c, uint64_t payloa
 void eng_key_remember(trastenda_engine *e, const trastenda_cmd *c, uint64_t payload_hash,
                       const trastenda_result *r);
 void eng_key_free(trastenda_engine *e, uint32_t k);
+void eng_key_retain(trastenda_engine *e, uint32_t k);
 void eng_keys_expire(trastenda_engine *e);
 
 /* ---- effects.c: post-images, ledger, events, apply ---- */
 void eng_dirty_mark(trastenda_engine *e, uint8_t type, uint32_t ix, uint32_t *mark);
+/* Marks dirty and moves the record's post-image to the end of the batch (Design note 6). */
+void eng_dirty_requeue(trastenda_engine *e, uint8_t type, uint32_t ix, uint32_t *mark);
 void eng_effects_begin(trastenda_engine *e);
 void eng_effects_end(trastenda_engine *e, trastenda_batch_out *out);
 void eng_emit_removed(trastenda_engine *e, uint8_t type, trastenda_str id, uint64_t num);

@@ -475,6 +475,7 @@ trastenda_engine_apply(trastenda_engine *e, int64_t now_ms, const trastenda_cmd 
     if (now_ms < e->time_ms) return TRASTENDA_E_TIME;
     e->seq++;
     e->time_ms = now_ms;
+    e->last_entry_hash = 0;
     e->arena_used = 0;
     eng_effects_begin(e);
     volatile uint64_t touched = touch_purges(e); /* volatile: the loads must happen */

@@ -110,6 +110,14 @@ heap_update(trastenda_engine *e, uint32_t h)
 
 /* ---- table ---- */
 
+/* A resolved hold enters its retention window (Design note 6). */
+void
+eng_hold_retain(trastenda_engine *e, uint32_t h)
+{
+    eng_fifo_push(&e->hold_fifo, h);
+    eng_dirty_requeue(e, TRASTENDA_REC_HOLD, h, &e->holds[h].dirty);
+}
+
 void
 eng_hold_free(trastenda_engine *e, uint32_t h)
 {
@@ -161,7 +169,7 @@ hold_resolve(trastenda_engine *e, uint32_t h, uint8_t state, uint8_t move)
     hd->state = state;
     hd->resolved_ms = e->time_ms;
     eng_hold_heap_remove(e, h);
-    eng_fifo_push(&e->hold_fifo, h);
+    eng_hold_retain(e, h);
     eng_dirty_mark(e, TRASTENDA_REC_HOLD, h, &hd->dirty);
 }
 
@@ -506,7 +514,7 @@ confirm_apply(trastenda_engine *e, const trastenda_cmd *c, uint32_t h, uint8_t c
     hd->state = TRASTENDA_HOLD_CONFIRMED;
     hd->resolved_ms = e->time_ms;
     eng_hold_heap_remove(e, h);
-    eng_fifo_push(&e->hold_fifo, h);
+    eng_hold_retain(e, h);
     eng_dirty_mark(e, TRASTENDA_REC_HOLD, h, &hd->dirty);
     eng_order_set_state(e, o, TRASTENDA_ORDER_ALLOCATED);
     return o;

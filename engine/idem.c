@@ -117,8 +117,16 @@ eng_key_remember(trastenda_engine *e, const trastenda_cmd *c, uint64_t payload_h
     kd->state = r->state;
     kd->in_use = 1;
     eng_map_insert(&e->key_map, eng_str_hash(c->key), k);
-    eng_fifo_push(&e->key_fifo, k);
+    eng_key_retain(e, k);
     eng_dirty_mark(e, TRASTENDA_REC_KEY, k, &kd->dirty);
+}
+
+/* A key enters its retention window when it is made, and is never touched again until it
+ * leaves: its post-image's place in the log is its place in the FIFO (Design note 6). */
+void
+eng_key_retain(trastenda_engine *e, uint32_t k)
+{
+    eng_fifo_push(&e->key_fifo, k);
 }
 
 void

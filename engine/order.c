@@ -59,6 +59,14 @@ eng_order_new(trastenda_engine *e, trastenda_str id, uint64_t payload_hash, uint
     return o;
 }
 
+/* A finished order enters its retention window (Design note 6). */
+void
+eng_order_retain(trastenda_engine *e, uint32_t o)
+{
+    eng_fifo_push(&e->order_fifo, o);
+    eng_dirty_requeue(e, TRASTENDA_REC_ORDER, o, &e->orders[o].dirty);
+}
+
 void
 eng_order_free(trastenda_engine *e, uint32_t o)
 {
@@ -92,7 +100,7 @@ eng_order_set_state(trastenda_engine *e, uint32_t o, uint8_t state)
     /* A finished order's retention window starts (again, for a return after delivery). */
     if (was_finished) eng_fifo_remove(&e->order_fifo, o);
     od->finished_ms = e->time_ms;
-    eng_fifo_push(&e->order_fifo, o);
+    eng_order_retain(e, o);
 }
 
 void

@@ -22,6 +22,14 @@ eng_po_find(const trastenda_engine *e, trastenda_str id)
     return ix;
 }
 
+/* A closed purchase order enters its retention window (Design note 6). */
+void
+eng_po_retain(trastenda_engine *e, uint32_t p)
+{
+    eng_fifo_push(&e->po_fifo, p);
+    eng_dirty_requeue(e, TRASTENDA_REC_PO, p, &e->pos[p].dirty);
+}
+
 void
 eng_po_free(trastenda_engine *e, uint32_t p)
 {
@@ -168,7 +176,7 @@ po_close(trastenda_engine *e, uint32_t p)
         po_move(e, rec, p, TRASTENDA_MOVE_PO_CLOSE, -(ln->qty - ln->done), 0);
     }
     po->open = 0;
-    eng_fifo_push(&e->po_fifo, p);
+    eng_po_retain(e, p);
 }
 
 static trastenda_err

@@ -51,7 +51,7 @@ trastenda_engine_hold_get(const trastenda_engine *e, uint64_t id, trastenda_hold
     out->resolved_ms = hd->resolved_ms;
     out->order_no = hd->order_no;
     out->line_count = 0;
-    for (uint32_t l = hd->lines_head; l != ENG_NONE && out->line_count < TRASTENDA_LINES_MAX;
+    for (uint32_t l = hd->lines_head; l != ENG_NONE && out->line_count < TRASTENDA_ALLOCS_MAX;
          l = e->lines[l].next)
         out->lines[out->line_count++] =
             (trastenda_alloc){e->lines[l].sku_ix, e->lines[l].loc_ix, e->lines[l].qty, 0};

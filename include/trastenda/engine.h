@@ -169,6 +169,9 @@ typedef enum trastenda_route_rule {
     TRASTENDA_RULE_GREEDY = 4    /* fewest shipments, greedy cover (more than 8 candidates) */
 } trastenda_route_rule;
 
+/* Placements of one hold, allocations of one order: a routed line may be split. */
+#define TRASTENDA_ALLOCS_MAX 128
+
 /* A placement (sku at loc, qty), or on TRASTENDA_E_SHORT a requested line and its shortage. */
 typedef struct trastenda_alloc {
     uint32_t sku_ix;
@@ -215,8 +218,10 @@ trastenda_err trastenda_engine_apply(trastenda_engine *e, int64_t now_ms, const 
 
 /*
  * Applies a log entry produced by another engine's apply (recovery, replication). The entry must be
- * the next one (seq = applied seq + 1), or the last one again (no change). E_CORRUPT on a
- * malformed entry, E_SEQUENCE on a gap; nothing is applied then.
+ * the next one (seq = applied seq + 1), or the very entry last applied by this function again (no
+ * change). E_CORRUPT on a malformed entry or a time going backwards; E_SEQUENCE on a gap, on
+ * another entry with the last sequence (a diverged history) or on an older epoch (a fenced
+ * leader); nothing is applied then.
  */
 trastenda_err trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t len);
 
@@ -302,10 +307,8 @@ typedef struct trastenda_hold_view {
     int64_t resolved_ms; /* 0 while open */
     uint64_t order_no;   /* when confirmed */
     uint32_t line_count;
-    trastenda_alloc lines[TRASTENDA_LINES_MAX]; /* sku, loc, qty */
+    trastenda_alloc lines[TRASTENDA_ALLOCS_MAX]; /* sku, loc, qty; none once confirmed */
 } trastenda_hold_view;
-
-#define TRASTENDA_ALLOCS_MAX 128 /* allocations of one order (a line may be split) */
 
 typedef struct trastenda_order_alloc {
     uint32_t sku_ix;

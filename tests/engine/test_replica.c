@@ -1,0 +1,111 @@
+/*
+ * tests/engine/test_replica.c - a node that applies the log behaves as the writer would once it is
+ * promoted: its retention queues are in the writer's order, and apply_entry refuses entries that
+ * would fork its history (another entry under the same sequence, an older epoch).
+ */
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+
+TestSuite(engine_replica, .init = h_setup, .fini = h_teardown);
+
+/* One NOOP batch at `at` on the leader and, separately, on the promoted follower. */
+static void
+both_advance_to(int64_t at)
+{
+    trastenda_cmd c = h_cmd(TRASTENDA_OP_NOOP);
+    trastenda_result r;
+    trastenda_batch_out out;
+    cr_assert_eq(trastenda_engine_apply(H.follower, at, &c, 1, &r, &out), TRASTENDA_OK);
+    trastenda_engine *f = H.follower;
+    H.follower = NULL; /* the leader's entry must not reach the promoted follower */
+    h_apply_batch_at(at, &c, 1, &r);
+    H.follower = f;
+}
+
+Test(engine_replica, holds_released_out_of_order_are_purged_in_the_writers_order)
+{
+    trastenda_engine_config cfg;
+    h_config_small(&cfg);
+    cfg.purge_per_batch_max = 1; /* one purge a batch: the queue's order decides which */
+    h_setup_with(&cfg, 1);
+    (void)h_add_location("madrid");
+    (void)h_add_sku("tee", 0);
+    h_receive("tee", "madrid", 100);
+    trastenda_line ln = h_line("tee", "madrid", 1);
+    trastenda_cmd take[6];
+    trastenda_result r[6];
+    for (int i = 0; i < 6; i++)
+        take[i] = h_cmd_reserve(&ln, 1, 60000);
+    h_apply_batch_at(H.now + 1, take, 6, r);
+    /* Touch every hold first (extend, in id order), then release them newest first, in one
+     * batch: the order they were first changed in differs from the order they resolved in. */
+    trastenda_cmd mix[12];
+    for (int i = 0; i < 6; i++) {
+        mix[i] = h_cmd_hold(TRASTENDA_OP_EXTEND, r[i].id);
+        mix[i].ttl_ms = 30000;
+        mix[6 + i] = h_cmd_hold(TRASTENDA_OP_RELEASE, r[5 - i].id);
+    }
+    trastenda_result rr[12];
+    h_apply_batch_at(H.now + 1, mix, 12, rr);
+    for (int i = 0; i < 12; i++)
+        cr_assert_eq(rr[i].code, TRASTENDA_OK, "%s", rr[i].message);
+    int64_t done = H.now;
+    /* Promoted: both purge one hold a batch once the window is over. */
+    for (int step = 0; step < 6; step++) {
+        both_advance_to(done + cfg.hold_retention_ms + step);
+        cr_assert_eq(trastenda_engine_digest(H.follower), trastenda_engine_digest(H.e),
+                     "purge %d: the promoted follower purged another hold", step);
+        trastenda_hold_view v;
+        uint64_t gone = r[5 - step].id; /* released first, purged first */
+        cr_assert_eq(trastenda_engine_hold_get(H.e, gone, &v), TRASTENDA_E_UNKNOWN_HOLD);
+        cr_assert_eq(trastenda_engine_hold_get(H.follower, gone, &v), TRASTENDA_E_UNKNOWN_HOLD);
+    }
+}
+
+Test(engine_replica, the_same_entry_again_is_accepted_and_changes_nothing)
+{
+    (void)h_add_location("madrid");
+    uint64_t d = trastenda_engine_digest(H.follower);
+    cr_assert_eq(trastenda_engine_apply_entry(H.follower, H.entry, H.entry_len), TRASTENDA_OK);
+    cr_assert_eq(trastenda_engine_digest(H.follower), d);
+}
+
+Test(engine_replica, another_entry_under_the_last_sequence_is_refused)
+{
+    (void)h_add_location("madrid");
+    /* A second writer at the same sequence writes another history. */
+    trastenda_engine_config cfg;
+    h_config_small(&cfg);
+    trastenda_engine *other;
+    cr_assert_eq(trastenda_engine_create(&cfg, &other), TRASTENDA_OK);
+    trastenda_cmd c = h_cmd_location("lugo", 43000000, -7500000, 0, NULL, 0);
+    trastenda_result r;
+    trastenda_batch_out out;
+    cr_assert_eq(trastenda_engine_apply(other, H.now, &c, 1, &r, &out), TRASTENDA_OK);
+    cr_assert_eq(out.seq, trastenda_engine_seq(H.follower));
+    uint64_t d = trastenda_engine_digest(H.follower);
+    cr_assert_eq(trastenda_engine_apply_entry(H.follower, out.entry, out.entry_len),
+                 TRASTENDA_E_SEQUENCE);
+    cr_assert_eq(trastenda_engine_digest(H.follower), d, "a refused entry changed nothing");
+    trastenda_engine_destroy(other);
+}
+
+Test(engine_replica, an_entry_of_an_older_epoch_is_refused)
+{
+    trastenda_engine_config cfg;
+    h_config_small(&cfg);
+    cfg.epoch = 2;
+    h_setup_with(&cfg, 0);
+    trastenda_engine *old_leader;
+    cfg.epoch = 1;
+    cr_assert_eq(trastenda_engine_create(&cfg, &old_leader), TRASTENDA_OK);
+    trastenda_cmd c = h_cmd_location("lugo", 43000000, -7500000, 0, NULL, 0);
+    trastenda_result r;
+    trastenda_batch_out out;
+    cr_assert_eq(trastenda_engine_apply(old_leader, H.now, &c, 1, &r, &out), TRASTENDA_OK);
+    cr_assert_eq(trastenda_engine_apply_entry(H.e, out.entry, out.entry_len), TRASTENDA_E_SEQUENCE,
+                 "epoch 1 is fenced by epoch 2");
+    cr_assert_eq(trastenda_engine_seq(H.e), 0);
+    trastenda_engine_destroy(old_leader);
+}
