@@ -302,9 +302,11 @@ apply_one(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r)
  * stock record of each line, the hold of a hold id, the idempotency key, the order id, the slot
  * the chunk's next hold ids will take) and the SKUs, then the entries those slots name. The loads
  * of a loop do not depend on one another, so the core keeps many in flight. They are real loads:
- * prefetch hints were dropped on TLB misses on the machine we measured (bench/engine.c).
- * Nothing is changed: a wrong guess (a slot holding another entry, a reserve that fails) is a
- * wasted load, never a wrong result. The retention purges get the same treatment (maintenance).
+ * on the machine we measured (a KVM guest with 4 KiB pages, where these misses are TLB misses
+ * too) __builtin_prefetch of the records did not help, a load did (bench/engine.c). Routed lines
+ * get a third loop over their SKUs' record chains. Nothing is changed: a wrong guess (a slot
+ * holding another entry, a reserve that fails) is a wasted load, never a wrong result. The
+ * retention purges get the same treatment (touch_purges, before maintenance).
  */
 #define TOUCH_CHUNK      32u
 #define TOUCH_LINES      4u    /* lines of one command worth touching */

@@ -492,6 +492,7 @@ transfer_out(trastenda_engine *e, const trastenda_cmd *c, const struct stock_arg
     int32_t dt[TRASTENDA_Q_COUNT_] = {0};
     dt[TRASTENDA_Q_IN_TRANSIT] = (int32_t)c->qty;
     eng_stock_change(e, to, dt, &mv);
+    r->value = e->stock[a->rec].q[TRASTENDA_Q_ON_HAND]; /* as every stock command: on_hand */
     return TRASTENDA_OK;
 }
 

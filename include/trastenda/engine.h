@@ -185,12 +185,16 @@ typedef struct trastenda_alloc {
 typedef struct trastenda_result {
     trastenda_err code;
     uint32_t op;
-    uint32_t line;                 /* index of the offending line on error, UINT32_MAX otherwise */
-    uint8_t duplicate;             /* replay of an idempotency key: first result, nothing changed */
-    uint8_t rule;                  /* trastenda_route_rule of RESERVE, ORDER_PLACE */
-    uint8_t state;                 /* hold or order state after the command */
-    uint64_t id;                   /* hold id (RESERVE), order number (ORDER_PLACE, CONFIRM) */
-    int64_t value;                 /* RESERVE/EXTEND: expiry ms; CAS mismatch: current on_hand */
+    uint32_t line;     /* index of the offending line on error, UINT32_MAX otherwise */
+    uint8_t duplicate; /* replay of an idempotency key: first result, nothing changed */
+    uint8_t rule;      /* trastenda_route_rule of RESERVE, ORDER_PLACE */
+    uint8_t state;     /* hold or order state after the command */
+    /* Hold id (RESERVE), order number (ORDER_PLACE, CONFIRM); on an error of a command naming a
+     * hold or an order, that one's, with its current state in `state`. */
+    uint64_t id;
+    /* RESERVE/EXTEND: expiry ms; stock commands: on_hand after (the source's for TRANSFER_OUT);
+     * CAS mismatch: the current on_hand. */
+    int64_t value;
     const trastenda_alloc *allocs; /* placements, or shortages; borrowed until next apply */
     uint32_t alloc_count;
     char message[TRASTENDA_MESSAGE_BYTES]; /* names field, limit and value on error */

@@ -898,6 +898,7 @@ m_transfer_out(struct model *m, const trastenda_cmd *c, int s, int l, int to, st
     if (!fits(r, q(m, s, to, TRASTENDA_Q_IN_TRANSIT) + c->qty)) return;
     rec_get(m, s, l)->q[TRASTENDA_Q_ON_HAND] -= c->qty;
     rec_get(m, s, to)->q[TRASTENDA_Q_IN_TRANSIT] += c->qty;
+    r->value = m->rec[s][l].q[TRASTENDA_Q_ON_HAND]; /* on_hand left at the source */
 }
 
 static void
