@@ -72,38 +72,17 @@ static uint32_t
 lines_put(trastenda_engine *e, uint32_t head, const struct img_line *img, uint32_t n, uint8_t kind,
           uint32_t owner, bool (*linked)(const struct img_line *, const void *), const void *ctx)
 {
-    for (uint32_t l = head, k = 0; l != ENG_NONE; k++) {
-        TS_ASSERT(k < TRASTENDA_ALLOCS_MAX);
-        uint32_t next = e->lines[l].next;
-        if (e->lines[l].rec_ix != ENG_NONE) eng_stock_line_unlink(e, l);
-        eng_pool_give(&e->line_pool, l);
-        l = next;
-    }
-    uint32_t first = ENG_NONE, tail = ENG_NONE;
+    eng_lines_free(e, head);
+    struct eng_line_list list = {ENG_NONE, ENG_NONE};
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t l = eng_pool_take(&e->line_pool);
-        TS_ASSERT(l != ENG_NONE); /* fail-stop: this node's lines_max is below the leader's */
         uint32_t rec = need_rec(e, &img[i]);
-        e->lines[l] = (struct eng_line){.sku_ix = e->stock[rec].sku_ix,
-                                        .loc_ix = e->stock[rec].loc_ix,
-                                        .qty = img[i].qty,
-                                        .done = img[i].done,
-                                        .returned = img[i].returned,
-                                        .next = ENG_NONE,
-                                        .owner = owner,
-                                        .rec_ix = ENG_NONE,
-                                        .rec_prev = ENG_NONE,
-                                        .rec_next = ENG_NONE,
-                                        .kind = kind,
-                                        .state = img[i].state};
+        uint32_t l = eng_line_append(e, &list, kind, owner, e->stock[rec].sku_ix,
+                                     e->stock[rec].loc_ix, img[i].qty, img[i].state);
+        e->lines[l].done = img[i].done;
+        e->lines[l].returned = img[i].returned;
         if (linked(&img[i], ctx)) eng_stock_line_link(e, rec, l);
-        if (tail == ENG_NONE)
-            first = l;
-        else
-            e->lines[tail].next = l;
-        tail = l;
     }
-    return first;
+    return list.head;
 }
 
 /* ---- per record type ---- */
@@ -371,7 +350,9 @@ put_key(trastenda_engine *e, struct eng_rd *r, bool apply)
     img.state = rd_u8(r);
     if (key.len == 0 || img.op == 0 || img.op >= TRASTENDA_OP_COUNT_) r->bad = true;
     if (r->bad || !apply) return;
-    uint32_t k = eng_key_find(e, key);
+    uint32_t hash = eng_str_hash(key);
+    uint32_t k = eng_key_find_hashed(e, key, hash);
+    img.hash = hash;
     if (k == ENG_NONE) {
         k = eng_pool_take(&e->key_pool);
         TS_ASSERT(k != ENG_NONE);
@@ -379,7 +360,7 @@ put_key(trastenda_engine *e, struct eng_rd *r, bool apply)
         img.in_use = 1;
         img.dirty = 0;
         e->keys[k] = img;
-        eng_map_insert(&e->key_map, eng_str_hash(key), k);
+        eng_map_insert(&e->key_map, hash, k);
         eng_key_retain(e, k);
         return;
     }

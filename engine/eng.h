@@ -160,6 +160,7 @@ struct eng_key {
     uint64_t result_id;
     int64_t result_value;
     uint32_t dirty;
+    uint32_t hash; /* of the key string, for the map */
     uint8_t op, rule, state, in_use;
 };
 
@@ -379,6 +380,17 @@ struct eng_move {
  * events the change causes, marks it dirty. The caller checked every resulting figure. */
 void eng_stock_change(trastenda_engine *e, uint32_t rec, const int32_t delta[TRASTENDA_Q_COUNT_],
                       const struct eng_move *mv);
+struct eng_line_list {
+    uint32_t head, tail;
+};
+/* Takes a line from the pool and appends it to an owner's list (the caller checked for room). */
+uint32_t eng_line_append(trastenda_engine *e, struct eng_line_list *list, uint8_t kind,
+                         uint32_t owner, uint32_t sku_ix, uint32_t loc_ix, int32_t qty,
+                         uint8_t state);
+/* Gives back every line of an owner's list, unlinking them from their records. */
+void eng_lines_free(trastenda_engine *e, uint32_t head);
+/* A command's lines: 1..TRASTENDA_LINES_MAX of them. */
+TS_MUST_USE trastenda_err eng_lines_check(const trastenda_cmd *c, trastenda_result *r);
 void eng_stock_line_link(trastenda_engine *e, uint32_t rec, uint32_t line);
 void eng_stock_line_unlink(trastenda_engine *e, uint32_t line);
 void eng_stock_view(const trastenda_engine *e, uint32_t rec, trastenda_stock *out);
@@ -446,12 +458,13 @@ void eng_po_retain(trastenda_engine *e, uint32_t p);
 /* ---- idem.c ---- */
 uint64_t eng_cmd_payload_hash(const trastenda_cmd *c);
 uint32_t eng_key_find(const trastenda_engine *e, trastenda_str key);
+uint32_t eng_key_find_hashed(const trastenda_engine *e, trastenda_str key, uint32_t hash);
 /* Before a command with a key: a replay fills r and returns true (the command must not run). */
-bool eng_key_replay(trastenda_engine *e, const trastenda_cmd *c, uint64_t payload_hash,
-                    trastenda_result *r);
+bool eng_key_replay(trastenda_engine *e, const trastenda_cmd *c, uint32_t key_hash,
+                    uint64_t payload_hash, trastenda_result *r);
 /* After a successful command with a key: remembers its result. */
-void eng_key_remember(trastenda_engine *e, const trastenda_cmd *c, uint64_t payload_hash,
-                      const trastenda_result *r);
+void eng_key_remember(trastenda_engine *e, const trastenda_cmd *c, uint32_t key_hash,
+                      uint64_t payload_hash, const trastenda_result *r);
 void eng_key_free(trastenda_engine *e, uint32_t k);
 void eng_key_retain(trastenda_engine *e, uint32_t k);
 void eng_keys_expire(trastenda_engine *e);

@@ -278,10 +278,12 @@ apply_one(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r)
     if (eng_id_check(c->actor, "actor", false, r) != TRASTENDA_OK) return;
     bool keyed = c->key.len > 0 && c->op != TRASTENDA_OP_NOOP;
     uint64_t ph = 0;
+    uint32_t kh = 0;
     if (keyed) {
         if (eng_id_check(c->key, "key", false, r) != TRASTENDA_OK) return;
+        kh = eng_str_hash(c->key);
         ph = eng_cmd_payload_hash(c);
-        if (eng_key_replay(e, c, ph, r)) return;
+        if (eng_key_replay(e, c, kh, ph, r)) return;
         if (e->key_pool.top == 0) {
             eng_fail(r, TRASTENDA_E_TABLE_FULL, "keys table full (%u); raise keys_max",
                      e->cfg.keys_max);
@@ -292,7 +294,7 @@ apply_one(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r)
     trastenda_err err = dispatch(e, c, r);
     e->cmd = NULL;
     TS_ASSERT(err == r->code);
-    if (err == TRASTENDA_OK && keyed && !r->duplicate) eng_key_remember(e, c, ph, r);
+    if (err == TRASTENDA_OK && keyed && !r->duplicate) eng_key_remember(e, c, kh, ph, r);
 }
 
 /*

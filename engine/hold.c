@@ -124,14 +124,7 @@ eng_hold_free(trastenda_engine *e, uint32_t h)
     struct eng_hold *hd = &e->holds[h];
     TS_ASSERT(hd->in_use);
     TS_ASSERT(hd->heap_pos == ENG_NONE);
-    uint32_t n = 0;
-    for (uint32_t l = hd->lines_head; l != ENG_NONE;) {
-        TS_ASSERT(n++ < TRASTENDA_ALLOCS_MAX);
-        uint32_t next = e->lines[l].next;
-        if (e->lines[l].rec_ix != ENG_NONE) eng_stock_line_unlink(e, l);
-        eng_pool_give(&e->line_pool, l);
-        l = next;
-    }
+    eng_lines_free(e, hd->lines_head);
     if (eng_fifo_has(&e->hold_fifo, h)) eng_fifo_remove(&e->hold_fifo, h);
     eng_map_remove(&e->hold_map, hold_hash(hd->id), h);
     hd->in_use = 0;
@@ -222,10 +215,8 @@ static trastenda_err
 reserve_lines(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r,
               struct reserve_plan *pl)
 {
-    if (c->line_count == 0 || c->line_count > TRASTENDA_LINES_MAX)
-        return eng_fail(r, TRASTENDA_E_LIMIT, "lines must be 1..%d (got %u)", TRASTENDA_LINES_MAX,
-                        c->line_count);
-    if (c->lines == NULL) return eng_fail(r, TRASTENDA_E_INVALID, "lines is NULL");
+    trastenda_err lerr = eng_lines_check(c, r);
+    if (lerr != TRASTENDA_OK) return lerr;
     for (uint32_t i = 0; i < c->line_count; i++) {
         const trastenda_line *ln = &c->lines[i];
         uint32_t sku, loc = TRASTENDA_IX_NONE;
@@ -373,25 +364,11 @@ hold_create(trastenda_engine *e, const trastenda_cmd *c, const struct reserve_pl
     hd->in_use = 1;
     struct eng_move mv = {
         .move = TRASTENDA_MOVE_RESERVE, .ref_kind = TRASTENDA_REFK_HOLD, .ref_id = hd->id};
-    uint32_t tail = ENG_NONE;
+    struct eng_line_list list = {ENG_NONE, ENG_NONE};
     for (uint32_t i = 0; i < pl->n_place; i++) {
         const trastenda_alloc *p = &pl->place[i];
-        uint32_t l = eng_pool_take(&e->line_pool);
-        struct eng_line *ln = &e->lines[l];
-        *ln = (struct eng_line){.sku_ix = p->sku_ix,
-                                .loc_ix = p->loc_ix,
-                                .qty = (int32_t)p->qty,
-                                .next = ENG_NONE,
-                                .owner = h,
-                                .rec_ix = ENG_NONE,
-                                .rec_prev = ENG_NONE,
-                                .rec_next = ENG_NONE,
-                                .kind = ENG_LINE_HOLD};
-        if (tail == ENG_NONE)
-            hd->lines_head = l;
-        else
-            e->lines[tail].next = l;
-        tail = l;
+        uint32_t l =
+            eng_line_append(e, &list, ENG_LINE_HOLD, h, p->sku_ix, p->loc_ix, (int32_t)p->qty, 0);
         uint32_t rec = eng_stock_find(e, p->sku_ix, p->loc_ix);
         TS_ASSERT(rec != ENG_NONE);
         eng_stock_line_link(e, rec, l);
@@ -399,6 +376,7 @@ hold_create(trastenda_engine *e, const trastenda_cmd *c, const struct reserve_pl
         d[TRASTENDA_Q_HELD] = (int32_t)p->qty;
         eng_stock_change(e, rec, d, &mv);
     }
+    hd->lines_head = list.head;
     hd->line_count = pl->n_place;
     eng_map_insert(&e->hold_map, hold_hash(hd->id), h);
     eng_hold_heap_push(e, h);

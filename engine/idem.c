@@ -17,64 +17,108 @@ key_eq(const void *ctx, uint32_t ix, const void *key)
 }
 
 uint32_t
-eng_key_find(const trastenda_engine *e, trastenda_str key)
+eng_key_find_hashed(const trastenda_engine *e, trastenda_str key, uint32_t hash)
 {
     uint32_t ix;
-    ENG_MAP_FIND(&e->key_map, eng_str_hash(key), key_eq, e, &key, ix);
+    ENG_MAP_FIND(&e->key_map, hash, key_eq, e, &key, ix);
     return ix;
 }
 
-static uint64_t
-mix_str(uint64_t h, trastenda_str s)
+uint32_t
+eng_key_find(const trastenda_engine *e, trastenda_str key)
 {
-    return ts_hash(s.ptr, s.len, h ^ s.len);
+    return eng_key_find_hashed(e, key, eng_str_hash(key));
 }
 
-static uint64_t
-mix_ref(uint64_t h, const trastenda_ref *ref)
+/*
+ * The payload is serialised into a small buffer and hashed in one pass (a hash call per field
+ * cost more than the rest of a reserve): length-prefixed strings (a ref is its id, or its index
+ * when it has no id: ids never move), then the numbers, channels and lines.
+ */
+struct payload {
+    uint8_t buf[1024];
+    uint32_t len;
+    uint64_t h;
+};
+
+static void
+pl_flush(struct payload *p)
 {
-    /* A ref is its id when given; an index-only ref hashes the index (ids never move). */
-    if (ref->id.len > 0) return mix_str(h, ref->id);
-    return ts_mix64(h ^ ref->ix);
+    p->h = ts_hash(p->buf, p->len, p->h);
+    p->len = 0;
+}
+
+static void
+pl_put(struct payload *p, const void *data, uint32_t n)
+{
+    TS_ASSERT(n <= 256);
+    if (p->len + n > sizeof(p->buf)) pl_flush(p);
+    memcpy(p->buf + p->len, data, n);
+    p->len += n;
+}
+
+static void
+pl_str(struct payload *p, trastenda_str s)
+{
+    uint8_t n = (uint8_t)TS_MIN(s.len, 128u); /* ids were checked to be <= 64 bytes */
+    pl_put(p, &n, 1);
+    if (n > 0) pl_put(p, s.ptr, n);
+}
+
+static void
+pl_ref(struct payload *p, const trastenda_ref *ref)
+{
+    if (ref->id.len > 0) {
+        pl_str(p, ref->id);
+        return;
+    }
+    uint8_t tag = 0xff;
+    pl_put(p, &tag, 1);
+    pl_put(p, &ref->ix, sizeof(ref->ix));
 }
 
 /* The payload: every field a command's effect depends on (not the key, not the actor). */
 uint64_t
 eng_cmd_payload_hash(const trastenda_cmd *c)
 {
-    uint64_t h = ts_mix64(c->op * 0x9e3779b97f4a7c15ull + c->reason);
-    h = mix_str(h, c->reference);
-    h = mix_ref(h, &c->sku);
-    h = mix_ref(h, &c->loc);
-    h = mix_ref(h, &c->loc_to);
-    h = mix_str(h, c->order_id);
-    h = mix_str(h, c->po_id);
-    h = mix_str(h, c->channel);
-    h = mix_str(h, c->name);
+    struct payload p;
+    p.len = 0;
+    p.h = 0x7061796c6f6164ull;
+    uint32_t head[2] = {c->op, c->reason};
+    pl_put(&p, head, sizeof(head));
+    pl_str(&p, c->reference);
+    pl_ref(&p, &c->sku);
+    pl_ref(&p, &c->loc);
+    pl_ref(&p, &c->loc_to);
+    pl_str(&p, c->order_id);
+    pl_str(&p, c->po_id);
+    pl_str(&p, c->channel);
+    pl_str(&p, c->name);
     int64_t nums[] = {(int64_t)c->hold_id, c->qty,          c->has_expected ? c->expected : 0,
                       c->ttl_ms,           c->lat_e6,       c->lon_e6,
                       c->has_ship_to,      c->partial,      c->has_expected,
                       c->reorder_point,    c->reorder_qty,  c->safety_stock,
                       c->lead_days,        c->priority,     c->active,
                       c->line_count,       c->channel_count};
-    h = ts_hash(nums, sizeof(nums), h);
+    pl_put(&p, nums, sizeof(nums));
     /* Upserts: the channels served are part of the payload too. */
     for (uint32_t i = 0; i < c->channel_count && c->channels != NULL; i++)
-        h = mix_str(h, c->channels[i]);
+        pl_str(&p, c->channels[i]);
     for (uint32_t i = 0; i < c->line_count && c->lines != NULL; i++) {
-        h = mix_ref(h, &c->lines[i].sku);
-        h = mix_ref(h, &c->lines[i].loc);
+        pl_ref(&p, &c->lines[i].sku);
+        pl_ref(&p, &c->lines[i].loc);
         int64_t q[2] = {c->lines[i].qty, c->lines[i].flags};
-        h = ts_hash(q, sizeof(q), h);
+        pl_put(&p, q, sizeof(q));
     }
-    return h;
+    pl_flush(&p);
+    return p.h;
 }
 
 bool
-eng_key_replay(trastenda_engine *e, const trastenda_cmd *c, uint64_t payload_hash,
-               trastenda_result *r)
+eng_key_replay(trastenda_engine *e, const trastenda_cmd *c, uint32_t key_hash,
+               uint64_t payload_hash, trastenda_result *r)
 {
-    uint32_t k = eng_key_find(e, c->key);
+    uint32_t k = eng_key_find_hashed(e, c->key, key_hash);
     if (k == ENG_NONE) return false;
     const struct eng_key *kd = &e->keys[k];
     if (kd->payload_hash != payload_hash || kd->op != c->op) {
@@ -99,8 +143,8 @@ eng_key_replay(trastenda_engine *e, const trastenda_cmd *c, uint64_t payload_has
 }
 
 void
-eng_key_remember(trastenda_engine *e, const trastenda_cmd *c, uint64_t payload_hash,
-                 const trastenda_result *r)
+eng_key_remember(trastenda_engine *e, const trastenda_cmd *c, uint32_t key_hash,
+                 uint64_t payload_hash, const trastenda_result *r)
 {
     TS_ASSERT(r->code == TRASTENDA_OK);
     uint32_t k = eng_pool_take(&e->key_pool);
@@ -116,7 +160,8 @@ eng_key_remember(trastenda_engine *e, const trastenda_cmd *c, uint64_t payload_h
     kd->rule = r->rule;
     kd->state = r->state;
     kd->in_use = 1;
-    eng_map_insert(&e->key_map, eng_str_hash(c->key), k);
+    kd->hash = key_hash;
+    eng_map_insert(&e->key_map, key_hash, k);
     eng_key_retain(e, k);
     eng_dirty_mark(e, TRASTENDA_REC_KEY, k, &kd->dirty);
 }
@@ -135,7 +180,7 @@ eng_key_free(trastenda_engine *e, uint32_t k)
     struct eng_key *kd = &e->keys[k];
     TS_ASSERT(kd->in_use);
     eng_fifo_remove(&e->key_fifo, k);
-    eng_map_remove(&e->key_map, eng_str_hash(eng_id_str(&kd->key)), k);
+    eng_map_remove(&e->key_map, kd->hash, k);
     kd->in_use = 0;
     eng_pool_give(&e->key_pool, k);
 }

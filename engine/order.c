@@ -72,14 +72,7 @@ eng_order_free(trastenda_engine *e, uint32_t o)
 {
     struct eng_order *od = &e->orders[o];
     TS_ASSERT(od->in_use);
-    uint32_t n = 0;
-    for (uint32_t l = od->lines_head; l != ENG_NONE;) {
-        TS_ASSERT(n++ < TRASTENDA_ALLOCS_MAX);
-        uint32_t next = e->lines[l].next;
-        if (e->lines[l].rec_ix != ENG_NONE) eng_stock_line_unlink(e, l);
-        eng_pool_give(&e->line_pool, l);
-        l = next;
-    }
+    eng_lines_free(e, od->lines_head);
     if (eng_fifo_has(&e->order_fifo, o)) eng_fifo_remove(&e->order_fifo, o);
     eng_map_remove(&e->order_map, eng_str_hash(eng_id_str(&od->id)), o);
     od->in_use = 0;
@@ -123,10 +116,8 @@ static trastenda_err
 place_lines(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r,
             struct eng_want *wants, uint32_t *n_wants)
 {
-    if (c->line_count == 0 || c->line_count > TRASTENDA_LINES_MAX)
-        return eng_fail(r, TRASTENDA_E_LIMIT, "lines must be 1..%d (got %u)", TRASTENDA_LINES_MAX,
-                        c->line_count);
-    if (c->lines == NULL) return eng_fail(r, TRASTENDA_E_INVALID, "lines is NULL");
+    trastenda_err lerr = eng_lines_check(c, r);
+    if (lerr != TRASTENDA_OK) return lerr;
     *n_wants = 0;
     for (uint32_t i = 0; i < c->line_count; i++) {
         const trastenda_line *ln = &c->lines[i];
@@ -163,25 +154,11 @@ place_apply(trastenda_engine *e, const trastenda_cmd *c, uint64_t payload_hash, 
                           .ref_kind = TRASTENDA_REFK_ORDER,
                           .ref_id = od->no,
                           .ref = c->order_id};
-    uint32_t tail = ENG_NONE;
+    struct eng_line_list list = {ENG_NONE, ENG_NONE};
     for (uint32_t i = 0; i < rt->count; i++) {
         const trastenda_alloc *a = &rt->allocs[i];
-        uint32_t l = eng_pool_take(&e->line_pool);
-        e->lines[l] = (struct eng_line){.sku_ix = a->sku_ix,
-                                        .loc_ix = a->loc_ix,
-                                        .qty = (int32_t)a->qty,
-                                        .next = ENG_NONE,
-                                        .owner = o,
-                                        .rec_ix = ENG_NONE,
-                                        .rec_prev = ENG_NONE,
-                                        .rec_next = ENG_NONE,
-                                        .kind = ENG_LINE_ORDER,
-                                        .state = TRASTENDA_ORDER_ALLOCATED};
-        if (tail == ENG_NONE)
-            od->lines_head = l;
-        else
-            e->lines[tail].next = l;
-        tail = l;
+        uint32_t l = eng_line_append(e, &list, ENG_LINE_ORDER, o, a->sku_ix, a->loc_ix,
+                                     (int32_t)a->qty, TRASTENDA_ORDER_ALLOCATED);
         uint32_t rec = eng_stock_find(e, a->sku_ix, a->loc_ix);
         TS_ASSERT(rec != ENG_NONE);
         eng_stock_line_link(e, rec, l);
@@ -189,6 +166,7 @@ place_apply(trastenda_engine *e, const trastenda_cmd *c, uint64_t payload_hash, 
         d[TRASTENDA_Q_COMMITTED] = (int32_t)a->qty;
         eng_stock_change(e, rec, d, &mv);
     }
+    od->lines_head = list.head;
     od->alloc_count = rt->count;
     eng_order_set_state(e, o, TRASTENDA_ORDER_ALLOCATED);
     return o;
@@ -416,10 +394,8 @@ return_check(trastenda_engine *e, const trastenda_cmd *c, uint32_t o, trastenda_
     uint8_t st = e->orders[o].state;
     if (st != TRASTENDA_ORDER_SHIPPED && st != TRASTENDA_ORDER_DELIVERED)
         return eng_fail(r, TRASTENDA_E_STATE, "cannot return an order that is %s", state_name(st));
-    if (c->line_count == 0 || c->line_count > TRASTENDA_LINES_MAX)
-        return eng_fail(r, TRASTENDA_E_LIMIT, "lines must be 1..%d (got %u)", TRASTENDA_LINES_MAX,
-                        c->line_count);
-    if (c->lines == NULL) return eng_fail(r, TRASTENDA_E_INVALID, "lines is NULL");
+    trastenda_err lerr = eng_lines_check(c, r);
+    if (lerr != TRASTENDA_OK) return lerr;
     uint32_t fresh = 0;
     for (uint32_t i = 0; i < c->line_count; i++) {
         const trastenda_line *ln = &c->lines[i];

@@ -35,13 +35,7 @@ eng_po_free(trastenda_engine *e, uint32_t p)
 {
     struct eng_po *po = &e->pos[p];
     TS_ASSERT(po->in_use);
-    uint32_t n = 0;
-    for (uint32_t l = po->lines_head; l != ENG_NONE;) {
-        TS_ASSERT(n++ < TRASTENDA_LINES_MAX);
-        uint32_t next = e->lines[l].next;
-        eng_pool_give(&e->line_pool, l);
-        l = next;
-    }
+    eng_lines_free(e, po->lines_head);
     if (eng_fifo_has(&e->po_fifo, p)) eng_fifo_remove(&e->po_fifo, p);
     eng_map_remove(&e->po_map, eng_str_hash(eng_id_str(&po->id)), p);
     po->in_use = 0;
@@ -56,10 +50,8 @@ struct po_line {
 static trastenda_err
 po_lines(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r, struct po_line *pl)
 {
-    if (c->line_count == 0 || c->line_count > TRASTENDA_LINES_MAX)
-        return eng_fail(r, TRASTENDA_E_LIMIT, "lines must be 1..%d (got %u)", TRASTENDA_LINES_MAX,
-                        c->line_count);
-    if (c->lines == NULL) return eng_fail(r, TRASTENDA_E_INVALID, "lines is NULL");
+    trastenda_err lerr = eng_lines_check(c, r);
+    if (lerr != TRASTENDA_OK) return lerr;
     for (uint32_t i = 0; i < c->line_count; i++) {
         const trastenda_line *ln = &c->lines[i];
         r->line = i;
@@ -131,27 +123,15 @@ po_create(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r)
     po->created_ms = po->updated_ms = e->time_ms;
     po->lines_head = ENG_NONE;
     eng_map_insert(&e->po_map, eng_str_hash(c->po_id), p);
-    uint32_t tail = ENG_NONE;
+    struct eng_line_list list = {ENG_NONE, ENG_NONE};
     for (uint32_t i = 0; i < c->line_count; i++) {
-        uint32_t l = eng_pool_take(&e->line_pool);
-        e->lines[l] = (struct eng_line){.sku_ix = pl[i].sku,
-                                        .loc_ix = pl[i].loc,
-                                        .qty = (int32_t)c->lines[i].qty,
-                                        .next = ENG_NONE,
-                                        .owner = p,
-                                        .rec_ix = ENG_NONE,
-                                        .rec_prev = ENG_NONE,
-                                        .rec_next = ENG_NONE,
-                                        .kind = ENG_LINE_PO};
-        if (tail == ENG_NONE)
-            po->lines_head = l;
-        else
-            e->lines[tail].next = l;
-        tail = l;
+        eng_line_append(e, &list, ENG_LINE_PO, p, pl[i].sku, pl[i].loc, (int32_t)c->lines[i].qty,
+                        0);
         uint32_t rec;
         TS_ASSERT(eng_stock_get(e, pl[i].sku, pl[i].loc, r, &rec) == TRASTENDA_OK);
         po_move(e, rec, p, TRASTENDA_MOVE_PO_CREATE, (int32_t)c->lines[i].qty, 0);
     }
+    po->lines_head = list.head;
     po->line_count = c->line_count;
     eng_dirty_mark(e, TRASTENDA_REC_PO, p, &po->dirty);
     return TRASTENDA_OK;

@@ -288,6 +288,54 @@ eng_stock_line_unlink(trastenda_engine *e, uint32_t line)
     l->rec_ix = l->rec_prev = l->rec_next = ENG_NONE;
 }
 
+/* ---- lines of holds, orders and purchase orders (one pool) ---- */
+
+uint32_t
+eng_line_append(trastenda_engine *e, struct eng_line_list *list, uint8_t kind, uint32_t owner,
+                uint32_t sku_ix, uint32_t loc_ix, int32_t qty, uint8_t state)
+{
+    uint32_t l = eng_pool_take(&e->line_pool);
+    TS_ASSERT(l != ENG_NONE); /* callers checked for room; fail-stop on a replica's smaller pool */
+    e->lines[l] = (struct eng_line){.sku_ix = sku_ix,
+                                    .loc_ix = loc_ix,
+                                    .qty = qty,
+                                    .next = ENG_NONE,
+                                    .owner = owner,
+                                    .rec_ix = ENG_NONE,
+                                    .rec_prev = ENG_NONE,
+                                    .rec_next = ENG_NONE,
+                                    .kind = kind,
+                                    .state = state};
+    if (list->tail == ENG_NONE)
+        list->head = l;
+    else
+        e->lines[list->tail].next = l;
+    list->tail = l;
+    return l;
+}
+
+void
+eng_lines_free(trastenda_engine *e, uint32_t head)
+{
+    for (uint32_t l = head, n = 0; l != ENG_NONE; n++) {
+        TS_ASSERT(n < TRASTENDA_ALLOCS_MAX);
+        uint32_t next = e->lines[l].next;
+        if (e->lines[l].rec_ix != ENG_NONE) eng_stock_line_unlink(e, l);
+        eng_pool_give(&e->line_pool, l);
+        l = next;
+    }
+}
+
+trastenda_err
+eng_lines_check(const trastenda_cmd *c, trastenda_result *r)
+{
+    if (c->line_count == 0 || c->line_count > TRASTENDA_LINES_MAX)
+        return eng_fail(r, TRASTENDA_E_LIMIT, "lines must be 1..%d (got %u)", TRASTENDA_LINES_MAX,
+                        c->line_count);
+    if (c->lines == NULL) return eng_fail(r, TRASTENDA_E_INVALID, "lines is NULL");
+    return TRASTENDA_OK;
+}
+
 /* Cheap checks on one record (after each command that touched it). */
 void
 eng_stock_check_one(const trastenda_engine *e, uint32_t rec)
