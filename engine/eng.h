@@ -191,7 +191,8 @@ struct eng_bits {
 
 struct cand {
     uint32_t loc;
-    int64_t dist_m;
+    uint64_t chord2; /* ranks by distance (geo.c) */
+    int64_t dist_m;  /* metres, computed only when the exact search sums them */
     int32_t priority;
 };
 
@@ -317,6 +318,11 @@ void eng_buf_fini(struct eng_buf *b);
 void eng_geo_vec(int32_t lat_e6, int32_t lon_e6, int32_t vec[3]);
 /* Great-circle distance in metres between two unit vectors. */
 int64_t eng_geo_distance_m(const int32_t a[3], const int32_t b[3]);
+/* The squared chord between two unit vectors (Q56): it orders points exactly as the great-circle
+ * distance does, without a root. */
+uint64_t eng_geo_chord2(const int32_t a[3], const int32_t b[3]);
+/* Great-circle metres of a squared chord. */
+int64_t eng_geo_metres(uint64_t chord2);
 
 /* ---- catalog.c ---- */
 uint32_t eng_sku_find(const trastenda_engine *e, trastenda_str id);

@@ -99,15 +99,27 @@ asin_q(int64_t x)
     return PI_Q / 2 - mul_q(root, p);
 }
 
-int64_t
-eng_geo_distance_m(const int32_t a[3], const int32_t b[3])
+uint64_t
+eng_geo_chord2(const int32_t a[3], const int32_t b[3])
 {
     uint64_t sum = 0;
     for (int i = 0; i < 3; i++) {
         int64_t d = (int64_t)a[i] - b[i];
         sum += (uint64_t)(d * d);
     }
-    int64_t chord = (int64_t)isqrt64(sum); /* Q28, 0..2 */
+    return sum;
+}
+
+int64_t
+eng_geo_distance_m(const int32_t a[3], const int32_t b[3])
+{
+    return eng_geo_metres(eng_geo_chord2(a, b));
+}
+
+int64_t
+eng_geo_metres(uint64_t chord2)
+{
+    int64_t chord = (int64_t)isqrt64(chord2); /* Q28, 0..2 */
     int64_t m = 2 * EARTH_RADIUS_M * asin_q(chord / 2) / ONE;
     TS_ASSERT(m >= 0 && m <= 20100000);
     return m;

@@ -2,11 +2,12 @@
  * engine/route.c - order routing: which locations fulfil a set of wanted SKUs.
  *
  * Rules, in order (ARCHITECTURE.md, "order routing"):
- *   1. single: one location that can ship everything, the nearest (great-circle metres, geo.c),
+ *   1. single: one location that can ship everything, the nearest (great-circle distance,
+ *      ranked by the squared chord, which orders points as the arc does without a root; geo.c),
  *      then the lowest priority value, then the smallest id;
  *   2. exact: with at most TRASTENDA_ROUTE_EXACT_MAX useful candidates, every combination is
- *      tried; fewest locations, then smallest total distance, then smallest total priority, then
- *      the candidates' rank order;
+ *      tried; fewest locations, then smallest total distance (whole metres), then smallest total
+ *      priority, then the candidates' rank order;
  *   3. greedy: beyond that, repeatedly the location covering the most remaining units (ties by
  *      rank). A heuristic: it may use more locations than the optimum.
  * Candidates are active locations serving the channel that hold a record of a wanted SKU. Within
@@ -20,7 +21,7 @@
 static int
 cand_cmp(const trastenda_engine *e, const struct cand *a, const struct cand *b)
 {
-    if (a->dist_m != b->dist_m) return a->dist_m < b->dist_m ? -1 : 1;
+    if (a->chord2 != b->chord2) return a->chord2 < b->chord2 ? -1 : 1;
     if (a->priority != b->priority) return a->priority < b->priority ? -1 : 1;
     return eng_str_cmp(eng_id_str(&e->locs[a->loc].id), eng_id_str(&e->locs[b->loc].id));
 }
@@ -73,7 +74,7 @@ gather(trastenda_engine *e, struct plan *p, uint8_t channel, const int32_t ship[
             if (!l->active || (channel && !(l->channels & (1u << (channel - 1))))) continue;
             if (slot[loc] == ENG_NONE) {
                 slot[loc] = p->nc;
-                p->c[p->nc] = (struct cand){loc, eng_geo_distance_m(l->vec, ship), l->priority};
+                p->c[p->nc] = (struct cand){loc, eng_geo_chord2(l->vec, ship), -1, l->priority};
                 for (uint32_t k = 0; k < p->nw; k++)
                     p->sell[p->nc * p->nw + k] = 0;
                 p->nc++;
@@ -267,6 +268,8 @@ eng_route(trastenda_engine *e, const struct eng_want *wants, uint32_t n_wants, u
         if (total < p.w[wi].qty) return short_or_no_route(e, &p, channel, r);
     }
     if (nu <= TRASTENDA_ROUTE_EXACT_MAX) {
+        for (uint32_t b = 0; b < nu; b++)
+            p.c[useful[b]].dist_m = eng_geo_metres(p.c[useful[b]].chord2);
         uint32_t m = exact(&p, useful, nu);
         TS_ASSERT(m != 0);
         for (uint32_t b = 0; b < nu; b++)
