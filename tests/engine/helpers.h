@@ -219,6 +219,23 @@ h_advance(int64_t ms)
     (void)h_apply_at(H.now + ms, &c);
 }
 
+/* After a promotion: the follower takes a NOOP batch at `at` on its own (its entry goes nowhere)
+ * and so does the leader; their states can then be compared. */
+static inline void
+h_both_noop_at(int64_t at)
+{
+    trastenda_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.op = TRASTENDA_OP_NOOP;
+    trastenda_result r;
+    trastenda_batch_out out;
+    cr_assert_eq(trastenda_engine_apply(H.follower, at, &c, 1, &r, &out), TRASTENDA_OK);
+    trastenda_engine *f = H.follower;
+    H.follower = NULL; /* the leader's entry must not reach the promoted follower */
+    h_apply_batch_at(at, &c, 1, &r);
+    H.follower = f;
+}
+
 static inline trastenda_result
 h_expect_code_(const trastenda_cmd *c, trastenda_err want, const char *file, int line)
 {

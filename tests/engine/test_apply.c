@@ -1226,14 +1226,7 @@ Test(engine_apply, a_promoted_follower_remembers_keys_and_order_ids)
 static void
 expect_same_purges(int64_t at)
 {
-    trastenda_cmd c = h_cmd(TRASTENDA_OP_NOOP);
-    trastenda_result r;
-    trastenda_batch_out out;
-    cr_assert_eq(trastenda_engine_apply(H.follower, at, &c, 1, &r, &out), TRASTENDA_OK);
-    trastenda_engine *f = H.follower;
-    H.follower = NULL; /* the leader's entry must not reach the promoted follower */
-    h_apply_batch_at(at, &c, 1, &r);
-    H.follower = f;
+    h_both_noop_at(at);
     cr_assert_eq(trastenda_engine_digest(H.follower), trastenda_engine_digest(H.e),
                  "at +%lld ms the promoted follower purged otherwise",
                  (long long)(at - S.e[0].time_ms));

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "eng.h" /* only to show that the slot orders really differ (eng_hold_find...) */
+#include "rng.h"
 #include "trastenda.h"
 #include "trastenda/engine.h"
 
@@ -71,37 +72,6 @@ engine(bool roomy)
 }
 
 /* ---- PRNG: splitmix64 ---- */
-
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t
-rng_u64(struct rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint32_t
-rng_below(struct rng *r, uint32_t n)
-{
-    return (uint32_t)(((rng_u64(r) >> 32) * (uint64_t)n) >> 32);
-}
-
-static bool
-rng_pct(struct rng *r, uint32_t pct)
-{
-    return rng_below(r, 100) < pct;
-}
-
-static int64_t
-rng_range(struct rng *r, int64_t lo, int64_t hi)
-{
-    return lo + (int64_t)rng_below(r, (uint32_t)(hi - lo + 1));
-}
 
 /* ---- commands with their own storage ---- */
 

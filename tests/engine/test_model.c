@@ -38,6 +38,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rng.h"
 #include "trastenda.h"
 #include "trastenda/engine.h"
 #include "trastenda/log.h"
@@ -109,41 +110,6 @@ engine_config(trastenda_engine_config *cfg)
     cfg->hold_retention_ms = HOLD_RETENTION_MS;
     cfg->order_retention_ms = ORDER_RETENTION_MS;
     cfg->key_retention_ms = KEY_RETENTION_MS;
-}
-
-/* ---- PRNG: splitmix64 ---- */
-
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t
-rng_u64(struct rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* 0..n-1 */
-static uint32_t
-rng_below(struct rng *r, uint32_t n)
-{
-    return (uint32_t)(((rng_u64(r) >> 32) * (uint64_t)n) >> 32);
-}
-
-static bool
-rng_pct(struct rng *r, uint32_t pct)
-{
-    return rng_below(r, 100) < pct;
-}
-
-/* lo..hi inclusive */
-static int64_t
-rng_range(struct rng *r, int64_t lo, int64_t hi)
-{
-    return lo + (int64_t)rng_below(r, (uint32_t)(hi - lo + 1));
 }
 
 /* ---- small containers ---- */

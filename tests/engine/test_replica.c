@@ -9,20 +9,6 @@
 
 TestSuite(engine_replica, .init = h_setup, .fini = h_teardown);
 
-/* One NOOP batch at `at` on the leader and, separately, on the promoted follower. */
-static void
-both_advance_to(int64_t at)
-{
-    trastenda_cmd c = h_cmd(TRASTENDA_OP_NOOP);
-    trastenda_result r;
-    trastenda_batch_out out;
-    cr_assert_eq(trastenda_engine_apply(H.follower, at, &c, 1, &r, &out), TRASTENDA_OK);
-    trastenda_engine *f = H.follower;
-    H.follower = NULL; /* the leader's entry must not reach the promoted follower */
-    h_apply_batch_at(at, &c, 1, &r);
-    H.follower = f;
-}
-
 Test(engine_replica, holds_released_out_of_order_are_purged_in_the_writers_order)
 {
     trastenda_engine_config cfg;
@@ -53,7 +39,7 @@ Test(engine_replica, holds_released_out_of_order_are_purged_in_the_writers_order
     int64_t done = H.now;
     /* Promoted: both purge one hold a batch once the window is over. */
     for (int step = 0; step < 6; step++) {
-        both_advance_to(done + cfg.hold_retention_ms + step);
+        h_both_noop_at(done + cfg.hold_retention_ms + step);
         cr_assert_eq(trastenda_engine_digest(H.follower), trastenda_engine_digest(H.e),
                      "purge %d: the promoted follower purged another hold", step);
         trastenda_hold_view v;
