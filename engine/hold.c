@@ -185,8 +185,10 @@ struct reserve_plan {
     uint8_t rule;
     uint32_t n_explicit, n_wants, n_place;
     trastenda_alloc explicit_[TRASTENDA_LINES_MAX]; /* (sku, loc) groups; qty summed */
+    uint32_t explicit_rec[TRASTENDA_LINES_MAX];     /* their records, ENG_NONE when none */
     struct eng_want wants[TRASTENDA_LINES_MAX];     /* routed lines, by sku */
     trastenda_alloc place[TRASTENDA_ALLOCS_MAX];    /* the final placements */
+    uint32_t place_rec[TRASTENDA_ALLOCS_MAX];       /* their records, found once */
     struct eng_route route;
 };
 
@@ -262,6 +264,7 @@ reserve_explicit(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *
     for (uint32_t i = 0; i < pl->n_explicit; i++) {
         trastenda_alloc *g = &pl->explicit_[i];
         uint32_t rec = eng_stock_find(e, g->sku_ix, g->loc_ix);
+        pl->explicit_rec[i] = rec;
         if (rec != ENG_NONE && (e->stock[rec].flags & ENG_STOCK_SHORTFALL) && !c->partial)
             return eng_fail(r, TRASTENDA_E_SHORTFALL,
                             "sku '%.*s' at '%.*s' is in shortfall; no new holds until resolved",
@@ -330,6 +333,11 @@ reserve_placements(trastenda_engine *e, trastenda_result *r, struct reserve_plan
             if (k == TRASTENDA_ALLOCS_MAX)
                 return eng_fail(r, TRASTENDA_E_LIMIT, "a hold has at most %d placements",
                                 TRASTENDA_ALLOCS_MAX);
+            /* An explicit group with units has a record (reserve_explicit trimmed it to 0
+             * otherwise); a routed one is looked up once here. */
+            bool expl = i < pl->n_explicit;
+            pl->place_rec[k] = expl ? pl->explicit_rec[i] : eng_stock_find(e, a->sku_ix, a->loc_ix);
+            TS_ASSERT(pl->place_rec[k] != ENG_NONE);
             pl->place[pl->n_place++] = (trastenda_alloc){a->sku_ix, a->loc_ix, 0, 0};
         }
         pl->place[k].qty += a->qty;
@@ -369,8 +377,8 @@ hold_create(trastenda_engine *e, const trastenda_cmd *c, const struct reserve_pl
         const trastenda_alloc *p = &pl->place[i];
         uint32_t l =
             eng_line_append(e, &list, ENG_LINE_HOLD, h, p->sku_ix, p->loc_ix, (int32_t)p->qty, 0);
-        uint32_t rec = eng_stock_find(e, p->sku_ix, p->loc_ix);
-        TS_ASSERT(rec != ENG_NONE);
+        uint32_t rec = pl->place_rec[i];
+        TS_ASSERT(e->stock[rec].sku_ix == p->sku_ix && e->stock[rec].loc_ix == p->loc_ix);
         eng_stock_line_link(e, rec, l);
         int32_t d[TRASTENDA_Q_COUNT_] = {0};
         d[TRASTENDA_Q_HELD] = (int32_t)p->qty;
