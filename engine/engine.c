@@ -266,8 +266,10 @@ result_init(trastenda_result *r, uint32_t op)
     memcpy(r->message, "ok", 3);
 }
 
+/* key_hash: eng_str_hash(c->key), computed by the touch pass whenever the key is hashable, which
+ * a key passing eng_id_check is. */
 static void
-apply_one(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r)
+apply_one(trastenda_engine *e, const trastenda_cmd *c, uint32_t key_hash, trastenda_result *r)
 {
     result_init(r, c->op);
     if (c->op < TRASTENDA_OP_LOCATION_UPSERT || c->op >= TRASTENDA_OP_COUNT_) {
@@ -281,7 +283,8 @@ apply_one(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r)
     uint32_t kh = 0;
     if (keyed) {
         if (eng_id_check(c->key, "key", false, r) != TRASTENDA_OK) return;
-        kh = eng_str_hash(c->key);
+        kh = key_hash;
+        TS_DEBUG_ASSERT(kh == eng_str_hash(c->key));
         ph = eng_cmd_payload_hash(c);
         if (eng_key_replay(e, c, kh, ph, r)) return;
         if (e->key_pool.top == 0) {
@@ -355,12 +358,18 @@ slot_entry(const struct eng_map *m, uint32_t hash)
     return s != 0 && (uint32_t)(s >> 32) == hash ? (uint32_t)s - 1u : ENG_NONE;
 }
 
-/* Stage 1: map slots and SKUs. hold_guess: the id the command's hold gets if it reserves. */
+/* Stage 1: map slots and SKUs. hold_guess: the id the command's hold gets if it reserves. The
+ * key's hash goes to key_hash (0 when the key cannot be hashed), for apply_one to reuse. */
 static uint64_t
-touch_slots(const trastenda_engine *e, const trastenda_cmd *c, uint64_t hold_guess)
+touch_slots(const trastenda_engine *e, const trastenda_cmd *c, uint64_t hold_guess,
+            uint32_t *key_hash)
 {
     uint64_t sum = 0;
-    if (str_hashable(c->key)) sum += slot_load(&e->key_map, eng_str_hash(c->key));
+    *key_hash = 0;
+    if (str_hashable(c->key)) {
+        *key_hash = eng_str_hash(c->key);
+        sum += slot_load(&e->key_map, *key_hash);
+    }
     if (uses_hold_id(c->op)) sum += slot_load(&e->hold_map, (uint32_t)ts_mix64(c->hold_id));
     if (!has_lines(c)) return sum;
     if (c->op == TRASTENDA_OP_RESERVE)
@@ -426,13 +435,14 @@ touch_chains(const trastenda_engine *e, uint32_t *chain, uint32_t n)
 }
 
 static uint64_t
-touch_cmds(const trastenda_engine *e, const trastenda_cmd *cmds, uint32_t from, uint32_t to)
+touch_cmds(const trastenda_engine *e, const trastenda_cmd *cmds, uint32_t from, uint32_t to,
+           uint32_t key_hash[TOUCH_CHUNK])
 {
     uint32_t chain[TOUCH_CHUNK * TOUCH_LINES], n_chain = 0;
     uint64_t sum = 0, guess = e->next_hold_id + 1;
     TS_ASSERT(to - from <= TOUCH_CHUNK);
     for (uint32_t i = from; i < to; i++) {
-        sum += touch_slots(e, &cmds[i], guess);
+        sum += touch_slots(e, &cmds[i], guess, &key_hash[i - from]);
         guess += cmds[i].op == TRASTENDA_OP_RESERVE;
     }
     for (uint32_t i = from; i < to; i++)
@@ -454,7 +464,7 @@ touch_purges(const trastenda_engine *e)
     n = 0;
     for (uint32_t k = e->key_fifo.head; k != ENG_NONE && n < max; k = e->key_fifo.next[k], n++) {
         if (e->keys[k].created_ms + c->key_retention_ms > e->time_ms) break;
-        sum += slot_load(&e->key_map, eng_str_hash(eng_id_str(&e->keys[k].key)));
+        sum += slot_load(&e->key_map, e->keys[k].hash); /* kept with the key: no rehash */
     }
     return sum;
 }
@@ -483,9 +493,11 @@ trastenda_engine_apply(trastenda_engine *e, int64_t now_ms, const trastenda_cmd 
     e->arena_used = 0;
     eng_effects_begin(e);
     volatile uint64_t touched = touch_purges(e); /* volatile: the loads must happen */
+    uint32_t key_hash[TOUCH_CHUNK];
     maintenance(e);
     for (uint32_t i = 0; i < n; i++) {
-        if (i % TOUCH_CHUNK == 0) touched += touch_cmds(e, cmds, i, TS_MIN(n, i + TOUCH_CHUNK));
+        if (i % TOUCH_CHUNK == 0)
+            touched += touch_cmds(e, cmds, i, TS_MIN(n, i + TOUCH_CHUNK), key_hash);
         if (e->arena_used + arena_need(&cmds[i]) > e->arena_max) {
             /* Placements of large orders filled the arena: the rest waits for the next batch. */
             result_init(&results[i], cmds[i].op);
@@ -493,7 +505,7 @@ trastenda_engine_apply(trastenda_engine *e, int64_t now_ms, const trastenda_cmd 
                      "batch too large for its results; retry this command");
             continue;
         }
-        apply_one(e, &cmds[i], &results[i]);
+        apply_one(e, &cmds[i], key_hash[i % TOUCH_CHUNK], &results[i]);
     }
     (void)touched;
     eng_effects_end(e, out);

@@ -65,6 +65,12 @@ text_check(trastenda_str s, const char *field, bool required, uint32_t max, tras
     if (s.len > max)
         return eng_fail(r, TRASTENDA_E_LIMIT, "%s must be 1..%u bytes (got %u)", field, max, s.len);
     const uint8_t *p = (const uint8_t *)s.ptr;
+    /* Ids are nearly always printable ASCII (keys, order ids): one pass of range checks proves it
+     * without decoding, and the decoder below would accept exactly these bytes. */
+    bool ascii = true;
+    for (uint32_t i = 0; i < s.len; i++)
+        ascii &= p[i] >= 0x20 && p[i] < 0x7f;
+    if (ascii) return TRASTENDA_OK;
     for (uint32_t i = 0; i < s.len;) {
         uint32_t n = utf8_step(p + i, s.len - i);
         if (n == 0)
