@@ -278,7 +278,7 @@ put_order(trastenda_engine *e, struct eng_rd *r, bool apply)
      * partial return after delivery): the writer did not move it either, and the FIFO must stay
      * in finish order for the purge to stop at the first order not yet due. */
     bool keep = eng_fifo_has(&e->order_fifo, o) && eng_order_finished(img.state) &&
-                od->finished_ms == img.finished_ms;
+                od->state == img.state && od->finished_ms == img.finished_ms;
     if (!keep && eng_fifo_has(&e->order_fifo, o)) eng_fifo_remove(&e->order_fifo, o);
     od->lines_head =
         lines_put(e, od->lines_head, lines, n, ENG_LINE_ORDER, o, order_line_linked, NULL);
@@ -479,6 +479,10 @@ trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t l
     /* The same sequence again must be the same entry: another one is a diverged history. */
     uint64_t hash = ts_hash(entry, len, 0x656e747279ull);
     if (hdr.seq == e->seq && hash != e->last_entry_hash) return TRASTENDA_E_SEQUENCE;
+    /* The same entry again: its effects are already here (applying them again would be harmless
+     * for the records, but would move the records it created to the back of their retention
+     * queues). */
+    if (hdr.seq == e->seq) return TRASTENDA_OK;
     for (int pass = 0; pass < 2; pass++) {
         trastenda_entry_iter cur = it;
         uint8_t type;

@@ -47,8 +47,9 @@ config_check(const trastenda_engine_config *c)
                        c->purge_per_batch_max};
     for (size_t i = 0; i < sizeof(mins) / sizeof(mins[0]); i++)
         if (mins[i] == 0 || mins[i] > (1u << 30)) return TRASTENDA_E_INVALID;
-    if (c->hold_retention_ms < 0 || c->order_retention_ms < 0 || c->key_retention_ms < 0)
-        return TRASTENDA_E_INVALID;
+    int64_t windows[] = {c->hold_retention_ms, c->order_retention_ms, c->key_retention_ms};
+    for (size_t i = 0; i < 3; i++)
+        if (windows[i] < 0 || windows[i] > TRASTENDA_RETENTION_MS_MAX) return TRASTENDA_E_INVALID;
     if (c->review_days > TRASTENDA_LEAD_DAYS_MAX) return TRASTENDA_E_INVALID;
     return TRASTENDA_OK;
 }
@@ -486,7 +487,7 @@ trastenda_engine_apply(trastenda_engine *e, int64_t now_ms, const trastenda_cmd 
     if (e == NULL || out == NULL || (n > 0 && (cmds == NULL || results == NULL)))
         return TRASTENDA_E_INVALID;
     if (n > e->cfg.batch_cmds_max) return TRASTENDA_E_BATCH_TOO_BIG;
-    if (now_ms < e->time_ms) return TRASTENDA_E_TIME;
+    if (now_ms < e->time_ms || now_ms > TRASTENDA_TIME_MS_MAX) return TRASTENDA_E_TIME;
     e->seq++;
     e->time_ms = now_ms;
     e->last_entry_hash = 0;

@@ -472,8 +472,9 @@ static uint32_t
 confirm_apply(trastenda_engine *e, const trastenda_cmd *c, uint32_t h, uint8_t channel)
 {
     struct eng_hold *hd = &e->holds[h];
-    int32_t lat = hd->has_ship_to ? hd->lat_e6 : c->lat_e6;
-    int32_t lon = hd->has_ship_to ? hd->lon_e6 : c->lon_e6;
+    /* The hold's ship-to, else the command's (validated), else none. */
+    int32_t lat = hd->has_ship_to ? hd->lat_e6 : (c->has_ship_to ? c->lat_e6 : 0);
+    int32_t lon = hd->has_ship_to ? hd->lon_e6 : (c->has_ship_to ? c->lon_e6 : 0);
     uint32_t o = eng_order_new(e, c->order_id, eng_cmd_payload_hash(c), channel, lat, lon,
                                TRASTENDA_RULE_EXPLICIT);
     struct eng_order *od = &e->orders[o];

@@ -62,7 +62,8 @@ pl_put(struct payload *p, const void *data, uint32_t n)
 static void
 pl_str(struct payload *p, trastenda_str s)
 {
-    uint8_t n = (uint8_t)TS_MIN(s.len, 128u); /* ids were checked to be <= 64 bytes */
+    /* Fields are validated after hashing (and ignored ones never): hash what can be read. */
+    uint8_t n = s.ptr == NULL ? 0 : (uint8_t)TS_MIN(s.len, 128u);
     pl_put(p, &n, 1);
     if (n > 0) pl_put(p, s.ptr, n);
 }

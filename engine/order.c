@@ -272,10 +272,13 @@ step_check(trastenda_engine *e, const trastenda_cmd *c, uint32_t o, uint32_t loc
         if (ln->state >= target)
             return eng_fail(r, TRASTENDA_E_STATE, "allocation is already %s, cannot go to %s",
                             state_name(ln->state), state_name(target));
+        /* Only sellable units ship: unsellable ones stay behind (unsellable <= on_hand). */
+        const int32_t *q = e->stock[ln->rec_ix].q;
         if (target == TRASTENDA_ORDER_SHIPPED &&
-            e->stock[ln->rec_ix].q[TRASTENDA_Q_ON_HAND] < ln->qty)
-            return eng_fail(r, TRASTENDA_E_SHORT, "cannot ship %d: on_hand is %d", ln->qty,
-                            e->stock[ln->rec_ix].q[TRASTENDA_Q_ON_HAND]);
+            q[TRASTENDA_Q_ON_HAND] - q[TRASTENDA_Q_UNSELLABLE] < ln->qty)
+            return eng_fail(r, TRASTENDA_E_SHORT,
+                            "cannot ship %d: on_hand is %d, of which %d unsellable", ln->qty,
+                            q[TRASTENDA_Q_ON_HAND], q[TRASTENDA_Q_UNSELLABLE]);
     }
     if (hit == 0) return eng_fail(r, TRASTENDA_E_INVALID, "order has no allocation at location");
     return TRASTENDA_OK;

@@ -12,6 +12,7 @@ trastenda_err
 trastenda_engine_sku_lookup(const trastenda_engine *e, trastenda_str id, uint32_t *ix)
 {
     if (e == NULL || ix == NULL || id.len > TRASTENDA_ID_BYTES_MAX) return TRASTENDA_E_INVALID;
+    if (id.ptr == NULL && id.len > 0) return TRASTENDA_E_INVALID;
     *ix = eng_sku_find(e, id);
     return *ix == ENG_NONE ? TRASTENDA_E_UNKNOWN_SKU : TRASTENDA_OK;
 }
@@ -20,6 +21,7 @@ trastenda_err
 trastenda_engine_location_lookup(const trastenda_engine *e, trastenda_str id, uint32_t *ix)
 {
     if (e == NULL || ix == NULL || id.len > TRASTENDA_ID_BYTES_MAX) return TRASTENDA_E_INVALID;
+    if (id.ptr == NULL && id.len > 0) return TRASTENDA_E_INVALID;
     *ix = eng_location_find(e, id);
     return *ix == ENG_NONE ? TRASTENDA_E_UNKNOWN_LOCATION : TRASTENDA_OK;
 }

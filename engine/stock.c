@@ -343,6 +343,7 @@ eng_stock_check_one(const trastenda_engine *e, uint32_t rec)
     const struct eng_stock *s = &e->stock[rec];
     for (int i = 0; i < TRASTENDA_Q_COUNT_; i++)
         TS_ASSERT(s->q[i] >= 0);
+    TS_ASSERT(s->q[TRASTENDA_Q_UNSELLABLE] <= s->q[TRASTENDA_Q_ON_HAND]);
     int64_t a = eng_available(s->q);
     TS_ASSERT((a < 0) == ((s->flags & ENG_STOCK_SHORTFALL) != 0));
     TS_ASSERT(eng_bits_get(&e->low, rec) == ((s->flags & ENG_STOCK_LOW) != 0));

@@ -80,6 +80,11 @@ const char *trastenda_err_message(trastenda_err err);
 #define TRASTENDA_LEAD_DAYS_MAX 3650
 /* Days of shipped units kept per stock record for the sales velocity. */
 #define TRASTENDA_VELOCITY_DAYS 7
+/* Batch times: 0 .. year 10000 in ms since the epoch, so that time + any window never
+ * overflows. */
+#define TRASTENDA_TIME_MS_MAX 253402300800000ll
+/* Retention windows: up to 100 years. */
+#define TRASTENDA_RETENTION_MS_MAX 3155760000000ll
 /* Page size of every list query. */
 #define TRASTENDA_PAGE_MAX 1000
 

@@ -1347,8 +1347,11 @@ m_order_step(struct model *m, const trastenda_cmd *c, struct m_order *o, struct 
             r->code = TRASTENDA_E_STATE;
             return;
         }
+        /* Only sellable units ship: on_hand - unsellable must cover the allocation. */
         if (target == TRASTENDA_ORDER_SHIPPED &&
-            q(m, ln->sku, ln->loc, TRASTENDA_Q_ON_HAND) < ln->qty) {
+            q(m, ln->sku, ln->loc, TRASTENDA_Q_ON_HAND) -
+                    q(m, ln->sku, ln->loc, TRASTENDA_Q_UNSELLABLE) <
+                ln->qty) {
             r->code = TRASTENDA_E_SHORT;
             return;
         }

@@ -985,3 +985,30 @@ Test(engine_order, a_finished_order_frees_its_slot_for_a_new_one)
     h_advance(600000);
     H_OK(&c);
 }
+
+/* Units marked unsellable stay behind: shipping takes only what is sellable on the shelf. */
+Test(engine_order, ship_refuses_units_marked_unsellable)
+{
+    h_receive("tee", "madrid", 10);
+    uint64_t hold = h_hold("tee", "madrid", 6);
+    trastenda_cmd confirm = h_cmd_hold(TRASTENDA_OP_CONFIRM, hold);
+    confirm.order_id = h_s("U-1");
+    H_OK(&confirm);
+    trastenda_cmd damage = h_cmd_stock(TRASTENDA_OP_MOVE_UNSELLABLE, "tee", "madrid", 8);
+    damage.reason = TRASTENDA_REASON_DAMAGE;
+    H_OK(&damage); /* 10 on hand, 8 unsellable, 6 committed: a shortfall */
+    trastenda_cmd ship = h_cmd_order_step(TRASTENDA_OP_ORDER_SHIP, "U-1", NULL);
+    trastenda_result r = H_FAIL(&ship, TRASTENDA_E_SHORT);
+    cr_assert(strstr(r.message, "unsellable") != NULL, "%s", r.message);
+    trastenda_stock s = h_stock("tee", "madrid");
+    cr_assert_eq(s.on_hand, 10);
+    cr_assert_eq(s.committed, 6);
+    /* Two units back to sellable: 4 sellable units still do not cover 6. */
+    trastenda_cmd restore = h_cmd_stock(TRASTENDA_OP_MOVE_UNSELLABLE, "tee", "madrid", -4);
+    restore.reason = TRASTENDA_REASON_CORRECTION;
+    H_OK(&restore);
+    H_OK(&ship);
+    s = h_stock("tee", "madrid");
+    cr_assert_eq(s.on_hand, 4);
+    cr_assert_eq(s.unsellable, 4);
+}

@@ -95,3 +95,39 @@ Test(engine_replica, an_entry_of_an_older_epoch_is_refused)
     cr_assert_eq(trastenda_engine_seq(H.e), 0);
     trastenda_engine_destroy(old_leader);
 }
+
+Test(engine_replica, retention_windows_and_times_are_bounded)
+{
+    trastenda_engine_config cfg;
+    h_config_small(&cfg);
+    cfg.key_retention_ms = INT64_MAX; /* "forever" would overflow created + window */
+    trastenda_engine *e;
+    cr_assert_eq(trastenda_engine_create(&cfg, &e), TRASTENDA_E_INVALID);
+    cfg.key_retention_ms = TRASTENDA_RETENTION_MS_MAX;
+    cr_assert_eq(trastenda_engine_create(&cfg, &e), TRASTENDA_OK);
+    trastenda_cmd c = h_cmd(TRASTENDA_OP_NOOP);
+    trastenda_result r;
+    trastenda_batch_out out;
+    cr_assert_eq(trastenda_engine_apply(e, TRASTENDA_TIME_MS_MAX + 1, &c, 1, &r, &out),
+                 TRASTENDA_E_TIME);
+    cr_assert_eq(trastenda_engine_apply(e, TRASTENDA_TIME_MS_MAX, &c, 1, &r, &out), TRASTENDA_OK);
+    trastenda_engine_destroy(e);
+}
+
+Test(engine_replica, a_null_string_in_an_unused_field_is_harmless)
+{
+    (void)h_add_location("madrid");
+    (void)h_add_sku("tee", 0);
+    trastenda_cmd c = h_cmd_stock(TRASTENDA_OP_RECEIVE, "tee", "madrid", 5);
+    c.key = h_s("k1");
+    c.name = (trastenda_str){NULL, 4}; /* RECEIVE ignores name; the payload hash reads it */
+    trastenda_result r = H_OK(&c);
+    cr_assert_eq(r.value, 5);
+    c.reference = (trastenda_str){NULL, 3}; /* used by RECEIVE: refused, not a crash */
+    c.key = h_s("k2");
+    r = H_FAIL(&c, TRASTENDA_E_INVALID);
+    cr_assert(strstr(r.message, "reference") != NULL, "%s", r.message);
+    uint32_t ix;
+    cr_assert_eq(trastenda_engine_sku_lookup(H.e, (trastenda_str){NULL, 3}, &ix),
+                 TRASTENDA_E_INVALID);
+}
