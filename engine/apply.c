@@ -85,15 +85,120 @@ lines_put(trastenda_engine *e, uint32_t head, const struct img_line *img, uint32
     return list.head;
 }
 
+/*
+ * The check pass. Besides the shape of every record it checks what records refer to: a SKU or
+ * location must exist in the engine or be defined earlier in the same entry, a channel must be
+ * the next one or an existing one with the same name. A corrupt entry that is well formed but
+ * names what does not exist is refused (E_CORRUPT) before anything changes, never an abort.
+ * Ids defined by the entry go into a small hash set, allocated only for entries that define some
+ * (catalog changes).
+ */
+struct pass {
+    bool apply;
+    uint32_t next_channel;
+    trastenda_str channels[TRASTENDA_CHANNELS_MAX];
+    trastenda_str *defs; /* SKU and location ids the entry defines; type in the hash */
+    uint8_t *def_type;
+    uint32_t *slots; /* index + 1 */
+    uint32_t n_defs, cap, mask;
+};
+
+static uint32_t
+def_hash(uint8_t type, trastenda_str id)
+{
+    return eng_str_hash(id) ^ (type * 0x9e3779b9u);
+}
+
+static bool
+def_has(const struct pass *ps, uint8_t type, trastenda_str id)
+{
+    if (ps->n_defs == 0) return false;
+    for (uint32_t i = def_hash(type, id) & ps->mask, n = 0; n <= ps->mask; n++) {
+        uint32_t d = ps->slots[i];
+        if (d == 0) return false;
+        if (ps->def_type[d - 1] == type && eng_str_cmp(ps->defs[d - 1], id) == 0) return true;
+        i = (i + 1) & ps->mask;
+    }
+    return false;
+}
+
+/* Room for every SKU and location record of the entry (counted before the check pass). */
+static trastenda_err
+defs_init(struct pass *ps, uint32_t n)
+{
+    ps->cap = n;
+    if (n == 0) return TRASTENDA_OK;
+    uint32_t slots = 16;
+    while (slots < 2 * n)
+        slots <<= 1;
+    ps->mask = slots - 1;
+    ps->defs = ts_alloc((size_t)n * sizeof(*ps->defs));
+    ps->def_type = ts_alloc(n);
+    ps->slots = ts_alloc((size_t)slots * sizeof(uint32_t));
+    return ps->defs && ps->def_type && ps->slots ? TRASTENDA_OK : TRASTENDA_E_NOMEM;
+}
+
+static void
+defs_fini(struct pass *ps)
+{
+    ts_free(ps->defs, (size_t)ps->cap * sizeof(*ps->defs));
+    ts_free(ps->def_type, ps->cap);
+    ts_free(ps->slots, ((size_t)ps->mask + 1) * sizeof(uint32_t));
+}
+
+static void
+def_add(struct pass *ps, uint8_t type, trastenda_str id)
+{
+    if (def_has(ps, type, id)) return;
+    TS_ASSERT(ps->n_defs < ps->cap);
+    uint32_t i = def_hash(type, id) & ps->mask;
+    while (ps->slots[i] != 0)
+        i = (i + 1) & ps->mask;
+    ps->defs[ps->n_defs] = id;
+    ps->def_type[ps->n_defs] = type;
+    ps->slots[i] = ++ps->n_defs;
+}
+
+/* In the check pass: does the SKU / location exist, or does the entry define it before? */
+static bool
+known(const trastenda_engine *e, const struct pass *ps, uint8_t type, trastenda_str id)
+{
+    if (type == TRASTENDA_REC_SKU && eng_sku_find(e, id) != ENG_NONE) return true;
+    if (type == TRASTENDA_REC_LOCATION && eng_location_find(e, id) != ENG_NONE) return true;
+    return def_has(ps, type, id);
+}
+
+static void
+check_lines(const trastenda_engine *e, const struct pass *ps, struct eng_rd *r,
+            const struct img_line *lines, uint32_t n)
+{
+    for (uint32_t i = 0; i < n && !r->bad && !ps->apply; i++)
+        if (!known(e, ps, TRASTENDA_REC_SKU, lines[i].sku) ||
+            !known(e, ps, TRASTENDA_REC_LOCATION, lines[i].loc))
+            r->bad = true;
+}
+
 /* ---- per record type ---- */
 
 static void
-put_channel(trastenda_engine *e, struct eng_rd *r, bool apply)
+put_channel(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     uint8_t ix = rd_u8(r);
     trastenda_str name = rd_str(r, TRASTENDA_ID_BYTES_MAX);
     if (ix >= TRASTENDA_CHANNELS_MAX || name.len == 0) r->bad = true;
-    if (r->bad || !apply) return;
+    if (!r->bad && !ps->apply) {
+        /* An existing channel under its own name, or the next one under a new name. */
+        if (ix < e->channel_count)
+            r->bad = !eng_id_eq(&e->channels[ix], name);
+        else if (ix == ps->next_channel && eng_channel_find(e, name) == ENG_NONE) {
+            for (uint32_t i = e->channel_count; i < ix; i++)
+                if (eng_str_cmp(ps->channels[i], name) == 0) r->bad = true;
+            ps->channels[ix] = name;
+            ps->next_channel++;
+        } else
+            r->bad = true;
+    }
+    if (r->bad || !ps->apply) return;
     if (ix < e->channel_count) {
         TS_ASSERT(eng_id_eq(&e->channels[ix], name));
         return;
@@ -103,7 +208,7 @@ put_channel(trastenda_engine *e, struct eng_rd *r, bool apply)
 }
 
 static void
-put_location(trastenda_engine *e, struct eng_rd *r, bool apply)
+put_location(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     trastenda_str id = rd_str(r, TRASTENDA_ID_BYTES_MAX);
     trastenda_str name = rd_str(r, TRASTENDA_NAME_BYTES_MAX);
@@ -112,7 +217,8 @@ put_location(trastenda_engine *e, struct eng_rd *r, bool apply)
     uint8_t active = rd_u8(r);
     if (id.len == 0 || lat < -90000000 || lat > 90000000 || lon < -180000000 || lon > 180000000)
         r->bad = true;
-    if (r->bad || !apply) return;
+    if (!r->bad && !ps->apply) def_add(ps, TRASTENDA_REC_LOCATION, id);
+    if (r->bad || !ps->apply) return;
     uint32_t ix = eng_location_find(e, id);
     if (ix == ENG_NONE) ix = eng_location_insert(e, id);
     struct eng_location *l = &e->locs[ix];
@@ -126,7 +232,7 @@ put_location(trastenda_engine *e, struct eng_rd *r, bool apply)
 }
 
 static void
-put_sku(trastenda_engine *e, struct eng_rd *r, bool apply)
+put_sku(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     trastenda_str id = rd_str(r, TRASTENDA_ID_BYTES_MAX);
     trastenda_str name = rd_str(r, TRASTENDA_NAME_BYTES_MAX);
@@ -135,7 +241,8 @@ put_sku(trastenda_engine *e, struct eng_rd *r, bool apply)
         v[i] = rd_i32(r);
     uint8_t active = rd_u8(r);
     if (id.len == 0 || v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0) r->bad = true;
-    if (r->bad || !apply) return;
+    if (!r->bad && !ps->apply) def_add(ps, TRASTENDA_REC_SKU, id);
+    if (r->bad || !ps->apply) return;
     uint32_t ix = eng_sku_find(e, id);
     if (ix == ENG_NONE) ix = eng_sku_insert(e, id);
     struct eng_sku *s = &e->skus[ix];
@@ -148,14 +255,14 @@ put_sku(trastenda_engine *e, struct eng_rd *r, bool apply)
 }
 
 static void
-put_stock(trastenda_engine *e, struct eng_rd *r, bool apply)
+put_stock(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     trastenda_str sku = rd_str(r, TRASTENDA_ID_BYTES_MAX);
     trastenda_str loc = rd_str(r, TRASTENDA_ID_BYTES_MAX);
     int32_t q[TRASTENDA_Q_COUNT_];
     for (int i = 0; i < TRASTENDA_Q_COUNT_; i++) {
         q[i] = rd_i32(r);
-        if (q[i] < 0) r->bad = true;
+        if (q[i] < 0 || q[i] > TRASTENDA_QTY_MAX) r->bad = true;
     }
     uint32_t flags = rd_u32(r);
     struct eng_velocity v;
@@ -163,8 +270,9 @@ put_stock(trastenda_engine *e, struct eng_rd *r, bool apply)
     for (int i = 0; i < TRASTENDA_VELOCITY_DAYS; i++)
         v.units[i] = rd_u32(r);
     if (sku.len == 0 || loc.len == 0 || flags > 7) r->bad = true;
-    if (r->bad || !apply) return;
     struct img_line l = {.sku = sku, .loc = loc};
+    check_lines(e, ps, r, &l, 1);
+    if (r->bad || !ps->apply) return;
     uint32_t rec = need_rec(e, &l);
     struct eng_stock *s = &e->stock[rec];
     eng_stock_publish(s, q);
@@ -181,7 +289,7 @@ hold_line_linked(const struct img_line *l, const void *ctx)
 }
 
 static void
-put_hold(trastenda_engine *e, struct eng_rd *r, bool apply)
+put_hold(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     struct eng_hold img;
     struct img_line lines[TRASTENDA_ALLOCS_MAX];
@@ -199,7 +307,8 @@ put_hold(trastenda_engine *e, struct eng_rd *r, bool apply)
     if (img.id == 0 || img.state < TRASTENDA_HOLD_OPEN || img.state > TRASTENDA_HOLD_EXPIRED ||
         img.channel > TRASTENDA_CHANNELS_MAX)
         r->bad = true;
-    if (r->bad || !apply) return;
+    check_lines(e, ps, r, lines, n);
+    if (r->bad || !ps->apply) return;
     uint32_t h = eng_hold_find(e, img.id);
     if (h == ENG_NONE) {
         h = eng_pool_take(&e->hold_pool);
@@ -243,7 +352,7 @@ order_line_linked(const struct img_line *l, const void *ctx)
 }
 
 static void
-put_order(trastenda_engine *e, struct eng_rd *r, bool apply)
+put_order(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     struct eng_order img;
     struct img_line lines[TRASTENDA_ALLOCS_MAX];
@@ -260,9 +369,11 @@ put_order(trastenda_engine *e, struct eng_rd *r, bool apply)
     img.rule = rd_u8(r);
     img.channel = rd_u8(r);
     uint32_t n = rd_lines(r, lines, TRASTENDA_ALLOCS_MAX);
-    if (id.len == 0 || img.state < TRASTENDA_ORDER_PLACED || img.state > TRASTENDA_ORDER_RETURNED)
+    if (id.len == 0 || img.state < TRASTENDA_ORDER_PLACED || img.state > TRASTENDA_ORDER_RETURNED ||
+        img.rule > TRASTENDA_RULE_GREEDY || img.channel > TRASTENDA_CHANNELS_MAX)
         r->bad = true;
-    if (r->bad || !apply) return;
+    check_lines(e, ps, r, lines, n);
+    if (r->bad || !ps->apply) return;
     uint32_t o = eng_order_find(e, id);
     if (o == ENG_NONE) {
         o = eng_pool_take(&e->order_pool);
@@ -306,7 +417,7 @@ never_linked(const struct img_line *l, const void *ctx)
 }
 
 static void
-put_po(trastenda_engine *e, struct eng_rd *r, bool apply)
+put_po(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     struct img_line lines[TRASTENDA_LINES_MAX];
     trastenda_str id = rd_str(r, TRASTENDA_ID_BYTES_MAX);
@@ -314,7 +425,8 @@ put_po(trastenda_engine *e, struct eng_rd *r, bool apply)
     int64_t created = rd_i64(r), updated = rd_i64(r);
     uint32_t n = rd_lines(r, lines, TRASTENDA_LINES_MAX);
     if (id.len == 0 || open > 1) r->bad = true;
-    if (r->bad || !apply) return;
+    check_lines(e, ps, r, lines, n);
+    if (r->bad || !ps->apply) return;
     uint32_t p = eng_po_find(e, id);
     if (p == ENG_NONE) {
         p = eng_pool_take(&e->po_pool);
@@ -337,7 +449,7 @@ put_po(trastenda_engine *e, struct eng_rd *r, bool apply)
 }
 
 static void
-put_key(trastenda_engine *e, struct eng_rd *r, bool apply)
+put_key(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     struct eng_key img;
     trastenda_str key = rd_str(r, TRASTENDA_ID_BYTES_MAX);
@@ -349,7 +461,7 @@ put_key(trastenda_engine *e, struct eng_rd *r, bool apply)
     img.rule = rd_u8(r);
     img.state = rd_u8(r);
     if (key.len == 0 || img.op == 0 || img.op >= TRASTENDA_OP_COUNT_) r->bad = true;
-    if (r->bad || !apply) return;
+    if (r->bad || !ps->apply) return;
     uint32_t hash = eng_str_hash(key);
     uint32_t k = eng_key_find_hashed(e, key, hash);
     img.hash = hash;
@@ -371,7 +483,7 @@ put_key(trastenda_engine *e, struct eng_rd *r, bool apply)
 }
 
 static void
-put_removed(trastenda_engine *e, uint8_t type, struct eng_rd *r, bool apply)
+put_removed(trastenda_engine *e, uint8_t type, struct eng_rd *r, struct pass *ps)
 {
     uint64_t id = 0;
     trastenda_str s = {"", 0};
@@ -379,7 +491,7 @@ put_removed(trastenda_engine *e, uint8_t type, struct eng_rd *r, bool apply)
         id = rd_u64(r);
     else
         s = rd_str(r, TRASTENDA_ID_BYTES_MAX);
-    if (r->bad || !apply) return;
+    if (r->bad || !ps->apply) return;
     uint32_t ix;
     switch (type) {
     case TRASTENDA_REC_HOLD_REMOVED:
@@ -403,10 +515,10 @@ put_removed(trastenda_engine *e, uint8_t type, struct eng_rd *r, bool apply)
 }
 
 static void
-put_meta(trastenda_engine *e, struct eng_rd *r, bool apply)
+put_meta(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     uint64_t hold = rd_u64(r), order = rd_u64(r), ledger = rd_u64(r);
-    if (r->bad || !apply) return;
+    if (r->bad || !ps->apply) return;
     e->next_hold_id = hold;
     e->next_order_no = order;
     e->ledger_seq = ledger;
@@ -414,44 +526,44 @@ put_meta(trastenda_engine *e, struct eng_rd *r, bool apply)
 
 /* Decodes (and with apply, applies) one record body; false when malformed. */
 static bool
-put_record(trastenda_engine *e, uint8_t type, const uint8_t *body, uint32_t len, bool apply)
+put_record(trastenda_engine *e, uint8_t type, const uint8_t *body, uint32_t len, struct pass *ps)
 {
     struct eng_rd r = {body, body + len, false};
     trastenda_ledger_entry le;
     trastenda_event ev;
     switch (type) {
     case TRASTENDA_REC_META:
-        put_meta(e, &r, apply);
+        put_meta(e, &r, ps);
         break;
     case TRASTENDA_REC_CHANNEL:
-        put_channel(e, &r, apply);
+        put_channel(e, &r, ps);
         break;
     case TRASTENDA_REC_LOCATION:
-        put_location(e, &r, apply);
+        put_location(e, &r, ps);
         break;
     case TRASTENDA_REC_SKU:
-        put_sku(e, &r, apply);
+        put_sku(e, &r, ps);
         break;
     case TRASTENDA_REC_STOCK:
-        put_stock(e, &r, apply);
+        put_stock(e, &r, ps);
         break;
     case TRASTENDA_REC_HOLD:
-        put_hold(e, &r, apply);
+        put_hold(e, &r, ps);
         break;
     case TRASTENDA_REC_ORDER:
-        put_order(e, &r, apply);
+        put_order(e, &r, ps);
         break;
     case TRASTENDA_REC_PO:
-        put_po(e, &r, apply);
+        put_po(e, &r, ps);
         break;
     case TRASTENDA_REC_KEY:
-        put_key(e, &r, apply);
+        put_key(e, &r, ps);
         break;
     case TRASTENDA_REC_HOLD_REMOVED:
     case TRASTENDA_REC_ORDER_REMOVED:
     case TRASTENDA_REC_PO_REMOVED:
     case TRASTENDA_REC_KEY_REMOVED:
-        put_removed(e, type, &r, apply);
+        put_removed(e, type, &r, ps);
         break;
     case TRASTENDA_REC_LEDGER:
         return trastenda_ledger_decode(body, len, &le) == TRASTENDA_OK;
@@ -461,6 +573,19 @@ put_record(trastenda_engine *e, uint8_t type, const uint8_t *body, uint32_t len,
         return false;
     }
     return !r.bad && r.p == r.end;
+}
+
+/* SKU and location records of an entry (a bound for the check pass's set). */
+static uint32_t
+count_defs(trastenda_entry_iter it)
+{
+    uint32_t n = 0;
+    uint8_t type;
+    const uint8_t *body;
+    uint32_t blen;
+    while (trastenda_entry_next(&it, &type, &body, &blen) == TRASTENDA_OK)
+        n += type == TRASTENDA_REC_SKU || type == TRASTENDA_REC_LOCATION;
+    return n;
 }
 
 trastenda_err
@@ -483,15 +608,26 @@ trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t l
      * for the records, but would move the records it created to the back of their retention
      * queues). */
     if (hdr.seq == e->seq) return TRASTENDA_OK;
-    for (int pass = 0; pass < 2; pass++) {
+    struct pass ps;
+    memset(&ps, 0, sizeof(ps));
+    ps.next_channel = e->channel_count;
+    err = defs_init(&ps, count_defs(it));
+    for (int pass = 0; pass < 2 && err == TRASTENDA_OK; pass++) {
         trastenda_entry_iter cur = it;
         uint8_t type;
         const uint8_t *body;
         uint32_t blen;
+        ps.apply = pass == 1;
         while ((err = trastenda_entry_next(&cur, &type, &body, &blen)) == TRASTENDA_OK)
-            if (!put_record(e, type, body, blen, pass == 1)) return TRASTENDA_E_CORRUPT;
-        if (err != TRASTENDA_E_SEQUENCE) return err;
+            if (!put_record(e, type, body, blen, &ps)) break;
+        /* The apply pass cannot fail: the check pass saw every record. */
+        TS_ASSERT(!ps.apply || err == TRASTENDA_E_SEQUENCE);
+        err = err == TRASTENDA_E_SEQUENCE ? TRASTENDA_OK
+              : err == TRASTENDA_OK       ? TRASTENDA_E_CORRUPT
+                                          : err;
     }
+    defs_fini(&ps);
+    if (err != TRASTENDA_OK) return err;
     e->seq = hdr.seq;
     e->time_ms = hdr.time_ms;
     e->cfg.epoch = hdr.epoch;

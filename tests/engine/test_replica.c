@@ -131,3 +131,26 @@ Test(engine_replica, a_null_string_in_an_unused_field_is_harmless)
     cr_assert_eq(trastenda_engine_sku_lookup(H.e, (trastenda_str){NULL, 3}, &ix),
                  TRASTENDA_E_INVALID);
 }
+
+Test(engine_replica, an_entry_naming_a_sku_nobody_created_is_corrupt_not_fatal)
+{
+    (void)h_add_location("madrid");
+    (void)h_add_sku("SKU-A", 0);
+    trastenda_engine *f = H.follower;
+    H.follower = NULL; /* the receive's entry goes to f by hand, first altered */
+    h_receive("SKU-A", "madrid", 5);
+    H.follower = f;
+    uint8_t *bad = malloc(H.entry_len);
+    cr_assert_not_null(bad);
+    memcpy(bad, H.entry, H.entry_len);
+    uint32_t renamed = 0;
+    for (size_t i = 0; i + 5 <= H.entry_len; i++)
+        if (memcmp(bad + i, "SKU-A", 5) == 0) bad[i + 4] = 'Z', renamed++;
+    cr_assert_gt(renamed, 0);
+    uint64_t d = trastenda_engine_digest(f);
+    cr_assert_eq(trastenda_engine_apply_entry(f, bad, H.entry_len), TRASTENDA_E_CORRUPT);
+    cr_assert_eq(trastenda_engine_digest(f), d, "a refused entry changed nothing");
+    free(bad);
+    cr_assert_eq(trastenda_engine_apply_entry(f, H.entry, H.entry_len), TRASTENDA_OK);
+    cr_assert_eq(trastenda_engine_digest(f), trastenda_engine_digest(H.e));
+}
