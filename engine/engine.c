@@ -47,6 +47,8 @@ config_check(const trastenda_engine_config *c)
                        c->purge_per_batch_max};
     for (size_t i = 0; i < sizeof(mins) / sizeof(mins[0]); i++)
         if (mins[i] == 0 || mins[i] > (1u << 30)) return TRASTENDA_E_INVALID;
+    /* The result arena holds 8 placements a command: keep its size within uint32. */
+    if (c->batch_cmds_max > (1u << 20)) return TRASTENDA_E_INVALID;
     int64_t windows[] = {c->hold_retention_ms, c->order_retention_ms, c->key_retention_ms};
     for (size_t i = 0; i < 3; i++)
         if (windows[i] < 0 || windows[i] > TRASTENDA_RETENTION_MS_MAX) return TRASTENDA_E_INVALID;

@@ -305,7 +305,8 @@ reserve_routed(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r,
             if (q > 0) pl->wants[n++] = (struct eng_want){pl->wants[i].sku_ix, q};
         }
         pl->n_wants = n;
-        r->code = TRASTENDA_OK;
+        r->code = TRASTENDA_OK; /* partial: the shortage only trims the wants */
+        memcpy(r->message, "ok", 3);
         r->allocs = NULL;
         r->alloc_count = 0;
         if (n == 0) return TRASTENDA_OK;

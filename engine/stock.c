@@ -203,7 +203,8 @@ eng_velocity_add(struct eng_velocity *v, int32_t day, uint32_t units)
         v->day = day;
     }
     TS_ASSERT(day == v->day);
-    v->units[0] += units;
+    /* Saturates rather than wraps: a velocity can only be understated, never tiny. */
+    v->units[0] = units > UINT32_MAX - v->units[0] ? UINT32_MAX : v->units[0] + units;
 }
 
 uint64_t
