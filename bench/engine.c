@@ -118,22 +118,6 @@ now_ns(void)
  * left out, cache contention is not). */
 static clockid_t apply_clock = CLOCK_MONOTONIC;
 
-/* splitmix64: a fixed-seed PRNG (no rand()). */
-static uint64_t
-rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint32_t
-rng_below(uint64_t *s, uint32_t n)
-{
-    return (uint32_t)(((rng_next(s) >> 32) * n) >> 32);
-}
-
 /* ---- log-bucketed histogram: 32 sub-buckets per power of two (about 3% resolution) ---- */
 
 #define HIST_SUB_BITS 5
@@ -227,6 +211,12 @@ run_median(const struct run *runs, uint32_t n)
     return m;
 }
 
+/* What a timed run adds up, turned into its figures by run_finish. */
+struct run_totals {
+    uint64_t engine_ns, ledger, events, bytes, failures;
+    double wall_s;
+};
+
 static void
 run_latencies(struct run *r, const struct hist *h, double ops_per_batch)
 {
@@ -236,6 +226,19 @@ run_latencies(struct run *r, const struct hist *h, double ops_per_batch)
         r->batch_us[i] = q[i] / 1000.0;
         r->per_op_ns[i] = q[i] / ops_per_batch;
     }
+}
+
+static void
+run_finish(struct run *r, const struct hist *h, const struct run_totals *t, double ops_per_batch)
+{
+    r->batches = (double)h->count;
+    r->rate = r->ops / ((double)t->engine_ns / 1e9);
+    r->wall_rate = r->ops / t->wall_s;
+    r->ledger_per_op = (double)t->ledger / r->ops;
+    r->events_per_op = (double)t->events / r->ops;
+    r->bytes_per_op = (double)t->bytes / r->ops;
+    r->failures = (double)t->failures;
+    run_latencies(r, h, ops_per_batch);
 }
 
 /* ---- the engine and the batch being built ---- */
@@ -490,8 +493,8 @@ pairs_build(struct bench *b, uint32_t sku_span, uint32_t loc_span)
         cmd_release(b, n++, b->pending[i]);
     uint32_t half = b->o->batch / 2;
     for (uint32_t i = 0; i < half; i++) {
-        uint32_t sku = rng_below(&b->rng, sku_span);
-        cmd_reserve(b, n++, sku, rng_below(&b->rng, loc_span));
+        uint32_t sku = ts_rand_below(&b->rng, sku_span);
+        cmd_reserve(b, n++, sku, ts_rand_below(&b->rng, loc_span));
     }
     return n;
 }
@@ -563,14 +566,8 @@ run_pairs(struct bench *b, uint32_t sku_span, uint32_t loc_span, double secs)
     }
     double wall_s = (double)(now_ns() - start) / 1e9;
     pairs_drain(b);
-    r.batches = (double)h.count;
-    r.rate = r.ops / ((double)engine_ns / 1e9);
-    r.wall_rate = r.ops / wall_s;
-    r.ledger_per_op = (double)ledger / r.ops;
-    r.events_per_op = (double)events / r.ops;
-    r.bytes_per_op = (double)bytes / r.ops;
-    r.failures = (double)(b->failures - failures0);
-    run_latencies(&r, &h, half);
+    struct run_totals t = {engine_ns, ledger, events, bytes, b->failures - failures0, wall_s};
+    run_finish(&r, &h, &t, half);
     return r;
 }
 
@@ -586,22 +583,22 @@ cmd_order(struct bench *b, uint32_t i)
     for (uint32_t k = 0; k < ORDER_LINES; k++) {
         bool again;
         do { /* three distinct SKUs */
-            sku[k] = rng_below(&b->rng, b->skus);
+            sku[k] = ts_rand_below(&b->rng, b->skus);
             again = false;
             for (uint32_t j = 0; j < k; j++)
                 again |= sku[j] == sku[k];
         } while (again);
         ln[k].sku = sku_ref(b, sku[k]);
         ln[k].loc = (trastenda_ref){{NULL, 0}, TRASTENDA_IX_NONE};
-        ln[k].qty = 1 + (int64_t)rng_below(&b->rng, 2);
+        ln[k].qty = 1 + (int64_t)ts_rand_below(&b->rng, 2);
         ln[k].flags = 0;
     }
     c->order_id = (trastenda_str){b->text[i], text_id(b->text[i], 'o', ++b->order_seq)};
     c->channel = CHANNELS[0];
     c->has_ship_to = 1;
     /* Somewhere in peninsular Spain: 36.0..43.5 N, 9.0 W..3.0 E. */
-    c->lat_e6 = 36000000 + (int32_t)rng_below(&b->rng, 7500000);
-    c->lon_e6 = -9000000 + (int32_t)rng_below(&b->rng, 12000000);
+    c->lat_e6 = 36000000 + (int32_t)ts_rand_below(&b->rng, 7500000);
+    c->lon_e6 = -9000000 + (int32_t)ts_rand_below(&b->rng, 12000000);
     c->lines = ln;
     c->line_count = ORDER_LINES;
 }
@@ -673,14 +670,8 @@ run_routed(struct bench *b, double secs)
     }
     double wall_s = (double)(now_ns() - start) / 1e9;
     orders_clear(b, cycle);
-    r.batches = (double)h.count;
-    r.rate = r.ops / ((double)engine_ns / 1e9);
-    r.wall_rate = r.ops / wall_s;
-    r.ledger_per_op = (double)ledger / r.ops;
-    r.events_per_op = (double)events / r.ops;
-    r.bytes_per_op = (double)bytes / r.ops;
-    r.failures = (double)(b->failures - failures0);
-    run_latencies(&r, &h, n);
+    struct run_totals t = {engine_ns, ledger, events, bytes, b->failures - failures0, wall_s};
+    run_finish(&r, &h, &t, n);
     return r;
 }
 
@@ -701,7 +692,7 @@ reader_main(void *arg)
     while (!atomic_load_explicit(&rd->stop, memory_order_relaxed)) {
         for (int i = 0; i < 1024; i++) {
             trastenda_stock st;
-            uint32_t sku = rng_below(&rng, rd->skus), loc = rng_below(&rng, LOCS);
+            uint32_t sku = ts_rand_below(&rng, rd->skus), loc = ts_rand_below(&rng, LOCS);
             if (trastenda_engine_stock_read(rd->e, sku, loc, &st) != TRASTENDA_OK)
                 die("stock read %u/%u failed", sku, loc);
             sink += (uint64_t)st.available;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base.h" /* ts_splitmix64: the fixed-seed PRNG */
 #include "trastenda/engine.h"
 #include "trastenda/log.h"
 
@@ -115,23 +116,6 @@ static const struct {
     {"Valencia", 39469900, -376300},  {"Sevilla", 37389100, -5984500},
     {"Málaga", 36721300, -4421400},   {"Murcia", 37992200, -1130700},
 };
-
-/* ---- fixed-seed PRNG ---- */
-
-static uint64_t
-rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint32_t
-rng_below(uint64_t *s, uint32_t n)
-{
-    return (uint32_t)(((rng_next(s) >> 32) * n) >> 32);
-}
 
 /* ---- shoppers and their scheduled actions ---- */
 
@@ -413,31 +397,32 @@ shoppers_make(struct demo *d)
 {
     for (uint32_t i = 0; i < SHOPPERS; i++) {
         struct shopper *s = &d->shoppers[i];
-        uint32_t r = rng_below(&d->rng, 100);
+        uint32_t r = ts_rand_below(&d->rng, 100);
         s->flow = r < 15   ? FLOW_DIRECT
                   : r < 70 ? FLOW_CHECKOUT
                   : r < 88 ? FLOW_RELEASE
                            : FLOW_ABANDON;
-        uint32_t w = rng_below(&d->rng, 100), h = 0;
+        uint32_t w = ts_rand_below(&d->rng, 100), h = 0;
         while (h + 1 < HOT && w >= HOT_SKU[h].weight)
             w -= HOT_SKU[h++].weight;
         s->cart[0] = (trastenda_line){ref(HOT_SKU[h].id), {{NULL, 0}, TRASTENDA_IX_NONE}, 1, 0};
-        if (rng_below(&d->rng, 10) == 0) s->cart[0].qty = 2;
+        if (ts_rand_below(&d->rng, 10) == 0) s->cart[0].qty = 2;
         s->cart_n = 1;
-        if (rng_below(&d->rng, 100) < 35)
-            s->cart[s->cart_n++] = (trastenda_line){ref(regular_id[rng_below(&d->rng, REGULAR)]),
-                                                    {{NULL, 0}, TRASTENDA_IX_NONE},
-                                                    1 + rng_below(&d->rng, 3),
-                                                    0};
-        uint32_t city = rng_below(&d->rng, CITIES);
-        s->lat_e6 = CITY[city].lat_e6 - 50000 + (int32_t)rng_below(&d->rng, 100000);
-        s->lon_e6 = CITY[city].lon_e6 - 50000 + (int32_t)rng_below(&d->rng, 100000);
+        if (ts_rand_below(&d->rng, 100) < 35)
+            s->cart[s->cart_n++] =
+                (trastenda_line){ref(regular_id[ts_rand_below(&d->rng, REGULAR)]),
+                                 {{NULL, 0}, TRASTENDA_IX_NONE},
+                                 1 + ts_rand_below(&d->rng, 3),
+                                 0};
+        uint32_t city = ts_rand_below(&d->rng, CITIES);
+        s->lat_e6 = CITY[city].lat_e6 - 50000 + (int32_t)ts_rand_below(&d->rng, 100000);
+        s->lon_e6 = CITY[city].lon_e6 - 50000 + (int32_t)ts_rand_below(&d->rng, 100000);
         snprintf(s->key, sizeof(s->key), "rsv-%06u", i);
         snprintf(s->order_id, sizeof(s->order_id), "ORD-%06u", i);
         /* Most shoppers come right at the start (the product of two uniforms peaks at 0), the
          * rest at any time of the sale, and buy what released and expired carts give back. */
-        uint64_t u = (uint64_t)rng_below(&d->rng, 1u << 16) << 16;
-        if (rng_below(&d->rng, 100) < 70) u = (u >> 16) * rng_below(&d->rng, 1u << 16);
+        uint64_t u = (uint64_t)ts_rand_below(&d->rng, 1u << 16) << 16;
+        if (ts_rand_below(&d->rng, 100) < 70) u = (u >> 16) * ts_rand_below(&d->rng, 1u << 16);
         schedule(d, ms_ticks((int64_t)(u * (uint64_t)SALE_MS >> 32)), i, ACT_ARRIVE);
     }
 }
@@ -505,14 +490,14 @@ static void
 follow_up(struct demo *d, uint32_t tick, const struct action *a)
 {
     struct shopper *s = &d->shoppers[a->shopper];
-    if (rng_below(&d->rng, 100) < 8)
-        schedule(d, tick + 1 + rng_below(&d->rng, 3), a->shopper, ACT_RETRY);
+    if (ts_rand_below(&d->rng, 100) < 8)
+        schedule(d, tick + 1 + ts_rand_below(&d->rng, 3), a->shopper, ACT_RETRY);
     if (s->flow == FLOW_CHECKOUT) {
-        int64_t delay = 5000 + rng_below(&d->rng, 55000);
-        if (rng_below(&d->rng, 100) < 3) delay += HOLD_TTL_MS; /* a slow checkout: too late */
+        int64_t delay = 5000 + ts_rand_below(&d->rng, 55000);
+        if (ts_rand_below(&d->rng, 100) < 3) delay += HOLD_TTL_MS; /* a slow checkout: too late */
         schedule(d, tick + ms_ticks(delay), a->shopper, ACT_CONFIRM);
     } else if (s->flow == FLOW_RELEASE) {
-        schedule(d, tick + ms_ticks(5000 + rng_below(&d->rng, 85000)), a->shopper, ACT_RELEASE);
+        schedule(d, tick + ms_ticks(5000 + ts_rand_below(&d->rng, 85000)), a->shopper, ACT_RELEASE);
     }
 }
 

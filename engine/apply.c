@@ -318,7 +318,7 @@ put_hold(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
         e->holds[h].heap_pos = ENG_NONE;
         e->holds[h].id = img.id;
         e->holds[h].in_use = 1;
-        eng_map_insert(&e->hold_map, (uint32_t)ts_mix64(img.id), h);
+        eng_map_insert(&e->hold_map, eng_hold_hash(img.id), h);
     }
     struct eng_hold *hd = &e->holds[h];
     /* A resolved hold already waiting keeps its place (Design note 6). */

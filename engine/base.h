@@ -55,6 +55,24 @@ ts_mix64(uint64_t x)
     return x;
 }
 
+/* splitmix64: the deterministic PRNG of the tests, benches and demo (never rand(), so a seed
+ * replays the same sequence everywhere). The engine itself draws no randomness. */
+static inline uint64_t
+ts_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* 0..n-1 from ts_splitmix64. */
+static inline uint32_t
+ts_rand_below(uint64_t *state, uint32_t n)
+{
+    return (uint32_t)(((ts_splitmix64(state) >> 32) * (uint64_t)n) >> 32);
+}
+
 #define TS_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TS_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -258,7 +258,6 @@ struct trastenda_engine {
     uint32_t ledger_count, event_count;
     struct eng_buf dirty[16]; /* per record type: slots (uint32) marked in this batch */
     bool building;            /* inside trastenda_engine_apply (effects are recorded) */
-    uint32_t cur;             /* low 32 bits of the batch sequence being applied: the dirty mark */
     const trastenda_cmd *cmd; /* command being applied (actor, reference) */
     trastenda_alloc *arena;   /* result placements of the batch */
     uint32_t arena_used, arena_max;
@@ -349,12 +348,17 @@ void eng_location_set_vec(struct eng_location *l);
 uint32_t eng_channel_insert(trastenda_engine *e, trastenda_str name);
 
 /* ---- stock.c ---- */
+/* Map hash of the stock record of (sku, location). */
+static inline uint32_t
+eng_stock_hash(uint32_t sku_ix, uint32_t loc_ix)
+{
+    return (uint32_t)ts_mix64(((uint64_t)sku_ix << 32) | loc_ix);
+}
 uint32_t eng_stock_find(const trastenda_engine *e, uint32_t sku_ix, uint32_t loc_ix);
 uint32_t eng_stock_insert(trastenda_engine *e, uint32_t sku_ix, uint32_t loc_ix);
 /* Finds or creates the record; E_TABLE_FULL into r when it cannot. */
 TS_MUST_USE trastenda_err eng_stock_get(trastenda_engine *e, uint32_t sku_ix, uint32_t loc_ix,
                                         trastenda_result *r, uint32_t *rec);
-bool eng_stock_can_create(const trastenda_engine *e, uint32_t sku_ix, uint32_t loc_ix);
 /*
  * Design note (1), the derivation: free = on_hand - committed - held - unsellable. When free < 0
  * more is promised than is physically there (a shortfall) and available = free. Otherwise the
@@ -408,6 +412,12 @@ uint64_t eng_velocity_sum(const struct eng_velocity *v, int32_t day);
 trastenda_err eng_cmd_stock(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r);
 
 /* ---- hold.c ---- */
+/* Map hash of a hold id. */
+static inline uint32_t
+eng_hold_hash(uint64_t id)
+{
+    return (uint32_t)ts_mix64(id);
+}
 trastenda_err eng_cmd_reserve(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r);
 trastenda_err eng_cmd_extend(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r);
 trastenda_err eng_cmd_release(trastenda_engine *e, const trastenda_cmd *c, trastenda_result *r);
@@ -488,7 +498,6 @@ void eng_emit_stock_event(trastenda_engine *e, uint8_t kind, uint32_t rec, int64
 void eng_emit_hold_expired(trastenda_engine *e, uint32_t h);
 void eng_emit_order_state(trastenda_engine *e, uint32_t o);
 void eng_emit_shortfall(trastenda_engine *e, uint32_t rec, int64_t available);
-trastenda_err eng_apply_records(trastenda_engine *e, const uint8_t *entry, size_t len);
 
 /* ---- result arena (engine.c) ---- */
 trastenda_alloc *eng_arena_take(trastenda_engine *e, uint32_t n);

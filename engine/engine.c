@@ -334,31 +334,10 @@ has_lines(const trastenda_cmd *c)
            c->lines != NULL && c->line_count > 0;
 }
 
-static uint32_t
-stock_slot_hash(uint32_t sku_ix, uint32_t loc_ix)
-{
-    return (uint32_t)ts_mix64(((uint64_t)sku_ix << 32) | loc_ix); /* as stock.c */
-}
-
 static bool
 str_hashable(trastenda_str s)
 {
     return s.len > 0 && s.len <= TRASTENDA_ID_BYTES_MAX && s.ptr != NULL;
-}
-
-/* The home slot of a hash: where a search or an insert starts. Writer thread. */
-static uint64_t
-slot_load(const struct eng_map *m, uint32_t hash)
-{
-    return m->slots[hash & m->mask];
-}
-
-/* The entry a home slot names when it holds the hash; ENG_NONE otherwise. */
-static uint32_t
-slot_entry(const struct eng_map *m, uint32_t hash)
-{
-    uint64_t s = slot_load(m, hash);
-    return s != 0 && (uint32_t)(s >> 32) == hash ? (uint32_t)s - 1u : ENG_NONE;
 }
 
 /* Stage 1: map slots and SKUs. hold_guess: the id the command's hold gets if it reserves. The
@@ -371,21 +350,20 @@ touch_slots(const trastenda_engine *e, const trastenda_cmd *c, uint64_t hold_gue
     *key_hash = 0;
     if (str_hashable(c->key)) {
         *key_hash = eng_str_hash(c->key);
-        sum += slot_load(&e->key_map, *key_hash);
+        sum += eng_map_home(&e->key_map, *key_hash);
     }
-    if (uses_hold_id(c->op)) sum += slot_load(&e->hold_map, (uint32_t)ts_mix64(c->hold_id));
+    if (uses_hold_id(c->op)) sum += eng_map_home(&e->hold_map, eng_hold_hash(c->hold_id));
     if (!has_lines(c)) return sum;
-    if (c->op == TRASTENDA_OP_RESERVE)
-        sum += slot_load(&e->hold_map, (uint32_t)ts_mix64(hold_guess));
+    if (c->op == TRASTENDA_OP_RESERVE) sum += eng_map_home(&e->hold_map, eng_hold_hash(hold_guess));
     if (c->op == TRASTENDA_OP_ORDER_PLACE && str_hashable(c->order_id))
-        sum += slot_load(&e->order_map, eng_str_hash(c->order_id));
+        sum += eng_map_home(&e->order_map, eng_str_hash(c->order_id));
     for (uint32_t i = 0; i < c->line_count && i < TOUCH_LINES; i++) {
         const trastenda_line *ln = &c->lines[i];
         if (ln->sku.ix >= e->sku_count) continue;
         const struct eng_sku *k = &e->skus[ln->sku.ix];
         sum += k->id.len + k->first_stock; /* the id (ledger, post-images); flags and chain */
         if (ln->loc.ix < e->loc_count)
-            sum += slot_load(&e->stock_map, stock_slot_hash(ln->sku.ix, ln->loc.ix));
+            sum += eng_map_home(&e->stock_map, eng_stock_hash(ln->sku.ix, ln->loc.ix));
     }
     return sum;
 }
@@ -397,7 +375,7 @@ touch_entries(const trastenda_engine *e, const trastenda_cmd *c, uint32_t *chain
 {
     uint64_t sum = 0;
     if (uses_hold_id(c->op)) {
-        uint32_t h = slot_entry(&e->hold_map, (uint32_t)ts_mix64(c->hold_id));
+        uint32_t h = eng_map_home_entry(&e->hold_map, eng_hold_hash(c->hold_id));
         if (h < e->cfg.holds_max) sum += e->holds[h].lines_head;
     }
     if (!has_lines(c)) return sum;
@@ -408,7 +386,7 @@ touch_entries(const trastenda_engine *e, const trastenda_cmd *c, uint32_t *chain
             chain[(*n_chain)++] = e->skus[ln->sku.ix].first_stock;
             continue;
         }
-        uint32_t rec = slot_entry(&e->stock_map, stock_slot_hash(ln->sku.ix, ln->loc.ix));
+        uint32_t rec = eng_map_home_entry(&e->stock_map, eng_stock_hash(ln->sku.ix, ln->loc.ix));
         if (rec >= e->stock_count) continue;
         sum += (uint64_t)e->stock[rec].seq + (uint64_t)e->vel[rec].day; /* vel: post-image */
     }
@@ -427,7 +405,7 @@ touch_chains(const trastenda_engine *e, uint32_t *chain, uint32_t n)
         for (uint32_t k = 0; k < n; k++) {
             if (chain[k] >= e->stock_count) continue;
             const struct eng_stock *s = &e->stock[chain[k]];
-            sum += slot_load(&e->stock_map, stock_slot_hash(s->sku_ix, s->loc_ix));
+            sum += eng_map_home(&e->stock_map, eng_stock_hash(s->sku_ix, s->loc_ix));
             sum += (uint64_t)e->vel[chain[k]].day; /* the post-image, when chosen */
             chain[k] = s->next_in_sku;
             any = true;
@@ -462,12 +440,12 @@ touch_purges(const trastenda_engine *e)
     uint64_t sum = 0;
     for (uint32_t h = e->hold_fifo.head; h != ENG_NONE && n < max; h = e->hold_fifo.next[h], n++) {
         if (e->holds[h].resolved_ms + c->hold_retention_ms > e->time_ms) break;
-        sum += slot_load(&e->hold_map, (uint32_t)ts_mix64(e->holds[h].id));
+        sum += eng_map_home(&e->hold_map, eng_hold_hash(e->holds[h].id));
     }
     n = 0;
     for (uint32_t k = e->key_fifo.head; k != ENG_NONE && n < max; k = e->key_fifo.next[k], n++) {
         if (e->keys[k].created_ms + c->key_retention_ms > e->time_ms) break;
-        sum += slot_load(&e->key_map, e->keys[k].hash); /* kept with the key: no rehash */
+        sum += eng_map_home(&e->key_map, e->keys[k].hash); /* kept with the key: no rehash */
     }
     return sum;
 }

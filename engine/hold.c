@@ -17,17 +17,11 @@ hold_eq(const void *ctx, uint32_t ix, const void *key)
     return e->holds[ix].in_use && e->holds[ix].id == *(const uint64_t *)key;
 }
 
-static uint32_t
-hold_hash(uint64_t id)
-{
-    return (uint32_t)ts_mix64(id);
-}
-
 uint32_t
 eng_hold_find(const trastenda_engine *e, uint64_t id)
 {
     uint32_t ix;
-    ENG_MAP_FIND(&e->hold_map, hold_hash(id), hold_eq, e, &id, ix);
+    ENG_MAP_FIND(&e->hold_map, eng_hold_hash(id), hold_eq, e, &id, ix);
     return ix;
 }
 
@@ -126,7 +120,7 @@ eng_hold_free(trastenda_engine *e, uint32_t h)
     TS_ASSERT(hd->heap_pos == ENG_NONE);
     eng_lines_free(e, hd->lines_head);
     if (eng_fifo_has(&e->hold_fifo, h)) eng_fifo_remove(&e->hold_fifo, h);
-    eng_map_remove(&e->hold_map, hold_hash(hd->id), h);
+    eng_map_remove(&e->hold_map, eng_hold_hash(hd->id), h);
     hd->in_use = 0;
     eng_pool_give(&e->hold_pool, h);
 }
@@ -387,7 +381,7 @@ hold_create(trastenda_engine *e, const trastenda_cmd *c, const struct reserve_pl
     }
     hd->lines_head = list.head;
     hd->line_count = pl->n_place;
-    eng_map_insert(&e->hold_map, hold_hash(hd->id), h);
+    eng_map_insert(&e->hold_map, eng_hold_hash(hd->id), h);
     eng_hold_heap_push(e, h);
     eng_dirty_mark(e, TRASTENDA_REC_HOLD, h, &hd->dirty);
     return h;

@@ -77,10 +77,3 @@ eng_map_remove(struct eng_map *m, uint32_t hash, uint32_t ix)
     m->slots[hole] = 0;
     m->count--;
 }
-
-void
-eng_map_clear(struct eng_map *m)
-{
-    memset(m->slots, 0, ((size_t)m->mask + 1) * sizeof(uint64_t));
-    m->count = 0;
-}

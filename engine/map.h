@@ -36,8 +36,6 @@ size_t eng_map_bytes(const struct eng_map *m);
 void eng_map_insert(struct eng_map *m, uint32_t hash, uint32_t ix);
 /* Removes the slot holding ix under hash; it must be there (Design note 2). */
 void eng_map_remove(struct eng_map *m, uint32_t hash, uint32_t ix);
-/* Empties the map (writer only). */
-void eng_map_clear(struct eng_map *m);
 
 static inline uint64_t
 eng_map_slot_load(const struct eng_map *m, uint32_t i)
@@ -45,10 +43,20 @@ eng_map_slot_load(const struct eng_map *m, uint32_t i)
     return __atomic_load_n(&m->slots[i], __ATOMIC_ACQUIRE);
 }
 
-static inline const void *
-eng_map_slot_addr(const struct eng_map *m, uint32_t hash)
+/* The home slot of a hash, where a search or an insert starts: read ahead by the apply loop to
+ * overlap cache misses (engine.c). Writer thread. */
+static inline uint64_t
+eng_map_home(const struct eng_map *m, uint32_t hash)
 {
-    return &m->slots[hash & m->mask];
+    return m->slots[hash & m->mask];
+}
+
+/* The entry the home slot names when it holds this hash; ENG_MAP_NONE otherwise (a guess). */
+static inline uint32_t
+eng_map_home_entry(const struct eng_map *m, uint32_t hash)
+{
+    uint64_t s = eng_map_home(m, hash);
+    return s != 0 && (uint32_t)(s >> 32) == hash ? (uint32_t)s - 1u : ENG_MAP_NONE;
 }
 
 /*

@@ -19,18 +19,12 @@ stock_eq(const void *ctx, uint32_t ix, const void *key)
     return e->stock[ix].sku_ix == k[0] && e->stock[ix].loc_ix == k[1];
 }
 
-static uint32_t
-stock_hash(uint32_t sku_ix, uint32_t loc_ix)
-{
-    return (uint32_t)ts_mix64(((uint64_t)sku_ix << 32) | loc_ix);
-}
-
 uint32_t
 eng_stock_find(const trastenda_engine *e, uint32_t sku_ix, uint32_t loc_ix)
 {
     uint32_t key[2] = {sku_ix, loc_ix};
     uint32_t ix;
-    ENG_MAP_FIND(&e->stock_map, stock_hash(sku_ix, loc_ix), stock_eq, e, key, ix);
+    ENG_MAP_FIND(&e->stock_map, eng_stock_hash(sku_ix, loc_ix), stock_eq, e, key, ix);
     return ix;
 }
 
@@ -54,7 +48,7 @@ eng_stock_insert(trastenda_engine *e, uint32_t sku_ix, uint32_t loc_ix)
     s->next_in_sku = k->first_stock;
     /* Design note (3): the record is complete before the chain and the map show it. */
     __atomic_store_n(&k->first_stock, ix, __ATOMIC_RELEASE);
-    eng_map_insert(&e->stock_map, stock_hash(sku_ix, loc_ix), ix);
+    eng_map_insert(&e->stock_map, eng_stock_hash(sku_ix, loc_ix), ix);
     __atomic_store_n(&e->stock_count, ix + 1, __ATOMIC_RELEASE);
     eng_dirty_mark(e, TRASTENDA_REC_STOCK, ix, &s->dirty);
     /* The ledger is the audit trail (docs/LOG.md): the safety stock a record starts with is a
@@ -66,12 +60,6 @@ eng_stock_insert(trastenda_engine *e, uint32_t sku_ix, uint32_t loc_ix)
         eng_emit_ledger(e, ix, d, &mv);
     }
     return ix;
-}
-
-bool
-eng_stock_can_create(const trastenda_engine *e, uint32_t sku_ix, uint32_t loc_ix)
-{
-    return e->stock_count < e->cfg.stock_max || eng_stock_find(e, sku_ix, loc_ix) != ENG_NONE;
 }
 
 trastenda_err

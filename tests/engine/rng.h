@@ -1,12 +1,14 @@
 /*
- * tests/engine/rng.h - the tests' deterministic PRNG (splitmix64), never rand(): a failing seed
- * replays the same sequence on every machine.
+ * tests/engine/rng.h - the tests' deterministic PRNG (ts_splitmix64 of engine/base.h) behind a
+ * small struct: never rand(), so a failing seed replays the same sequence on every machine.
  */
 #ifndef TRASTENDA_TESTS_ENGINE_RNG_H
 #define TRASTENDA_TESTS_ENGINE_RNG_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "base.h"
 
 struct rng {
     uint64_t s;
@@ -15,17 +17,14 @@ struct rng {
 static inline uint64_t
 rng_u64(struct rng *r)
 {
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return ts_splitmix64(&r->s);
 }
 
 /* 0..n-1 */
 static inline uint32_t
 rng_below(struct rng *r, uint32_t n)
 {
-    return (uint32_t)(((rng_u64(r) >> 32) * (uint64_t)n) >> 32);
+    return ts_rand_below(&r->s, n);
 }
 
 static inline bool
