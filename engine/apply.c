@@ -63,7 +63,10 @@ need_rec(trastenda_engine *e, const struct img_line *l)
 {
     uint32_t sku = need_sku(e, l->sku), loc = need_loc(e, l->loc);
     uint32_t rec = eng_stock_find(e, sku, loc);
-    if (rec == ENG_NONE) rec = eng_stock_insert(e, sku, loc);
+    if (rec == ENG_NONE) {
+        rec = eng_stock_insert(e, sku, loc);
+        eng_page_touch(e, TRASTENDA_REC_STOCK, rec);
+    }
     return rec;
 }
 
@@ -205,6 +208,7 @@ put_channel(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     }
     TS_ASSERT(ix == e->channel_count);
     eng_channel_insert(e, name);
+    eng_page_touch(e, TRASTENDA_REC_CHANNEL, 0);
 }
 
 static void
@@ -221,6 +225,7 @@ put_location(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     if (r->bad || !ps->apply) return;
     uint32_t ix = eng_location_find(e, id);
     if (ix == ENG_NONE) ix = eng_location_insert(e, id);
+    eng_page_touch(e, TRASTENDA_REC_LOCATION, ix);
     struct eng_location *l = &e->locs[ix];
     eng_name_set(&l->name, name);
     l->lat_e6 = lat;
@@ -245,6 +250,7 @@ put_sku(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     if (r->bad || !ps->apply) return;
     uint32_t ix = eng_sku_find(e, id);
     if (ix == ENG_NONE) ix = eng_sku_insert(e, id);
+    eng_page_touch(e, TRASTENDA_REC_SKU, ix);
     struct eng_sku *s = &e->skus[ix];
     eng_name_set(&s->name, name);
     s->reorder_point = v[0];
@@ -274,6 +280,7 @@ put_stock(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     check_lines(e, ps, r, &l, 1);
     if (r->bad || !ps->apply) return;
     uint32_t rec = need_rec(e, &l);
+    eng_page_touch(e, TRASTENDA_REC_STOCK, rec);
     struct eng_stock *s = &e->stock[rec];
     eng_stock_publish(s, q);
     s->flags = flags;
@@ -320,6 +327,7 @@ put_hold(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
         e->holds[h].in_use = 1;
         eng_map_insert(&e->hold_map, eng_hold_hash(img.id), h);
     }
+    eng_page_touch(e, TRASTENDA_REC_HOLD, h);
     struct eng_hold *hd = &e->holds[h];
     /* A resolved hold already waiting keeps its place (Design note 6). */
     bool keep = eng_fifo_has(&e->hold_fifo, h) && img.state != TRASTENDA_HOLD_OPEN &&
@@ -384,6 +392,7 @@ put_order(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
         e->orders[o].in_use = 1;
         eng_map_insert(&e->order_map, eng_str_hash(id), o);
     }
+    eng_page_touch(e, TRASTENDA_REC_ORDER, o);
     struct eng_order *od = &e->orders[o];
     /* A finished order keeps its place in the retention FIFO while its window is unchanged (a
      * partial return after delivery): the writer did not move it either, and the FIFO must stay
@@ -437,6 +446,7 @@ put_po(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
         e->pos[p].in_use = 1;
         eng_map_insert(&e->po_map, eng_str_hash(id), p);
     }
+    eng_page_touch(e, TRASTENDA_REC_PO, p);
     struct eng_po *po = &e->pos[p];
     bool keep = eng_fifo_has(&e->po_fifo, p) && !open; /* Design note (6) */
     if (!keep && eng_fifo_has(&e->po_fifo, p)) eng_fifo_remove(&e->po_fifo, p);
@@ -465,6 +475,7 @@ put_key(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     uint32_t hash = eng_str_hash(key);
     uint32_t k = eng_key_find_hashed(e, key, hash);
     img.hash = hash;
+    if (k != ENG_NONE) eng_page_touch(e, TRASTENDA_REC_KEY, k);
     if (k == ENG_NONE) {
         k = eng_pool_take(&e->key_pool);
         TS_ASSERT(k != ENG_NONE);
@@ -472,6 +483,7 @@ put_key(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
         img.in_use = 1;
         img.dirty = 0;
         e->keys[k] = img;
+        eng_page_touch(e, TRASTENDA_REC_KEY, k);
         eng_map_insert(&e->key_map, hash, k);
         eng_key_retain(e, k);
         return;
@@ -497,20 +509,27 @@ put_removed(trastenda_engine *e, uint8_t type, struct eng_rd *r, struct pass *ps
     case TRASTENDA_REC_HOLD_REMOVED:
         ix = eng_hold_find(e, id);
         if (ix == ENG_NONE) return;
+        eng_page_touch(e, TRASTENDA_REC_HOLD, ix);
         if (e->holds[ix].heap_pos != ENG_NONE) eng_hold_heap_remove(e, ix);
         eng_hold_free(e, ix);
         return;
     case TRASTENDA_REC_ORDER_REMOVED:
         ix = eng_order_find(e, s);
-        if (ix != ENG_NONE) eng_order_free(e, ix);
+        if (ix == ENG_NONE) return;
+        eng_page_touch(e, TRASTENDA_REC_ORDER, ix);
+        eng_order_free(e, ix);
         return;
     case TRASTENDA_REC_PO_REMOVED:
         ix = eng_po_find(e, s);
-        if (ix != ENG_NONE) eng_po_free(e, ix);
+        if (ix == ENG_NONE) return;
+        eng_page_touch(e, TRASTENDA_REC_PO, ix);
+        eng_po_free(e, ix);
         return;
     default:
         ix = eng_key_find(e, s);
-        if (ix != ENG_NONE) eng_key_free(e, ix);
+        if (ix == ENG_NONE) return;
+        eng_page_touch(e, TRASTENDA_REC_KEY, ix);
+        eng_key_free(e, ix);
     }
 }
 
@@ -522,6 +541,7 @@ put_meta(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     e->next_hold_id = hold;
     e->next_order_no = order;
     e->ledger_seq = ledger;
+    eng_page_touch(e, TRASTENDA_REC_META, 0);
 }
 
 /* Decodes (and with apply, applies) one record body; false when malformed. */
@@ -589,6 +609,33 @@ count_defs(trastenda_entry_iter it)
 }
 
 trastenda_err
+eng_apply_records(trastenda_engine *e, trastenda_entry_iter it, uint8_t only_type)
+{
+    struct pass ps;
+    memset(&ps, 0, sizeof(ps));
+    ps.next_channel = e->channel_count;
+    trastenda_err err = defs_init(&ps, count_defs(it));
+    for (int pass = 0; pass < 2 && err == TRASTENDA_OK; pass++) {
+        trastenda_entry_iter cur = it;
+        uint8_t type;
+        const uint8_t *body;
+        uint32_t blen;
+        ps.apply = pass == 1;
+        while ((err = trastenda_entry_next(&cur, &type, &body, &blen)) == TRASTENDA_OK) {
+            if (only_type != 0 && type != only_type) break;
+            if (!put_record(e, type, body, blen, &ps)) break;
+        }
+        /* The apply pass cannot fail: the check pass saw every record. */
+        TS_ASSERT(!ps.apply || err == TRASTENDA_E_SEQUENCE);
+        err = err == TRASTENDA_E_SEQUENCE ? TRASTENDA_OK
+              : err == TRASTENDA_OK       ? TRASTENDA_E_CORRUPT
+                                          : err;
+    }
+    defs_fini(&ps);
+    return err;
+}
+
+trastenda_err
 trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t len)
 {
     if (e == NULL || entry == NULL) return TRASTENDA_E_INVALID;
@@ -608,25 +655,7 @@ trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t l
      * for the records, but would move the records it created to the back of their retention
      * queues). */
     if (hdr.seq == e->seq) return TRASTENDA_OK;
-    struct pass ps;
-    memset(&ps, 0, sizeof(ps));
-    ps.next_channel = e->channel_count;
-    err = defs_init(&ps, count_defs(it));
-    for (int pass = 0; pass < 2 && err == TRASTENDA_OK; pass++) {
-        trastenda_entry_iter cur = it;
-        uint8_t type;
-        const uint8_t *body;
-        uint32_t blen;
-        ps.apply = pass == 1;
-        while ((err = trastenda_entry_next(&cur, &type, &body, &blen)) == TRASTENDA_OK)
-            if (!put_record(e, type, body, blen, &ps)) break;
-        /* The apply pass cannot fail: the check pass saw every record. */
-        TS_ASSERT(!ps.apply || err == TRASTENDA_E_SEQUENCE);
-        err = err == TRASTENDA_E_SEQUENCE ? TRASTENDA_OK
-              : err == TRASTENDA_OK       ? TRASTENDA_E_CORRUPT
-                                          : err;
-    }
-    defs_fini(&ps);
+    err = eng_apply_records(e, it, 0);
     if (err != TRASTENDA_OK) return err;
     e->seq = hdr.seq;
     e->time_ms = hdr.time_ms;

@@ -250,6 +250,11 @@ struct trastenda_engine {
     uint64_t ledger_seq;
     uint64_t last_entry_hash; /* of the last entry applied by apply_entry; 0 after apply */
 
+    /* pages changed since they were last encoded (image.c), per record type; NULL: untracked */
+    uint64_t *page_bits[16];
+    uint32_t page_words[16];
+    struct eng_buf page_buf; /* the page being encoded */
+
     /* the batch being built */
     struct eng_buf entry;
     struct eng_buf side; /* ledger entries and events, appended after the post-images */
@@ -497,6 +502,33 @@ void eng_emit_ledger(trastenda_engine *e, uint32_t rec, const int32_t delta[TRAS
 void eng_emit_stock_event(trastenda_engine *e, uint8_t kind, uint32_t rec, int64_t available);
 void eng_emit_hold_expired(trastenda_engine *e, uint32_t h);
 void eng_emit_order_state(trastenda_engine *e, uint32_t o);
+/* Post-image encoders: one record (type, length, body) appended to b. */
+void eng_enc_location(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
+void eng_enc_sku(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
+void eng_enc_stock(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
+void eng_enc_hold(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
+void eng_enc_order(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
+void eng_enc_po(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
+void eng_enc_key(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
+void eng_enc_meta(const trastenda_engine *e, struct eng_buf *b);
+void eng_enc_channel(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
+
+/* ---- apply.c ---- */
+/* Checks every record of it (only records of only_type unless 0), then applies them all; nothing
+ * is applied when one is malformed (E_CORRUPT). */
+trastenda_err eng_apply_records(trastenda_engine *e, trastenda_entry_iter it, uint8_t only_type);
+
+/* ---- image.c: pages of the materialized state ---- */
+/* With page tracking on, marks the page holding slot ix of a table (a record type) changed. */
+static inline void
+eng_page_touch(trastenda_engine *e, uint8_t type, uint32_t ix)
+{
+    if (e->page_bits[type] == NULL) return;
+    uint32_t page = ix / TRASTENDA_PAGE_SLOTS;
+    e->page_bits[type][page / 64] |= 1ull << (page % 64);
+}
+uint32_t eng_page_count(const trastenda_engine *e, uint8_t type);
+void eng_pages_fini(trastenda_engine *e);
 void eng_emit_shortfall(trastenda_engine *e, uint32_t rec, int64_t available);
 
 /* ---- result arena (engine.c) ---- */

@@ -196,16 +196,6 @@ trastenda_engine_stats_get(const trastenda_engine *e, trastenda_engine_stats *ou
 
 /* ---- digest ---- */
 
-void eng_enc_location(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
-void eng_enc_sku(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
-void eng_enc_stock(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
-void eng_enc_hold(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
-void eng_enc_order(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
-void eng_enc_po(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
-void eng_enc_key(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
-void eng_enc_meta(const trastenda_engine *e, struct eng_buf *b);
-void eng_enc_channel(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
-
 /* Sum of per-record hashes: independent of the order records sit in their tables. */
 static uint64_t
 digest_one(const trastenda_engine *e, struct eng_buf *b, uint32_t ix,

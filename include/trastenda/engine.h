@@ -229,6 +229,47 @@ trastenda_err trastenda_engine_apply(trastenda_engine *e, int64_t now_ms, const 
  */
 trastenda_err trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t len);
 
+/*
+ * ---- Images: the state in pages (storage's materialized state) ----
+ *
+ * A materializer keeps its own engine, fed only by trastenda_engine_apply_entry(), and writes its
+ * state out in pages: page p of a table holds the records in slots p * TRASTENDA_PAGE_SLOTS ..
+ * (p + 1) * TRASTENDA_PAGE_SLOTS - 1 of that engine, encoded as log records (docs/LOG.md) after a
+ * u32 record count. Tables are named by their record type: TRASTENDA_REC_CHANNEL (one page),
+ * _LOCATION, _SKU, _STOCK, _HOLD, _ORDER, _PO, _KEY and _META (one page: the id counters).
+ * Slot numbers are the materializer's own: pages are a local storage layout, never shipped.
+ *
+ * Loading: into a new engine, every page of every table in the order of TRASTENDA_IMAGE_TABLES
+ * (records refer to earlier tables), then trastenda_engine_load_finish() with the sequence, time
+ * and epoch the pages reflect. Retention queues are rebuilt in (time, id) order.
+ */
+#define TRASTENDA_PAGE_SLOTS   256
+#define TRASTENDA_IMAGE_TABLES 9
+extern const uint8_t trastenda_image_tables[TRASTENDA_IMAGE_TABLES];
+
+/* From now on, pages that trastenda_engine_apply_entry() changes are marked. E_NOMEM. */
+trastenda_err trastenda_engine_pages_track(trastenda_engine *e);
+/* Marks every page that holds a record (a first full write). */
+void trastenda_engine_pages_mark_all(trastenda_engine *e);
+/* The next marked page >= from of a table, UINT32_MAX when none. */
+uint32_t trastenda_engine_page_next(const trastenda_engine *e, uint8_t table, uint32_t from);
+/*
+ * Encodes a page and clears its mark. *out is borrowed until the next encode; *len is 0 when the
+ * page holds no record (storage deletes it). E_INVALID on an unknown table or page.
+ */
+trastenda_err trastenda_engine_page_encode(trastenda_engine *e, uint8_t table, uint32_t page,
+                                           const uint8_t **out, size_t *len);
+/*
+ * Loads one page into an engine that has applied nothing yet. E_CORRUPT when the page is
+ * malformed, holds records of another table or names what earlier tables do not define; nothing
+ * of that page is loaded then. E_INVALID after load_finish or on an engine that applied batches.
+ */
+trastenda_err trastenda_engine_load_page(trastenda_engine *e, uint8_t table, const uint8_t *page,
+                                         size_t len);
+/* Ends a load: the engine continues from seq (its next batch or entry is seq + 1). */
+trastenda_err trastenda_engine_load_finish(trastenda_engine *e, uint64_t seq, int64_t time_ms,
+                                           uint64_t epoch);
+
 /* Sequence and time of the last applied batch. */
 uint64_t trastenda_engine_seq(const trastenda_engine *e);
 int64_t trastenda_engine_time_ms(const trastenda_engine *e);
