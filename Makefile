@@ -7,7 +7,7 @@ TSAN_DIR    := build/tsan
 
 # Every C source and header we own (find also sees files git does not track yet).
 # With none of the folders present, list nothing (find would search '.').
-SRC_DIRS     := $(wildcard engine include tests bench)
+SRC_DIRS     := $(wildcard engine storage include tests bench)
 FORMAT_FILES := $(if $(SRC_DIRS),find $(SRC_DIRS) -path '*/build' -prune -o -type f \
 	\( -name '*.c' -o -name '*.h' \) -print0,true)
 

@@ -213,6 +213,29 @@ maintenance(trastenda_engine *e)
     eng_holds_expire(e);
 }
 
+static int64_t
+due_min(int64_t a, int64_t b)
+{
+    return b < a ? b : a;
+}
+
+int64_t
+trastenda_engine_next_due_ms(const trastenda_engine *e)
+{
+    const trastenda_engine_config *c = &e->cfg;
+    int64_t due = INT64_MAX;
+    if (e->heap_count > 0) due = e->holds[e->heap[0]].expires_ms;
+    if (e->hold_fifo.head != ENG_NONE)
+        due = due_min(due, e->holds[e->hold_fifo.head].resolved_ms + c->hold_retention_ms);
+    if (e->order_fifo.head != ENG_NONE)
+        due = due_min(due, e->orders[e->order_fifo.head].finished_ms + c->order_retention_ms);
+    if (e->po_fifo.head != ENG_NONE)
+        due = due_min(due, e->pos[e->po_fifo.head].updated_ms + c->order_retention_ms);
+    if (e->key_fifo.head != ENG_NONE)
+        due = due_min(due, e->keys[e->key_fifo.head].created_ms + c->key_retention_ms);
+    return due;
+}
+
 /* ---- one command ---- */
 
 static trastenda_err
@@ -505,6 +528,12 @@ uint64_t
 trastenda_engine_seq(const trastenda_engine *e)
 {
     return e->seq;
+}
+
+uint64_t
+trastenda_engine_epoch(const trastenda_engine *e)
+{
+    return e->cfg.epoch;
 }
 
 int64_t

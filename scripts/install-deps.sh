@@ -3,7 +3,7 @@
 # Idempotent: does nothing (no apt-get update) when every package is present.
 set -euo pipefail
 
-# The storage/server issues will add: librocksdb-dev libnng-dev libmsgpack-dev
+# The server issue will add: libnng-dev libmsgpack-dev
 PACKAGES=(
     build-essential
     cmake
@@ -14,6 +14,7 @@ PACKAGES=(
     clang-14
     libclang-rt-14-dev
     clang-format
+    librocksdb-dev
 )
 
 missing=()

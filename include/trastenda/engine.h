@@ -270,8 +270,17 @@ trastenda_err trastenda_engine_load_page(trastenda_engine *e, uint8_t table, con
 trastenda_err trastenda_engine_load_finish(trastenda_engine *e, uint64_t seq, int64_t time_ms,
                                            uint64_t epoch);
 
-/* Sequence and time of the last applied batch. */
+/*
+ * The earliest time at which a batch would have maintenance to do (a hold to expire, a record
+ * whose retention window ends); INT64_MAX when none. A node that receives no commands applies an
+ * empty batch (TRASTENDA_OP_NOOP) at that time so that expiries happen without traffic.
+ */
+int64_t trastenda_engine_next_due_ms(const trastenda_engine *e);
+
+/* Sequence and time of the last applied batch, and the epoch of the last entry (or the
+ * configured one). */
 uint64_t trastenda_engine_seq(const trastenda_engine *e);
+uint64_t trastenda_engine_epoch(const trastenda_engine *e);
 int64_t trastenda_engine_time_ms(const trastenda_engine *e);
 
 /* A digest of the whole state, independent of table slot order. */

@@ -1,0 +1,142 @@
+/*
+ * include/trastenda/storage.h - a durable Trastenda node: the engine behind a submit queue, one
+ * RocksDB log entry per batch (group commit), a materialized state, recovery.
+ *
+ * The path of every change: trastenda_store_submit() (any thread) puts a request on a bounded
+ * lock-free queue; the engine thread applies whatever has queued up as one batch; the log writer
+ * writes the batch's log entry as one put (fsync'ed in TRASTENDA_DURABILITY_FSYNC); only then does
+ * each request's done() run. While batch n is being written, batch n+1 is applied, so batches
+ * grow with the load and a lone request waits for no company. docs/STORAGE.md has the design.
+ *
+ * Stock reads on trastenda_store_engine() (the "any thread" functions of engine.h) may see a batch
+ * that is applied but not yet durable; trastenda_store_durable_seq() tells what is durable.
+ */
+#ifndef TRASTENDA_STORAGE_H
+#define TRASTENDA_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trastenda.h"
+#include "trastenda/engine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum trastenda_durability {
+    /* Each batch's write is fsync'ed before its requests complete: survives a power loss. */
+    TRASTENDA_DURABILITY_FSYNC = 0,
+    /* Written to the operating system without fsync: survives a process crash, not a power loss. */
+    TRASTENDA_DURABILITY_ASYNC = 1
+} trastenda_durability;
+
+typedef enum trastenda_log_level {
+    TRASTENDA_LOG_ERROR = 0,
+    TRASTENDA_LOG_WARN = 1,
+    TRASTENDA_LOG_INFO = 2,
+    TRASTENDA_LOG_DEBUG = 3
+} trastenda_log_level;
+
+/* A log line (no trailing newline). Called from any of the store's threads. */
+typedef void (*trastenda_log_fn)(void *ctx, trastenda_log_level level, const char *msg);
+
+typedef struct trastenda_store_config {
+    const char *dir; /* data directory; holds log/ and state/ (created when missing) */
+    trastenda_engine_config engine;
+    trastenda_durability durability;
+    uint32_t queue_max;               /* requests waiting for the engine; a power of two */
+    uint32_t materialize_interval_ms; /* the state is written at most this often */
+    int64_t log_retention_ms;         /* log entries kept behind the materialized state */
+    trastenda_log_level log_level;
+    trastenda_log_fn log; /* NULL: timestamped lines on stderr */
+    void *log_ctx;
+    /* The batch clock, ms since the epoch; NULL: CLOCK_REALTIME. Batches are stamped
+     * max(clock, last batch time), so a clock that steps back never breaks the log. */
+    int64_t (*clock_ms)(void *ctx);
+    void *clock_ctx;
+} trastenda_store_config;
+
+void trastenda_store_config_default(trastenda_store_config *cfg);
+
+typedef struct trastenda_store trastenda_store;
+typedef struct trastenda_request trastenda_request;
+
+/* Runs on the engine thread between batches: for the engine queries that are not "any thread". */
+typedef void (*trastenda_query_fn)(trastenda_request *req, const trastenda_engine *e);
+
+/*
+ * One submission: n commands applied in order within one batch, or a query. Caller-owned and
+ * untouched by the caller from submit until done() runs; the commands and everything they point
+ * to are borrowed for that long too.
+ */
+struct trastenda_request {
+    const trastenda_cmd *cmds;
+    uint32_t n;                /* 1 .. engine.batch_cmds_max; 0 with query */
+    trastenda_result *results; /* n, filled before done() */
+    trastenda_alloc *allocs;   /* results' placements are copied here (may be NULL) */
+    uint32_t allocs_max;       /* placements beyond it are dropped (alloc_count says so) */
+    trastenda_query_fn query;  /* instead of commands: runs on the engine thread */
+    /*
+     * Runs once, on a store thread: status TRASTENDA_OK when the batch holding the request is
+     * durable (or the query ran); TRASTENDA_E_IO when its write failed (nothing acknowledged; the
+     * store has stopped); TRASTENDA_E_CLOSED when the store closed before applying it.
+     */
+    void (*done)(trastenda_request *req, trastenda_err status);
+    void *ctx;
+    uint64_t seq;             /* out: the batch (log sequence) that holds the request */
+    int64_t time_ms;          /* out: that batch's time */
+    trastenda_request *next_; /* the store's */
+};
+
+/*
+ * Opens (creating when missing) and recovers the data directory: loads the materialized state,
+ * replays the log after it, checks every invariant, then starts the engine, log writer and
+ * materializer threads. On failure returns an error and writes a message into err (errlen bytes):
+ * E_CORRUPT for a damaged or foreign database or one of a newer format, E_IO for an unusable
+ * directory, E_INVALID for a bad configuration.
+ */
+trastenda_err trastenda_store_open(const trastenda_store_config *cfg, trastenda_store **out,
+                                   char *err, size_t errlen);
+
+/*
+ * Stops accepting requests, applies and makes durable what was queued, writes the state and
+ * closes the databases. Accepts NULL.
+ */
+void trastenda_store_close(trastenda_store *st);
+
+/*
+ * Any thread. TRASTENDA_OK: done() will run. Otherwise done() will not run: E_BUSY (queue full:
+ * retry later), E_BATCH_TOO_BIG, E_INVALID (malformed request), E_CLOSED, E_IO (the store stopped
+ * after a storage failure).
+ */
+trastenda_err trastenda_store_submit(trastenda_store *st, trastenda_request *req);
+
+/* The live engine, for the "any thread" reads of engine.h. */
+const trastenda_engine *trastenda_store_engine(const trastenda_store *st);
+
+typedef struct trastenda_store_stats {
+    uint64_t applied_seq;      /* last batch applied in memory */
+    uint64_t durable_seq;      /* last batch durable: the watermark */
+    uint64_t materialized_seq; /* last batch in the materialized state */
+    uint64_t log_first_seq;    /* oldest entry still in the log (0: none) */
+    uint64_t batches, commands, requests, queries;
+    uint64_t busy;           /* submissions refused with E_BUSY */
+    uint64_t log_bytes;      /* bytes of log entries written */
+    uint64_t batch_cmds_max; /* largest batch, in commands */
+    uint64_t state_writes, pages_written, pages_deleted;
+    uint64_t recovered_entries; /* log entries replayed at open */
+    double recovery_ms;         /* time open spent recovering */
+    uint32_t queue_depth;
+    uint8_t failed; /* a storage failure stopped the store */
+    trastenda_durability durability;
+} trastenda_store_stats;
+
+/* Any thread. */
+void trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out);
+uint64_t trastenda_store_durable_seq(const trastenda_store *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TRASTENDA_STORAGE_H */

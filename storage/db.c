@@ -1,0 +1,172 @@
+/*
+ * storage/db.c - opening the log and state databases: options, the format record, the keys.
+ *
+ * The WAL recovery mode is chosen deliberately: kTolerateCorruptedTailRecords. A record torn by a
+ * crash in the middle of a write (the tail of the last WAL file) is dropped: it was never
+ * acknowledged, since acknowledgement waits for the write to return. Damage anywhere else makes
+ * the open fail with a corruption error, rather than RocksDB's default point-in-time recovery
+ * silently dropping everything after the first bad record.
+ */
+#include "db.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "sys.h"
+
+#define WAL_TOLERATE_CORRUPTED_TAIL_RECORDS 0
+
+static const char FORMAT_KEY[] = "F";
+
+trastenda_err
+db_error(char *rerr, const char *what, char *err, size_t errlen)
+{
+    const char *m = rerr != NULL ? rerr : "unknown error";
+    trastenda_err code = strstr(m, "Corruption") != NULL ? TRASTENDA_E_CORRUPT : TRASTENDA_E_IO;
+    snprintf(err, errlen, "%s: %s", what, m);
+    rocksdb_free(rerr);
+    return code;
+}
+
+void
+db_log_key(uint8_t k[DB_LOG_KEY_BYTES], uint64_t seq)
+{
+    k[0] = 'L';
+    for (int i = 0; i < 8; i++)
+        k[1 + i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+uint64_t
+db_log_key_seq(const char *k, size_t len)
+{
+    if (len != DB_LOG_KEY_BYTES || k[0] != 'L') return 0;
+    uint64_t seq = 0;
+    for (int i = 0; i < 8; i++)
+        seq = seq << 8 | (uint8_t)k[1 + i];
+    return seq;
+}
+
+void
+db_page_key(uint8_t k[DB_PAGE_KEY_BYTES], uint8_t table, uint32_t page)
+{
+    k[0] = 'P';
+    k[1] = table;
+    for (int i = 0; i < 4; i++)
+        k[2 + i] = (uint8_t)(page >> (24 - 8 * i));
+}
+
+static void
+options_set(rocksdb_options_t *o, enum db_kind kind)
+{
+    rocksdb_options_set_create_if_missing(o, 1);
+    rocksdb_options_set_paranoid_checks(o, 1);
+    rocksdb_options_set_wal_recovery_mode(o, WAL_TOLERATE_CORRUPTED_TAIL_RECORDS);
+    rocksdb_options_set_compression(o, rocksdb_no_compression);
+    rocksdb_options_set_max_background_jobs(o, 2);
+    rocksdb_options_set_keep_log_file_num(o, 2);
+    rocksdb_options_set_info_log_level(o, 2); /* RocksDB's own LOG file: warnings and up */
+    /* The log takes one put per batch, large ones under load; the state takes pages. */
+    rocksdb_options_set_write_buffer_size(o, kind == DB_LOG ? 64u << 20 : 32u << 20);
+    rocksdb_options_set_max_write_buffer_number(o, 3);
+}
+
+static trastenda_err
+format_check(struct db *d, const char *path, enum db_kind kind, char *err, size_t errlen)
+{
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get(d->db, d->ro, FORMAT_KEY, 1, &vlen, &rerr);
+    if (rerr != NULL) return db_error(rerr, path, err, errlen);
+    const char *what = kind == DB_LOG ? "log" : "state";
+    if (v == NULL) {
+        /* Empty: ours to format. Anything in it: another program's database. */
+        rocksdb_iterator_t *it = rocksdb_create_iterator(d->db, d->ro);
+        rocksdb_iter_seek_to_first(it);
+        bool any = rocksdb_iter_valid(it);
+        rocksdb_iter_destroy(it);
+        if (any) {
+            snprintf(err, errlen,
+                     "%s: a RocksDB database without Trastenda's format record: another "
+                     "program's data, refused",
+                     path);
+            return TRASTENDA_E_CORRUPT;
+        }
+        uint8_t rec[7] = {
+            'T', 'S', 'D', 'B', (uint8_t)kind, DB_FORMAT_VERSION & 0xff, DB_FORMAT_VERSION >> 8};
+        rocksdb_put(d->db, d->wsync, FORMAT_KEY, 1, (const char *)rec, sizeof(rec), &rerr);
+        if (rerr != NULL) return db_error(rerr, path, err, errlen);
+        d->created = true;
+        return TRASTENDA_OK;
+    }
+    trastenda_err code = TRASTENDA_OK;
+    if (vlen != 7 || memcmp(v, "TSDB", 4) != 0) {
+        snprintf(err, errlen, "%s: not a Trastenda database (bad format record)", path);
+        code = TRASTENDA_E_CORRUPT;
+    } else if ((uint8_t)v[4] != kind) {
+        snprintf(err, errlen, "%s: a Trastenda database of another kind where the %s belongs", path,
+                 what);
+        code = TRASTENDA_E_CORRUPT;
+    } else {
+        unsigned version = (uint8_t)v[5] | (unsigned)(uint8_t)v[6] << 8;
+        if (version > DB_FORMAT_VERSION) {
+            snprintf(err, errlen,
+                     "%s: written by storage format version %u; this build reads up to version "
+                     "%u: run a newer Trastenda",
+                     path, version, DB_FORMAT_VERSION);
+            code = TRASTENDA_E_CORRUPT;
+        } else if (version == 0) {
+            snprintf(err, errlen, "%s: bad format version 0", path);
+            code = TRASTENDA_E_CORRUPT;
+        }
+    }
+    rocksdb_free(v);
+    return code;
+}
+
+trastenda_err
+db_open(struct db *d, const char *path, enum db_kind kind, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof(*d));
+    char current[4200];
+    snprintf(current, sizeof(current), "%s/CURRENT", path);
+    /* RocksDB would happily create a database among someone else's files. */
+    if (sys_dir_nonempty(path) && !sys_file_exists(current)) {
+        snprintf(err, errlen, "%s: the directory holds files but no RocksDB database: refused",
+                 path);
+        return TRASTENDA_E_CORRUPT;
+    }
+    int e = sys_mkdirs(path);
+    if (e != 0) {
+        snprintf(err, errlen, "%s: cannot create the directory: %s", path, strerror(e));
+        return TRASTENDA_E_IO;
+    }
+    d->opts = rocksdb_options_create();
+    options_set(d->opts, kind);
+    d->wsync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(d->wsync, 1);
+    d->wnosync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(d->wnosync, 0);
+    d->ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(d->ro, 1);
+    char *rerr = NULL;
+    d->db = rocksdb_open(d->opts, path, &rerr);
+    if (rerr != NULL) {
+        trastenda_err code = db_error(rerr, path, err, errlen);
+        db_close(d);
+        return code;
+    }
+    trastenda_err code = format_check(d, path, kind, err, errlen);
+    if (code != TRASTENDA_OK) db_close(d);
+    return code;
+}
+
+void
+db_close(struct db *d)
+{
+    if (d->db != NULL) rocksdb_close(d->db);
+    if (d->opts != NULL) rocksdb_options_destroy(d->opts);
+    if (d->wsync != NULL) rocksdb_writeoptions_destroy(d->wsync);
+    if (d->wnosync != NULL) rocksdb_writeoptions_destroy(d->wnosync);
+    if (d->ro != NULL) rocksdb_readoptions_destroy(d->ro);
+    memset(d, 0, sizeof(*d));
+}

@@ -1,0 +1,52 @@
+/*
+ * storage/db.h - the two RocksDB databases of a data directory and their key layout.
+ *
+ *   log/    'F' -> format record; 'L' + u64 big-endian seq -> log entry (docs/LOG.md)
+ *   state/  'F' -> format record; 'M' -> materialized meta (u64 seq, i64 time_ms, u64 epoch,
+ *           little-endian); 'P' + u8 table (position in trastenda_image_tables) + u32 big-endian
+ *           page -> page (engine.h, "Images")
+ *
+ * The format record is "TSDB", u8 kind (1 log, 2 state), u16 version (little-endian). A database
+ * without it that holds anything else is another program's and is refused; a newer version is
+ * refused with a message saying so.
+ */
+#ifndef TRASTENDA_STORAGE_DB_H
+#define TRASTENDA_STORAGE_DB_H
+
+#include <rocksdb/c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trastenda.h"
+
+#define DB_FORMAT_VERSION 1
+#define DB_LOG_KEY_BYTES  9
+#define DB_PAGE_KEY_BYTES 6
+#define DB_META_BYTES     24
+
+enum db_kind {
+    DB_LOG = 1,
+    DB_STATE = 2
+};
+
+struct db {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_writeoptions_t *wsync, *wnosync;
+    rocksdb_readoptions_t *ro;
+    bool created; /* the format record was written by this open */
+};
+
+/* Opens (creating) the database at path; a clear message in err on failure. */
+trastenda_err db_open(struct db *d, const char *path, enum db_kind kind, char *err, size_t errlen);
+void db_close(struct db *d);
+
+void db_log_key(uint8_t k[DB_LOG_KEY_BYTES], uint64_t seq);
+uint64_t db_log_key_seq(const char *k, size_t len); /* 0 when not a log key */
+void db_page_key(uint8_t k[DB_PAGE_KEY_BYTES], uint8_t table, uint32_t page);
+
+/* A RocksDB error string into err (and frees it); returns E_CORRUPT for corruption, else E_IO. */
+trastenda_err db_error(char *rerr, const char *what, char *err, size_t errlen);
+
+#endif /* TRASTENDA_STORAGE_DB_H */

@@ -1,0 +1,961 @@
+/*
+ * storage/store.c - a durable node: submit queue -> engine thread -> log writer -> completions,
+ * the materializer, and recovery (include/trastenda/storage.h, docs/STORAGE.md).
+ *
+ * Threads and what they own:
+ *   engine thread  - the live engine; pops requests, applies them as one batch, copies the
+ *                    batch's results and log entry into a free slot, hands the slot to the writer.
+ *   log writer     - writes a full slot's entry as one put (fsync'ed in FSYNC mode), publishes
+ *                    the durable sequence, runs the slot's completions in order, frees the slot.
+ *   materializer   - its own engine, fed by log entries read back from the log database up to
+ *                    the durable sequence; writes changed pages and the meta in one write, then
+ *                    cuts the log behind what it wrote and older than the retention window.
+ * Two slots make the pipeline: while batch n is written, batch n+1 is applied; the batch after
+ * that takes everything that queued up meanwhile, so batches grow with the load and a request
+ * arriving at an idle node is applied at once. Hand-offs are futex waits on the slot states.
+ *
+ * Failure: a failed log write stops the node (fail-stop). The batch's requests complete with
+ * E_IO (not acknowledged), so does everything after it, and the write is never retried: after a
+ * failed fsync the kernel may have dropped the dirty pages, so only a restart (which recovers
+ * from what is really on disk) is safe.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "queue.h"
+#include "sys.h"
+#include "trastenda/log.h"
+#include "trastenda/storage.h"
+
+#define SLOTS        2
+#define SPIN_ROUNDS  2000
+#define IDLE_WAIT_MS 1000
+#define TRUNC_RING   64
+#define PATH_BYTES   4096
+
+enum {
+    SLOT_FREE = 0,
+    SLOT_FULL = 1
+};
+
+struct slot {
+    uint32_t state; /* futex word: FREE (engine's) or FULL (writer's) */
+    uint64_t seq;
+    int64_t time_ms;
+    uint8_t *entry;
+    size_t len, cap;
+    trastenda_request *head, *tail; /* the batch's requests, in order */
+    uint32_t ncmds;
+};
+
+struct trastenda_store {
+    trastenda_store_config cfg;
+    char dir[PATH_BYTES];
+    struct db log, state;
+    trastenda_engine *eng;
+
+    struct sq q;
+    struct sq_cell *cells;
+    uint32_t submitting;        /* atomic: submitters between their closing check and push */
+    uint32_t engine_sleeping;   /* atomic */
+    uint32_t engine_wake;       /* futex word */
+    trastenda_request *pending; /* popped, waits for the next batch (engine thread) */
+
+    struct slot slots[SLOTS];
+    trastenda_cmd *cmds; /* the batch being applied (engine thread) */
+    trastenda_result *results;
+
+    uint64_t applied_seq, durable_seq, materialized_seq, log_first_seq; /* atomic */
+    uint32_t mat_wake;                                                  /* futex word */
+    uint32_t closing, failed, engine_done, writer_done;                 /* atomic */
+
+    pthread_t engine_th, writer_th, mat_th;
+    bool threads_started;
+
+    /* materializer (its thread) */
+    trastenda_engine *mat;
+    int64_t last_state_write_ns;
+    struct {
+        uint64_t seq;
+        int64_t time_ms;
+    } trunc[TRUNC_RING]; /* materialized points, oldest first, for cutting the log */
+    uint32_t trunc_n;
+
+    /* stats (atomic) */
+    uint64_t st_batches, st_commands, st_requests, st_queries, st_busy, st_log_bytes;
+    uint64_t st_batch_max, st_state_writes, st_pages_written, st_pages_deleted;
+    uint64_t st_recovered;
+    double recovery_ms;
+};
+
+#define LOAD(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ADD(p, v)   __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+
+static void __attribute__((format(printf, 3, 4)))
+slog(trastenda_store *st, trastenda_log_level level, const char *fmt, ...)
+{
+    if (level > st->cfg.log_level) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    st->cfg.log(st->cfg.log_ctx, level, msg);
+}
+
+void
+trastenda_store_config_default(trastenda_store_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->dir = "./var/trastenda";
+    trastenda_engine_config_default(&cfg->engine);
+    cfg->durability = TRASTENDA_DURABILITY_FSYNC;
+    cfg->queue_max = 1u << 16;
+    cfg->materialize_interval_ms = 1000;
+    cfg->log_retention_ms = 3600 * 1000;
+    cfg->log_level = TRASTENDA_LOG_INFO;
+}
+
+static int64_t
+clock_now(trastenda_store *st)
+{
+    return st->cfg.clock_ms != NULL ? st->cfg.clock_ms(st->cfg.clock_ctx) : sys_realtime_ms();
+}
+
+/* ---- loading: the materialized state, then the log after it ---- */
+
+/* Loads the state database's pages into e (fresh). *m is the sequence they reflect (0: none). */
+static trastenda_err
+state_load(trastenda_store *st, trastenda_engine *e, uint64_t *m, uint64_t *records, char *err,
+           size_t errlen)
+{
+    *m = 0;
+    *records = 0;
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *meta = rocksdb_get(st->state.db, st->state.ro, "M", 1, &vlen, &rerr);
+    if (rerr != NULL) return db_error(rerr, "state: reading the meta", err, errlen);
+    if (meta == NULL) return TRASTENDA_OK; /* nothing materialized yet */
+    if (vlen != DB_META_BYTES) {
+        rocksdb_free(meta);
+        snprintf(err, errlen, "state: the meta record is %zu bytes, not %d", vlen, DB_META_BYTES);
+        return TRASTENDA_E_CORRUPT;
+    }
+    uint64_t v[3];
+    for (int i = 0; i < 3; i++) {
+        v[i] = 0;
+        for (int b = 7; b >= 0; b--)
+            v[i] = v[i] << 8 | (uint8_t)meta[8 * i + b];
+    }
+    rocksdb_free(meta);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->state.db, st->state.ro);
+    trastenda_err code = TRASTENDA_OK;
+    uint64_t pages = 0;
+    int64_t t0 = sys_mono_ns(), last_report = t0;
+    for (rocksdb_iter_seek(it, "P", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, plen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen == 0 || k[0] != 'P') break;
+        const uint8_t *page = (const uint8_t *)rocksdb_iter_value(it, &plen);
+        if (klen != DB_PAGE_KEY_BYTES || (uint8_t)k[1] >= TRASTENDA_IMAGE_TABLES) {
+            snprintf(err, errlen, "state: a malformed page key");
+            code = TRASTENDA_E_CORRUPT;
+            break;
+        }
+        uint8_t table = trastenda_image_tables[(uint8_t)k[1]];
+        code = trastenda_engine_load_page(e, table, page, plen);
+        if (code != TRASTENDA_OK) {
+            snprintf(err, errlen, "state: page %u of table %u does not load: %s",
+                     (unsigned)((uint8_t)k[2] << 24 | (uint8_t)k[3] << 16 | (uint8_t)k[4] << 8 |
+                                (uint8_t)k[5]),
+                     (unsigned)table, trastenda_err_message(code));
+            code = TRASTENDA_E_CORRUPT;
+            break;
+        }
+        if (plen >= 4)
+            *records +=
+                (uint32_t)(page[0] | page[1] << 8 | page[2] << 16 | (uint32_t)page[3] << 24);
+        pages++;
+        int64_t now = sys_mono_ns();
+        if (now - last_report > 2000000000) {
+            last_report = now;
+            slog(st, TRASTENDA_LOG_INFO, "recovery: loading the state: %llu pages, %llu records",
+                 (unsigned long long)pages, (unsigned long long)*records);
+        }
+    }
+    if (code == TRASTENDA_OK) {
+        rocksdb_iter_get_error(it, &rerr);
+        if (rerr != NULL) code = db_error(rerr, "state: reading pages", err, errlen);
+    }
+    rocksdb_iter_destroy(it);
+    if (code != TRASTENDA_OK) return code;
+    code = trastenda_engine_load_finish(e, v[0], (int64_t)v[1], v[2]);
+    if (code != TRASTENDA_OK) {
+        snprintf(err, errlen, "state: bad meta (seq %llu, time %lld)", (unsigned long long)v[0],
+                 (long long)v[1]);
+        return TRASTENDA_E_CORRUPT;
+    }
+    *m = v[0];
+    (void)t0;
+    return TRASTENDA_OK;
+}
+
+/*
+ * Applies the log entries after e's sequence, up to `upto` (UINT64_MAX: all). The first one must
+ * follow e's sequence: a log cut beyond the state is a gap, refused.
+ */
+static trastenda_err
+log_replay(trastenda_store *st, trastenda_engine *e, uint64_t upto, uint64_t *applied, char *err,
+           size_t errlen)
+{
+    *applied = 0;
+    uint64_t from = trastenda_engine_seq(e) + 1;
+    uint8_t key[DB_LOG_KEY_BYTES];
+    db_log_key(key, from);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->log.db, st->log.ro);
+    trastenda_err code = TRASTENDA_OK;
+    /* The entry just before `from` may still be in the log: check it is the one applied. */
+    for (rocksdb_iter_seek(it, (const char *)key, sizeof(key)); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        uint64_t seq = db_log_key_seq(k, klen);
+        if (seq == 0) break; /* past the log keys */
+        if (seq > upto) break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        if (seq != trastenda_engine_seq(e) + 1) {
+            snprintf(err, errlen,
+                     "log: entry %llu follows %llu: entries are missing (the log was cut beyond "
+                     "the materialized state, or damaged)",
+                     (unsigned long long)seq, (unsigned long long)trastenda_engine_seq(e));
+            code = TRASTENDA_E_CORRUPT;
+            break;
+        }
+        code = trastenda_engine_apply_entry(e, v, vlen);
+        if (code != TRASTENDA_OK) {
+            snprintf(err, errlen, "log: entry %llu does not apply: %s", (unsigned long long)seq,
+                     trastenda_err_message(code));
+            code = TRASTENDA_E_CORRUPT;
+            break;
+        }
+        (*applied)++;
+    }
+    if (code == TRASTENDA_OK) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        if (rerr != NULL) code = db_error(rerr, "log: reading entries", err, errlen);
+    }
+    rocksdb_iter_destroy(it);
+    return code;
+}
+
+/* The oldest log entry, 0 when the log is empty. */
+static uint64_t
+log_first(trastenda_store *st)
+{
+    uint8_t key[DB_LOG_KEY_BYTES];
+    db_log_key(key, 0);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->log.db, st->log.ro);
+    rocksdb_iter_seek(it, (const char *)key, sizeof(key));
+    uint64_t seq = 0;
+    if (rocksdb_iter_valid(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        seq = db_log_key_seq(k, klen);
+    }
+    rocksdb_iter_destroy(it);
+    return seq;
+}
+
+/* ---- the engine thread ---- */
+
+static void
+wake_engine(trastenda_store *st)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&st->engine_sleeping, __ATOMIC_SEQ_CST)) {
+        __atomic_store_n(&st->engine_sleeping, 0, __ATOMIC_SEQ_CST);
+        ADD(&st->engine_wake, 1);
+        sys_futex_wake(&st->engine_wake);
+    }
+}
+
+static trastenda_request *
+next_request(trastenda_store *st)
+{
+    if (st->pending != NULL) {
+        trastenda_request *r = st->pending;
+        st->pending = NULL;
+        return r;
+    }
+    return sq_pop(&st->q);
+}
+
+enum wait_result {
+    W_WORK,
+    W_TICK,
+    W_STOP
+};
+
+/* Waits for a request, for the next maintenance time, or for the end. */
+static enum wait_result
+engine_wait(trastenda_store *st)
+{
+    for (uint32_t spin = 0;; spin++) {
+        if (st->pending != NULL || sq_depth(&st->q) > 0) return W_WORK;
+        if (LOAD(&st->failed)) return W_STOP;
+        if (__atomic_load_n(&st->closing, __ATOMIC_SEQ_CST) &&
+            __atomic_load_n(&st->submitting, __ATOMIC_SEQ_CST) == 0 && sq_depth(&st->q) == 0)
+            return W_STOP;
+        int64_t due = trastenda_engine_next_due_ms(st->eng);
+        int64_t now = clock_now(st);
+        if (due <= now) return W_TICK;
+        if (spin < SPIN_ROUNDS) {
+            sys_pause();
+            continue;
+        }
+        uint32_t w = LOAD(&st->engine_wake);
+        __atomic_store_n(&st->engine_sleeping, 1, __ATOMIC_SEQ_CST);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (sq_depth(&st->q) > 0 || LOAD(&st->closing) || LOAD(&st->failed)) {
+            __atomic_store_n(&st->engine_sleeping, 0, __ATOMIC_SEQ_CST);
+            continue;
+        }
+        int64_t wait = due == INT64_MAX ? IDLE_WAIT_MS : due - now;
+        if (wait > IDLE_WAIT_MS) wait = IDLE_WAIT_MS;
+        sys_futex_wait(&st->engine_wake, w, wait);
+        __atomic_store_n(&st->engine_sleeping, 0, __ATOMIC_SEQ_CST);
+        spin = SPIN_ROUNDS; /* after a sleep, check and sleep again without spinning */
+    }
+}
+
+static bool
+slot_wait_free(trastenda_store *st, struct slot *s)
+{
+    for (uint32_t spin = 0; LOAD(&s->state) != SLOT_FREE; spin++) {
+        if (LOAD(&st->failed)) return false;
+        if (spin < SPIN_ROUNDS)
+            sys_pause();
+        else
+            sys_futex_wait(&s->state, SLOT_FULL, 100);
+    }
+    return true;
+}
+
+static void
+complete_all(trastenda_request *r, trastenda_err status)
+{
+    while (r != NULL) {
+        trastenda_request *next = r->next_;
+        r->done(r, status);
+        r = next;
+    }
+}
+
+/* Fails every request still queued (after a storage failure, or at close). */
+static void
+drain_queue(trastenda_store *st, trastenda_err status)
+{
+    trastenda_request *r;
+    while ((r = next_request(st)) != NULL)
+        r->done(r, status);
+}
+
+static void
+copy_results(trastenda_store *st, struct slot *s)
+{
+    uint32_t at = 0;
+    for (trastenda_request *r = s->head; r != NULL; r = r->next_) {
+        uint32_t used = 0;
+        for (uint32_t i = 0; i < r->n; i++) {
+            trastenda_result *dst = &r->results[i];
+            *dst = st->results[at + i];
+            uint32_t n = dst->alloc_count;
+            if (r->allocs == NULL || used >= r->allocs_max) n = 0;
+            if (n > r->allocs_max - used) n = r->allocs_max - used;
+            if (n > 0) memcpy(&r->allocs[used], dst->allocs, n * sizeof(trastenda_alloc));
+            dst->allocs = n > 0 ? &r->allocs[used] : NULL;
+            dst->alloc_count = n;
+            used += n;
+        }
+        at += r->n;
+        r->seq = s->seq;
+        r->time_ms = s->time_ms;
+    }
+}
+
+static void *
+engine_main(void *arg)
+{
+    trastenda_store *st = arg;
+    for (;;) {
+        enum wait_result w = engine_wait(st);
+        if (w == W_STOP) break;
+        struct slot *s = &st->slots[(trastenda_engine_seq(st->eng) + 1) % SLOTS];
+        if (!slot_wait_free(st, s)) break;
+        s->head = s->tail = NULL;
+        s->ncmds = 0;
+        uint32_t max = st->cfg.engine.batch_cmds_max;
+        trastenda_request *r;
+        while ((r = next_request(st)) != NULL) {
+            if (r->query != NULL) {
+                if (s->ncmds > 0) { /* after the commands before it */
+                    st->pending = r;
+                    break;
+                }
+                r->query(r, st->eng);
+                r->seq = trastenda_engine_seq(st->eng);
+                r->time_ms = trastenda_engine_time_ms(st->eng);
+                ADD(&st->st_queries, 1);
+                r->done(r, TRASTENDA_OK);
+                continue;
+            }
+            if (s->ncmds + r->n > max) {
+                st->pending = r;
+                break;
+            }
+            memcpy(&st->cmds[s->ncmds], r->cmds, r->n * sizeof(trastenda_cmd));
+            s->ncmds += r->n;
+            r->next_ = NULL;
+            if (s->tail != NULL)
+                s->tail->next_ = r;
+            else
+                s->head = r;
+            s->tail = r;
+            ADD(&st->st_requests, 1);
+        }
+        uint32_t n = s->ncmds;
+        if (n == 0 && w != W_TICK) continue; /* only queries */
+        if (n == 0) {
+            memset(&st->cmds[0], 0, sizeof(st->cmds[0]));
+            st->cmds[0].op = TRASTENDA_OP_NOOP;
+            n = 1;
+        }
+        int64_t now = clock_now(st);
+        if (now < trastenda_engine_time_ms(st->eng)) now = trastenda_engine_time_ms(st->eng);
+        trastenda_batch_out out;
+        trastenda_err err = trastenda_engine_apply(st->eng, now, st->cmds, n, st->results, &out);
+        if (err != TRASTENDA_OK) { /* cannot happen: times are monotone, n is bounded */
+            slog(st, TRASTENDA_LOG_ERROR, "engine: a batch was refused: %s",
+                 trastenda_err_message(err));
+            abort();
+        }
+        s->seq = out.seq;
+        s->time_ms = now;
+        if (out.entry_len > s->cap) {
+            size_t cap = s->cap == 0 ? 4096 : s->cap;
+            while (cap < out.entry_len)
+                cap *= 2;
+            uint8_t *p = realloc(s->entry, cap);
+            if (p == NULL) {
+                slog(st, TRASTENDA_LOG_ERROR, "engine: out of memory for a log entry");
+                abort();
+            }
+            s->entry = p;
+            s->cap = cap;
+        }
+        memcpy(s->entry, out.entry, out.entry_len);
+        s->len = out.entry_len;
+        copy_results(st, s);
+        ADD(&st->st_batches, 1);
+        ADD(&st->st_commands, s->ncmds);
+        if (s->ncmds > LOAD(&st->st_batch_max)) STORE(&st->st_batch_max, (uint64_t)s->ncmds);
+        STORE(&st->applied_seq, out.seq);
+        STORE(&s->state, SLOT_FULL);
+        sys_futex_wake(&s->state);
+    }
+    /* Stopped: by close (queue empty) or by a failure (fail what is left). */
+    if (LOAD(&st->failed)) drain_queue(st, TRASTENDA_E_IO);
+    STORE(&st->engine_done, 1);
+    for (int i = 0; i < SLOTS; i++)
+        sys_futex_wake(&st->slots[i].state);
+    return NULL;
+}
+
+/* ---- the log writer ---- */
+
+static void
+fail_stop(trastenda_store *st, const char *what)
+{
+    slog(st, TRASTENDA_LOG_ERROR,
+         "storage: %s; the node stops: nothing more is acknowledged, restart to recover from the "
+         "log",
+         what);
+    STORE(&st->failed, 1);
+    wake_engine(st);
+    ADD(&st->mat_wake, 1);
+    sys_futex_wake(&st->mat_wake);
+}
+
+static void *
+writer_main(void *arg)
+{
+    trastenda_store *st = arg;
+    uint64_t next = LOAD(&st->durable_seq) + 1;
+    for (;;) {
+        struct slot *s = &st->slots[next % SLOTS];
+        uint32_t spin = 0;
+        while (LOAD(&s->state) != SLOT_FULL) {
+            if (LOAD(&st->engine_done) && LOAD(&s->state) != SLOT_FULL) goto out;
+            if (spin++ < SPIN_ROUNDS)
+                sys_pause();
+            else
+                sys_futex_wait(&s->state, SLOT_FREE, 100);
+        }
+        if (LOAD(&st->failed)) {
+            complete_all(s->head, TRASTENDA_E_IO);
+            STORE(&s->state, SLOT_FREE);
+            sys_futex_wake(&s->state);
+            next++;
+            continue;
+        }
+        uint8_t key[DB_LOG_KEY_BYTES];
+        db_log_key(key, s->seq);
+        char *rerr = NULL;
+        bool sync = st->cfg.durability == TRASTENDA_DURABILITY_FSYNC;
+        rocksdb_put(st->log.db, sync ? st->log.wsync : st->log.wnosync, (const char *)key,
+                    sizeof(key), (const char *)s->entry, s->len, &rerr);
+        if (rerr != NULL) {
+            char msg[600];
+            snprintf(msg, sizeof(msg), "the write of log entry %llu failed (%s)",
+                     (unsigned long long)s->seq, rerr);
+            rocksdb_free(rerr);
+            fail_stop(st, msg);
+            complete_all(s->head, TRASTENDA_E_IO);
+            STORE(&s->state, SLOT_FREE);
+            sys_futex_wake(&s->state);
+            next++;
+            continue;
+        }
+        ADD(&st->st_log_bytes, s->len);
+        STORE(&st->durable_seq, s->seq);
+        complete_all(s->head, TRASTENDA_OK);
+        STORE(&s->state, SLOT_FREE);
+        sys_futex_wake(&s->state);
+        ADD(&st->mat_wake, 1);
+        sys_futex_wake(&st->mat_wake);
+        next++;
+    }
+out:
+    STORE(&st->writer_done, 1);
+    ADD(&st->mat_wake, 1);
+    sys_futex_wake(&st->mat_wake);
+    return NULL;
+}
+
+/* ---- the materializer ---- */
+
+static void
+meta_encode(uint8_t out[DB_META_BYTES], uint64_t seq, int64_t time_ms, uint64_t epoch)
+{
+    uint64_t v[3] = {seq, (uint64_t)time_ms, epoch};
+    for (int i = 0; i < 3; i++)
+        for (int b = 0; b < 8; b++)
+            out[8 * i + b] = (uint8_t)(v[i] >> (8 * b));
+}
+
+/* Cuts log entries the state covers and older than the retention window. */
+static void
+log_truncate(trastenda_store *st)
+{
+    int64_t horizon = clock_now(st) - st->cfg.log_retention_ms;
+    uint64_t cut = 0;
+    uint32_t used = 0;
+    while (used < st->trunc_n && st->trunc[used].time_ms <= horizon)
+        cut = st->trunc[used++].seq;
+    if (cut == 0) return;
+    memmove(&st->trunc[0], &st->trunc[used], (st->trunc_n - used) * sizeof(st->trunc[0]));
+    st->trunc_n -= used;
+    uint8_t lo[DB_LOG_KEY_BYTES], hi[DB_LOG_KEY_BYTES];
+    db_log_key(lo, 0);
+    db_log_key(hi, cut + 1);
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_range(wb, (const char *)lo, sizeof(lo), (const char *)hi, sizeof(hi));
+    char *rerr = NULL;
+    rocksdb_write(st->log.db, st->log.wnosync, wb, &rerr);
+    rocksdb_writebatch_destroy(wb);
+    if (rerr != NULL) {
+        slog(st, TRASTENDA_LOG_WARN, "materializer: cutting the log failed: %s", rerr);
+        rocksdb_free(rerr);
+        return;
+    }
+    STORE(&st->log_first_seq, cut + 1);
+    slog(st, TRASTENDA_LOG_DEBUG, "materializer: log cut up to entry %llu",
+         (unsigned long long)cut);
+}
+
+/* Writes the changed pages and the meta in one write. false on a write error. */
+static bool
+state_write(trastenda_store *st)
+{
+    trastenda_engine *m = st->mat;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    uint64_t written = 0, deleted = 0;
+    for (uint8_t i = 0; i < TRASTENDA_IMAGE_TABLES; i++) {
+        uint8_t t = trastenda_image_tables[i];
+        for (uint32_t p = trastenda_engine_page_next(m, t, 0); p != UINT32_MAX;
+             p = trastenda_engine_page_next(m, t, p + 1)) {
+            const uint8_t *bytes;
+            size_t len;
+            trastenda_err err = trastenda_engine_page_encode(m, t, p, &bytes, &len);
+            if (err != TRASTENDA_OK) abort(); /* pages come from page_next: cannot happen */
+            uint8_t key[DB_PAGE_KEY_BYTES];
+            db_page_key(key, i, p);
+            if (len == 0) {
+                rocksdb_writebatch_delete(wb, (const char *)key, sizeof(key));
+                deleted++;
+            } else {
+                rocksdb_writebatch_put(wb, (const char *)key, sizeof(key), (const char *)bytes,
+                                       len);
+                written++;
+            }
+        }
+    }
+    uint8_t meta[DB_META_BYTES];
+    uint64_t seq = trastenda_engine_seq(m);
+    int64_t time_ms = trastenda_engine_time_ms(m);
+    meta_encode(meta, seq, time_ms, trastenda_engine_epoch(m));
+    char *rerr = NULL;
+    rocksdb_writebatch_put(wb, "M", 1, (const char *)meta, sizeof(meta));
+    rocksdb_write(st->state.db, st->state.wsync, wb, &rerr);
+    rocksdb_writebatch_destroy(wb);
+    if (rerr != NULL) {
+        char msg[600];
+        snprintf(msg, sizeof(msg), "writing the materialized state failed (%s)", rerr);
+        rocksdb_free(rerr);
+        fail_stop(st, msg);
+        return false;
+    }
+    STORE(&st->materialized_seq, seq);
+    ADD(&st->st_state_writes, 1);
+    ADD(&st->st_pages_written, written);
+    ADD(&st->st_pages_deleted, deleted);
+    if (st->trunc_n == TRUNC_RING) {
+        memmove(&st->trunc[0], &st->trunc[1], (TRUNC_RING - 1) * sizeof(st->trunc[0]));
+        st->trunc_n--;
+    }
+    st->trunc[st->trunc_n].seq = seq;
+    st->trunc[st->trunc_n].time_ms = time_ms;
+    st->trunc_n++;
+    log_truncate(st);
+    return true;
+}
+
+/* Applies the durable entries the materializer has not seen yet. false on an error. */
+static bool
+mat_catch_up(trastenda_store *st)
+{
+    uint64_t durable = LOAD(&st->durable_seq);
+    while (trastenda_engine_seq(st->mat) < durable) {
+        uint64_t seq = trastenda_engine_seq(st->mat) + 1;
+        uint8_t key[DB_LOG_KEY_BYTES];
+        db_log_key(key, seq);
+        char *rerr = NULL;
+        size_t vlen = 0;
+        char *v = rocksdb_get(st->log.db, st->log.ro, (const char *)key, sizeof(key), &vlen, &rerr);
+        if (rerr != NULL || v == NULL) {
+            char msg[600];
+            snprintf(msg, sizeof(msg), "the materializer cannot read log entry %llu (%s)",
+                     (unsigned long long)seq, rerr != NULL ? rerr : "missing");
+            rocksdb_free(rerr);
+            fail_stop(st, msg);
+            return false;
+        }
+        trastenda_err err = trastenda_engine_apply_entry(st->mat, (const uint8_t *)v, vlen);
+        rocksdb_free(v);
+        if (err != TRASTENDA_OK) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "the materializer cannot apply log entry %llu (%s)",
+                     (unsigned long long)seq, trastenda_err_message(err));
+            fail_stop(st, msg);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void *
+mat_main(void *arg)
+{
+    trastenda_store *st = arg;
+    st->last_state_write_ns = sys_mono_ns();
+    int64_t interval_ns = (int64_t)st->cfg.materialize_interval_ms * 1000000;
+    for (;;) {
+        uint32_t w = LOAD(&st->mat_wake);
+        if (LOAD(&st->failed)) break;
+        if (!mat_catch_up(st)) break;
+        bool done =
+            LOAD(&st->writer_done) && trastenda_engine_seq(st->mat) == LOAD(&st->durable_seq);
+        int64_t now = sys_mono_ns();
+        bool behind = trastenda_engine_seq(st->mat) > LOAD(&st->materialized_seq);
+        if (behind && (done || now - st->last_state_write_ns >= interval_ns)) {
+            if (!state_write(st)) break;
+            st->last_state_write_ns = now;
+        }
+        if (done) break;
+        int64_t wait_ms = (interval_ns - (sys_mono_ns() - st->last_state_write_ns)) / 1000000;
+        if (wait_ms < 1) wait_ms = 1;
+        if (wait_ms > IDLE_WAIT_MS) wait_ms = IDLE_WAIT_MS;
+        sys_futex_wait(&st->mat_wake, w, wait_ms);
+    }
+    return NULL;
+}
+
+/* ---- open, close, submit ---- */
+
+static trastenda_err
+config_check(const trastenda_store_config *c, char *err, size_t errlen)
+{
+    if (c->dir == NULL || c->dir[0] == '\0' || strlen(c->dir) > PATH_BYTES - 64) {
+        snprintf(err, errlen, "config: dir must name a directory (at most %d bytes)",
+                 PATH_BYTES - 64);
+        return TRASTENDA_E_INVALID;
+    }
+    if (c->queue_max < 2 || (c->queue_max & (c->queue_max - 1)) != 0 || c->queue_max > (1u << 24)) {
+        snprintf(err, errlen, "config: queue_max must be a power of two in 2..16777216, not %u",
+                 c->queue_max);
+        return TRASTENDA_E_INVALID;
+    }
+    if (c->durability != TRASTENDA_DURABILITY_FSYNC &&
+        c->durability != TRASTENDA_DURABILITY_ASYNC) {
+        snprintf(err, errlen, "config: durability must be fsync or async");
+        return TRASTENDA_E_INVALID;
+    }
+    if (c->materialize_interval_ms == 0 || c->materialize_interval_ms > 3600000) {
+        snprintf(err, errlen, "config: materialize_interval_ms must be 1..3600000, not %u",
+                 c->materialize_interval_ms);
+        return TRASTENDA_E_INVALID;
+    }
+    if (c->log_retention_ms < 0 || c->log_retention_ms > TRASTENDA_RETENTION_MS_MAX) {
+        snprintf(err, errlen, "config: log_retention_ms must be 0..%lld",
+                 (long long)TRASTENDA_RETENTION_MS_MAX);
+        return TRASTENDA_E_INVALID;
+    }
+    return TRASTENDA_OK;
+}
+
+static void
+store_free(trastenda_store *st)
+{
+    trastenda_engine_destroy(st->eng);
+    trastenda_engine_destroy(st->mat);
+    db_close(&st->log);
+    db_close(&st->state);
+    free(st->cells);
+    free(st->cmds);
+    free(st->results);
+    for (int i = 0; i < SLOTS; i++)
+        free(st->slots[i].entry);
+    free(st);
+}
+
+/* Loads the state and replays the log into a new engine. */
+static trastenda_err
+recover(trastenda_store *st, bool track_pages, trastenda_engine **out, uint64_t *m,
+        uint64_t *records, uint64_t *replayed, char *err, size_t errlen)
+{
+    trastenda_engine *e = NULL;
+    trastenda_err code = trastenda_engine_create(&st->cfg.engine, &e);
+    if (code != TRASTENDA_OK) {
+        snprintf(err, errlen, "engine: cannot create the tables: %s", trastenda_err_message(code));
+        return code;
+    }
+    code = state_load(st, e, m, records, err, errlen);
+    /* The materializer marks what the replay changes: its next state write must carry it. */
+    if (code == TRASTENDA_OK && track_pages) code = trastenda_engine_pages_track(e);
+    if (code == TRASTENDA_OK) code = log_replay(st, e, UINT64_MAX, replayed, err, errlen);
+    if (code != TRASTENDA_OK) {
+        trastenda_engine_destroy(e);
+        return code;
+    }
+    *out = e;
+    return TRASTENDA_OK;
+}
+
+trastenda_err
+trastenda_store_open(const trastenda_store_config *cfg, trastenda_store **out, char *err,
+                     size_t errlen)
+{
+    char dummy[8];
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    if (cfg == NULL || out == NULL) {
+        snprintf(err, errlen, "NULL argument");
+        return TRASTENDA_E_INVALID;
+    }
+    *out = NULL;
+    trastenda_err code = config_check(cfg, err, errlen);
+    if (code != TRASTENDA_OK) return code;
+    trastenda_store *st = calloc(1, sizeof(*st));
+    if (st == NULL) return TRASTENDA_E_NOMEM;
+    st->cfg = *cfg;
+    if (st->cfg.log == NULL) st->cfg.log = sys_log_stderr;
+    snprintf(st->dir, sizeof(st->dir), "%s", cfg->dir);
+    st->cfg.dir = st->dir;
+    int e = sys_mkdirs(st->dir);
+    if (e != 0) {
+        snprintf(err, errlen, "%s: cannot create the data directory: %s", st->dir, strerror(e));
+        store_free(st);
+        return TRASTENDA_E_IO;
+    }
+    char path[PATH_BYTES + 16];
+    snprintf(path, sizeof(path), "%s/state", st->dir);
+    code = db_open(&st->state, path, DB_STATE, err, errlen);
+    if (code == TRASTENDA_OK) {
+        snprintf(path, sizeof(path), "%s/log", st->dir);
+        code = db_open(&st->log, path, DB_LOG, err, errlen);
+    }
+    if (code == TRASTENDA_OK && st->log.created && !st->state.created) {
+        char *rerr = NULL;
+        size_t vlen;
+        char *meta = rocksdb_get(st->state.db, st->state.ro, "M", 1, &vlen, &rerr);
+        rocksdb_free(rerr);
+        if (meta != NULL) {
+            rocksdb_free(meta);
+            snprintf(err, errlen,
+                     "%s/log: the log database is missing but the state database has data: "
+                     "acknowledged changes may be gone; refusing to start",
+                     st->dir);
+            code = TRASTENDA_E_CORRUPT;
+        }
+    }
+    if (code != TRASTENDA_OK) {
+        store_free(st);
+        return code;
+    }
+    int64_t t0 = sys_mono_ns();
+    uint64_t m = 0, records = 0, replayed = 0;
+    code = recover(st, false, &st->eng, &m, &records, &replayed, err, errlen);
+    if (code != TRASTENDA_OK) {
+        store_free(st);
+        return code;
+    }
+    trastenda_engine_check(st->eng);
+    st->recovery_ms = (double)(sys_mono_ns() - t0) / 1e6;
+    st->st_recovered = replayed;
+    uint64_t seq = trastenda_engine_seq(st->eng);
+    st->applied_seq = st->durable_seq = seq;
+    st->materialized_seq = m;
+    st->log_first_seq = log_first(st);
+    slog(st, TRASTENDA_LOG_INFO,
+         "storage: %s recovered in %.1f ms: state at entry %llu (%llu records), %llu log entries "
+         "replayed, now at entry %llu; durability %s",
+         st->dir, st->recovery_ms, (unsigned long long)m, (unsigned long long)records,
+         (unsigned long long)replayed, (unsigned long long)seq,
+         cfg->durability == TRASTENDA_DURABILITY_FSYNC ? "fsync" : "async");
+
+    /* The materializer's own copy: the same state, loaded again (it never reads the live one). */
+    uint64_t m2, r2, p2;
+    code = recover(st, true, &st->mat, &m2, &r2, &p2, err, errlen);
+    st->cells = calloc(cfg->queue_max, sizeof(*st->cells));
+    st->cmds = calloc(cfg->engine.batch_cmds_max, sizeof(*st->cmds));
+    st->results = calloc(cfg->engine.batch_cmds_max, sizeof(*st->results));
+    if (code == TRASTENDA_OK && (st->cells == NULL || st->cmds == NULL || st->results == NULL))
+        code = TRASTENDA_E_NOMEM;
+    if (code != TRASTENDA_OK) {
+        if (err[0] == '\0') snprintf(err, errlen, "out of memory");
+        store_free(st);
+        return code;
+    }
+    sq_init(&st->q, st->cells, cfg->queue_max);
+    if (pthread_create(&st->engine_th, NULL, engine_main, st) != 0 ||
+        pthread_create(&st->writer_th, NULL, writer_main, st) != 0 ||
+        pthread_create(&st->mat_th, NULL, mat_main, st) != 0) {
+        snprintf(err, errlen, "cannot start the storage threads");
+        abort(); /* a half-started store cannot be unwound safely */
+    }
+    st->threads_started = true;
+    *out = st;
+    return TRASTENDA_OK;
+}
+
+void
+trastenda_store_close(trastenda_store *st)
+{
+    if (st == NULL) return;
+    __atomic_store_n(&st->closing, 1, __ATOMIC_SEQ_CST);
+    wake_engine(st);
+    pthread_join(st->engine_th, NULL);
+    pthread_join(st->writer_th, NULL);
+    ADD(&st->mat_wake, 1);
+    sys_futex_wake(&st->mat_wake);
+    pthread_join(st->mat_th, NULL);
+    if (st->pending != NULL) { /* only after a failure */
+        st->pending->done(st->pending, TRASTENDA_E_IO);
+        st->pending = NULL;
+    }
+    drain_queue(st, LOAD(&st->failed) ? TRASTENDA_E_IO : TRASTENDA_E_CLOSED);
+    slog(st, TRASTENDA_LOG_INFO, "storage: %s closed at entry %llu (state at %llu)", st->dir,
+         (unsigned long long)LOAD(&st->durable_seq),
+         (unsigned long long)LOAD(&st->materialized_seq));
+    store_free(st);
+}
+
+trastenda_err
+trastenda_store_submit(trastenda_store *st, trastenda_request *req)
+{
+    if (st == NULL || req == NULL || req->done == NULL) return TRASTENDA_E_INVALID;
+    if (req->query == NULL && (req->n == 0 || req->cmds == NULL || req->results == NULL))
+        return TRASTENDA_E_INVALID;
+    if (req->query != NULL && req->n != 0) return TRASTENDA_E_INVALID;
+    if (req->n > st->cfg.engine.batch_cmds_max) return TRASTENDA_E_BATCH_TOO_BIG;
+    /* Paired with close: either close sees this submitter, or this submitter sees closing. */
+    __atomic_fetch_add(&st->submitting, 1, __ATOMIC_SEQ_CST);
+    trastenda_err code = TRASTENDA_OK;
+    if (LOAD(&st->failed))
+        code = TRASTENDA_E_IO;
+    else if (__atomic_load_n(&st->closing, __ATOMIC_SEQ_CST))
+        code = TRASTENDA_E_CLOSED;
+    else if (!sq_push(&st->q, req)) {
+        code = TRASTENDA_E_BUSY;
+        ADD(&st->st_busy, 1);
+    }
+    __atomic_fetch_sub(&st->submitting, 1, __ATOMIC_RELEASE);
+    if (code == TRASTENDA_OK) wake_engine(st);
+    return code;
+}
+
+const trastenda_engine *
+trastenda_store_engine(const trastenda_store *st)
+{
+    return st->eng;
+}
+
+uint64_t
+trastenda_store_durable_seq(const trastenda_store *st)
+{
+    return LOAD(&st->durable_seq);
+}
+
+void
+trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->applied_seq = LOAD(&st->applied_seq);
+    out->durable_seq = LOAD(&st->durable_seq);
+    out->materialized_seq = LOAD(&st->materialized_seq);
+    out->log_first_seq = LOAD(&st->log_first_seq);
+    out->batches = LOAD(&st->st_batches);
+    out->commands = LOAD(&st->st_commands);
+    out->requests = LOAD(&st->st_requests);
+    out->queries = LOAD(&st->st_queries);
+    out->busy = LOAD(&st->st_busy);
+    out->log_bytes = LOAD(&st->st_log_bytes);
+    out->batch_cmds_max = LOAD(&st->st_batch_max);
+    out->state_writes = LOAD(&st->st_state_writes);
+    out->pages_written = LOAD(&st->st_pages_written);
+    out->pages_deleted = LOAD(&st->st_pages_deleted);
+    out->recovered_entries = st->st_recovered;
+    out->recovery_ms = st->recovery_ms;
+    out->queue_depth = (uint32_t)sq_depth(&st->q);
+    out->failed = (uint8_t)LOAD(&st->failed);
+    out->durability = st->cfg.durability;
+}

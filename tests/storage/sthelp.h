@@ -1,0 +1,117 @@
+/*
+ * tests/storage/sthelp.h - helpers of the storage tests: temporary data directories, waiting for
+ * submissions, digests read on the engine thread.
+ */
+#ifndef TS_TESTS_STHELP_H
+#define TS_TESTS_STHELP_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trastenda/storage.h"
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+
+/* A fresh directory under $TMPDIR (or /tmp); removed by st_rmdir. */
+static void
+st_tmpdir(char *out, size_t cap, const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(out, cap, "%s/trastenda-%s-XXXXXX", base != NULL ? base : "/tmp", tag);
+    if (mkdtemp(out) == NULL) abort();
+}
+
+static void
+st_rmdir(const char *dir)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* Quiet logs unless TS_TEST_LOG is set. */
+static void
+st_log_quiet(void *ctx, trastenda_log_level level, const char *msg)
+{
+    (void)ctx;
+    if (getenv("TS_TEST_LOG") != NULL || level == TRASTENDA_LOG_ERROR)
+        fprintf(stderr, "[store] %s\n", msg);
+}
+
+/* A synchronous submission: waits for done(). */
+struct st_wait {
+    trastenda_request req;
+    uint32_t done; /* futex-free: polled */
+    trastenda_err status;
+    uint64_t digest; /* query: the engine's digest */
+};
+
+static void
+st_wait_done(trastenda_request *req, trastenda_err status)
+{
+    struct st_wait *w = req->ctx;
+    w->status = status;
+    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+}
+
+static trastenda_err
+st_wait_for(struct st_wait *w)
+{
+    while (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE))
+        usleep(20);
+    return w->status;
+}
+
+/* Submits n commands as one request and waits; retries while busy. */
+static trastenda_err
+st_run(trastenda_store *st, const trastenda_cmd *cmds, uint32_t n, trastenda_result *res,
+       uint64_t *seq)
+{
+    struct st_wait w;
+    memset(&w, 0, sizeof(w));
+    w.req.cmds = cmds;
+    w.req.n = n;
+    w.req.results = res;
+    w.req.done = st_wait_done;
+    w.req.ctx = &w;
+    trastenda_err err;
+    while ((err = trastenda_store_submit(st, &w.req)) == TRASTENDA_E_BUSY)
+        usleep(100);
+    if (err != TRASTENDA_OK) return err;
+    err = st_wait_for(&w);
+    if (seq != NULL) *seq = w.req.seq;
+    return err;
+}
+
+static void
+st_digest_query(trastenda_request *req, const trastenda_engine *e)
+{
+    struct st_wait *w = req->ctx;
+    w->digest = trastenda_engine_digest(e);
+}
+
+/* The live engine's digest, read on the engine thread between batches. */
+static uint64_t
+st_digest(trastenda_store *st)
+{
+    struct st_wait w;
+    memset(&w, 0, sizeof(w));
+    w.req.query = st_digest_query;
+    w.req.done = st_wait_done;
+    w.req.ctx = &w;
+    while (trastenda_store_submit(st, &w.req) == TRASTENDA_E_BUSY)
+        usleep(100);
+    st_wait_for(&w);
+    return w.digest;
+}
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* TS_TESTS_STHELP_H */
