@@ -71,7 +71,8 @@ options_set(rocksdb_options_t *o, enum db_kind kind)
 }
 
 static trastenda_err
-format_check(struct db *d, const char *path, enum db_kind kind, char *err, size_t errlen)
+format_check(struct db *d, const char *path, enum db_kind kind, bool read_only, char *err,
+             size_t errlen)
 {
     char *rerr = NULL;
     size_t vlen = 0;
@@ -84,6 +85,16 @@ format_check(struct db *d, const char *path, enum db_kind kind, char *err, size_
         rocksdb_iter_seek_to_first(it);
         bool any = rocksdb_iter_valid(it);
         rocksdb_iter_destroy(it);
+        if (read_only) {
+            if (any)
+                snprintf(err, errlen,
+                         "%s: a RocksDB database without Trastenda's format record: another "
+                         "program's data",
+                         path);
+            else
+                snprintf(err, errlen, "%s: an empty database, not a Trastenda %s", path, what);
+            return TRASTENDA_E_CORRUPT;
+        }
         if (any) {
             snprintf(err, errlen,
                      "%s: a RocksDB database without Trastenda's format record: another "
@@ -124,7 +135,7 @@ format_check(struct db *d, const char *path, enum db_kind kind, char *err, size_
 }
 
 trastenda_err
-db_open(struct db *d, const char *path, enum db_kind kind, char *err, size_t errlen)
+db_open(struct db *d, const char *path, enum db_kind kind, bool read_only, char *err, size_t errlen)
 {
     memset(d, 0, sizeof(*d));
     char current[4200];
@@ -135,7 +146,11 @@ db_open(struct db *d, const char *path, enum db_kind kind, char *err, size_t err
                  path);
         return TRASTENDA_E_CORRUPT;
     }
-    int e = sys_mkdirs(path);
+    if (read_only && !sys_file_exists(current)) {
+        snprintf(err, errlen, "%s: no database here", path);
+        return TRASTENDA_E_IO;
+    }
+    int e = read_only ? 0 : sys_mkdirs(path);
     if (e != 0) {
         snprintf(err, errlen, "%s: cannot create the directory: %s", path, strerror(e));
         return TRASTENDA_E_IO;
@@ -149,13 +164,14 @@ db_open(struct db *d, const char *path, enum db_kind kind, char *err, size_t err
     d->ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_verify_checksums(d->ro, 1);
     char *rerr = NULL;
-    d->db = rocksdb_open(d->opts, path, &rerr);
+    d->db = read_only ? rocksdb_open_for_read_only(d->opts, path, 0, &rerr)
+                      : rocksdb_open(d->opts, path, &rerr);
     if (rerr != NULL) {
         trastenda_err code = db_error(rerr, path, err, errlen);
         db_close(d);
         return code;
     }
-    trastenda_err code = format_check(d, path, kind, err, errlen);
+    trastenda_err code = format_check(d, path, kind, read_only, err, errlen);
     if (code != TRASTENDA_OK) db_close(d);
     return code;
 }

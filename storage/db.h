@@ -38,8 +38,9 @@ struct db {
     bool created; /* the format record was written by this open */
 };
 
-/* Opens (creating) the database at path; a clear message in err on failure. */
-trastenda_err db_open(struct db *d, const char *path, enum db_kind kind, char *err, size_t errlen);
+/* Opens (creating, unless read_only) the database at path; a clear message in err on failure. */
+trastenda_err db_open(struct db *d, const char *path, enum db_kind kind, bool read_only, char *err,
+                      size_t errlen);
 void db_close(struct db *d);
 
 void db_log_key(uint8_t k[DB_LOG_KEY_BYTES], uint64_t seq);

@@ -75,6 +75,9 @@ struct trastenda_store {
 
     pthread_t engine_th, writer_th, mat_th;
     bool threads_started;
+    /* Held while the log is cut and while a checkpoint copies the databases, so that a
+     * checkpoint's log always continues its state. Never on the request path. */
+    pthread_mutex_t trunc_lock;
 
     /* materializer (its thread) */
     trastenda_engine *mat;
@@ -577,7 +580,9 @@ log_truncate(trastenda_store *st)
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     rocksdb_writebatch_delete_range(wb, (const char *)lo, sizeof(lo), (const char *)hi, sizeof(hi));
     char *rerr = NULL;
+    pthread_mutex_lock(&st->trunc_lock);
     rocksdb_write(st->log.db, st->log.wnosync, wb, &rerr);
+    pthread_mutex_unlock(&st->trunc_lock);
     rocksdb_writebatch_destroy(wb);
     if (rerr != NULL) {
         slog(st, TRASTENDA_LOG_WARN, "materializer: cutting the log failed: %s", rerr);
@@ -742,6 +747,7 @@ config_check(const trastenda_store_config *c, char *err, size_t errlen)
 static void
 store_free(trastenda_store *st)
 {
+    pthread_mutex_destroy(&st->trunc_lock);
     trastenda_engine_destroy(st->eng);
     trastenda_engine_destroy(st->mat);
     db_close(&st->log);
@@ -796,6 +802,7 @@ trastenda_store_open(const trastenda_store_config *cfg, trastenda_store **out, c
     if (code != TRASTENDA_OK) return code;
     trastenda_store *st = calloc(1, sizeof(*st));
     if (st == NULL) return TRASTENDA_E_NOMEM;
+    pthread_mutex_init(&st->trunc_lock, NULL);
     st->cfg = *cfg;
     if (st->cfg.log == NULL) st->cfg.log = sys_log_stderr;
     snprintf(st->dir, sizeof(st->dir), "%s", cfg->dir);
@@ -808,10 +815,10 @@ trastenda_store_open(const trastenda_store_config *cfg, trastenda_store **out, c
     }
     char path[PATH_BYTES + 16];
     snprintf(path, sizeof(path), "%s/state", st->dir);
-    code = db_open(&st->state, path, DB_STATE, err, errlen);
+    code = db_open(&st->state, path, DB_STATE, false, err, errlen);
     if (code == TRASTENDA_OK) {
         snprintf(path, sizeof(path), "%s/log", st->dir);
-        code = db_open(&st->log, path, DB_LOG, err, errlen);
+        code = db_open(&st->log, path, DB_LOG, false, err, errlen);
     }
     if (code == TRASTENDA_OK && st->log.created && !st->state.created) {
         char *rerr = NULL;
@@ -958,4 +965,188 @@ trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out)
     out->queue_depth = (uint32_t)sq_depth(&st->q);
     out->failed = (uint8_t)LOAD(&st->failed);
     out->durability = st->cfg.durability;
+}
+
+/* ---- checkpoints and offline verification ---- */
+
+/* The last log entry of a database, 0 when none. */
+static uint64_t
+log_last(struct db *log)
+{
+    uint8_t key[DB_LOG_KEY_BYTES];
+    db_log_key(key, UINT64_MAX);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(log->db, log->ro);
+    rocksdb_iter_seek_for_prev(it, (const char *)key, sizeof(key));
+    uint64_t seq = 0;
+    if (rocksdb_iter_valid(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        seq = db_log_key_seq(k, klen);
+    }
+    rocksdb_iter_destroy(it);
+    return seq;
+}
+
+static trastenda_err
+checkpoint_one(rocksdb_t *db, const char *path, char *err, size_t errlen)
+{
+    char *rerr = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(db, &rerr);
+    if (rerr != NULL) return db_error(rerr, path, err, errlen);
+    rocksdb_checkpoint_create(cp, path, 0, &rerr);
+    rocksdb_checkpoint_object_destroy(cp);
+    if (rerr != NULL) return db_error(rerr, path, err, errlen);
+    return TRASTENDA_OK;
+}
+
+trastenda_err
+trastenda_store_checkpoint(trastenda_store *st, const char *dir, uint64_t *seq, char *err,
+                           size_t errlen)
+{
+    char dummy[8];
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    if (st == NULL || dir == NULL || strlen(dir) > PATH_BYTES - 64) {
+        snprintf(err, errlen, "checkpoint: a directory path is needed");
+        return TRASTENDA_E_INVALID;
+    }
+    if (sys_dir_nonempty(dir)) {
+        snprintf(err, errlen, "checkpoint: %s exists and is not empty", dir);
+        return TRASTENDA_E_INVALID;
+    }
+    int e = sys_mkdirs(dir);
+    if (e != 0) {
+        snprintf(err, errlen, "checkpoint: cannot create %s: %s", dir, strerror(e));
+        return TRASTENDA_E_IO;
+    }
+    char path[PATH_BYTES + 16];
+    /* The state first (at its M), then the log, which holds everything after M: the log is not
+     * cut meanwhile. */
+    pthread_mutex_lock(&st->trunc_lock);
+    snprintf(path, sizeof(path), "%s/state", dir);
+    trastenda_err code = checkpoint_one(st->state.db, path, err, errlen);
+    if (code == TRASTENDA_OK) {
+        snprintf(path, sizeof(path), "%s/log", dir);
+        code = checkpoint_one(st->log.db, path, err, errlen);
+    }
+    pthread_mutex_unlock(&st->trunc_lock);
+    if (code != TRASTENDA_OK) return code;
+    struct db log;
+    code = db_open(&log, path, DB_LOG, true, err, errlen);
+    if (code != TRASTENDA_OK) return code;
+    uint64_t last = log_last(&log);
+    db_close(&log);
+    if (seq != NULL) *seq = last;
+    slog(st, TRASTENDA_LOG_INFO, "storage: checkpoint of %s in %s at entry %llu", st->dir, dir,
+         (unsigned long long)last);
+    return TRASTENDA_OK;
+}
+
+/* Every log entry: contiguous sequences and well-formed entries. */
+static trastenda_err
+verify_log(struct db *log, trastenda_verify_report *rep, char *err, size_t errlen)
+{
+    uint8_t key[DB_LOG_KEY_BYTES];
+    db_log_key(key, 0);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(log->db, log->ro);
+    trastenda_err code = TRASTENDA_OK;
+    uint64_t prev = 0;
+    for (rocksdb_iter_seek(it, (const char *)key, sizeof(key)); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        uint64_t seq = db_log_key_seq(k, klen);
+        if (seq == 0) break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        if (prev != 0 && seq != prev + 1) {
+            snprintf(err, errlen, "log: entry %llu follows %llu: a gap", (unsigned long long)seq,
+                     (unsigned long long)prev);
+            code = TRASTENDA_E_CORRUPT;
+            break;
+        }
+        trastenda_entry_header hdr;
+        trastenda_entry_iter ei;
+        memset(&hdr, 0, sizeof(hdr));
+        code = trastenda_entry_open(v, vlen, &hdr, &ei);
+        uint8_t type;
+        const uint8_t *body;
+        uint32_t blen;
+        while (code == TRASTENDA_OK)
+            code = trastenda_entry_next(&ei, &type, &body, &blen);
+        if (code != TRASTENDA_E_SEQUENCE || hdr.seq != seq) {
+            snprintf(err, errlen, "log: entry %llu is malformed", (unsigned long long)seq);
+            code = TRASTENDA_E_CORRUPT;
+            break;
+        }
+        code = TRASTENDA_OK;
+        if (rep->log_first == 0) rep->log_first = seq;
+        rep->log_last = seq;
+        rep->log_entries++;
+        rep->log_bytes += vlen;
+        prev = seq;
+    }
+    if (code == TRASTENDA_OK) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        if (rerr != NULL) code = db_error(rerr, "log: reading entries", err, errlen);
+    }
+    rocksdb_iter_destroy(it);
+    return code;
+}
+
+trastenda_err
+trastenda_store_verify(const char *dir, const trastenda_engine_config *engine,
+                       trastenda_verify_report *rep, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    if (dir == NULL || engine == NULL || rep == NULL || strlen(dir) > PATH_BYTES - 64) {
+        snprintf(err, errlen, "verify: NULL argument or path too long");
+        return TRASTENDA_E_INVALID;
+    }
+    memset(rep, 0, sizeof(*rep));
+    /* A store that only reads: its databases, no threads. */
+    trastenda_store *st = calloc(1, sizeof(*st));
+    if (st == NULL) return TRASTENDA_E_NOMEM;
+    pthread_mutex_init(&st->trunc_lock, NULL);
+    trastenda_store_config_default(&st->cfg);
+    st->cfg.engine = *engine;
+    st->cfg.log = sys_log_stderr;
+    st->cfg.log_level = TRASTENDA_LOG_WARN;
+    snprintf(st->dir, sizeof(st->dir), "%s", dir);
+    char path[PATH_BYTES + 16];
+    snprintf(path, sizeof(path), "%s/state", dir);
+    trastenda_err code = db_open(&st->state, path, DB_STATE, true, err, errlen);
+    if (code == TRASTENDA_OK) {
+        snprintf(path, sizeof(path), "%s/log", dir);
+        code = db_open(&st->log, path, DB_LOG, true, err, errlen);
+    }
+    if (code == TRASTENDA_OK) code = verify_log(&st->log, rep, err, errlen);
+    uint64_t replayed = 0;
+    if (code == TRASTENDA_OK)
+        code = recover(st, false, &st->eng, &rep->state_seq, &rep->state_records, &replayed, err,
+                       errlen);
+    if (code == TRASTENDA_OK && rep->log_first > rep->state_seq + 1) {
+        snprintf(err, errlen, "the log starts at entry %llu but the state ends at %llu: a gap",
+                 (unsigned long long)rep->log_first, (unsigned long long)rep->state_seq);
+        code = TRASTENDA_E_CORRUPT;
+    }
+    if (code == TRASTENDA_OK) {
+        trastenda_engine_check(st->eng); /* aborts with a message on a broken invariant */
+        rep->seq = trastenda_engine_seq(st->eng);
+        rep->replayed = replayed;
+        rep->digest = trastenda_engine_digest(st->eng);
+        trastenda_engine_stats es;
+        trastenda_engine_stats_get(st->eng, &es);
+        rep->stock_records = es.stock;
+    }
+    store_free(st);
+    return code;
 }

@@ -136,6 +136,34 @@ typedef struct trastenda_store_stats {
 void trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out);
 uint64_t trastenda_store_durable_seq(const trastenda_store *st);
 
+/*
+ * A consistent copy of the running store in dir (which must not exist or be empty): the state
+ * database at its materialized sequence first, then the log database, which holds everything
+ * after it (the log is not cut meanwhile). The engine keeps running. Opening the directory as a
+ * store (or a copy of it) restores exactly the state at *seq, the last entry in the copy. RocksDB
+ * checkpoints hard-link files when dir is on the same filesystem.
+ */
+trastenda_err trastenda_store_checkpoint(trastenda_store *st, const char *dir, uint64_t *seq,
+                                         char *err, size_t errlen);
+
+typedef struct trastenda_verify_report {
+    uint64_t log_first, log_last, log_entries, log_bytes;
+    uint64_t state_seq, state_records; /* the materialized state */
+    uint64_t replayed;                 /* log entries applied on top of it */
+    uint64_t seq;                      /* the state verified */
+    uint64_t stock_records;
+    uint64_t digest;
+} trastenda_verify_report;
+
+/*
+ * Verifies a data directory or checkpoint offline, without changing it: every log entry well
+ * formed and gapless, the materialized state loads, the log replays on it to a consistent state,
+ * and every invariant holds. The engine configuration must have tables at least as large as the
+ * writer's. E_CORRUPT with a message naming what is wrong.
+ */
+trastenda_err trastenda_store_verify(const char *dir, const trastenda_engine_config *engine,
+                                     trastenda_verify_report *rep, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

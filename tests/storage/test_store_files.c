@@ -1,0 +1,275 @@
+/*
+ * tests/storage/test_store_files.c - what a data directory may hold, checkpoints, verification.
+ *
+ * A foreign database, a directory of other files, a newer format, a missing log, an unusable path:
+ * each is refused at open with a clear code and message, and nothing starts with partial data.
+ * A checkpoint taken while batches are being written opens as exactly the state at its sequence,
+ * and verify finds it consistent; verify refuses a damaged or gapped log.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "gen.h"
+#include "sthelp.h"
+
+static void
+config(trastenda_store_config *cfg, const char *dir)
+{
+    trastenda_store_config_default(cfg);
+    cfg->dir = dir;
+    gen_config(&cfg->engine, false);
+    cfg->queue_max = 64;
+    cfg->materialize_interval_ms = 2;
+    cfg->log = st_log_quiet;
+}
+
+static trastenda_err
+try_open(const char *dir, char *err, size_t errlen)
+{
+    trastenda_store_config cfg;
+    config(&cfg, dir);
+    trastenda_store *st = NULL;
+    trastenda_err code = trastenda_store_open(&cfg, &st, err, errlen);
+    if (code == TRASTENDA_OK) trastenda_store_close(st);
+    cr_assert((code == TRASTENDA_OK) == (st != NULL));
+    return code;
+}
+
+/* A raw RocksDB database at path with one key. */
+static void
+raw_put(const char *path, const char *key, const void *val, size_t len)
+{
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(o, 1);
+    char *err = NULL;
+    rocksdb_t *db = rocksdb_open(o, path, &err);
+    cr_assert_null(err, "%s", err);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_put(db, wo, key, strlen(key), val, len, &err);
+    cr_assert_null(err);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+}
+
+Test(store_files, another_programs_database_is_refused)
+{
+    char dir[512], path[600], err[512];
+    st_tmpdir(dir, sizeof(dir), "foreign");
+    snprintf(path, sizeof(path), "%s/log", dir);
+    raw_put(path, "user:1", "alice", 5);
+    cr_assert_eq(try_open(dir, err, sizeof(err)), TRASTENDA_E_CORRUPT);
+    cr_assert(strstr(err, "another program") != NULL, "message: %s", err);
+    st_rmdir(dir);
+}
+
+Test(store_files, a_directory_of_other_files_is_refused)
+{
+    char dir[512], path[600], err[512];
+    st_tmpdir(dir, sizeof(dir), "files");
+    snprintf(path, sizeof(path), "%s/state", dir);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/state/notes.txt", dir);
+    FILE *f = fopen(path, "w");
+    fputs("not a database\n", f);
+    fclose(f);
+    cr_assert_eq(try_open(dir, err, sizeof(err)), TRASTENDA_E_CORRUPT);
+    cr_assert(strstr(err, "no RocksDB database") != NULL, "message: %s", err);
+    st_rmdir(dir);
+}
+
+Test(store_files, a_newer_format_is_refused_with_a_message)
+{
+    char dir[512], path[600], err[512];
+    st_tmpdir(dir, sizeof(dir), "newer");
+    cr_assert_eq(try_open(dir, err, sizeof(err)), TRASTENDA_OK);
+    snprintf(path, sizeof(path), "%s/state", dir);
+    const uint8_t rec[7] = {'T', 'S', 'D', 'B', 2, 9, 0}; /* state, version 9 */
+    raw_put(path, "F", rec, sizeof(rec));
+    cr_assert_eq(try_open(dir, err, sizeof(err)), TRASTENDA_E_CORRUPT);
+    cr_assert(strstr(err, "version 9") != NULL && strstr(err, "newer") != NULL, "message: %s", err);
+    st_rmdir(dir);
+}
+
+Test(store_files, a_missing_log_with_a_state_is_refused)
+{
+    char dir[512], path[600], err[512];
+    st_tmpdir(dir, sizeof(dir), "nolog");
+    trastenda_store_config cfg;
+    config(&cfg, dir);
+    trastenda_store *st = NULL;
+    cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK);
+    trastenda_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.op = TRASTENDA_OP_NOOP;
+    trastenda_result r;
+    cr_assert_eq(st_run(st, &c, 1, &r, NULL), TRASTENDA_OK);
+    trastenda_store_close(st); /* writes the state */
+    snprintf(path, sizeof(path), "%s/log", dir);
+    st_rmdir(path);
+    cr_assert_eq(try_open(dir, err, sizeof(err)), TRASTENDA_E_CORRUPT);
+    cr_assert(strstr(err, "log database is missing") != NULL, "message: %s", err);
+    st_rmdir(dir);
+}
+
+Test(store_files, an_unusable_path_is_an_io_error)
+{
+    char dir[512], path[600], err[512];
+    st_tmpdir(dir, sizeof(dir), "badpath");
+    snprintf(path, sizeof(path), "%s/file", dir);
+    FILE *f = fopen(path, "w");
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/file/data", dir);
+    cr_assert_eq(try_open(path, err, sizeof(err)), TRASTENDA_E_IO);
+    cr_assert(strstr(err, "cannot create") != NULL, "message: %s", err);
+    trastenda_store_config cfg;
+    config(&cfg, dir);
+    cfg.queue_max = 1000; /* not a power of two */
+    trastenda_store *st = NULL;
+    cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_E_INVALID);
+    cr_assert(strstr(err, "queue_max") != NULL, "message: %s", err);
+    st_rmdir(dir);
+}
+
+/* ---- checkpoints ---- */
+
+#define CP_BATCHES 300
+#define CP_SEQS    4096
+
+static uint64_t digests[CP_SEQS]; /* digest after each sequence (0: unseen) */
+
+static int64_t
+fixed_clock(void *ctx)
+{
+    (void)ctx;
+    return INT64_C(1700000000000); /* time stands still: every batch is one of ours */
+}
+
+struct cp_job {
+    trastenda_store *st;
+    char dir[600];
+    uint64_t seq;
+    trastenda_err code;
+    char err[512];
+};
+
+static void *
+cp_thread(void *arg)
+{
+    struct cp_job *j = arg;
+    usleep(20000);
+    j->code = trastenda_store_checkpoint(j->st, j->dir, &j->seq, j->err, sizeof(j->err));
+    return NULL;
+}
+
+Test(store_files, a_checkpoint_under_load_is_the_state_at_its_sequence)
+{
+    char dir[512], err[512];
+    st_tmpdir(dir, sizeof(dir), "cp");
+    trastenda_store_config cfg;
+    config(&cfg, dir);
+    cfg.clock_ms = fixed_clock;
+    trastenda_store *st = NULL;
+    cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+    struct cp_job job = {.st = st};
+    snprintf(job.dir, sizeof(job.dir), "%s/backup", dir);
+    static struct batch b;
+    static trastenda_result res[BATCH_MAX];
+    struct gen g = {.rng = {77}};
+    pthread_t th;
+    setup_batch(&b);
+    for (uint32_t i = 0; i <= CP_BATCHES; i++) {
+        if (i > 0) next_batch(&g, &b);
+        uint64_t seq = 0;
+        cr_assert_eq(st_run(st, b.cmds, b.n, res, &seq), TRASTENDA_OK);
+        learn(&g, b.g, res, b.n);
+        cr_assert_lt(seq, CP_SEQS);
+        cr_assert_eq(seq, i + 1, "no other batch ran: time stands still");
+        digests[seq] = st_digest(st);
+        if (i == 50) pthread_create(&th, NULL, cp_thread, &job);
+        if (i > 50 && i % 20 == 0) usleep(2000); /* let the materializer write pages */
+    }
+    pthread_join(th, NULL);
+    cr_assert_eq(job.code, TRASTENDA_OK, "checkpoint: %s", job.err);
+    cr_assert_gt(job.seq, 50);
+    trastenda_store_close(st);
+    /* A second checkpoint into a directory that is not empty is refused. */
+    /* The copy opens as the state at its sequence. */
+    trastenda_verify_report rep;
+    cr_assert_eq(trastenda_store_verify(job.dir, &cfg.engine, &rep, err, sizeof(err)), TRASTENDA_OK,
+                 "verify: %s", err);
+    cr_assert_eq(rep.seq, job.seq);
+    cr_assert_eq(rep.digest, digests[job.seq]);
+    cr_assert_geq(rep.state_seq + rep.replayed, job.seq);
+    trastenda_store_config c2 = cfg;
+    c2.dir = job.dir;
+    cr_assert_eq(trastenda_store_open(&c2, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+    cr_assert_eq(trastenda_store_durable_seq(st), job.seq);
+    cr_assert_eq(st_digest(st), digests[job.seq], "the checkpoint is not the state at its seq");
+    cr_assert_eq(trastenda_store_checkpoint(st, job.dir, NULL, err, sizeof(err)),
+                 TRASTENDA_E_INVALID);
+    trastenda_store_close(st);
+    st_rmdir(dir);
+}
+
+Test(store_files, verify_refuses_a_damaged_or_gapped_log)
+{
+    char dir[512], path[600], err[512];
+    st_tmpdir(dir, sizeof(dir), "verify");
+    trastenda_store_config cfg;
+    config(&cfg, dir);
+    cfg.materialize_interval_ms = 3600000;
+    /* Written by a process that ends without close: nothing materialized, all in the log. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        trastenda_store *st = NULL;
+        if (trastenda_store_open(&cfg, &st, err, sizeof(err)) != TRASTENDA_OK) _exit(2);
+        static struct batch b;
+        static trastenda_result res[BATCH_MAX];
+        struct gen g = {.rng = {78}};
+        setup_batch(&b);
+        for (uint32_t i = 0; i <= 20; i++) {
+            if (i > 0) next_batch(&g, &b);
+            if (st_run(st, b.cmds, b.n, res, NULL) != TRASTENDA_OK) _exit(3);
+            learn(&g, b.g, res, b.n);
+        }
+        _exit(0);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    trastenda_verify_report rep;
+    cr_assert_eq(trastenda_store_verify(dir, &cfg.engine, &rep, err, sizeof(err)), TRASTENDA_OK,
+                 "%s", err);
+    cr_assert_eq(rep.log_entries, rep.log_last);
+    /* Entry 7 replaced by garbage: malformed. */
+    snprintf(path, sizeof(path), "%s/log", dir);
+    uint8_t key[9] = {'L', 0, 0, 0, 0, 0, 0, 0, 7};
+    rocksdb_options_t *o = rocksdb_options_create();
+    char *rerr = NULL;
+    rocksdb_t *db = rocksdb_open(o, path, &rerr);
+    cr_assert_null(rerr, "%s", rerr);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_put(db, wo, (const char *)key, 9, "garbage", 7, &rerr);
+    rocksdb_close(db);
+    cr_assert_eq(trastenda_store_verify(dir, &cfg.engine, &rep, err, sizeof(err)),
+                 TRASTENDA_E_CORRUPT);
+    cr_assert(strstr(err, "entry 7") != NULL, "message: %s", err);
+    cr_assert_eq(try_open(dir, err, sizeof(err)), TRASTENDA_E_CORRUPT, "open refuses it too");
+    cr_assert(strstr(err, "entry 7") != NULL, "message: %s", err);
+    /* Entry 7 gone: a gap. */
+    db = rocksdb_open(o, path, &rerr);
+    rocksdb_delete(db, wo, (const char *)key, 9, &rerr);
+    rocksdb_close(db);
+    cr_assert_eq(trastenda_store_verify(dir, &cfg.engine, &rep, err, sizeof(err)),
+                 TRASTENDA_E_CORRUPT);
+    cr_assert(strstr(err, "gap") != NULL, "message: %s", err);
+    cr_assert_eq(try_open(dir, err, sizeof(err)), TRASTENDA_E_CORRUPT);
+    cr_assert(strstr(err, "missing") != NULL, "message: %s", err);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_options_destroy(o);
+    st_rmdir(dir);
+}
