@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "ledger.h"
 #include "queue.h"
 #include "sys.h"
 #include "trastenda/log.h"
@@ -81,6 +82,9 @@ struct trastenda_store {
 
     /* materializer (its thread) */
     trastenda_engine *mat;
+    struct ledger_acc lacc; /* movements since the last state write */
+    uint64_t flush_seq;     /* atomic: a ledger query wants the state written up to here */
+    uint32_t mat_progress;  /* futex word: bumped after each state write */
     int64_t last_state_write_ns;
     struct {
         uint64_t seq;
@@ -91,7 +95,7 @@ struct trastenda_store {
     /* stats (atomic) */
     uint64_t st_batches, st_commands, st_requests, st_queries, st_busy, st_log_bytes;
     uint64_t st_batch_max, st_state_writes, st_pages_written, st_pages_deleted;
-    uint64_t st_recovered;
+    uint64_t st_recovered, st_ledger_chunks;
     double recovery_ms;
 };
 
@@ -625,6 +629,7 @@ state_write(trastenda_store *st)
     uint64_t seq = trastenda_engine_seq(m);
     int64_t time_ms = trastenda_engine_time_ms(m);
     meta_encode(meta, seq, time_ms, trastenda_engine_epoch(m));
+    uint64_t chunks = ledger_acc_flush(&st->lacc, wb);
     char *rerr = NULL;
     rocksdb_writebatch_put(wb, "M", 1, (const char *)meta, sizeof(meta));
     rocksdb_write(st->state.db, st->state.wsync, wb, &rerr);
@@ -640,6 +645,9 @@ state_write(trastenda_store *st)
     ADD(&st->st_state_writes, 1);
     ADD(&st->st_pages_written, written);
     ADD(&st->st_pages_deleted, deleted);
+    ADD(&st->st_ledger_chunks, chunks);
+    ADD(&st->mat_progress, 1);
+    sys_futex_wake(&st->mat_progress);
     if (st->trunc_n == TRUNC_RING) {
         memmove(&st->trunc[0], &st->trunc[1], (TRUNC_RING - 1) * sizeof(st->trunc[0]));
         st->trunc_n--;
@@ -672,6 +680,11 @@ mat_catch_up(trastenda_store *st)
             return false;
         }
         trastenda_err err = trastenda_engine_apply_entry(st->mat, (const uint8_t *)v, vlen);
+        if (err == TRASTENDA_OK && !ledger_acc_entry(&st->lacc, (const uint8_t *)v, vlen)) {
+            rocksdb_free(v);
+            fail_stop(st, "the materializer ran out of memory for the ledger index");
+            return false;
+        }
         rocksdb_free(v);
         if (err != TRASTENDA_OK) {
             char msg[300];
@@ -698,7 +711,8 @@ mat_main(void *arg)
             LOAD(&st->writer_done) && trastenda_engine_seq(st->mat) == LOAD(&st->durable_seq);
         int64_t now = sys_mono_ns();
         bool behind = trastenda_engine_seq(st->mat) > LOAD(&st->materialized_seq);
-        if (behind && (done || now - st->last_state_write_ns >= interval_ns)) {
+        bool asked = LOAD(&st->flush_seq) > LOAD(&st->materialized_seq);
+        if (behind && (done || asked || now - st->last_state_write_ns >= interval_ns)) {
             if (!state_write(st)) break;
             st->last_state_write_ns = now;
         }
@@ -750,6 +764,7 @@ store_free(trastenda_store *st)
     pthread_mutex_destroy(&st->trunc_lock);
     trastenda_engine_destroy(st->eng);
     trastenda_engine_destroy(st->mat);
+    ledger_acc_fini(&st->lacc);
     db_close(&st->log);
     db_close(&st->state);
     free(st->cells);
@@ -960,6 +975,7 @@ trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out)
     out->state_writes = LOAD(&st->st_state_writes);
     out->pages_written = LOAD(&st->st_pages_written);
     out->pages_deleted = LOAD(&st->st_pages_deleted);
+    out->ledger_chunks = LOAD(&st->st_ledger_chunks);
     out->recovered_entries = st->st_recovered;
     out->recovery_ms = st->recovery_ms;
     out->queue_depth = (uint32_t)sq_depth(&st->q);
@@ -1149,4 +1165,82 @@ trastenda_store_verify(const char *dir, const trastenda_engine_config *engine,
     }
     store_free(st);
     return code;
+}
+
+/* ---- ledger queries ---- */
+
+static trastenda_err
+ledger_query_check(const trastenda_ledger_query *q, char *err, size_t errlen)
+{
+    if (q->sku.len == 0 || q->sku.len > TRASTENDA_ID_BYTES_MAX || q->sku.ptr == NULL) {
+        snprintf(err, errlen, "ledger: sku must be 1..%d bytes", TRASTENDA_ID_BYTES_MAX);
+        return TRASTENDA_E_INVALID;
+    }
+    if (q->loc.len > TRASTENDA_ID_BYTES_MAX || (q->loc.len > 0 && q->loc.ptr == NULL)) {
+        snprintf(err, errlen, "ledger: loc must be at most %d bytes", TRASTENDA_ID_BYTES_MAX);
+        return TRASTENDA_E_INVALID;
+    }
+    if (q->limit == 0 || q->limit > TRASTENDA_PAGE_MAX) {
+        snprintf(err, errlen, "ledger: limit must be 1..%d, not %u", TRASTENDA_PAGE_MAX, q->limit);
+        return TRASTENDA_E_INVALID;
+    }
+    if (q->from_ms < 0 || q->to_ms < 0 || (q->to_ms != 0 && q->from_ms > q->to_ms)) {
+        snprintf(err, errlen, "ledger: from_ms and to_ms must be >= 0 and from_ms <= to_ms");
+        return TRASTENDA_E_INVALID;
+    }
+    return TRASTENDA_OK;
+}
+
+trastenda_err
+trastenda_store_ledger(trastenda_store *st, const trastenda_ledger_query *q,
+                       trastenda_ledger_page **out, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    if (st == NULL || q == NULL || out == NULL) {
+        snprintf(err, errlen, "ledger: NULL argument");
+        return TRASTENDA_E_INVALID;
+    }
+    *out = NULL;
+    trastenda_err code = ledger_query_check(q, err, errlen);
+    if (code != TRASTENDA_OK) return code;
+    /* Wait for the materializer to write what is durable now. */
+    uint64_t target = LOAD(&st->durable_seq);
+    int64_t deadline =
+        sys_mono_ns() + (int64_t)(q->timeout_ms == 0 ? 5000 : q->timeout_ms) * 1000000;
+    uint64_t cur = LOAD(&st->flush_seq);
+    while (cur < target && !__atomic_compare_exchange_n(&st->flush_seq, &cur, target, false,
+                                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        ;
+    while (LOAD(&st->materialized_seq) < target && !LOAD(&st->failed)) {
+        int64_t left = deadline - sys_mono_ns();
+        if (left <= 0) break;
+        uint32_t w = LOAD(&st->mat_progress);
+        ADD(&st->mat_wake, 1);
+        sys_futex_wake(&st->mat_wake);
+        if (LOAD(&st->materialized_seq) >= target) break;
+        sys_futex_wait(&st->mat_progress, w, left / 1000000 + 1);
+    }
+    trastenda_ledger_page *page = calloc(1, sizeof(*page));
+    if (page == NULL) return TRASTENDA_E_NOMEM;
+    page->complete = LOAD(&st->materialized_seq) >= target;
+    code = ledger_read(st->state.db, st->state.ro, q, page, err, errlen);
+    if (code != TRASTENDA_OK) {
+        trastenda_ledger_page_free(page);
+        return code;
+    }
+    *out = page;
+    return TRASTENDA_OK;
+}
+
+void
+trastenda_ledger_page_free(trastenda_ledger_page *page)
+{
+    if (page == NULL) return;
+    free(page->arena_);
+    free(page);
 }

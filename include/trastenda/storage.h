@@ -19,6 +19,7 @@
 
 #include "trastenda.h"
 #include "trastenda/engine.h"
+#include "trastenda/log.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -125,6 +126,7 @@ typedef struct trastenda_store_stats {
     uint64_t log_bytes;      /* bytes of log entries written */
     uint64_t batch_cmds_max; /* largest batch, in commands */
     uint64_t state_writes, pages_written, pages_deleted;
+    uint64_t ledger_chunks;     /* ledger index chunks written (one per SKU per state write) */
     uint64_t recovered_entries; /* log entries replayed at open */
     double recovery_ms;         /* time open spent recovering */
     uint32_t queue_depth;
@@ -163,6 +165,45 @@ typedef struct trastenda_verify_report {
  */
 trastenda_err trastenda_store_verify(const char *dir, const trastenda_engine_config *engine,
                                      trastenda_verify_report *rep, char *err, size_t errlen);
+
+/*
+ * ---- Ledger queries ----
+ *
+ * The materializer indexes the ledger by SKU as it writes the state: every movement except hold
+ * churn (reserve, release, expire: they never touch on_hand). A query first has the materializer
+ * write everything durable so far (it waits at most timeout_ms for that: movements not yet
+ * materialized are included by waiting for the materializer, not by reading the log), then reads
+ * the index without loading history into memory. Newest first, paginated by ledger sequence.
+ */
+typedef struct trastenda_ledger_query {
+    trastenda_str sku;   /* required */
+    trastenda_str loc;   /* optional: one location */
+    int64_t from_ms;     /* inclusive; 0: no bound */
+    int64_t to_ms;       /* inclusive; 0: no bound */
+    uint64_t before_seq; /* continue below this ledger sequence (a page's next); 0: the newest */
+    uint32_t limit;      /* 1 .. TRASTENDA_PAGE_MAX */
+    uint32_t timeout_ms; /* waiting for the materializer; 0: 5000 */
+} trastenda_ledger_query;
+
+typedef struct trastenda_ledger_row {
+    int64_t time_ms; /* the batch's time */
+    trastenda_ledger_entry e;
+} trastenda_ledger_row;
+
+typedef struct trastenda_ledger_page {
+    uint32_t count;
+    uint8_t complete; /* 0 when the materializer did not catch up within the timeout */
+    uint64_t next;    /* before_seq of the next page; 0 when there is none */
+    trastenda_ledger_row rows[TRASTENDA_PAGE_MAX]; /* strings point into the page */
+    uint8_t *arena_;
+    size_t arena_len_, arena_cap_;
+} trastenda_ledger_page;
+
+/* Any thread. *out is allocated; free it with trastenda_ledger_page_free. E_INVALID on a bad
+ * query (message in err), E_IO on a read error. */
+trastenda_err trastenda_store_ledger(trastenda_store *st, const trastenda_ledger_query *q,
+                                     trastenda_ledger_page **out, char *err, size_t errlen);
+void trastenda_ledger_page_free(trastenda_ledger_page *page);
 
 #ifdef __cplusplus
 }
