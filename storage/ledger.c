@@ -165,6 +165,26 @@ ledger_acc_fini(struct ledger_acc *a)
     memset(a, 0, sizeof(*a));
 }
 
+uint64_t
+ledger_cut(rocksdb_t *db, rocksdb_readoptions_t *ro, int64_t horizon_ms, rocksdb_writebatch_t *wb)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator(db, ro);
+    uint64_t cut = 0;
+    for (rocksdb_iter_seek(it, "G", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen == 0 || k[0] != 'G') break;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        /* Rows are newest first: the chunk's first row is its newest. */
+        if (vlen >= 12 && get_u32(v) > 0 && get_i64(v + 4) < horizon_ms) {
+            rocksdb_writebatch_delete(wb, k, klen);
+            cut++;
+        }
+    }
+    rocksdb_iter_destroy(it);
+    return cut;
+}
+
 /* ---- reading ---- */
 
 /* Copies a row body into the page's arena; NULL when out of memory. */

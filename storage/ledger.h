@@ -30,6 +30,10 @@ bool ledger_acc_entry(struct ledger_acc *a, const uint8_t *entry, size_t len);
 uint64_t ledger_acc_flush(struct ledger_acc *a, rocksdb_writebatch_t *wb);
 void ledger_acc_fini(struct ledger_acc *a);
 
+/* Deletes (into wb) the chunks whose newest movement is older than horizon_ms. Returns how many. */
+uint64_t ledger_cut(rocksdb_t *db, rocksdb_readoptions_t *ro, int64_t horizon_ms,
+                    rocksdb_writebatch_t *wb);
+
 trastenda_err ledger_read(rocksdb_t *db, rocksdb_readoptions_t *ro, const trastenda_ledger_query *q,
                           trastenda_ledger_page *page, char *err, size_t errlen);
 

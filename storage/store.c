@@ -82,9 +82,10 @@ struct trastenda_store {
 
     /* materializer (its thread) */
     trastenda_engine *mat;
-    struct ledger_acc lacc; /* movements since the last state write */
-    uint64_t flush_seq;     /* atomic: a ledger query wants the state written up to here */
-    uint32_t mat_progress;  /* futex word: bumped after each state write */
+    struct ledger_acc lacc;  /* movements since the last state write */
+    uint64_t flush_seq;      /* atomic: a ledger query wants the state written up to here */
+    uint32_t mat_progress;   /* futex word: bumped after each state write */
+    int64_t ledger_swept_ms; /* last ledger retention sweep */
     int64_t last_state_write_ns;
     struct {
         uint64_t seq;
@@ -95,7 +96,7 @@ struct trastenda_store {
     /* stats (atomic) */
     uint64_t st_batches, st_commands, st_requests, st_queries, st_busy, st_log_bytes;
     uint64_t st_batch_max, st_state_writes, st_pages_written, st_pages_deleted;
-    uint64_t st_recovered, st_ledger_chunks;
+    uint64_t st_recovered, st_ledger_chunks, st_ledger_cut;
     double recovery_ms;
 };
 
@@ -630,6 +631,14 @@ state_write(trastenda_store *st)
     int64_t time_ms = trastenda_engine_time_ms(m);
     meta_encode(meta, seq, time_ms, trastenda_engine_epoch(m));
     uint64_t chunks = ledger_acc_flush(&st->lacc, wb);
+    /* Ledger retention: a sweep of the index at most every tenth of the window. */
+    int64_t now_ms = clock_now(st);
+    if (st->cfg.ledger_retention_ms > 0 &&
+        now_ms - st->ledger_swept_ms >= st->cfg.ledger_retention_ms / 10) {
+        st->ledger_swept_ms = now_ms;
+        ADD(&st->st_ledger_cut,
+            ledger_cut(st->state.db, st->state.ro, now_ms - st->cfg.ledger_retention_ms, wb));
+    }
     char *rerr = NULL;
     rocksdb_writebatch_put(wb, "M", 1, (const char *)meta, sizeof(meta));
     rocksdb_write(st->state.db, st->state.wsync, wb, &rerr);
@@ -748,6 +757,11 @@ config_check(const trastenda_store_config *c, char *err, size_t errlen)
     if (c->materialize_interval_ms == 0 || c->materialize_interval_ms > 3600000) {
         snprintf(err, errlen, "config: materialize_interval_ms must be 1..3600000, not %u",
                  c->materialize_interval_ms);
+        return TRASTENDA_E_INVALID;
+    }
+    if (c->ledger_retention_ms < 0 || c->ledger_retention_ms > TRASTENDA_RETENTION_MS_MAX) {
+        snprintf(err, errlen, "config: ledger_retention_ms must be 0..%lld",
+                 (long long)TRASTENDA_RETENTION_MS_MAX);
         return TRASTENDA_E_INVALID;
     }
     if (c->log_retention_ms < 0 || c->log_retention_ms > TRASTENDA_RETENTION_MS_MAX) {
@@ -976,6 +990,7 @@ trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out)
     out->pages_written = LOAD(&st->st_pages_written);
     out->pages_deleted = LOAD(&st->st_pages_deleted);
     out->ledger_chunks = LOAD(&st->st_ledger_chunks);
+    out->ledger_chunks_cut = LOAD(&st->st_ledger_cut);
     out->recovered_entries = st->st_recovered;
     out->recovery_ms = st->recovery_ms;
     out->queue_depth = (uint32_t)sq_depth(&st->q);

@@ -49,6 +49,7 @@ typedef struct trastenda_store_config {
     uint32_t queue_max;               /* requests waiting for the engine; a power of two */
     uint32_t materialize_interval_ms; /* the state is written at most this often */
     int64_t log_retention_ms;         /* log entries kept behind the materialized state */
+    int64_t ledger_retention_ms;      /* ledger index history kept; 0: all of it (default) */
     trastenda_log_level log_level;
     trastenda_log_fn log; /* NULL: timestamped lines on stderr */
     void *log_ctx;
@@ -127,6 +128,7 @@ typedef struct trastenda_store_stats {
     uint64_t batch_cmds_max; /* largest batch, in commands */
     uint64_t state_writes, pages_written, pages_deleted;
     uint64_t ledger_chunks;     /* ledger index chunks written (one per SKU per state write) */
+    uint64_t ledger_chunks_cut; /* removed by ledger retention */
     uint64_t recovered_entries; /* log entries replayed at open */
     double recovery_ms;         /* time open spent recovering */
     uint32_t queue_depth;

@@ -239,3 +239,57 @@ Test(store_ledger, time_ranges_and_bad_queries)
     trastenda_store_close(st);
     st_rmdir(dir);
 }
+
+static int64_t moving_ms = T0;
+
+static int64_t
+moving_clock(void *ctx)
+{
+    (void)ctx;
+    return __atomic_load_n(&moving_ms, __ATOMIC_ACQUIRE);
+}
+
+static uint32_t
+count_rows(trastenda_store *st)
+{
+    trastenda_ledger_query q = {.sku = {"s0", 2}, .limit = 100};
+    trastenda_ledger_page *p;
+    char err[256];
+    cr_assert_eq(trastenda_store_ledger(st, &q, &p, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+    cr_assert(p->complete);
+    uint32_t n = p->count;
+    trastenda_ledger_page_free(p);
+    return n;
+}
+
+Test(store_ledger, retention_cuts_old_history_only)
+{
+    char dir[512], err[512];
+    st_tmpdir(dir, sizeof(dir), "ledger3");
+    trastenda_store_config cfg;
+    config(&cfg, dir);
+    cfg.clock_ms = moving_clock;
+    cfg.ledger_retention_ms = 10000;
+    trastenda_store *st = NULL;
+    cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+    static struct batch b;
+    static trastenda_result res[BATCH_MAX];
+    setup_batch(&b);
+    cr_assert_eq(st_run(st, b.cmds, b.n, res, NULL), TRASTENDA_OK);
+    struct gcmd x;
+    cmd_stock(&x, TRASTENDA_OP_RECEIVE, 0, 0, 5);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(st_run(st, &x.c, 1, res, NULL), TRASTENDA_OK);
+    cr_assert_eq(count_rows(st), 3);
+    __atomic_store_n(&moving_ms, T0 + 5000, __ATOMIC_RELEASE); /* within the window */
+    cr_assert_eq(st_run(st, &x.c, 1, res, NULL), TRASTENDA_OK);
+    cr_assert_eq(count_rows(st), 4);
+    __atomic_store_n(&moving_ms, T0 + 12000, __ATOMIC_RELEASE); /* the first three are out */
+    cr_assert_eq(st_run(st, &x.c, 1, res, NULL), TRASTENDA_OK);
+    cr_assert_eq(count_rows(st), 2);
+    trastenda_store_stats stats;
+    trastenda_store_stats_get(st, &stats);
+    cr_assert_eq(stats.ledger_chunks_cut, 1);
+    trastenda_store_close(st);
+    st_rmdir(dir);
+}
