@@ -664,6 +664,94 @@ trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t l
     return TRASTENDA_OK;
 }
 
+/* ---- views of single records (storage's archive) ---- */
+
+/* The body of a record of the given type; NULL when the record is malformed. */
+static const uint8_t *
+record_body(const uint8_t *rec, size_t len, uint8_t type, uint32_t *blen)
+{
+    struct eng_rd r = {rec, rec + len, false};
+    uint8_t t = rd_u8(&r);
+    *blen = rd_u32(&r);
+    if (r.bad || t != type || *blen != len - 5) return NULL;
+    return rec + 5;
+}
+
+static uint32_t
+ix_or_none(uint32_t ix)
+{
+    return ix == ENG_NONE ? TRASTENDA_IX_NONE : ix;
+}
+
+trastenda_err
+trastenda_engine_hold_record_view(const trastenda_engine *e, const uint8_t *rec, size_t len,
+                                  trastenda_hold_view *out)
+{
+    if (e == NULL || rec == NULL || out == NULL) return TRASTENDA_E_INVALID;
+    uint32_t blen;
+    const uint8_t *body = record_body(rec, len, TRASTENDA_REC_HOLD, &blen);
+    if (body == NULL) return TRASTENDA_E_CORRUPT;
+    struct eng_rd r = {body, body + blen, false};
+    struct img_line lines[TRASTENDA_ALLOCS_MAX];
+    memset(out, 0, sizeof(*out));
+    out->id = rd_u64(&r);
+    out->state = rd_u8(&r);
+    (void)rd_u8(&r); /* channel */
+    (void)rd_u8(&r); /* has_ship_to */
+    out->created_ms = rd_i64(&r);
+    out->expires_ms = rd_i64(&r);
+    out->resolved_ms = rd_i64(&r);
+    out->order_no = rd_u64(&r);
+    (void)rd_i32(&r);
+    (void)rd_i32(&r);
+    uint32_t n = rd_lines(&r, lines, TRASTENDA_ALLOCS_MAX);
+    if (r.bad || r.p != r.end) return TRASTENDA_E_CORRUPT;
+    out->line_count = n;
+    for (uint32_t i = 0; i < n; i++)
+        out->lines[i] =
+            (trastenda_alloc){ix_or_none(eng_sku_find(e, lines[i].sku)),
+                              ix_or_none(eng_location_find(e, lines[i].loc)), lines[i].qty, 0};
+    return TRASTENDA_OK;
+}
+
+trastenda_err
+trastenda_engine_order_record_view(const trastenda_engine *e, const uint8_t *rec, size_t len,
+                                   trastenda_order_view *out)
+{
+    if (e == NULL || rec == NULL || out == NULL) return TRASTENDA_E_INVALID;
+    uint32_t blen;
+    const uint8_t *body = record_body(rec, len, TRASTENDA_REC_ORDER, &blen);
+    if (body == NULL) return TRASTENDA_E_CORRUPT;
+    struct eng_rd r = {body, body + blen, false};
+    struct img_line lines[TRASTENDA_ALLOCS_MAX];
+    memset(out, 0, sizeof(*out));
+    trastenda_str id = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
+    out->no = rd_u64(&r);
+    (void)rd_u64(&r); /* payload hash */
+    (void)rd_u64(&r); /* hold id */
+    out->created_ms = rd_i64(&r);
+    out->updated_ms = rd_i64(&r);
+    (void)rd_i64(&r); /* finished */
+    out->lat_e6 = rd_i32(&r);
+    out->lon_e6 = rd_i32(&r);
+    out->state = rd_u8(&r);
+    out->rule = rd_u8(&r);
+    out->channel = rd_u8(&r);
+    uint32_t n = rd_lines(&r, lines, TRASTENDA_ALLOCS_MAX);
+    if (r.bad || r.p != r.end || id.len == 0) return TRASTENDA_E_CORRUPT;
+    memcpy(out->id, id.ptr, id.len);
+    out->id[id.len] = 0;
+    out->alloc_count = n;
+    for (uint32_t i = 0; i < n; i++)
+        out->allocs[i] = (trastenda_order_alloc){ix_or_none(eng_sku_find(e, lines[i].sku)),
+                                                 ix_or_none(eng_location_find(e, lines[i].loc)),
+                                                 lines[i].qty,
+                                                 lines[i].done,
+                                                 lines[i].returned,
+                                                 lines[i].state};
+    return TRASTENDA_OK;
+}
+
 /* ---- public readers ---- */
 
 trastenda_err

@@ -208,6 +208,37 @@ trastenda_engine_load_page(trastenda_engine *e, uint8_t table, const uint8_t *pa
     return eng_apply_records(e, it, table);
 }
 
+/* ---- single records, for storage's archive ---- */
+
+trastenda_err
+trastenda_engine_hold_encode(trastenda_engine *e, uint64_t id, const uint8_t **out, size_t *len)
+{
+    if (e == NULL || out == NULL || len == NULL) return TRASTENDA_E_INVALID;
+    uint32_t h = eng_hold_find(e, id);
+    if (h == ENG_NONE) return TRASTENDA_E_UNKNOWN_HOLD;
+    e->page_buf.len = 0;
+    eng_enc_hold(e, &e->page_buf, h);
+    *out = e->page_buf.p;
+    *len = e->page_buf.len;
+    return TRASTENDA_OK;
+}
+
+trastenda_err
+trastenda_engine_order_encode(trastenda_engine *e, trastenda_str order_id, const uint8_t **out,
+                              size_t *len)
+{
+    if (e == NULL || out == NULL || len == NULL || order_id.len == 0 ||
+        order_id.len > TRASTENDA_ID_BYTES_MAX)
+        return TRASTENDA_E_INVALID;
+    uint32_t o = eng_order_find(e, order_id);
+    if (o == ENG_NONE) return TRASTENDA_E_UNKNOWN_ORDER;
+    e->page_buf.len = 0;
+    eng_enc_order(e, &e->page_buf, o);
+    *out = e->page_buf.p;
+    *len = e->page_buf.len;
+    return TRASTENDA_OK;
+}
+
 /* ---- retention queues in (time, id) order ---- */
 
 static int

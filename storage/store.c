@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "archive.h"
 #include "db.h"
 #include "ledger.h"
 #include "queue.h"
@@ -83,6 +84,7 @@ struct trastenda_store {
     /* materializer (its thread) */
     trastenda_engine *mat;
     struct ledger_acc lacc;  /* movements since the last state write */
+    struct archive_acc aacc; /* holds and orders removed since the last state write */
     uint64_t flush_seq;      /* atomic: a ledger query wants the state written up to here */
     uint32_t mat_progress;   /* futex word: bumped after each state write */
     int64_t ledger_swept_ms; /* last ledger retention sweep */
@@ -96,7 +98,7 @@ struct trastenda_store {
     /* stats (atomic) */
     uint64_t st_batches, st_commands, st_requests, st_queries, st_busy, st_log_bytes;
     uint64_t st_batch_max, st_state_writes, st_pages_written, st_pages_deleted;
-    uint64_t st_recovered, st_ledger_chunks, st_ledger_cut;
+    uint64_t st_recovered, st_ledger_chunks, st_ledger_cut, st_archived;
     double recovery_ms;
 };
 
@@ -631,6 +633,7 @@ state_write(trastenda_store *st)
     int64_t time_ms = trastenda_engine_time_ms(m);
     meta_encode(meta, seq, time_ms, trastenda_engine_epoch(m));
     uint64_t chunks = ledger_acc_flush(&st->lacc, wb);
+    uint64_t archived = archive_acc_flush(&st->aacc, st->state.db, st->state.ro, wb);
     /* Ledger retention: a sweep of the index at most every tenth of the window. */
     int64_t now_ms = clock_now(st);
     if (st->cfg.ledger_retention_ms > 0 &&
@@ -655,6 +658,7 @@ state_write(trastenda_store *st)
     ADD(&st->st_pages_written, written);
     ADD(&st->st_pages_deleted, deleted);
     ADD(&st->st_ledger_chunks, chunks);
+    ADD(&st->st_archived, archived);
     ADD(&st->mat_progress, 1);
     sys_futex_wake(&st->mat_progress);
     if (st->trunc_n == TRUNC_RING) {
@@ -686,6 +690,12 @@ mat_catch_up(trastenda_store *st)
                      (unsigned long long)seq, rerr != NULL ? rerr : "missing");
             rocksdb_free(rerr);
             fail_stop(st, msg);
+            return false;
+        }
+        /* The records the entry removes, taken before it removes them. */
+        if (!archive_acc_entry(&st->aacc, st->mat, (const uint8_t *)v, vlen)) {
+            rocksdb_free(v);
+            fail_stop(st, "the materializer ran out of memory for the archive");
             return false;
         }
         trastenda_err err = trastenda_engine_apply_entry(st->mat, (const uint8_t *)v, vlen);
@@ -779,6 +789,7 @@ store_free(trastenda_store *st)
     trastenda_engine_destroy(st->eng);
     trastenda_engine_destroy(st->mat);
     ledger_acc_fini(&st->lacc);
+    archive_acc_fini(&st->aacc);
     db_close(&st->log);
     db_close(&st->state);
     free(st->cells);
@@ -991,6 +1002,7 @@ trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out)
     out->pages_deleted = LOAD(&st->st_pages_deleted);
     out->ledger_chunks = LOAD(&st->st_ledger_chunks);
     out->ledger_chunks_cut = LOAD(&st->st_ledger_cut);
+    out->archived = LOAD(&st->st_archived);
     out->recovered_entries = st->st_recovered;
     out->recovery_ms = st->recovery_ms;
     out->queue_depth = (uint32_t)sq_depth(&st->q);
@@ -1182,7 +1194,30 @@ trastenda_store_verify(const char *dir, const trastenda_engine_config *engine,
     return code;
 }
 
-/* ---- ledger queries ---- */
+/* ---- ledger queries and the archive: after the materializer caught up ---- */
+
+/* Has the materializer write everything durable now; false when it did not within timeout_ms
+ * (0: 5000). */
+static bool
+mat_sync(trastenda_store *st, uint32_t timeout_ms)
+{
+    uint64_t target = LOAD(&st->durable_seq);
+    int64_t deadline = sys_mono_ns() + (int64_t)(timeout_ms == 0 ? 5000 : timeout_ms) * 1000000;
+    uint64_t cur = LOAD(&st->flush_seq);
+    while (cur < target && !__atomic_compare_exchange_n(&st->flush_seq, &cur, target, false,
+                                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        ;
+    while (LOAD(&st->materialized_seq) < target && !LOAD(&st->failed)) {
+        int64_t left = deadline - sys_mono_ns();
+        if (left <= 0) break;
+        uint32_t w = LOAD(&st->mat_progress);
+        ADD(&st->mat_wake, 1);
+        sys_futex_wake(&st->mat_wake);
+        if (LOAD(&st->materialized_seq) >= target) break;
+        sys_futex_wait(&st->mat_progress, w, left / 1000000 + 1);
+    }
+    return LOAD(&st->materialized_seq) >= target;
+}
 
 static trastenda_err
 ledger_query_check(const trastenda_ledger_query *q, char *err, size_t errlen)
@@ -1223,26 +1258,10 @@ trastenda_store_ledger(trastenda_store *st, const trastenda_ledger_query *q,
     *out = NULL;
     trastenda_err code = ledger_query_check(q, err, errlen);
     if (code != TRASTENDA_OK) return code;
-    /* Wait for the materializer to write what is durable now. */
-    uint64_t target = LOAD(&st->durable_seq);
-    int64_t deadline =
-        sys_mono_ns() + (int64_t)(q->timeout_ms == 0 ? 5000 : q->timeout_ms) * 1000000;
-    uint64_t cur = LOAD(&st->flush_seq);
-    while (cur < target && !__atomic_compare_exchange_n(&st->flush_seq, &cur, target, false,
-                                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        ;
-    while (LOAD(&st->materialized_seq) < target && !LOAD(&st->failed)) {
-        int64_t left = deadline - sys_mono_ns();
-        if (left <= 0) break;
-        uint32_t w = LOAD(&st->mat_progress);
-        ADD(&st->mat_wake, 1);
-        sys_futex_wake(&st->mat_wake);
-        if (LOAD(&st->materialized_seq) >= target) break;
-        sys_futex_wait(&st->mat_progress, w, left / 1000000 + 1);
-    }
+    bool complete = mat_sync(st, q->timeout_ms);
     trastenda_ledger_page *page = calloc(1, sizeof(*page));
     if (page == NULL) return TRASTENDA_E_NOMEM;
-    page->complete = LOAD(&st->materialized_seq) >= target;
+    page->complete = complete;
     code = ledger_read(st->state.db, st->state.ro, q, page, err, errlen);
     if (code != TRASTENDA_OK) {
         trastenda_ledger_page_free(page);
@@ -1250,6 +1269,23 @@ trastenda_store_ledger(trastenda_store *st, const trastenda_ledger_query *q,
     }
     *out = page;
     return TRASTENDA_OK;
+}
+
+trastenda_err
+trastenda_store_hold_archived(trastenda_store *st, uint64_t id, trastenda_hold_view *out)
+{
+    if (st == NULL || out == NULL) return TRASTENDA_E_INVALID;
+    mat_sync(st, 0);
+    return archive_hold_get(st->state.db, st->state.ro, st->eng, id, out);
+}
+
+trastenda_err
+trastenda_store_order_archived(trastenda_store *st, trastenda_str order_id,
+                               trastenda_order_view *out)
+{
+    if (st == NULL || out == NULL) return TRASTENDA_E_INVALID;
+    mat_sync(st, 0);
+    return archive_order_get(st->state.db, st->state.ro, st->eng, order_id, out);
 }
 
 void

@@ -391,6 +391,22 @@ trastenda_err trastenda_engine_hold_get(const trastenda_engine *e, uint64_t id,
 trastenda_err trastenda_engine_order_get(const trastenda_engine *e, trastenda_str order_id,
                                          trastenda_order_view *out);
 
+/*
+ * Archiving: a hold's or an order's record (type, length, body: docs/LOG.md) as it is now, for
+ * storage to keep once retention removes it from memory. *out is borrowed until the next encode.
+ * E_UNKNOWN_HOLD / E_UNKNOWN_ORDER when absent.
+ */
+trastenda_err trastenda_engine_hold_encode(trastenda_engine *e, uint64_t id, const uint8_t **out,
+                                           size_t *len);
+trastenda_err trastenda_engine_order_encode(trastenda_engine *e, trastenda_str order_id,
+                                            const uint8_t **out, size_t *len);
+/* Views of such records, with SKUs and locations resolved to this engine's indices. E_CORRUPT on
+ * a malformed record. Any thread. */
+trastenda_err trastenda_engine_hold_record_view(const trastenda_engine *e, const uint8_t *rec,
+                                                size_t len, trastenda_hold_view *out);
+trastenda_err trastenda_engine_order_record_view(const trastenda_engine *e, const uint8_t *rec,
+                                                 size_t len, trastenda_order_view *out);
+
 typedef struct trastenda_po_view {
     char id[TRASTENDA_ID_BYTES_MAX + 1];
     uint8_t open;

@@ -129,6 +129,7 @@ typedef struct trastenda_store_stats {
     uint64_t state_writes, pages_written, pages_deleted;
     uint64_t ledger_chunks;     /* ledger index chunks written (one per SKU per state write) */
     uint64_t ledger_chunks_cut; /* removed by ledger retention */
+    uint64_t archived;          /* holds and orders archived after retention removed them */
     uint64_t recovered_entries; /* log entries replayed at open */
     double recovery_ms;         /* time open spent recovering */
     uint32_t queue_depth;
@@ -206,6 +207,16 @@ typedef struct trastenda_ledger_page {
 trastenda_err trastenda_store_ledger(trastenda_store *st, const trastenda_ledger_query *q,
                                      trastenda_ledger_page **out, char *err, size_t errlen);
 void trastenda_ledger_page_free(trastenda_ledger_page *page);
+
+/*
+ * The archive: a hold or order that retention removed from memory, as it was when it left. Any
+ * thread; waits for the materializer like a ledger query. E_UNKNOWN_HOLD / E_UNKNOWN_ORDER when
+ * it is not archived (it may still be in memory: ask the engine first).
+ */
+trastenda_err trastenda_store_hold_archived(trastenda_store *st, uint64_t id,
+                                            trastenda_hold_view *out);
+trastenda_err trastenda_store_order_archived(trastenda_store *st, trastenda_str order_id,
+                                             trastenda_order_view *out);
 
 #ifdef __cplusplus
 }

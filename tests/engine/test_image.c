@@ -262,3 +262,38 @@ Test(engine_image, only_changed_pages_are_marked)
     trastenda_engine_destroy(mat);
     trastenda_engine_destroy(leader);
 }
+
+Test(engine_image, single_records_encode_and_view_back)
+{
+    trastenda_engine *leader, *mat;
+    small_state(&leader, &mat);
+    trastenda_hold_view live, back;
+    const uint8_t *rec;
+    size_t len;
+    /* The first live hold of the state. */
+    uint64_t id = 0;
+    for (uint64_t h = 1; h < 5000 && id == 0; h++)
+        if (trastenda_engine_hold_get(mat, h, &live) == TRASTENDA_OK) id = h;
+    cr_assert_neq(id, 0, "the state has a hold");
+    cr_assert_eq(trastenda_engine_hold_encode(mat, id, &rec, &len), TRASTENDA_OK);
+    uint8_t *copy = malloc(len);
+    memcpy(copy, rec, len);
+    cr_assert_eq(trastenda_engine_hold_record_view(mat, copy, len, &back), TRASTENDA_OK);
+    cr_assert(back.id == live.id && back.state == live.state &&
+              back.created_ms == live.created_ms && back.line_count == live.line_count);
+    for (uint32_t i = 0; i < live.line_count; i++)
+        cr_assert(back.lines[i].sku_ix == live.lines[i].sku_ix &&
+                  back.lines[i].loc_ix == live.lines[i].loc_ix &&
+                  back.lines[i].qty == live.lines[i].qty);
+    for (size_t cut = 0; cut < len; cut += 5)
+        cr_assert_eq(trastenda_engine_hold_record_view(mat, copy, cut, &back), TRASTENDA_E_CORRUPT);
+    trastenda_order_view ov;
+    cr_assert_eq(trastenda_engine_order_record_view(mat, copy, len, &ov), TRASTENDA_E_CORRUPT,
+                 "a hold record is not an order");
+    cr_assert_eq(trastenda_engine_hold_encode(mat, 999999, &rec, &len), TRASTENDA_E_UNKNOWN_HOLD);
+    cr_assert_eq(trastenda_engine_order_encode(mat, (trastenda_str){"zz", 2}, &rec, &len),
+                 TRASTENDA_E_UNKNOWN_ORDER);
+    free(copy);
+    trastenda_engine_destroy(mat);
+    trastenda_engine_destroy(leader);
+}
