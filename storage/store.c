@@ -92,8 +92,10 @@ struct trastenda_store {
     struct {
         uint64_t seq;
         int64_t time_ms;
+        uint64_t bytes;  /* mat_bytes when it was written */
     } trunc[TRUNC_RING]; /* materialized points, oldest first, for cutting the log */
     uint32_t trunc_n;
+    uint64_t mat_bytes; /* log bytes the materializer applied since open */
 
     /* stats (atomic) */
     uint64_t st_batches, st_commands, st_requests, st_queries, st_busy, st_log_bytes;
@@ -569,14 +571,20 @@ meta_encode(uint8_t out[DB_META_BYTES], uint64_t seq, int64_t time_ms, uint64_t 
             out[8 * i + b] = (uint8_t)(v[i] >> (8 * b));
 }
 
-/* Cuts log entries the state covers and older than the retention window. */
+/*
+ * Cuts log entries the state covers and that are older than the retention window, or beyond the
+ * retention size. Cut points are the state writes, so the log keeps up to log_retention_bytes
+ * plus one state interval's worth of entries.
+ */
 static void
 log_truncate(trastenda_store *st)
 {
     int64_t horizon = clock_now(st) - st->cfg.log_retention_ms;
+    uint64_t cap = st->cfg.log_retention_bytes;
     uint64_t cut = 0;
     uint32_t used = 0;
-    while (used < st->trunc_n && st->trunc[used].time_ms <= horizon)
+    while (used < st->trunc_n && (st->trunc[used].time_ms <= horizon ||
+                                  (cap > 0 && st->mat_bytes - st->trunc[used].bytes > cap)))
         cut = st->trunc[used++].seq;
     if (cut == 0) return;
     memmove(&st->trunc[0], &st->trunc[used], (st->trunc_n - used) * sizeof(st->trunc[0]));
@@ -662,11 +670,15 @@ state_write(trastenda_store *st)
     ADD(&st->mat_progress, 1);
     sys_futex_wake(&st->mat_progress);
     if (st->trunc_n == TRUNC_RING) {
-        memmove(&st->trunc[0], &st->trunc[1], (TRUNC_RING - 1) * sizeof(st->trunc[0]));
-        st->trunc_n--;
+        /* Full: keep every other point, so the ring still spans the whole window. */
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < TRUNC_RING; i += 2)
+            st->trunc[k++] = st->trunc[i];
+        st->trunc_n = k;
     }
     st->trunc[st->trunc_n].seq = seq;
     st->trunc[st->trunc_n].time_ms = time_ms;
+    st->trunc[st->trunc_n].bytes = st->mat_bytes;
     st->trunc_n++;
     log_truncate(st);
     return true;
@@ -699,6 +711,7 @@ mat_catch_up(trastenda_store *st)
             return false;
         }
         trastenda_err err = trastenda_engine_apply_entry(st->mat, (const uint8_t *)v, vlen);
+        st->mat_bytes += vlen;
         if (err == TRASTENDA_OK && !ledger_acc_entry(&st->lacc, (const uint8_t *)v, vlen)) {
             rocksdb_free(v);
             fail_stop(st, "the materializer ran out of memory for the ledger index");

@@ -49,6 +49,7 @@ typedef struct trastenda_store_config {
     uint32_t queue_max;               /* requests waiting for the engine; a power of two */
     uint32_t materialize_interval_ms; /* the state is written at most this often */
     int64_t log_retention_ms;         /* log entries kept behind the materialized state */
+    uint64_t log_retention_bytes;     /* and at most about this many bytes of it; 0: no bound */
     int64_t ledger_retention_ms;      /* ledger index history kept; 0: all of it (default) */
     trastenda_log_level log_level;
     trastenda_log_fn log; /* NULL: timestamped lines on stderr */

@@ -7,6 +7,7 @@
  * and verify finds it consistent; verify refuses a damaged or gapped log.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <sys/stat.h>
@@ -272,4 +273,80 @@ Test(store_files, verify_refuses_a_damaged_or_gapped_log)
     rocksdb_writeoptions_destroy(wo);
     rocksdb_options_destroy(o);
     st_rmdir(dir);
+}
+
+/* ---- log retention ---- */
+
+static int64_t ret_now = INT64_C(1700000000000);
+
+static int64_t
+ret_clock(void *ctx)
+{
+    (void)ctx;
+    return __atomic_load_n(&ret_now, __ATOMIC_ACQUIRE);
+}
+
+/* Runs n receipts, each its own batch, then has the state written (a ledger query waits for it). */
+static void
+receipts(trastenda_store *st, int n)
+{
+    struct gcmd x;
+    trastenda_result r;
+    cmd_stock(&x, TRASTENDA_OP_RECEIVE, 0, 0, 1);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(st_run(st, &x.c, 1, &r, NULL), TRASTENDA_OK);
+    trastenda_ledger_query q = {.sku = {"s0", 2}, .limit = 1};
+    trastenda_ledger_page *p;
+    cr_assert_eq(trastenda_store_ledger(st, &q, &p, NULL, 0), TRASTENDA_OK);
+    cr_assert(p->complete);
+    trastenda_ledger_page_free(p);
+}
+
+Test(store_files, the_log_is_cut_by_age_and_by_size_behind_the_state)
+{
+    char dir[512], err[512];
+    static struct batch b;
+    static trastenda_result res[BATCH_MAX];
+    for (int by_size = 0; by_size < 2; by_size++) {
+        st_tmpdir(dir, sizeof(dir), "retention");
+        trastenda_store_config cfg;
+        config(&cfg, dir);
+        cfg.clock_ms = ret_clock;
+        cfg.materialize_interval_ms = 3600000; /* writes only when the test asks */
+        cfg.log_retention_ms = by_size ? 3600000 : 10000;
+        cfg.log_retention_bytes = by_size ? 4000 : 0;
+        trastenda_store *st = NULL;
+        cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+        setup_batch(&b);
+        cr_assert_eq(st_run(st, b.cmds, b.n, res, NULL), TRASTENDA_OK);
+        trastenda_store_stats s;
+        for (int round = 0; round < 8; round++) {
+            receipts(st, 20);
+            trastenda_store_stats_get(st, &s);
+            cr_assert_eq(s.materialized_seq, s.durable_seq);
+            if (!by_size) {
+                /* Nothing is older than the window until the clock moves. */
+                cr_assert(round < 2 || s.log_first_seq > 1 || s.log_first_seq == 0,
+                          "round %d: first %" PRIu64, round, s.log_first_seq);
+                __atomic_fetch_add(&ret_now, 6000, __ATOMIC_ACQ_REL);
+            }
+        }
+        trastenda_store_stats_get(st, &s);
+        cr_assert_gt(s.log_first_seq, 20, "the log was cut (first entry %" PRIu64 ")",
+                     s.log_first_seq);
+        cr_assert_leq(s.log_first_seq, s.materialized_seq + 1, "never beyond the state");
+        if (by_size) {
+            /* Receipt entries are alike: what is left is about the cap plus one interval. */
+            uint64_t per = s.log_bytes / s.durable_seq + 1;
+            uint64_t kept = (s.durable_seq - s.log_first_seq + 1) * per;
+            cr_assert_leq(kept, 4000 + 21 * per, "kept %" PRIu64 " bytes", kept);
+        }
+        uint64_t d = st_digest(st), seq = s.durable_seq;
+        trastenda_store_close(st);
+        cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+        cr_assert_eq(trastenda_store_durable_seq(st), seq);
+        cr_assert_eq(st_digest(st), d);
+        trastenda_store_close(st);
+        st_rmdir(dir);
+    }
 }
