@@ -661,14 +661,11 @@ state_write(trastenda_store *st)
         fail_stop(st, msg);
         return false;
     }
-    STORE(&st->materialized_seq, seq);
     ADD(&st->st_state_writes, 1);
     ADD(&st->st_pages_written, written);
     ADD(&st->st_pages_deleted, deleted);
     ADD(&st->st_ledger_chunks, chunks);
     ADD(&st->st_archived, archived);
-    ADD(&st->mat_progress, 1);
-    sys_futex_wake(&st->mat_progress);
     if (st->trunc_n == TRUNC_RING) {
         /* Full: keep every other point, so the ring still spans the whole window. */
         uint32_t k = 0;
@@ -681,6 +678,10 @@ state_write(trastenda_store *st)
     st->trunc[st->trunc_n].bytes = st->mat_bytes;
     st->trunc_n++;
     log_truncate(st);
+    /* Published last: a caller waiting for this write also sees the log cut that follows it. */
+    STORE(&st->materialized_seq, seq);
+    ADD(&st->mat_progress, 1);
+    sys_futex_wake(&st->mat_progress);
     return true;
 }
 
