@@ -284,6 +284,67 @@ log_first(trastenda_store *st)
     return seq;
 }
 
+/* ---- the capacities a data directory was written with ---- */
+
+#define CAPS 8
+
+static void
+caps_of(const trastenda_engine_config *c, uint32_t v[CAPS])
+{
+    uint32_t x[CAPS] = {c->locations_max, c->skus_max, c->stock_max, c->holds_max,
+                        c->orders_max,    c->pos_max,  c->keys_max,  c->lines_max};
+    memcpy(v, x, sizeof(x));
+}
+
+static const char *const CAP_NAMES[CAPS] = {"locations_max", "skus_max", "stock_max", "holds_max",
+                                            "orders_max",    "pos_max",  "keys_max",  "lines_max"};
+
+/* Reads the 'C' record: false when absent. */
+static bool
+caps_read(struct db *state, uint32_t v[CAPS])
+{
+    char *rerr = NULL;
+    size_t len = 0;
+    char *val = rocksdb_get(state->db, state->ro, "C", 1, &len, &rerr);
+    rocksdb_free(rerr);
+    bool ok = val != NULL && len == 4 * CAPS;
+    for (int i = 0; ok && i < CAPS; i++) {
+        const uint8_t *p = (const uint8_t *)val + 4 * i;
+        v[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    }
+    rocksdb_free(val);
+    return ok;
+}
+
+/*
+ * A data directory's tables must fit in this node's: applying entries into smaller tables would
+ * stop the process half-way (fail-stop), so a configuration below the recorded one is refused at
+ * open with the setting to raise. The configuration in use is then recorded.
+ */
+static trastenda_err
+caps_check_and_record(trastenda_store *st, char *err, size_t errlen)
+{
+    uint32_t want[CAPS], had[CAPS];
+    caps_of(&st->cfg.engine, want);
+    if (caps_read(&st->state, had))
+        for (int i = 0; i < CAPS; i++)
+            if (want[i] < had[i]) {
+                snprintf(err, errlen,
+                         "config: engine %s is %u but %s was written with %u: raise it to at "
+                         "least %u",
+                         CAP_NAMES[i], want[i], st->dir, had[i], had[i]);
+                return TRASTENDA_E_INVALID;
+            }
+    uint8_t rec[4 * CAPS];
+    for (int i = 0; i < CAPS; i++)
+        for (int b = 0; b < 4; b++)
+            rec[4 * i + b] = (uint8_t)(want[i] >> (8 * b));
+    char *rerr = NULL;
+    rocksdb_put(st->state.db, st->state.wsync, "C", 1, (const char *)rec, sizeof(rec), &rerr);
+    if (rerr != NULL) return db_error(rerr, "state: recording the capacities", err, errlen);
+    return TRASTENDA_OK;
+}
+
 /* ---- the engine thread ---- */
 
 static void
@@ -888,6 +949,7 @@ trastenda_store_open(const trastenda_store_config *cfg, trastenda_store **out, c
             code = TRASTENDA_E_CORRUPT;
         }
     }
+    if (code == TRASTENDA_OK) code = caps_check_and_record(st, err, errlen);
     if (code != TRASTENDA_OK) {
         store_free(st);
         return code;
@@ -1164,7 +1226,7 @@ trastenda_store_verify(const char *dir, const trastenda_engine_config *engine,
         errlen = sizeof(dummy);
     }
     err[0] = '\0';
-    if (dir == NULL || engine == NULL || rep == NULL || strlen(dir) > PATH_BYTES - 64) {
+    if (dir == NULL || rep == NULL || strlen(dir) > PATH_BYTES - 64) {
         snprintf(err, errlen, "verify: NULL argument or path too long");
         return TRASTENDA_E_INVALID;
     }
@@ -1174,7 +1236,7 @@ trastenda_store_verify(const char *dir, const trastenda_engine_config *engine,
     if (st == NULL) return TRASTENDA_E_NOMEM;
     pthread_mutex_init(&st->trunc_lock, NULL);
     trastenda_store_config_default(&st->cfg);
-    st->cfg.engine = *engine;
+    if (engine != NULL) st->cfg.engine = *engine;
     st->cfg.log = sys_log_stderr;
     st->cfg.log_level = TRASTENDA_LOG_WARN;
     snprintf(st->dir, sizeof(st->dir), "%s", dir);
@@ -1184,6 +1246,19 @@ trastenda_store_verify(const char *dir, const trastenda_engine_config *engine,
     if (code == TRASTENDA_OK) {
         snprintf(path, sizeof(path), "%s/log", dir);
         code = db_open(&st->log, path, DB_LOG, true, err, errlen);
+    }
+    uint32_t had[CAPS];
+    if (code == TRASTENDA_OK && engine == NULL && caps_read(&st->state, had)) {
+        /* The tables the directory was written with. */
+        trastenda_engine_config *c = &st->cfg.engine;
+        c->locations_max = had[0];
+        c->skus_max = had[1];
+        c->stock_max = had[2];
+        c->holds_max = had[3];
+        c->orders_max = had[4];
+        c->pos_max = had[5];
+        c->keys_max = had[6];
+        c->lines_max = had[7];
     }
     if (code == TRASTENDA_OK) code = verify_log(&st->log, rep, err, errlen);
     uint64_t replayed = 0;

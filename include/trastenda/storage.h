@@ -97,7 +97,8 @@ struct trastenda_request {
  * replays the log after it, checks every invariant, then starts the engine, log writer and
  * materializer threads. On failure returns an error and writes a message into err (errlen bytes):
  * E_CORRUPT for a damaged or foreign database or one of a newer format, E_IO for an unusable
- * directory, E_INVALID for a bad configuration.
+ * directory, E_INVALID for a bad configuration (engine tables smaller than those
+ * the directory was written with included: the message names the setting to raise).
  */
 trastenda_err trastenda_store_open(const trastenda_store_config *cfg, trastenda_store **out,
                                    char *err, size_t errlen);
@@ -164,8 +165,8 @@ typedef struct trastenda_verify_report {
 /*
  * Verifies a data directory or checkpoint offline, without changing it: every log entry well
  * formed and gapless, the materialized state loads, the log replays on it to a consistent state,
- * and every invariant holds. The engine configuration must have tables at least as large as the
- * writer's. E_CORRUPT with a message naming what is wrong.
+ * and every invariant holds. engine: tables at least as large as the writer's, or NULL for the
+ * capacities the directory records. E_CORRUPT with a message naming what is wrong.
  */
 trastenda_err trastenda_store_verify(const char *dir, const trastenda_engine_config *engine,
                                      trastenda_verify_report *rep, char *err, size_t errlen);

@@ -350,3 +350,24 @@ Test(store_files, the_log_is_cut_by_age_and_by_size_behind_the_state)
         st_rmdir(dir);
     }
 }
+
+Test(store_files, smaller_tables_than_the_directory_was_written_with_are_refused)
+{
+    char dir[512], err[512];
+    st_tmpdir(dir, sizeof(dir), "caps");
+    trastenda_store_config cfg;
+    config(&cfg, dir);
+    trastenda_store *st = NULL;
+    cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+    trastenda_store_close(st);
+    cfg.engine.holds_max /= 2;
+    cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_E_INVALID);
+    cr_assert(strstr(err, "holds_max") != NULL && strstr(err, "raise") != NULL, "%s", err);
+    cfg.engine.holds_max *= 4; /* larger is fine, and becomes the record */
+    cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+    trastenda_store_close(st);
+    trastenda_verify_report rep;
+    cr_assert_eq(trastenda_store_verify(dir, NULL, &rep, err, sizeof(err)), TRASTENDA_OK, "%s",
+                 err);
+    st_rmdir(dir);
+}
