@@ -3,7 +3,6 @@
 # Idempotent: does nothing (no apt-get update) when every package is present.
 set -euo pipefail
 
-# The server issue will add: libnng-dev libmsgpack-dev
 PACKAGES=(
     build-essential
     cmake
@@ -15,6 +14,8 @@ PACKAGES=(
     libclang-rt-14-dev
     clang-format
     librocksdb-dev
+    libnng-dev
+    libmsgpack-dev
 )
 
 missing=()
