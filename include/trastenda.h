@@ -42,7 +42,7 @@ extern "C" {
     X(TRASTENDA_E_TIME, 22, "batch time went backwards")                                           \
     X(TRASTENDA_E_BATCH_TOO_BIG, 23, "too many commands in one batch")                             \
     X(TRASTENDA_E_BUSY, 24, "busy: the queue is full, retry later")                                \
-    X(TRASTENDA_E_IO, 25, "storage failure: the change is not durable")                            \
+    X(TRASTENDA_E_IO, 25, "storage failure: outcome unknown, retry with the same key")             \
     X(TRASTENDA_E_CLOSED, 26, "closed: no longer accepting requests")
 
 typedef enum trastenda_err {

@@ -82,8 +82,10 @@ struct trastenda_request {
     trastenda_query_fn query;  /* instead of commands: runs on the engine thread */
     /*
      * Runs once, on a store thread: status TRASTENDA_OK when the batch holding the request is
-     * durable (or the query ran); TRASTENDA_E_IO when its write failed (nothing acknowledged; the
-     * store has stopped); TRASTENDA_E_CLOSED when the store closed before applying it.
+     * durable (or the query ran); TRASTENDA_E_IO when its write failed: not acknowledged, and
+     * the outcome is unknown (a failed fsync may still have reached the disk: after the restart
+     * the change may be there or not; retry with the same idempotency key); the store has
+     * stopped. TRASTENDA_E_CLOSED when the store closed before applying it.
      */
     void (*done)(trastenda_request *req, trastenda_err status);
     void *ctx;
