@@ -43,7 +43,22 @@ extern "C" {
     X(TRASTENDA_E_BATCH_TOO_BIG, 23, "too many commands in one batch")                             \
     X(TRASTENDA_E_BUSY, 24, "busy: the queue is full, retry later")                                \
     X(TRASTENDA_E_IO, 25, "storage failure: outcome unknown, retry with the same key")             \
-    X(TRASTENDA_E_CLOSED, 26, "closed: no longer accepting requests")
+    X(TRASTENDA_E_CLOSED, 26, "closed: no longer accepting requests")                              \
+    X(TRASTENDA_E_MALFORMED, 27, "malformed message")                                              \
+    X(TRASTENDA_E_VERSION, 28, "unsupported protocol version")                                     \
+    X(TRASTENDA_E_UNKNOWN_OP, 29, "unknown operation")                                             \
+    X(TRASTENDA_E_MISSING_FIELD, 30, "a required field is missing")                                \
+    X(TRASTENDA_E_UNKNOWN_FIELD, 31, "unknown field, or one this operation does not take")         \
+    X(TRASTENDA_E_TYPE, 32, "a field has the wrong type")                                          \
+    X(TRASTENDA_E_RANGE, 33, "a number is out of range")                                           \
+    X(TRASTENDA_E_STRING, 34, "a string is too long or not valid UTF-8")                           \
+    X(TRASTENDA_E_DUPLICATE_FIELD, 35, "a field is given twice")                                   \
+    X(TRASTENDA_E_TOO_MANY_OPS, 36, "too many operations in one request")                          \
+    X(TRASTENDA_E_TOO_MANY_LINES, 37, "too many lines")                                            \
+    X(TRASTENDA_E_TOO_BIG, 38, "message too large")                                                \
+    X(TRASTENDA_E_NOT_LEADER, 39, "not the leader: writes go to the leader")                       \
+    X(TRASTENDA_E_TIMEOUT, 40, "timed out")                                                        \
+    X(TRASTENDA_E_CONNECT, 41, "cannot reach the server")
 
 typedef enum trastenda_err {
 #define TRASTENDA_ERR_ENUM_(name, value, msg) name = value,

@@ -476,7 +476,7 @@ engine_main(void *arg)
         uint32_t max = st->cfg.engine.batch_cmds_max;
         trastenda_request *r;
         while ((r = next_request(st)) != NULL) {
-            if (r->query != NULL) {
+            if (r->query != NULL && r->n == 0) {
                 if (s->ncmds > 0) { /* after the commands before it */
                     st->pending = r;
                     break;
@@ -535,6 +535,9 @@ engine_main(void *arg)
         memcpy(s->entry, out.entry, out.entry_len);
         s->len = out.entry_len;
         copy_results(st, s);
+        /* Queries riding with commands see the state right after the batch. */
+        for (trastenda_request *q = s->head; q != NULL; q = q->next_)
+            if (q->query != NULL) q->query(q, st->eng);
         ADD(&st->st_batches, 1);
         ADD(&st->st_commands, s->ncmds);
         if (s->ncmds > LOAD(&st->st_batch_max)) STORE(&st->st_batch_max, (uint64_t)s->ncmds);
@@ -607,6 +610,8 @@ writer_main(void *arg)
         }
         ADD(&st->st_log_bytes, s->len);
         STORE(&st->durable_seq, s->seq);
+        if (st->cfg.on_durable != NULL)
+            st->cfg.on_durable(st->cfg.on_durable_ctx, s->seq, s->entry, s->len);
         complete_all(s->head, TRASTENDA_OK);
         STORE(&s->state, SLOT_FREE);
         sys_futex_wake(&s->state);
@@ -968,6 +973,7 @@ trastenda_store_open(const trastenda_store_config *cfg, trastenda_store **out, c
     st->applied_seq = st->durable_seq = seq;
     st->materialized_seq = m;
     st->log_first_seq = log_first(st);
+    if (st->log_first_seq == 0 && seq > 0) st->log_first_seq = seq + 1; /* all cut: next one */
     slog(st, TRASTENDA_LOG_INFO,
          "storage: %s recovered in %.1f ms: state at entry %llu (%llu records), %llu log entries "
          "replayed, now at entry %llu; durability %s",
@@ -1026,9 +1032,8 @@ trastenda_err
 trastenda_store_submit(trastenda_store *st, trastenda_request *req)
 {
     if (st == NULL || req == NULL || req->done == NULL) return TRASTENDA_E_INVALID;
-    if (req->query == NULL && (req->n == 0 || req->cmds == NULL || req->results == NULL))
-        return TRASTENDA_E_INVALID;
-    if (req->query != NULL && req->n != 0) return TRASTENDA_E_INVALID;
+    if (req->n > 0 && (req->cmds == NULL || req->results == NULL)) return TRASTENDA_E_INVALID;
+    if (req->n == 0 && req->query == NULL) return TRASTENDA_E_INVALID;
     if (req->n > st->cfg.engine.batch_cmds_max) return TRASTENDA_E_BATCH_TOO_BIG;
     /* Paired with close: either close sees this submitter, or this submitter sees closing. */
     __atomic_fetch_add(&st->submitting, 1, __ATOMIC_SEQ_CST);
@@ -1383,4 +1388,56 @@ trastenda_ledger_page_free(trastenda_ledger_page *page)
     if (page == NULL) return;
     free(page->arena_);
     free(page);
+}
+
+/* ---- reading the log ---- */
+
+trastenda_err
+trastenda_store_log_scan(trastenda_store *st, uint64_t from_seq, uint64_t max_entries,
+                         trastenda_log_visit_fn visit, void *ctx, uint64_t *next)
+{
+    if (st == NULL || visit == NULL || next == NULL || from_seq == 0) return TRASTENDA_E_INVALID;
+    uint64_t durable = LOAD(&st->durable_seq);
+    *next = from_seq;
+    if (from_seq > durable) return TRASTENDA_OK;
+    uint64_t first = LOAD(&st->log_first_seq);
+    if (first != 0 && from_seq < first) return TRASTENDA_E_SEQUENCE;
+    uint8_t key[DB_LOG_KEY_BYTES];
+    db_log_key(key, from_seq);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->log.db, st->log.ro);
+    trastenda_err code = TRASTENDA_OK;
+    uint64_t n = 0, want = from_seq;
+    for (rocksdb_iter_seek(it, (const char *)key, sizeof(key));
+         rocksdb_iter_valid(it) && n < max_entries; rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        uint64_t seq = db_log_key_seq(k, klen);
+        if (seq == 0 || seq > durable) break; /* only what is durable */
+        if (seq != want) {
+            code = TRASTENDA_E_SEQUENCE; /* cut meanwhile */
+            break;
+        }
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        n++;
+        want = seq + 1;
+        if (!visit(ctx, seq, v, vlen)) break;
+    }
+    if (code == TRASTENDA_OK) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        if (rerr != NULL) {
+            rocksdb_free(rerr);
+            code = TRASTENDA_E_IO;
+        }
+    }
+    rocksdb_iter_destroy(it);
+    if (code == TRASTENDA_OK && n == 0 && want <= durable) code = TRASTENDA_E_SEQUENCE;
+    *next = want;
+    return code;
+}
+
+uint64_t
+trastenda_store_log_first(const trastenda_store *st)
+{
+    return LOAD(&st->log_first_seq);
 }

@@ -14,6 +14,7 @@
 #ifndef TRASTENDA_STORAGE_H
 #define TRASTENDA_STORAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,10 @@ typedef struct trastenda_store_config {
      * max(clock, last batch time), so a clock that steps back never breaks the log. */
     int64_t (*clock_ms)(void *ctx);
     void *clock_ctx;
+    /* Called on the log writer thread with each entry once it is durable, before its requests
+     * complete (events publishing, replication's live tail). Must be quick and must not block. */
+    void (*on_durable)(void *ctx, uint64_t seq, const uint8_t *entry, size_t len);
+    void *on_durable_ctx;
 } trastenda_store_config;
 
 void trastenda_store_config_default(trastenda_store_config *cfg);
@@ -75,11 +80,13 @@ typedef void (*trastenda_query_fn)(trastenda_request *req, const trastenda_engin
  */
 struct trastenda_request {
     const trastenda_cmd *cmds;
-    uint32_t n;                /* 1 .. engine.batch_cmds_max; 0 with query */
+    uint32_t n;                /* 0 .. engine.batch_cmds_max (0: a query alone) */
     trastenda_result *results; /* n, filled before done() */
     trastenda_alloc *allocs;   /* results' placements are copied here (may be NULL) */
     uint32_t allocs_max;       /* placements beyond it are dropped (alloc_count says so) */
-    trastenda_query_fn query;  /* instead of commands: runs on the engine thread */
+    /* Runs on the engine thread: alone (n == 0) between batches, or right after the batch that
+     * applied the request's commands (it sees them; they are not durable yet). */
+    trastenda_query_fn query;
     /*
      * Runs once, on a store thread: status TRASTENDA_OK when the batch holding the request is
      * durable (or the query ran); TRASTENDA_E_IO when its write failed: not acknowledged, and
@@ -221,6 +228,18 @@ trastenda_err trastenda_store_hold_archived(trastenda_store *st, uint64_t id,
                                             trastenda_hold_view *out);
 trastenda_err trastenda_store_order_archived(trastenda_store *st, trastenda_str order_id,
                                              trastenda_order_view *out);
+
+/*
+ * Reading the log: calls visit(ctx, seq, entry, len) for the durable entries from from_seq on,
+ * in order, at most max_entries, until visit returns false; *next is the sequence after the last
+ * one visited. E_SEQUENCE when from_seq is older than the log still holds (retention cut it: the
+ * caller must bootstrap from a checkpoint). Any thread; entries are borrowed during visit.
+ */
+typedef bool (*trastenda_log_visit_fn)(void *ctx, uint64_t seq, const uint8_t *entry, size_t len);
+trastenda_err trastenda_store_log_scan(trastenda_store *st, uint64_t from_seq, uint64_t max_entries,
+                                       trastenda_log_visit_fn visit, void *ctx, uint64_t *next);
+/* The oldest entry the log holds or will hold next (0: nothing was ever written). Any thread. */
+uint64_t trastenda_store_log_first(const trastenda_store *st);
 
 #ifdef __cplusplus
 }
