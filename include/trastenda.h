@@ -103,6 +103,8 @@ const char *trastenda_err_message(trastenda_err err);
 #define TRASTENDA_TIME_MS_MAX 253402300800000ll
 /* Retention windows: up to 100 years. */
 #define TRASTENDA_RETENTION_MS_MAX 3155760000000ll
+/* Bytes of a result's message (it names the field, the limit and the value). */
+#define TRASTENDA_MESSAGE_BYTES 160
 /* Page size of every list query. */
 #define TRASTENDA_PAGE_MAX 1000
 

@@ -609,6 +609,7 @@ writer_main(void *arg)
             continue;
         }
         ADD(&st->st_log_bytes, s->len);
+        if (LOAD(&st->log_first_seq) == 0) STORE(&st->log_first_seq, s->seq); /* the first */
         STORE(&st->durable_seq, s->seq);
         if (st->cfg.on_durable != NULL)
             st->cfg.on_durable(st->cfg.on_durable_ctx, s->seq, s->entry, s->len);

@@ -180,8 +180,6 @@ typedef struct trastenda_alloc {
     int64_t short_qty; /* units missing (E_SHORT), 0 otherwise */
 } trastenda_alloc;
 
-#define TRASTENDA_MESSAGE_BYTES 160
-
 typedef struct trastenda_result {
     trastenda_err code;
     uint32_t op;

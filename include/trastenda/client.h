@@ -1,0 +1,140 @@
+/*
+ * include/trastenda/client.h - the client library (libtrastenda): talk to Trastenda servers over
+ * nng with the protocol of docs/PROTOCOL.md.
+ *
+ * One client is safe to share between threads. Calls made at the same time from many threads are
+ * coalesced into one request while earlier ones are in flight (automatic batching), each caller
+ * getting its own result; a call on an idle client is sent from the caller's own thread. Several
+ * requests may be in flight (nng contexts). With several node addresses, reads go to any node and
+ * writes follow not_leader redirects; a write that timed out is retried with its idempotency key
+ * (only writes that carry one: without a key a retry could apply twice, so they report
+ * TRASTENDA_E_TIMEOUT).
+ */
+#ifndef TRASTENDA_CLIENT_H
+#define TRASTENDA_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trastenda.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct trastenda_client trastenda_client;
+
+typedef struct trastenda_client_config {
+    const char *const *nodes; /* addresses, e.g. "tcp://127.0.0.1:7878"; the first is tried first */
+    uint32_t n_nodes;
+    uint32_t timeout_ms; /* per request (default 5000) */
+    uint32_t batch_max;  /* ops coalesced into one request (default 256, at most 1024) */
+    uint32_t in_flight;  /* requests in flight at once (default 2) */
+    uint32_t retries;    /* of a keyed write after a timeout or a busy reply (default 3) */
+} trastenda_client_config;
+
+void trastenda_client_config_default(trastenda_client_config *cfg);
+trastenda_err trastenda_client_open(const trastenda_client_config *cfg, trastenda_client **out,
+                                    char *err, size_t errlen);
+/* Waits for the calls in flight. Accepts NULL. */
+void trastenda_client_close(trastenda_client *c);
+
+/* A line of a reserve, order, return or purchase order. */
+typedef struct trastenda_cline {
+    const char *sku;
+    const char *loc; /* NULL: routed (reserve) or not given */
+    int64_t qty;
+    int unsellable; /* returns */
+} trastenda_cline;
+
+#define TRASTENDA_UNSET INT64_MIN
+
+/*
+ * One operation, by its protocol name (`op`: "reserve", "order.place", "stock", ...). Strings
+ * NULL and numbers TRASTENDA_UNSET are left out of the request. trastenda_args_init() sets
+ * everything unset.
+ */
+typedef struct trastenda_args {
+    const char *op;
+    const char *key, *actor, *ref;
+    const char *sku, *loc, *to, *order, *po, *name, *channel, *reason, *dir;
+    const char *const *channels;
+    uint32_t n_channels;
+    int64_t hold, qty, expected, ttl_ms, reorder_point, reorder_qty, safety_stock, lead_days,
+        priority, lat_e6, lon_e6, cursor, limit, from_ms, to_ms, before, since;
+    int partial, active; /* -1: unset, 0 false, 1 true */
+    const trastenda_cline *lines;
+    uint32_t n_lines;
+} trastenda_args;
+
+void trastenda_args_init(trastenda_args *a, const char *op);
+
+#define TRASTENDA_CLIENT_ALLOCS_MAX 128
+
+typedef struct trastenda_calloc {
+    char sku[TRASTENDA_ID_BYTES_MAX + 1];
+    char loc[TRASTENDA_ID_BYTES_MAX + 1];
+    int64_t qty, short_qty;
+} trastenda_calloc;
+
+/*
+ * The result of one operation. The common fields are decoded; `raw` holds the result's msgpack
+ * map for everything else (stock records, ledger rows, events, status: see docs/PROTOCOL.md and
+ * trastenda_result_json()).
+ */
+typedef struct trastenda_reply {
+    trastenda_err code;
+    char name[48];
+    char msg[TRASTENDA_MESSAGE_BYTES];
+    int64_t line; /* -1 when none */
+    int dup;
+    uint64_t hold, order_no;
+    int64_t expires_ms, on_hand, available, retry_ms;
+    char state[16], rule[16];
+    char leader[128];
+    uint32_t n_allocs;
+    trastenda_calloc allocs[TRASTENDA_CLIENT_ALLOCS_MAX];
+    uint64_t seq; /* the durable sequence of the reply (reads on followers: min_seq) */
+    uint8_t *raw;
+    size_t raw_len;
+} trastenda_reply;
+
+/* Frees reply->raw. */
+void trastenda_reply_clear(trastenda_reply *r);
+
+/*
+ * One operation, coalesced with other threads' calls. Returns the transport status
+ * (TRASTENDA_OK when a result came back; the operation's own outcome is reply->code), or
+ * E_TIMEOUT, E_CONNECT, E_INVALID (bad args), E_MALFORMED (a reply that does not parse).
+ */
+trastenda_err trastenda_call(trastenda_client *c, const trastenda_args *a, trastenda_reply *reply);
+
+/* An explicit batch: n operations in one request (not coalesced), replies[i] for args[i]. */
+trastenda_err trastenda_call_batch(trastenda_client *c, const trastenda_args *args, uint32_t n,
+                                   trastenda_reply *replies);
+
+/* The result map as JSON text (malloc'ed; free it). */
+char *trastenda_result_json(const trastenda_reply *r);
+/* Any msgpack value as JSON text (malloc'ed). NULL when it does not parse. */
+char *trastenda_msgpack_json(const uint8_t *buf, size_t len);
+
+/* ---- typed calls (thin wrappers over trastenda_call) ---- */
+
+trastenda_err trastenda_reserve(trastenda_client *c, const trastenda_cline *lines, uint32_t n,
+                                int64_t ttl_ms, const char *key, trastenda_reply *reply);
+trastenda_err trastenda_confirm(trastenda_client *c, uint64_t hold, const char *order,
+                                trastenda_reply *reply);
+trastenda_err trastenda_release(trastenda_client *c, uint64_t hold, trastenda_reply *reply);
+trastenda_err trastenda_receive(trastenda_client *c, const char *sku, const char *loc, int64_t qty,
+                                const char *key, trastenda_reply *reply);
+trastenda_err trastenda_order_place(trastenda_client *c, const char *order,
+                                    const trastenda_cline *lines, uint32_t n, const char *channel,
+                                    int32_t lat_e6, int32_t lon_e6, trastenda_reply *reply);
+/* Available units of a SKU over all locations (reply->available; records in raw). */
+trastenda_err trastenda_stock(trastenda_client *c, const char *sku, trastenda_reply *reply);
+trastenda_err trastenda_status(trastenda_client *c, trastenda_reply *reply);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TRASTENDA_CLIENT_H */

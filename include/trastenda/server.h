@@ -1,0 +1,50 @@
+/*
+ * include/trastenda/server.h - the Trastenda server in a process: a durable store (storage.h)
+ * served over nng REQ/REP with msgpack (docs/PROTOCOL.md), events on a PUB socket.
+ * The `trastenda` binary is a thin main() over this.
+ */
+#ifndef TRASTENDA_SERVER_H
+#define TRASTENDA_SERVER_H
+
+#include <stdint.h>
+
+#include "trastenda.h"
+#include "trastenda/storage.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TRASTENDA_DEFAULT_LISTEN "tcp://127.0.0.1:7878"
+#define TRASTENDA_DEFAULT_EVENTS "tcp://127.0.0.1:7879"
+
+typedef struct trastenda_server_config {
+    trastenda_store_config store; /* data directory, durability, engine capacities */
+    const char *listen;           /* requests (tcp:// or ipc://) */
+    const char *events;           /* the PUB socket; NULL or "" for none */
+    uint32_t contexts;            /* requests served at once (nng contexts) */
+    /* Test mode: act as a follower of this leader address (writes get E_NOT_LEADER naming it). */
+    const char *not_leader;
+    trastenda_log_level log_level;
+    trastenda_log_fn log; /* NULL: timestamped lines on stderr */
+    void *log_ctx;
+} trastenda_server_config;
+
+void trastenda_server_config_default(trastenda_server_config *cfg);
+
+typedef struct srv trastenda_server;
+
+/* Opens the store (recovery), binds the sockets and starts serving. err gets a message. */
+trastenda_err trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **out,
+                                     char *err, size_t errlen);
+
+/*
+ * Graceful stop: no new request is taken, the requests in flight are finished, made durable and
+ * answered, then the sockets and the store are closed. Accepts NULL.
+ */
+void trastenda_server_stop(trastenda_server *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TRASTENDA_SERVER_H */

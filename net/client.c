@@ -1,0 +1,933 @@
+/*
+ * net/client.c - the client library (include/trastenda/client.h).
+ *
+ * Automatic batching: a call encodes its op map in the caller's thread and queues it. If a
+ * request slot is idle, the caller takes every queued op (up to batch_max) and sends them itself
+ * as one request; otherwise the op waits and the next slot whose reply arrives sends it with the
+ * others that queued meanwhile. Each reply's results are cut into per-op byte ranges and handed
+ * to their callers, who decode them. A client-side mutex guards the queue: the client is not the
+ * server's hot path, and the callers block anyway.
+ */
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mp.h"
+#include "trastenda/client.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#define BATCH_HARD_MAX 1024
+
+struct call {
+    uint8_t *op; /* the encoded op map */
+    size_t op_len;
+    bool write, keyed;
+    uint32_t tries;
+    trastenda_err status;
+    uint8_t *res; /* the result map, copied */
+    size_t res_len;
+    uint64_t seq;
+    bool done;
+    pthread_cond_t cv;
+    struct call *next;
+};
+
+struct slot {
+    struct trastenda_client *cl;
+    nng_ctx ctx;
+    nng_aio *aio;
+    bool busy;
+    bool receiving; /* the request was sent: the aio now waits for the reply */
+    struct call **calls;
+    uint32_t n;
+    uint32_t node; /* where the request went */
+    uint64_t id;
+};
+
+struct trastenda_client {
+    trastenda_client_config cfg;
+    char **nodes;
+    nng_socket *socks;  /* one REQ socket per node */
+    struct slot *slots; /* in_flight per node */
+    uint32_t leader;    /* index of the node writes go to */
+    uint32_t rr;        /* reads round robin */
+    pthread_mutex_t mu;
+    struct call *head, *tail;
+    uint32_t queued;
+    uint64_t next_id;
+    bool closing;
+};
+
+void
+trastenda_client_config_default(trastenda_client_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->timeout_ms = 5000;
+    cfg->batch_max = 256;
+    cfg->in_flight = 2;
+    cfg->retries = 3;
+}
+
+void
+trastenda_args_init(trastenda_args *a, const char *op)
+{
+    memset(a, 0, sizeof(*a));
+    a->op = op;
+    int64_t *nums[] = {&a->hold,          &a->qty,         &a->expected,     &a->ttl_ms,
+                       &a->reorder_point, &a->reorder_qty, &a->safety_stock, &a->lead_days,
+                       &a->priority,      &a->lat_e6,      &a->lon_e6,       &a->cursor,
+                       &a->limit,         &a->from_ms,     &a->to_ms,        &a->before,
+                       &a->since};
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+        *nums[i] = TRASTENDA_UNSET;
+    a->partial = a->active = -1;
+}
+
+void
+trastenda_reply_clear(trastenda_reply *r)
+{
+    free(r->raw);
+    r->raw = NULL;
+    r->raw_len = 0;
+}
+
+/* ---- encoding an op ---- */
+
+struct wbuf {
+    uint8_t *p;
+    size_t len, cap;
+};
+
+static int
+wbuf_write(void *data, const char *buf, size_t len)
+{
+    struct wbuf *w = data;
+    if (w->len + len > w->cap) {
+        size_t c = w->cap == 0 ? 256 : w->cap;
+        while (c < w->len + len)
+            c *= 2;
+        uint8_t *n = realloc(w->p, c);
+        if (n == NULL) return -1;
+        w->p = n;
+        w->cap = c;
+    }
+    memcpy(w->p + w->len, buf, len);
+    w->len += len;
+    return 0;
+}
+
+static void
+pk_s(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static bool
+is_write_op(const char *op)
+{
+    static const char *const reads[] = {"stock",   "hold",   "order",  "po",     "low_stock",
+                                        "reorder", "ledger", "status", "events", "backup"};
+    for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+        if (strcmp(op, reads[i]) == 0) return false;
+    return true;
+}
+
+/* Encodes the op map; false on bad args. */
+static bool
+encode_op(const trastenda_args *a, struct wbuf *w)
+{
+    if (a->op == NULL || a->op[0] == '\0') return false;
+    struct {
+        const char *k;
+        const char *v;
+    } strs[] = {{"key", a->key},   {"actor", a->actor},     {"ref", a->ref},       {"sku", a->sku},
+                {"loc", a->loc},   {"to", a->to},           {"order", a->order},   {"po", a->po},
+                {"name", a->name}, {"channel", a->channel}, {"reason", a->reason}, {"dir", a->dir}};
+    struct {
+        const char *k;
+        int64_t v;
+    } nums[] = {{"hold", a->hold},
+                {"qty", a->qty},
+                {"expected", a->expected},
+                {"ttl_ms", a->ttl_ms},
+                {"reorder_point", a->reorder_point},
+                {"reorder_qty", a->reorder_qty},
+                {"safety_stock", a->safety_stock},
+                {"lead_days", a->lead_days},
+                {"priority", a->priority},
+                {"lat_e6", a->lat_e6},
+                {"lon_e6", a->lon_e6},
+                {"cursor", a->cursor},
+                {"limit", a->limit},
+                {"from_ms", a->from_ms},
+                {"to_ms", a->to_ms},
+                {"before", a->before},
+                {"since", a->since}};
+    uint32_t n = 1;
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        n += strs[i].v != NULL;
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+        n += nums[i].v != TRASTENDA_UNSET;
+    n += a->partial >= 0;
+    n += a->active >= 0;
+    n += a->lines != NULL;
+    n += a->channels != NULL;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, w, wbuf_write);
+    msgpack_pack_map(&pk, n);
+    pk_s(&pk, "op");
+    pk_s(&pk, a->op);
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        if (strs[i].v != NULL) {
+            pk_s(&pk, strs[i].k);
+            pk_s(&pk, strs[i].v);
+        }
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+        if (nums[i].v != TRASTENDA_UNSET) {
+            pk_s(&pk, nums[i].k);
+            if (strcmp(nums[i].k, "hold") == 0 || strcmp(nums[i].k, "cursor") == 0 ||
+                strcmp(nums[i].k, "limit") == 0 || strcmp(nums[i].k, "before") == 0 ||
+                strcmp(nums[i].k, "since") == 0)
+                msgpack_pack_uint64(&pk, (uint64_t)nums[i].v);
+            else
+                msgpack_pack_int64(&pk, nums[i].v);
+        }
+    if (a->partial >= 0) {
+        pk_s(&pk, "partial");
+        a->partial ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    }
+    if (a->active >= 0) {
+        pk_s(&pk, "active");
+        a->active ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    }
+    if (a->channels != NULL) {
+        pk_s(&pk, "channels");
+        msgpack_pack_array(&pk, a->n_channels);
+        for (uint32_t i = 0; i < a->n_channels; i++)
+            pk_s(&pk, a->channels[i]);
+    }
+    if (a->lines != NULL) {
+        pk_s(&pk, "lines");
+        msgpack_pack_array(&pk, a->n_lines);
+        for (uint32_t i = 0; i < a->n_lines; i++) {
+            const trastenda_cline *l = &a->lines[i];
+            if (l->sku == NULL) return false;
+            msgpack_pack_map(&pk, 2 + (l->loc != NULL) + (l->unsellable != 0));
+            pk_s(&pk, "sku");
+            pk_s(&pk, l->sku);
+            if (l->loc != NULL) {
+                pk_s(&pk, "loc");
+                pk_s(&pk, l->loc);
+            }
+            pk_s(&pk, "qty");
+            msgpack_pack_int64(&pk, l->qty);
+            if (l->unsellable) {
+                pk_s(&pk, "unsellable");
+                msgpack_pack_true(&pk);
+            }
+        }
+    }
+    return w->p != NULL;
+}
+
+/* ---- decoding a result map ---- */
+
+static void
+copy_str(char *dst, size_t cap, const char *s, uint32_t n)
+{
+    if (n >= cap) n = (uint32_t)cap - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+static bool
+key_is(const char *k, uint32_t n, const char *want)
+{
+    return n == strlen(want) && memcmp(k, want, n) == 0;
+}
+
+static trastenda_err
+decode_result(const uint8_t *buf, size_t len, trastenda_reply *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->line = -1;
+    struct mp_rd rd;
+    mp_rd_init(&rd, buf, len);
+    uint32_t n;
+    if (!mp_read_map(&rd, &n)) return TRASTENDA_E_MALFORMED;
+    for (uint32_t i = 0; i < n && !rd.bad; i++) {
+        const char *k, *s;
+        uint32_t kl, sl;
+        int64_t v;
+        uint64_t u;
+        if (!mp_read_str(&rd, &k, &kl)) break;
+        if (key_is(k, kl, "code") && mp_read_u64(&rd, &u))
+            r->code = (trastenda_err)u;
+        else if (key_is(k, kl, "name") && mp_read_str(&rd, &s, &sl))
+            copy_str(r->name, sizeof(r->name), s, sl);
+        else if (key_is(k, kl, "msg") && mp_read_str(&rd, &s, &sl))
+            copy_str(r->msg, sizeof(r->msg), s, sl);
+        else if (key_is(k, kl, "state") && mp_peek(&rd) == MP_STR && mp_read_str(&rd, &s, &sl))
+            copy_str(r->state, sizeof(r->state), s, sl);
+        else if (key_is(k, kl, "rule") && mp_read_str(&rd, &s, &sl))
+            copy_str(r->rule, sizeof(r->rule), s, sl);
+        else if (key_is(k, kl, "leader") && mp_read_str(&rd, &s, &sl))
+            copy_str(r->leader, sizeof(r->leader), s, sl);
+        else if (key_is(k, kl, "line") && mp_read_i64(&rd, &v))
+            r->line = v;
+        else if (key_is(k, kl, "dup") && mp_peek(&rd) == MP_BOOL) {
+            bool b;
+            mp_read_bool(&rd, &b);
+            r->dup = b;
+        } else if (key_is(k, kl, "hold") && mp_peek(&rd) == MP_INT && mp_read_u64(&rd, &u))
+            r->hold = u;
+        else if (key_is(k, kl, "order_no") && mp_read_u64(&rd, &u))
+            r->order_no = u;
+        else if (key_is(k, kl, "expires_ms") && mp_read_i64(&rd, &v))
+            r->expires_ms = v;
+        else if (key_is(k, kl, "on_hand") && mp_read_i64(&rd, &v))
+            r->on_hand = v;
+        else if (key_is(k, kl, "available") && mp_read_i64(&rd, &v))
+            r->available = v;
+        else if (key_is(k, kl, "retry_ms") && mp_read_i64(&rd, &v))
+            r->retry_ms = v;
+        else if (key_is(k, kl, "allocs") && mp_peek(&rd) == MP_ARRAY) {
+            uint32_t na;
+            mp_read_array(&rd, &na);
+            for (uint32_t j = 0; j < na && !rd.bad; j++) {
+                trastenda_calloc *a =
+                    r->n_allocs < TRASTENDA_CLIENT_ALLOCS_MAX ? &r->allocs[r->n_allocs++] : NULL;
+                uint32_t m;
+                if (!mp_read_map(&rd, &m)) break;
+                for (uint32_t q = 0; q < m && !rd.bad; q++) {
+                    if (!mp_read_str(&rd, &k, &kl)) break;
+                    if (a != NULL && key_is(k, kl, "sku") && mp_read_str(&rd, &s, &sl))
+                        copy_str(a->sku, sizeof(a->sku), s, sl);
+                    else if (a != NULL && key_is(k, kl, "loc") && mp_read_str(&rd, &s, &sl))
+                        copy_str(a->loc, sizeof(a->loc), s, sl);
+                    else if (a != NULL && key_is(k, kl, "qty") && mp_read_i64(&rd, &v))
+                        a->qty = v;
+                    else if (a != NULL && key_is(k, kl, "short") && mp_read_i64(&rd, &v))
+                        a->short_qty = v;
+                    else
+                        mp_skip(&rd, MP_DEPTH_MAX);
+                }
+            }
+        } else
+            mp_skip(&rd, MP_DEPTH_MAX);
+    }
+    if (rd.bad) return TRASTENDA_E_MALFORMED;
+    r->raw = malloc(len);
+    if (r->raw != NULL) {
+        memcpy(r->raw, buf, len);
+        r->raw_len = len;
+    }
+    return TRASTENDA_OK;
+}
+
+/* ---- sending and receiving ---- */
+
+static void slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv);
+
+static void
+slot_send(struct trastenda_client *cl, struct slot *sl)
+{
+    /* envelope: {v:1, id, ops:[...]} with the ops' bytes spliced in */
+    struct wbuf w = {0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &w, wbuf_write);
+    msgpack_pack_map(&pk, 3);
+    pk_s(&pk, "v");
+    msgpack_pack_uint64(&pk, 1);
+    pk_s(&pk, "id");
+    msgpack_pack_uint64(&pk, sl->id);
+    pk_s(&pk, "ops");
+    msgpack_pack_array(&pk, sl->n);
+    for (uint32_t i = 0; i < sl->n; i++)
+        wbuf_write(&w, (const char *)sl->calls[i]->op, sl->calls[i]->op_len);
+    (void)cl;
+    nng_msg *m;
+    if (w.p == NULL || nng_msg_alloc(&m, w.len) != 0) {
+        free(w.p);
+        pthread_mutex_lock(&cl->mu);
+        slot_reply(cl, sl, NULL, NNG_ENOMEM);
+        sl->busy = false;
+        pthread_mutex_unlock(&cl->mu);
+        return;
+    }
+    memcpy(nng_msg_body(m), w.p, w.len);
+    free(w.p);
+    sl->receiving = false;
+    nng_aio_set_msg(sl->aio, m);
+    nng_aio_set_timeout(sl->aio, (nng_duration)cl->cfg.timeout_ms);
+    nng_ctx_send(sl->ctx, sl->aio);
+}
+
+/* Takes up to batch_max queued calls into an idle slot (lock held). Writes go to the leader, so
+ * a batch with a write goes there; reads alone go round robin. */
+static struct slot *
+slot_fill(struct trastenda_client *cl)
+{
+    if (cl->head == NULL) return NULL;
+    /* The batch goes to the leader when any queued call writes. */
+    bool writes = false;
+    uint32_t k = 0;
+    for (struct call *c = cl->head; c != NULL && k < cl->cfg.batch_max; c = c->next, k++)
+        writes |= c->write;
+    uint32_t node = writes ? cl->leader : (cl->rr++ % cl->cfg.n_nodes);
+    struct slot *sl = NULL;
+    for (uint32_t i = 0; i < cl->cfg.in_flight; i++) {
+        struct slot *s = &cl->slots[node * cl->cfg.in_flight + i];
+        if (!s->busy) {
+            sl = s;
+            break;
+        }
+    }
+    if (sl == NULL) return NULL;
+    sl->busy = true;
+    sl->node = node;
+    sl->n = 0;
+    while (cl->head != NULL && sl->n < cl->cfg.batch_max) {
+        struct call *c = cl->head;
+        cl->head = c->next;
+        sl->calls[sl->n++] = c;
+    }
+    if (cl->head == NULL) cl->tail = NULL;
+    cl->queued -= sl->n;
+    sl->id = ++cl->next_id;
+    return sl;
+}
+
+static void
+enqueue_front(struct trastenda_client *cl, struct call *c)
+{
+    c->next = cl->head;
+    cl->head = c;
+    if (cl->tail == NULL) cl->tail = c;
+    cl->queued++;
+}
+
+static void
+finish_call(struct call *c, trastenda_err status)
+{
+    c->status = status;
+    c->done = true;
+    pthread_cond_signal(&c->cv);
+}
+
+/* The reply of a slot: cut results, wake callers, retry what must be retried (lock held). */
+static void
+slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv)
+{
+    struct mp_rd rd;
+    const uint8_t *body = m != NULL ? nng_msg_body(m) : NULL;
+    size_t len = m != NULL ? nng_msg_len(m) : 0;
+    const uint8_t *res_at[BATCH_HARD_MAX];
+    size_t res_len[BATCH_HARD_MAX];
+    uint32_t got = 0;
+    uint64_t seq = 0;
+    trastenda_err env_err = TRASTENDA_OK;
+    if (rv == 0) {
+        mp_rd_init(&rd, body, len);
+        uint32_t n;
+        if (!mp_read_map(&rd, &n)) env_err = TRASTENDA_E_MALFORMED;
+        for (uint32_t i = 0; i < n && env_err == TRASTENDA_OK; i++) {
+            const char *k;
+            uint32_t kl;
+            uint64_t u;
+            if (!mp_read_str(&rd, &k, &kl)) {
+                env_err = TRASTENDA_E_MALFORMED;
+                break;
+            }
+            if (key_is(k, kl, "seq") && mp_read_u64(&rd, &u))
+                seq = u;
+            else if (key_is(k, kl, "results")) {
+                uint32_t na;
+                if (!mp_read_array(&rd, &na)) env_err = TRASTENDA_E_MALFORMED;
+                for (uint32_t j = 0; j < na && env_err == TRASTENDA_OK; j++) {
+                    const uint8_t *st = rd.p;
+                    if (!mp_skip(&rd, MP_DEPTH_MAX + 4)) env_err = TRASTENDA_E_MALFORMED;
+                    if (got < BATCH_HARD_MAX) {
+                        res_at[got] = st;
+                        res_len[got++] = (size_t)(rd.p - st);
+                    }
+                }
+            } else if (key_is(k, kl, "error")) {
+                /* envelope error: code inside */
+                uint32_t em;
+                if (mp_read_map(&rd, &em))
+                    for (uint32_t q = 0; q < em; q++) {
+                        if (!mp_read_str(&rd, &k, &kl)) break;
+                        if (key_is(k, kl, "code") && mp_read_u64(&rd, &u))
+                            env_err = (trastenda_err)u;
+                        else
+                            mp_skip(&rd, MP_DEPTH_MAX);
+                    }
+                if (env_err == TRASTENDA_OK) env_err = TRASTENDA_E_MALFORMED;
+            } else if (!mp_skip(&rd, MP_DEPTH_MAX + 4))
+                env_err = TRASTENDA_E_MALFORMED;
+        }
+        if (env_err == TRASTENDA_OK && got != sl->n) env_err = TRASTENDA_E_MALFORMED;
+    }
+    for (uint32_t i = 0; i < sl->n; i++) {
+        struct call *c = sl->calls[i];
+        if (rv != 0 || env_err != TRASTENDA_OK) {
+            bool timeout = rv == NNG_ETIMEDOUT;
+            /* A keyed write (or any read) may go again; a write without a key may not. */
+            if ((timeout || rv == NNG_ECONNREFUSED || rv == NNG_ECLOSED) &&
+                (!c->write || c->keyed) && c->tries < cl->cfg.retries && !cl->closing) {
+                c->tries++;
+                enqueue_front(cl, c);
+                if (cl->cfg.n_nodes > 1 && !timeout)
+                    cl->leader = (cl->leader + 1) % cl->cfg.n_nodes;
+                continue;
+            }
+            finish_call(c, rv == NNG_ETIMEDOUT ? TRASTENDA_E_TIMEOUT
+                           : rv != 0           ? TRASTENDA_E_CONNECT
+                                               : env_err);
+            continue;
+        }
+        /* Not the leader: follow the redirect (a result with code E_NOT_LEADER). */
+        trastenda_reply tmp;
+        if (decode_result(res_at[i], res_len[i], &tmp) == TRASTENDA_OK &&
+            ((tmp.code == TRASTENDA_E_NOT_LEADER && tmp.leader[0] != '\0') ||
+             (tmp.code == TRASTENDA_E_BUSY && (c->keyed || !c->write))) &&
+            c->tries < cl->cfg.retries && !cl->closing) {
+            for (uint32_t nd = 0; tmp.code == TRASTENDA_E_NOT_LEADER && nd < cl->cfg.n_nodes; nd++)
+                if (strcmp(cl->nodes[nd], tmp.leader) == 0) cl->leader = nd;
+            trastenda_reply_clear(&tmp);
+            c->tries++;
+            enqueue_front(cl, c);
+            continue;
+        }
+        trastenda_reply_clear(&tmp);
+        c->res = malloc(res_len[i]);
+        if (c->res == NULL) {
+            finish_call(c, TRASTENDA_E_NOMEM);
+            continue;
+        }
+        memcpy(c->res, res_at[i], res_len[i]);
+        c->res_len = res_len[i];
+        c->seq = seq;
+        finish_call(c, TRASTENDA_OK);
+    }
+    sl->n = 0;
+}
+
+static void
+slot_cb(void *arg)
+{
+    struct slot *sl = arg;
+    struct trastenda_client *cl = sl->cl;
+    int rv = nng_aio_result(sl->aio);
+    if (!sl->receiving) {
+        if (rv == 0) { /* sent: now the reply */
+            sl->receiving = true;
+            nng_ctx_recv(sl->ctx, sl->aio);
+            return;
+        }
+        nng_msg_free(nng_aio_get_msg(sl->aio)); /* not sent: still ours */
+    }
+    nng_msg *m = rv == 0 ? nng_aio_get_msg(sl->aio) : NULL;
+    pthread_mutex_lock(&cl->mu);
+    slot_reply(cl, sl, m, rv);
+    if (m != NULL) nng_msg_free(m);
+    sl->busy = false;
+    /* Send what queued meanwhile, from this thread. */
+    struct slot *next = cl->closing ? NULL : slot_fill(cl);
+    pthread_mutex_unlock(&cl->mu);
+    if (next != NULL) slot_send(cl, next);
+}
+
+/* ---- open, close, call ---- */
+
+trastenda_err
+trastenda_client_open(const trastenda_client_config *cfg, trastenda_client **out, char *err,
+                      size_t errlen)
+{
+    char dummy[8];
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    if (cfg == NULL || out == NULL || cfg->n_nodes == 0 || cfg->nodes == NULL) {
+        snprintf(err, errlen, "client: at least one node address is needed");
+        return TRASTENDA_E_INVALID;
+    }
+    struct trastenda_client *cl = calloc(1, sizeof(*cl));
+    if (cl == NULL) return TRASTENDA_E_NOMEM;
+    cl->cfg = *cfg;
+    if (cl->cfg.timeout_ms == 0) cl->cfg.timeout_ms = 5000;
+    if (cl->cfg.batch_max == 0) cl->cfg.batch_max = 256;
+    if (cl->cfg.batch_max > BATCH_HARD_MAX) cl->cfg.batch_max = BATCH_HARD_MAX;
+    if (cl->cfg.in_flight == 0) cl->cfg.in_flight = 2;
+    pthread_mutex_init(&cl->mu, NULL);
+    uint32_t nn = cfg->n_nodes;
+    cl->nodes = calloc(nn, sizeof(char *));
+    cl->socks = calloc(nn, sizeof(nng_socket));
+    cl->slots = calloc((size_t)nn * cl->cfg.in_flight, sizeof(struct slot));
+    if (cl->nodes == NULL || cl->socks == NULL || cl->slots == NULL) abort();
+    for (uint32_t i = 0; i < nn; i++) {
+        cl->nodes[i] = strdup(cfg->nodes[i]);
+        int rv = nng_req0_open(&cl->socks[i]);
+        if (rv == 0) rv = nng_socket_set_size(cl->socks[i], NNG_OPT_RECVMAXSZ, 64u << 20);
+        /* nng's own resend would repeat a write without asking: we retry ourselves. */
+        if (rv == 0)
+            rv = nng_socket_set_ms(cl->socks[i], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+        if (rv == 0) rv = nng_dial(cl->socks[i], cfg->nodes[i], NULL, NNG_FLAG_NONBLOCK);
+        if (rv != 0) {
+            snprintf(err, errlen, "client: %s: %s", cfg->nodes[i], nng_strerror(rv));
+            trastenda_client_close(cl);
+            return TRASTENDA_E_CONNECT;
+        }
+        for (uint32_t k = 0; k < cl->cfg.in_flight; k++) {
+            struct slot *sl = &cl->slots[i * cl->cfg.in_flight + k];
+            sl->cl = cl;
+            sl->calls = calloc(BATCH_HARD_MAX, sizeof(struct call *));
+            if (sl->calls == NULL || nng_aio_alloc(&sl->aio, slot_cb, sl) != 0 ||
+                nng_ctx_open(&sl->ctx, cl->socks[i]) != 0)
+                abort();
+        }
+    }
+    *out = cl;
+    return TRASTENDA_OK;
+}
+
+void
+trastenda_client_close(trastenda_client *cl)
+{
+    if (cl == NULL) return;
+    pthread_mutex_lock(&cl->mu);
+    cl->closing = true;
+    pthread_mutex_unlock(&cl->mu);
+    uint32_t nn = cl->cfg.n_nodes;
+    for (uint32_t i = 0; i < nn * cl->cfg.in_flight; i++) {
+        struct slot *sl = &cl->slots[i];
+        if (sl->aio != NULL) nng_aio_stop(sl->aio);
+    }
+    for (uint32_t i = 0; i < nn; i++) {
+        if (cl->nodes != NULL && cl->nodes[i] != NULL) nng_close(cl->socks[i]);
+        if (cl->nodes != NULL) free(cl->nodes[i]);
+    }
+    for (uint32_t i = 0; i < nn * cl->cfg.in_flight; i++) {
+        if (cl->slots[i].aio != NULL) nng_aio_free(cl->slots[i].aio);
+        free(cl->slots[i].calls);
+    }
+    free(cl->slots);
+    free(cl->socks);
+    free(cl->nodes);
+    pthread_mutex_destroy(&cl->mu);
+    free(cl);
+}
+
+/* Queues calls, sends if a slot is idle, waits for all of them. */
+static void
+run_calls(struct trastenda_client *cl, struct call *const *calls, uint32_t n)
+{
+    pthread_mutex_lock(&cl->mu);
+    for (uint32_t i = 0; i < n; i++) {
+        calls[i]->next = NULL;
+        if (cl->tail != NULL)
+            cl->tail->next = calls[i];
+        else
+            cl->head = calls[i];
+        cl->tail = calls[i];
+        cl->queued++;
+    }
+    struct slot *sl = slot_fill(cl);
+    pthread_mutex_unlock(&cl->mu);
+    if (sl != NULL) slot_send(cl, sl); /* an idle client: sent from this thread */
+    pthread_mutex_lock(&cl->mu);
+    for (uint32_t i = 0; i < n; i++)
+        while (!calls[i]->done)
+            pthread_cond_wait(&calls[i]->cv, &cl->mu);
+    pthread_mutex_unlock(&cl->mu);
+}
+
+static trastenda_err
+call_finish(struct call *c, trastenda_reply *reply)
+{
+    trastenda_err st = c->status;
+    if (st == TRASTENDA_OK) {
+        st = decode_result(c->res, c->res_len, reply);
+        reply->seq = c->seq;
+    } else {
+        memset(reply, 0, sizeof(*reply));
+        reply->code = st;
+        reply->line = -1;
+        snprintf(reply->name, sizeof(reply->name), "%s", trastenda_err_name(st));
+        snprintf(reply->msg, sizeof(reply->msg), "%s", trastenda_err_message(st));
+    }
+    free(c->res);
+    free(c->op);
+    pthread_cond_destroy(&c->cv);
+    return st;
+}
+
+static trastenda_err
+call_prepare(struct call *c, const trastenda_args *a)
+{
+    memset(c, 0, sizeof(*c));
+    struct wbuf w = {0};
+    if (!encode_op(a, &w)) {
+        free(w.p);
+        return TRASTENDA_E_INVALID;
+    }
+    c->op = w.p;
+    c->op_len = w.len;
+    c->write = is_write_op(a->op);
+    c->keyed = a->key != NULL || (a->order != NULL && strcmp(a->op, "order.place") == 0);
+    pthread_cond_init(&c->cv, NULL);
+    return TRASTENDA_OK;
+}
+
+trastenda_err
+trastenda_call(trastenda_client *cl, const trastenda_args *a, trastenda_reply *reply)
+{
+    if (cl == NULL || a == NULL || reply == NULL) return TRASTENDA_E_INVALID;
+    struct call c;
+    trastenda_err err = call_prepare(&c, a);
+    if (err != TRASTENDA_OK) return err;
+    struct call *p = &c;
+    run_calls(cl, &p, 1);
+    return call_finish(&c, reply);
+}
+
+trastenda_err
+trastenda_call_batch(trastenda_client *cl, const trastenda_args *args, uint32_t n,
+                     trastenda_reply *replies)
+{
+    if (cl == NULL || args == NULL || replies == NULL || n == 0 || n > BATCH_HARD_MAX)
+        return TRASTENDA_E_INVALID;
+    struct call *calls = calloc(n, sizeof(*calls));
+    struct call **ptrs = calloc(n, sizeof(*ptrs));
+    if (calls == NULL || ptrs == NULL) {
+        free(calls);
+        free(ptrs);
+        return TRASTENDA_E_NOMEM;
+    }
+    trastenda_err err = TRASTENDA_OK;
+    uint32_t ready = 0;
+    for (; ready < n && err == TRASTENDA_OK; ready++) {
+        err = call_prepare(&calls[ready], &args[ready]);
+        ptrs[ready] = &calls[ready];
+    }
+    if (err != TRASTENDA_OK) {
+        for (uint32_t i = 0; i + 1 < ready; i++) {
+            free(calls[i].op);
+            pthread_cond_destroy(&calls[i].cv);
+        }
+        free(calls);
+        free(ptrs);
+        return err;
+    }
+    run_calls(cl, ptrs, n);
+    trastenda_err worst = TRASTENDA_OK;
+    for (uint32_t i = 0; i < n; i++) {
+        trastenda_err e = call_finish(&calls[i], &replies[i]);
+        if (e != TRASTENDA_OK) worst = e;
+    }
+    free(calls);
+    free(ptrs);
+    return worst;
+}
+
+/* ---- typed calls ---- */
+
+trastenda_err
+trastenda_reserve(trastenda_client *c, const trastenda_cline *lines, uint32_t n, int64_t ttl_ms,
+                  const char *key, trastenda_reply *reply)
+{
+    trastenda_args a;
+    trastenda_args_init(&a, "reserve");
+    a.lines = lines;
+    a.n_lines = n;
+    a.ttl_ms = ttl_ms;
+    a.key = key;
+    return trastenda_call(c, &a, reply);
+}
+
+trastenda_err
+trastenda_confirm(trastenda_client *c, uint64_t hold, const char *order, trastenda_reply *reply)
+{
+    trastenda_args a;
+    trastenda_args_init(&a, "confirm");
+    a.hold = (int64_t)hold;
+    a.order = order;
+    return trastenda_call(c, &a, reply);
+}
+
+trastenda_err
+trastenda_release(trastenda_client *c, uint64_t hold, trastenda_reply *reply)
+{
+    trastenda_args a;
+    trastenda_args_init(&a, "release");
+    a.hold = (int64_t)hold;
+    return trastenda_call(c, &a, reply);
+}
+
+trastenda_err
+trastenda_receive(trastenda_client *c, const char *sku, const char *loc, int64_t qty,
+                  const char *key, trastenda_reply *reply)
+{
+    trastenda_args a;
+    trastenda_args_init(&a, "receive");
+    a.sku = sku;
+    a.loc = loc;
+    a.qty = qty;
+    a.key = key;
+    return trastenda_call(c, &a, reply);
+}
+
+trastenda_err
+trastenda_order_place(trastenda_client *c, const char *order, const trastenda_cline *lines,
+                      uint32_t n, const char *channel, int32_t lat_e6, int32_t lon_e6,
+                      trastenda_reply *reply)
+{
+    trastenda_args a;
+    trastenda_args_init(&a, "order.place");
+    a.order = order;
+    a.channel = channel;
+    a.lines = lines;
+    a.n_lines = n;
+    a.lat_e6 = lat_e6;
+    a.lon_e6 = lon_e6;
+    return trastenda_call(c, &a, reply);
+}
+
+trastenda_err
+trastenda_stock(trastenda_client *c, const char *sku, trastenda_reply *reply)
+{
+    trastenda_args a;
+    trastenda_args_init(&a, "stock");
+    a.sku = sku;
+    return trastenda_call(c, &a, reply);
+}
+
+trastenda_err
+trastenda_status(trastenda_client *c, trastenda_reply *reply)
+{
+    trastenda_args a;
+    trastenda_args_init(&a, "status");
+    return trastenda_call(c, &a, reply);
+}
+
+/* ---- msgpack to JSON ---- */
+
+static void
+json_str(struct wbuf *w, const char *s, uint32_t n)
+{
+    wbuf_write(w, "\"", 1);
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char esc[8];
+        if (ch == '"' || ch == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)ch;
+            wbuf_write(w, esc, 2);
+        } else if (ch < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", ch);
+            wbuf_write(w, esc, 6);
+        } else {
+            wbuf_write(w, (const char *)&s[i], 1);
+        }
+    }
+    wbuf_write(w, "\"", 1);
+}
+
+static bool
+json_value(struct mp_rd *rd, struct wbuf *w, int depth)
+{
+    char num[32];
+    const char *s;
+    uint32_t n;
+    int64_t i;
+    uint64_t u;
+    bool b;
+    if (depth > 16) return false;
+    switch (mp_peek(rd)) {
+    case MP_NIL:
+        mp_read_nil(rd);
+        wbuf_write(w, "null", 4);
+        return true;
+    case MP_BOOL:
+        mp_read_bool(rd, &b);
+        wbuf_write(w, b ? "true" : "false", b ? 4 : 5);
+        return true;
+    case MP_INT:
+        if (*rd->p >= 0xe0 || (*rd->p >= 0xd0 && *rd->p <= 0xd3)) {
+            if (!mp_read_i64(rd, &i)) return false;
+            snprintf(num, sizeof(num), "%lld", (long long)i);
+        } else {
+            if (!mp_read_u64(rd, &u)) return false;
+            snprintf(num, sizeof(num), "%llu", (unsigned long long)u);
+        }
+        wbuf_write(w, num, strlen(num));
+        return true;
+    case MP_STR:
+        if (!mp_read_str(rd, &s, &n)) return false;
+        json_str(w, s, n);
+        return true;
+    case MP_ARRAY:
+        if (!mp_read_array(rd, &n)) return false;
+        wbuf_write(w, "[", 1);
+        for (uint32_t k = 0; k < n; k++) {
+            if (k > 0) wbuf_write(w, ",", 1);
+            if (!json_value(rd, w, depth + 1)) return false;
+        }
+        wbuf_write(w, "]", 1);
+        return true;
+    case MP_MAP:
+        if (!mp_read_map(rd, &n)) return false;
+        wbuf_write(w, "{", 1);
+        for (uint32_t k = 0; k < n; k++) {
+            if (k > 0) wbuf_write(w, ",", 1);
+            if (mp_peek(rd) != MP_STR || !json_value(rd, w, depth + 1)) return false;
+            wbuf_write(w, ":", 1);
+            if (!json_value(rd, w, depth + 1)) return false;
+        }
+        wbuf_write(w, "}", 1);
+        return true;
+    default: /* floats, bin, ext: not in the protocol */
+        if (!mp_skip(rd, 4)) return false;
+        wbuf_write(w, "null", 4);
+        return true;
+    }
+}
+
+char *
+trastenda_msgpack_json(const uint8_t *buf, size_t len)
+{
+    struct mp_rd rd;
+    mp_rd_init(&rd, buf, len);
+    struct wbuf w = {0};
+    if (!json_value(&rd, &w, 0) || rd.bad) {
+        free(w.p);
+        return NULL;
+    }
+    wbuf_write(&w, "", 1); /* NUL */
+    return (char *)w.p;
+}
+
+char *
+trastenda_result_json(const trastenda_reply *r)
+{
+    if (r->raw != NULL) return trastenda_msgpack_json(r->raw, r->raw_len);
+    struct wbuf w = {0};
+    char head[64];
+    snprintf(head, sizeof(head), "{\"code\":%u,\"name\":", (unsigned)r->code);
+    wbuf_write(&w, head, strlen(head));
+    json_str(&w, r->name, (uint32_t)strlen(r->name));
+    wbuf_write(&w, ",\"msg\":", 7);
+    json_str(&w, r->msg, (uint32_t)strlen(r->msg));
+    wbuf_write(&w, "}", 2);
+    return (char *)w.p;
+}

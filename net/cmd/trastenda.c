@@ -1,0 +1,224 @@
+/*
+ * net/cmd/trastenda.c - the `trastenda` server binary: flags and config file, signals, run.
+ *
+ *   trastenda [--config FILE] [--listen ADDR] [--events ADDR|none] [--data DIR]
+ *             [--durability fsync|async] [--log-level error|warn|info|debug] [...]
+ *
+ * Every flag is also a config file key (the same name without "--"): `key = value` lines,
+ * '#' comments. Flags given on the command line win over the file. SIGINT and SIGTERM stop the
+ * server gracefully (requests in flight are finished, made durable and answered).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trastenda/server.h"
+
+enum kind {
+    K_STR,
+    K_U32,
+    K_I64,
+    K_U64,
+    K_DUR,
+    K_LEVEL
+};
+
+struct opt {
+    const char *name;
+    enum kind kind;
+    void *dst;
+    const char *help;
+};
+
+static trastenda_server_config cfg;
+static const char *config_file;
+
+static struct opt opts[] = {
+    {"listen", K_STR, &cfg.listen, "requests address (tcp:// or ipc://)"},
+    {"events", K_STR, &cfg.events, "events PUB address, or none"},
+    {"data", K_STR, &cfg.store.dir, "data directory"},
+    {"durability", K_DUR, &cfg.store.durability, "fsync (default) or async"},
+    {"log-level", K_LEVEL, &cfg.log_level, "error, warn, info (default) or debug"},
+    {"contexts", K_U32, &cfg.contexts, "requests served at once"},
+    {"queue-max", K_U32, &cfg.store.queue_max, "requests waiting for the engine (power of 2)"},
+    {"materialize-interval-ms", K_U32, &cfg.store.materialize_interval_ms,
+     "state written at most this often"},
+    {"log-retention-ms", K_I64, &cfg.store.log_retention_ms, "log kept behind the state"},
+    {"log-retention-bytes", K_U64, &cfg.store.log_retention_bytes, "and at most this much"},
+    {"ledger-retention-ms", K_I64, &cfg.store.ledger_retention_ms, "ledger history (0: all)"},
+    {"locations-max", K_U32, &cfg.store.engine.locations_max, "locations"},
+    {"skus-max", K_U32, &cfg.store.engine.skus_max, "SKUs"},
+    {"stock-max", K_U32, &cfg.store.engine.stock_max, "stock records (SKU x location)"},
+    {"holds-max", K_U32, &cfg.store.engine.holds_max, "holds in memory"},
+    {"orders-max", K_U32, &cfg.store.engine.orders_max, "orders in memory"},
+    {"pos-max", K_U32, &cfg.store.engine.pos_max, "purchase orders"},
+    {"keys-max", K_U32, &cfg.store.engine.keys_max, "idempotency keys in memory"},
+    {"lines-max", K_U32, &cfg.store.engine.lines_max, "hold, order and PO lines"},
+    {"batch-max", K_U32, &cfg.store.engine.batch_cmds_max, "commands per engine batch"},
+    {"hold-retention-ms", K_I64, &cfg.store.engine.hold_retention_ms, "resolved holds kept"},
+    {"order-retention-ms", K_I64, &cfg.store.engine.order_retention_ms, "finished orders kept"},
+    {"key-retention-ms", K_I64, &cfg.store.engine.key_retention_ms, "idempotency window"},
+    {"test-not-leader", K_STR, &cfg.not_leader, "(tests) refuse writes naming this leader"},
+};
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: trastenda [--config FILE] [--KEY VALUE ...]\n\nkeys (defaults):\n");
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        fprintf(f, "  --%-26s %s\n", opts[i].name, opts[i].help);
+    fprintf(f, "\n  defaults: listen %s, events %s, data ./var/trastenda, fsync\n",
+            TRASTENDA_DEFAULT_LISTEN, TRASTENDA_DEFAULT_EVENTS);
+}
+
+/* Sets one option from its text; a message on stderr and false when the value is bad. */
+static bool
+set_opt(const char *name, const char *val, const char *where)
+{
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        struct opt *o = &opts[i];
+        if (strcmp(o->name, name) != 0) continue;
+        char *end = NULL;
+        errno = 0;
+        switch (o->kind) {
+        case K_STR:
+            *(const char **)o->dst = strdup(val);
+            if (strcmp(name, "events") == 0 && strcmp(val, "none") == 0)
+                *(const char **)o->dst = "";
+            return true;
+        case K_U32: {
+            unsigned long v = strtoul(val, &end, 10);
+            if (errno != 0 || *end != '\0' || end == val || v > UINT32_MAX || val[0] == '-') break;
+            *(uint32_t *)o->dst = (uint32_t)v;
+            return true;
+        }
+        case K_U64: {
+            unsigned long long v = strtoull(val, &end, 10);
+            if (errno != 0 || *end != '\0' || end == val || val[0] == '-') break;
+            *(uint64_t *)o->dst = v;
+            return true;
+        }
+        case K_I64: {
+            long long v = strtoll(val, &end, 10);
+            if (errno != 0 || *end != '\0' || end == val) break;
+            *(int64_t *)o->dst = v;
+            return true;
+        }
+        case K_DUR:
+            if (strcmp(val, "fsync") == 0)
+                *(trastenda_durability *)o->dst = TRASTENDA_DURABILITY_FSYNC;
+            else if (strcmp(val, "async") == 0)
+                *(trastenda_durability *)o->dst = TRASTENDA_DURABILITY_ASYNC;
+            else
+                break;
+            return true;
+        case K_LEVEL: {
+            static const char *const lv[] = {"error", "warn", "info", "debug"};
+            for (int l = 0; l < 4; l++)
+                if (strcmp(val, lv[l]) == 0) {
+                    *(trastenda_log_level *)o->dst = (trastenda_log_level)l;
+                    return true;
+                }
+            break;
+        }
+        }
+        fprintf(stderr, "trastenda: %s: bad value '%s' for %s\n", where, val, name);
+        return false;
+    }
+    fprintf(stderr, "trastenda: %s: unknown key '%s' (see --help)\n", where, name);
+    return false;
+}
+
+static char *
+trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        *--e = '\0';
+    return s;
+}
+
+static bool
+load_config(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "trastenda: cannot read config %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    char line[4096], where[4200];
+    int n = 0;
+    bool ok = true;
+    while (ok && fgets(line, sizeof(line), f) != NULL) {
+        n++;
+        char *hash = strchr(line, '#');
+        if (hash != NULL) *hash = '\0';
+        char *t = trim(line);
+        if (*t == '\0') continue;
+        char *eq = strchr(t, '=');
+        snprintf(where, sizeof(where), "%s:%d", path, n);
+        if (eq == NULL) {
+            fprintf(stderr, "trastenda: %s: expected key = value\n", where);
+            ok = false;
+            break;
+        }
+        *eq = '\0';
+        ok = set_opt(trim(t), trim(eq + 1), where);
+    }
+    fclose(f);
+    return ok;
+}
+
+int
+main(int argc, char **argv)
+{
+    trastenda_server_config_default(&cfg);
+    /* The config file first, then the flags over it. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("trastenda %s\n", TRASTENDA_VERSION_STRING);
+            return 0;
+        }
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config_file = argv[i + 1];
+    }
+    if (config_file != NULL && !load_config(config_file)) return 2;
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "trastenda: expected --KEY VALUE, got '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+        if (strcmp(argv[i], "--config") != 0 && !set_opt(argv[i] + 2, argv[i + 1], "flags"))
+            return 2;
+        i++;
+    }
+    /* Signals are taken by this thread only (sigwait): block them before threads start. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    trastenda_server *s = NULL;
+    char err[1024];
+    trastenda_err code = trastenda_server_start(&cfg, &s, err, sizeof(err));
+    if (code != TRASTENDA_OK) {
+        fprintf(stderr, "trastenda: cannot start: %s (%s)\n", err, trastenda_err_name(code));
+        return code == TRASTENDA_E_INVALID ? 2 : 1;
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "trastenda: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    trastenda_server_stop(s);
+    return 0;
+}

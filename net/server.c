@@ -1,0 +1,500 @@
+/*
+ * net/server.c - the server: REP socket served through many nng contexts, the PUB socket for
+ * events, the slow worker, start and graceful stop (include/trastenda/server.h, net/srv.h).
+ *
+ * Each context runs one request at a time: receive, decode and validate on the nng thread that
+ * completed the receive, then hand writes and engine reads to the store as one request (the
+ * engine thread applies it; the log writer completes it once durable), slow reads to the slow
+ * worker, and send the reply. The store's completion runs on the log writer thread: it only
+ * schedules the context's aio (nng_sleep_aio with 0) so that encoding and sending happen on an
+ * nng thread, never on the writer.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "srv.h" /* nng.h before its protocol headers */
+
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#define LOAD(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ADD(p, v)   __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+
+static void
+log_stderr(void *ctx, trastenda_log_level level, const char *msg)
+{
+    (void)ctx;
+    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "%s.%03ldZ %-5s %s\n", when, ts.tv_nsec / 1000000,
+            names[level <= TRASTENDA_LOG_DEBUG ? level : TRASTENDA_LOG_DEBUG], msg);
+}
+
+void
+srv_log(struct srv *s, trastenda_log_level level, const char *fmt, ...)
+{
+    if (level > s->cfg.log_level) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    s->cfg.log(s->cfg.log_ctx, level, msg);
+}
+
+void
+trastenda_server_config_default(trastenda_server_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    trastenda_store_config_default(&cfg->store);
+    cfg->listen = TRASTENDA_DEFAULT_LISTEN;
+    cfg->events = TRASTENDA_DEFAULT_EVENTS;
+    cfg->contexts = 64;
+    cfg->log_level = TRASTENDA_LOG_INFO;
+}
+
+static int64_t
+mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- growing per-context arrays ---- */
+
+static bool
+grow(void **p, uint32_t *cap, uint32_t need, size_t elem)
+{
+    if (need <= *cap) return true;
+    uint32_t c = *cap == 0 ? 16 : *cap;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, (size_t)c * elem);
+    if (q == NULL) return false;
+    *p = q;
+    *cap = c;
+    return true;
+}
+
+/* ---- the flow of one context ---- */
+
+static void ctx_reply(struct srv_ctx *c);
+
+static void
+ctx_recv(struct srv_ctx *c)
+{
+    c->state = CTX_RECV;
+    nng_ctx_recv(c->ctx, c->aio);
+}
+
+static void
+slow_push(struct srv_ctx *c)
+{
+    struct srv *s = c->srv;
+    pthread_mutex_lock(&s->slow_mu);
+    c->slow_next = NULL;
+    if (s->slow_tail != NULL)
+        s->slow_tail->slow_next = c;
+    else
+        s->slow_head = c;
+    s->slow_tail = c;
+    pthread_cond_signal(&s->slow_cv);
+    pthread_mutex_unlock(&s->slow_mu);
+}
+
+/* After the store's part: on to the slow worker or to the reply. */
+static void
+after_engine(struct srv_ctx *c)
+{
+    if (exec_has_slow(c)) {
+        c->state = CTX_WORK;
+        slow_push(c);
+        return;
+    }
+    c->state = CTX_REPLY;
+    nng_sleep_aio(0, c->aio); /* encode and send on an nng thread */
+}
+
+/* The store's completion (log writer thread, or engine thread for a lone query). */
+static void
+store_done(trastenda_request *req, trastenda_err status)
+{
+    struct srv_ctx *c = req->ctx;
+    c->store_status = status;
+    after_engine(c);
+}
+
+/* Every write op of the request failed the same way before reaching the engine. */
+static void
+writes_fail(struct srv_ctx *c, trastenda_err err, const char *msg)
+{
+    for (uint32_t i = 0; i < c->n_cmds; i++) {
+        trastenda_result *r = &c->results[i];
+        memset(r, 0, sizeof(*r));
+        r->code = err;
+        r->op = c->cmds[i].op;
+        r->line = UINT32_MAX;
+        snprintf(r->message, sizeof(r->message), "%s", msg);
+    }
+}
+
+/* Builds the commands of the valid write ops; false when out of memory. */
+static bool
+build_cmds(struct srv_ctx *c)
+{
+    struct proto_req *q = &c->q;
+    uint32_t n = 0, lines = 0, chans = 0, allocs = 0;
+    for (uint32_t i = 0; i < q->n_ops; i++) {
+        const struct proto_op *op = &q->ops[i];
+        if (op->err != TRASTENDA_OK || !proto_kind_is_write(op->kind)) continue;
+        n++;
+        lines += op->lines_n;
+        chans += op->channels_n;
+        /* A routed line may split: the engine's bound per command. */
+        allocs += op->lines_n > 0 ? TRASTENDA_ALLOCS_MAX : 0;
+    }
+    c->n_cmds = n;
+    if (n == 0) return true;
+    if (!grow((void **)&c->cmds, &c->cap_cmds, n, sizeof(*c->cmds))) return false;
+    uint32_t cap = c->cap_cmds;
+    c->cap_cmds = 0; /* the same capacity for the arrays that follow */
+    bool ok = grow((void **)&c->cmd_op, &c->cap_cmds, cap, sizeof(*c->cmd_op));
+    c->cap_cmds = 0;
+    ok = ok && grow((void **)&c->results, &c->cap_cmds, cap, sizeof(*c->results));
+    c->cap_cmds = cap;
+    ok = ok && grow((void **)&c->lines, &c->cap_lines, lines + 1, sizeof(*c->lines)) &&
+         grow((void **)&c->chans, &c->cap_chans, chans + 1, sizeof(*c->chans)) &&
+         grow((void **)&c->allocs, &c->cap_allocs, allocs + 1, sizeof(*c->allocs));
+    if (!ok) return false;
+    uint32_t k = 0, at_line = 0, at_chan = 0;
+    for (uint32_t i = 0; i < q->n_ops; i++) {
+        const struct proto_op *op = &q->ops[i];
+        if (op->err != TRASTENDA_OK || !proto_kind_is_write(op->kind)) continue;
+        proto_to_cmd(q, op, c->srv->eng, &c->cmds[k], c->lines + at_line, c->chans + at_chan);
+        at_line += op->lines_n;
+        at_chan += op->channels_n;
+        c->cmd_op[k++] = i;
+    }
+    return true;
+}
+
+/* A request decoded: runs it. */
+static void
+ctx_start(struct srv_ctx *c)
+{
+    struct srv *s = c->srv;
+    ADD(&s->n_requests, 1);
+    size_t len = nng_msg_len(c->msg);
+    if (!proto_decode_msgpack(&c->q, nng_msg_body(c->msg), len) || !proto_validate(&c->q)) {
+        ADD(&s->n_bad_requests, 1);
+        reply_encode_error(c, c->q.id, c->q.err, c->q.msg);
+        ctx_reply(c);
+        return;
+    }
+    ADD(&s->n_ops, c->q.n_ops);
+    c->store_status = TRASTENDA_OK;
+    if (!build_cmds(c) || !exec_prepare(c)) {
+        reply_encode_error(c, c->q.id, TRASTENDA_E_NOMEM, "the server is out of memory");
+        ctx_reply(c);
+        return;
+    }
+    if (c->n_cmds > 0 && s->cfg.not_leader != NULL && s->cfg.not_leader[0] != '\0') {
+        char msg[TRASTENDA_MESSAGE_BYTES];
+        snprintf(msg, sizeof(msg), "not the leader: the leader is %.100s", s->cfg.not_leader);
+        writes_fail(c, TRASTENDA_E_NOT_LEADER, msg);
+        c->n_cmds = 0;
+        c->store_status = TRASTENDA_E_NOT_LEADER;
+    }
+    bool engine_reads = exec_has_engine_reads(c);
+    if (c->n_cmds == 0 && !engine_reads) {
+        exec_fast_reads(c);
+        after_engine(c);
+        return;
+    }
+    memset(&c->sreq, 0, sizeof(c->sreq));
+    c->sreq.cmds = c->cmds;
+    c->sreq.n = c->n_cmds;
+    c->sreq.results = c->results;
+    c->sreq.allocs = c->allocs;
+    c->sreq.allocs_max = c->cap_allocs;
+    c->sreq.query = exec_engine_reads; /* every non-slow read, after the writes */
+    c->sreq.done = store_done;
+    c->sreq.ctx = c;
+    c->state = CTX_WORK;
+    trastenda_err err = trastenda_store_submit(s->store, &c->sreq);
+    if (err == TRASTENDA_OK) return;
+    /* Not taken: every op that needed the engine thread gets the reason. */
+    const char *why = err == TRASTENDA_E_BUSY ? "busy: the queue is full, retry in a few ms"
+                                              : trastenda_err_message(err);
+    writes_fail(c, err, why);
+    c->store_status = err;
+    for (uint32_t i = 0; i < c->q.n_ops; i++) {
+        struct op_out *o = c->outs[i];
+        if (o != NULL && !o->slow) {
+            o->err = err;
+            snprintf(o->msg, sizeof(o->msg), "%s", why);
+        }
+    }
+    after_engine(c);
+}
+
+static void
+ctx_reply(struct srv_ctx *c)
+{
+    nng_msg *m;
+    if (nng_msg_alloc(&m, c->out_len) != 0) {
+        srv_log(c->srv, TRASTENDA_LOG_ERROR, "server: out of memory for a reply");
+        nng_msg_free(c->msg);
+        c->msg = NULL;
+        __atomic_fetch_sub(&c->srv->busy_ctxs, 1, __ATOMIC_ACQ_REL);
+        ctx_recv(c);
+        return;
+    }
+    memcpy(nng_msg_body(m), c->out, c->out_len);
+    nng_msg_free(c->msg); /* the request's strings are no longer needed */
+    c->msg = NULL;
+    c->state = CTX_SEND;
+    nng_aio_set_msg(c->aio, m);
+    nng_ctx_send(c->ctx, c->aio);
+}
+
+static void
+ctx_cb(void *arg)
+{
+    struct srv_ctx *c = arg;
+    struct srv *s = c->srv;
+    int rv = nng_aio_result(c->aio);
+    switch (c->state) {
+    case CTX_RECV:
+        if (rv != 0) {
+            if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+                c->state = CTX_IDLE;
+                return;
+            }
+            ctx_recv(c);
+            return;
+        }
+        c->msg = nng_aio_get_msg(c->aio);
+        if (LOAD(&s->stopping)) { /* taken after the stop began: refuse, do not start */
+            __atomic_fetch_add(&s->busy_ctxs, 1, __ATOMIC_ACQ_REL);
+            reply_encode_error(c, 0, TRASTENDA_E_CLOSED, "the server is stopping");
+            ctx_reply(c);
+            return;
+        }
+        __atomic_fetch_add(&s->busy_ctxs, 1, __ATOMIC_ACQ_REL);
+        c->t_start_ns = mono_ns();
+        ctx_start(c);
+        return;
+    case CTX_REPLY:
+        reply_encode(c);
+        ctx_reply(c);
+        return;
+    case CTX_SEND:
+        if (rv != 0) nng_msg_free(nng_aio_get_msg(c->aio));
+        __atomic_fetch_sub(&s->busy_ctxs, 1, __ATOMIC_ACQ_REL);
+        if (LOAD(&s->stopping)) {
+            c->state = CTX_IDLE;
+            return;
+        }
+        ctx_recv(c);
+        return;
+    default:
+        return;
+    }
+}
+
+/* ---- the slow worker ---- */
+
+static void *
+slow_main(void *arg)
+{
+    struct srv *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->slow_mu);
+        while (s->slow_head == NULL && !s->slow_stop)
+            pthread_cond_wait(&s->slow_cv, &s->slow_mu);
+        struct srv_ctx *c = s->slow_head;
+        if (c != NULL) {
+            s->slow_head = c->slow_next;
+            if (s->slow_head == NULL) s->slow_tail = NULL;
+        }
+        bool stop = s->slow_stop && c == NULL;
+        pthread_mutex_unlock(&s->slow_mu);
+        if (stop) break;
+        if (c == NULL) continue;
+        exec_slow_reads(c);
+        c->state = CTX_REPLY;
+        nng_sleep_aio(0, c->aio);
+    }
+    return NULL;
+}
+
+/* ---- events ---- */
+
+static void
+on_durable(void *ctx, uint64_t seq, const uint8_t *entry, size_t len)
+{
+    struct srv *s = ctx;
+    if (__atomic_load_n(&s->pub_open, __ATOMIC_ACQUIRE)) reply_publish_events(s, seq, entry, len);
+}
+
+/* ---- start, stop ---- */
+
+static trastenda_err
+fail(char *err, size_t errlen, trastenda_err code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static void
+srv_free(struct srv *s)
+{
+    for (uint32_t i = 0; i < s->n_ctxs; i++) {
+        struct srv_ctx *c = &s->ctxs[i];
+        if (c->aio != NULL) nng_aio_free(c->aio);
+        proto_req_fini(&c->q);
+        free(c->cmds);
+        free(c->cmd_op);
+        free(c->results);
+        free(c->allocs);
+        free(c->lines);
+        free(c->chans);
+        free(c->outs);
+        free(c->arena);
+        free(c->ev);
+        free(c->out);
+        if (c->msg != NULL) nng_msg_free(c->msg);
+    }
+    free(s->ctxs);
+    pthread_mutex_destroy(&s->slow_mu);
+    pthread_cond_destroy(&s->slow_cv);
+    free(s);
+}
+
+trastenda_err
+trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **out, char *err,
+                       size_t errlen)
+{
+    char dummy[8];
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    if (cfg == NULL || out == NULL || cfg->listen == NULL || cfg->listen[0] == '\0')
+        return fail(err, errlen, TRASTENDA_E_INVALID, "config: listen address needed");
+    if (cfg->contexts == 0 || cfg->contexts > 4096)
+        return fail(err, errlen, TRASTENDA_E_INVALID, "config: contexts must be 1..4096, not %u",
+                    cfg->contexts);
+    *out = NULL;
+    struct srv *s = calloc(1, sizeof(*s));
+    if (s == NULL) return TRASTENDA_E_NOMEM;
+    s->cfg = *cfg;
+    if (s->cfg.log == NULL) s->cfg.log = log_stderr;
+    pthread_mutex_init(&s->slow_mu, NULL);
+    pthread_cond_init(&s->slow_cv, NULL);
+    s->started_ns = mono_ns();
+    trastenda_store_config sc = cfg->store;
+    if (sc.log == NULL) {
+        sc.log = s->cfg.log;
+        sc.log_ctx = s->cfg.log_ctx;
+        sc.log_level = s->cfg.log_level;
+    }
+    sc.on_durable = on_durable;
+    sc.on_durable_ctx = s;
+    trastenda_err code = trastenda_store_open(&sc, &s->store, err, errlen);
+    if (code != TRASTENDA_OK) {
+        srv_free(s);
+        return code;
+    }
+    s->eng = trastenda_store_engine(s->store);
+    int rv = nng_rep0_open(&s->rep);
+    if (rv == 0) rv = nng_socket_set_size(s->rep, NNG_OPT_RECVMAXSZ, PROTO_MSG_MAX);
+    if (rv != 0) {
+        trastenda_store_close(s->store);
+        srv_free(s);
+        return fail(err, errlen, TRASTENDA_E_IO, "requests socket: %s", nng_strerror(rv));
+    }
+    if (cfg->events != NULL && cfg->events[0] != '\0') {
+        rv = nng_pub0_open(&s->pub);
+        if (rv == 0) rv = nng_socket_set_size(s->pub, NNG_OPT_RECVMAXSZ, 1024);
+        if (rv == 0) rv = nng_listen(s->pub, cfg->events, NULL, 0);
+        if (rv != 0) {
+            nng_close(s->rep);
+            trastenda_store_close(s->store);
+            srv_free(s);
+            return fail(err, errlen, TRASTENDA_E_IO, "events: cannot listen on %s: %s", cfg->events,
+                        nng_strerror(rv));
+        }
+        __atomic_store_n(&s->pub_open, true, __ATOMIC_RELEASE);
+    }
+    s->n_ctxs = cfg->contexts;
+    s->ctxs = calloc(s->n_ctxs, sizeof(*s->ctxs));
+    if (s->ctxs == NULL) abort();
+    for (uint32_t i = 0; i < s->n_ctxs; i++) {
+        struct srv_ctx *c = &s->ctxs[i];
+        c->srv = s;
+        proto_req_init(&c->q);
+        if (nng_aio_alloc(&c->aio, ctx_cb, c) != 0 || nng_ctx_open(&c->ctx, s->rep) != 0) abort();
+    }
+    if (pthread_create(&s->slow_th, NULL, slow_main, s) != 0) abort();
+    rv = nng_listen(s->rep, cfg->listen, NULL, 0);
+    if (rv != 0) {
+        trastenda_server_stop(s);
+        return fail(err, errlen, TRASTENDA_E_IO, "requests: cannot listen on %s: %s", cfg->listen,
+                    nng_strerror(rv));
+    }
+    for (uint32_t i = 0; i < s->n_ctxs; i++)
+        ctx_recv(&s->ctxs[i]);
+    srv_log(s, TRASTENDA_LOG_INFO, "server: serving requests on %s, events on %s (%u contexts)%s",
+            cfg->listen, s->pub_open ? cfg->events : "(none)", s->n_ctxs,
+            cfg->not_leader != NULL && cfg->not_leader[0] ? " as a test follower" : "");
+    *out = s;
+    return TRASTENDA_OK;
+}
+
+void
+trastenda_server_stop(trastenda_server *s)
+{
+    if (s == NULL) return;
+    STORE(&s->stopping, 1);
+    /* Requests in flight finish: they are made durable and answered (bounded wait). */
+    for (int i = 0; i < 1000 && LOAD(&s->busy_ctxs) > 0; i++)
+        usleep(5000);
+    if (LOAD(&s->busy_ctxs) > 0)
+        srv_log(s, TRASTENDA_LOG_WARN, "server: %u requests still in flight at stop",
+                LOAD(&s->busy_ctxs));
+    for (uint32_t i = 0; i < s->n_ctxs; i++)
+        nng_aio_stop(s->ctxs[i].aio);
+    pthread_mutex_lock(&s->slow_mu);
+    s->slow_stop = true;
+    pthread_cond_signal(&s->slow_cv);
+    pthread_mutex_unlock(&s->slow_mu);
+    pthread_join(s->slow_th, NULL);
+    for (uint32_t i = 0; i < s->n_ctxs; i++)
+        nng_ctx_close(s->ctxs[i].ctx);
+    nng_close(s->rep);
+    trastenda_store_close(s->store); /* finishes and persists what was queued */
+    if (s->pub_open) {
+        __atomic_store_n(&s->pub_open, false, __ATOMIC_RELEASE);
+        nng_close(s->pub);
+    }
+    srv_log(s, TRASTENDA_LOG_INFO, "server: stopped after %llu requests",
+            (unsigned long long)LOAD(&s->n_requests));
+    srv_free(s);
+}

@@ -1,0 +1,161 @@
+/*
+ * net/srv.h - the server's internals shared by net/server.c (sockets, contexts, lifecycle),
+ * net/exec.c (running a request's ops) and net/reply.c (encoding replies).
+ *
+ * A request's life, on one nng context:
+ *   RECV  -> decode + validate (network thread)
+ *         -> writes and engine reads: one store request (engine thread; the reply waits for
+ *            durability); stock checks alone: answered here, lock-free
+ *         -> slow reads (ledger, events, archive lookups, backup): the slow worker thread
+ *   REPLY -> encode, send (network thread: the store's completion only schedules it)
+ */
+#ifndef TRASTENDA_NET_SRV_H
+#define TRASTENDA_NET_SRV_H
+
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "trastenda/log.h"
+#include "trastenda/server.h"
+#include "trastenda/storage.h"
+
+#define SRV_STOCK_RECS_MAX 256 /* locations listed per stock reply (all are summed) */
+
+/* What a read op produced (in the context's arena; rows after it). */
+struct op_out {
+    trastenda_err err;
+    char msg[TRASTENDA_MESSAGE_BYTES];
+    bool slow;        /* runs on the slow worker */
+    bool try_archive; /* hold/order not live: look in the archive (slow) */
+    union {
+        struct {
+            int64_t available;
+            uint32_t n, cap;
+            trastenda_stock *recs;
+        } stock;
+        trastenda_hold_view hold;
+        trastenda_order_view order;
+        trastenda_po_view po;
+        struct {
+            uint32_t n;
+            uint64_t next;
+            trastenda_stock *rows;
+        } low;
+        struct {
+            uint32_t n;
+            uint64_t next;
+            trastenda_reorder *rows;
+        } reorder;
+        struct {
+            trastenda_ledger_page *page;
+        } ledger;
+        struct {
+            uint64_t next; /* the last sequence covered: `since` of the next call */
+            uint32_t n;    /* events encoded in ctx->ev from off, len bytes */
+            size_t off, len;
+        } events;
+        struct {
+            uint64_t seq;
+        } backup;
+        struct {
+            trastenda_engine_stats eng;
+            trastenda_store_stats st;
+        } status;
+    } u;
+};
+
+enum ctx_state {
+    CTX_RECV = 1,
+    CTX_WORK,  /* waiting for the store or the slow worker */
+    CTX_REPLY, /* the reply is to be encoded and sent (scheduled on an nng thread) */
+    CTX_SEND,
+    CTX_IDLE /* stopped */
+};
+
+struct srv;
+
+struct srv_ctx {
+    struct srv *srv;
+    nng_ctx ctx;
+    nng_aio *aio;
+    enum ctx_state state;
+    nng_msg *msg; /* the request: strings in q point into it */
+    struct proto_req q;
+    /* writes */
+    trastenda_cmd *cmds;
+    uint32_t *cmd_op; /* op index of each command */
+    trastenda_result *results;
+    trastenda_alloc *allocs;
+    uint32_t cap_cmds, cap_allocs, n_cmds;
+    trastenda_line *lines;
+    uint32_t cap_lines;
+    trastenda_str *chans;
+    uint32_t cap_chans;
+    trastenda_request sreq;
+    trastenda_err store_status; /* the store's completion status */
+    /* reads */
+    struct op_out **outs; /* per op, NULL for writes and invalid ops */
+    uint32_t cap_outs;
+    uint8_t *arena;
+    size_t arena_cap;
+    uint8_t *ev; /* encoded events of an events op */
+    size_t ev_len, ev_cap;
+    /* the reply */
+    uint8_t *out;
+    size_t out_len, out_cap;
+    struct srv_ctx *slow_next;
+    int64_t t_start_ns;
+};
+
+struct srv {
+    trastenda_server_config cfg;
+    trastenda_store *store;
+    const trastenda_engine *eng;
+    nng_socket rep, pub;
+    bool pub_open;
+    struct srv_ctx *ctxs;
+    uint32_t n_ctxs;
+    uint32_t stopping;  /* atomic */
+    uint32_t busy_ctxs; /* atomic: contexts between RECV done and SEND done */
+    int64_t started_ns;
+    /* slow worker */
+    pthread_t slow_th;
+    pthread_mutex_t slow_mu;
+    pthread_cond_t slow_cv;
+    struct srv_ctx *slow_head, *slow_tail;
+    bool slow_stop;
+    /* counters (atomic) */
+    uint64_t n_requests, n_ops, n_errors, n_bad_requests, n_events;
+};
+
+/* exec.c */
+/* Runs the reads of a request that need neither the store nor the slow worker (stock checks). */
+void exec_fast_reads(struct srv_ctx *c);
+/* The engine-thread part (a store query): every read except the slow ones. */
+void exec_engine_reads(trastenda_request *req, const trastenda_engine *e);
+/* The slow worker's part. */
+void exec_slow_reads(struct srv_ctx *c);
+/* Sizes and places the op_out of every read op; false when out of memory. */
+bool exec_prepare(struct srv_ctx *c);
+bool exec_has_slow(const struct srv_ctx *c);
+bool exec_has_engine_reads(const struct srv_ctx *c);
+
+/* reply.c */
+/* Encodes the reply into c->out. */
+void reply_encode(struct srv_ctx *c);
+/* Encodes an envelope error reply. */
+void reply_encode_error(struct srv_ctx *c, uint64_t id, trastenda_err err, const char *msg);
+/* Publishes the events of a durable log entry on the PUB socket. */
+void reply_publish_events(struct srv *s, uint64_t seq, const uint8_t *entry, size_t len);
+const char *reply_event_name(uint8_t kind);
+/* Appends the events of one log entry (after `since`) to c->ev; false to stop (limit). */
+bool reply_events_of_entry(struct srv_ctx *c, uint64_t seq, const uint8_t *entry, size_t len,
+                           uint32_t limit, uint32_t *n);
+
+void srv_log(struct srv *s, trastenda_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* TRASTENDA_NET_SRV_H */

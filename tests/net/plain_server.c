@@ -1,0 +1,831 @@
+/*
+ * tests/net/plain_server.c - the real `trastenda` process, driven through the client library, the
+ * CLI and raw nng sockets.
+ *
+ * The server is started on ipc:// paths in a temporary directory and stopped by its PID whatever
+ * happens (atexit, and the kernel kills it if this test dies: PR_SET_PDEATHSIG). Checked:
+ *   - every operation through the client library, with its result fields;
+ *   - the CLI's output and exit codes (ok 0, failed 1, usage 2, unreachable 3);
+ *   - a subscriber receives a scripted scenario's events in order, and "events since" returns them;
+ *   - graceful stop (SIGTERM) and restart keep the state; a reserve acknowledged just before
+ *     SIGTERM is there after the restart;
+ *   - 32 threads sharing one client sell 10 SKUs of limited stock: sold = stock exactly, every
+ *     call answered, each with its own result;
+ *   - bad input of every class gets its error code and changes nothing; the server still answers.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "mp.h"
+#include "trastenda/client.h"
+
+static char dir[512], req_addr[600], ev_addr[600], data_dir[600];
+static pid_t server_pid;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "plain_server: FAIL %s:%d: ", __FILE__, __LINE__);                     \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static void
+server_kill(void)
+{
+    if (server_pid > 0) {
+        kill(server_pid, SIGKILL);
+        waitpid(server_pid, NULL, 0);
+        server_pid = 0;
+    }
+}
+
+static void
+cleanup(void)
+{
+    server_kill();
+    if (dir[0] != '\0') {
+        char cmd[700];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    }
+}
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    cleanup();
+    _exit(1);
+}
+
+static void
+server_start(void)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char log[700];
+        snprintf(log, sizeof(log), "%s/server.log", dir);
+        if (freopen(log, "a", stderr) == NULL) _exit(126);
+        execl(TS_SERVER_PATH, "trastenda", "--listen", req_addr, "--events", ev_addr, "--data",
+              data_dir, "--skus-max", "1000", "--locations-max", "16", "--stock-max", "4000",
+              "--holds-max", "20000", "--orders-max", "4000", "--keys-max", "40000", "--lines-max",
+              "60000", "--pos-max", "256", "--materialize-interval-ms", "50", (char *)NULL);
+        _exit(127);
+    }
+    server_pid = pid;
+}
+
+/* SIGTERM, then wait for a clean exit. */
+static void
+server_stop(void)
+{
+    CHECK(kill(server_pid, SIGTERM) == 0, "kill");
+    int st;
+    CHECK(waitpid(server_pid, &st, 0) == server_pid, "waitpid");
+    server_pid = 0;
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the server did not stop cleanly (status %d)", st);
+}
+
+static trastenda_client *
+client_open(uint32_t batch_max)
+{
+    const char *nodes[] = {req_addr};
+    trastenda_client_config cfg;
+    trastenda_client_config_default(&cfg);
+    cfg.nodes = nodes;
+    cfg.n_nodes = 1;
+    cfg.timeout_ms = 10000;
+    cfg.batch_max = batch_max;
+    trastenda_client *c = NULL;
+    char err[256];
+    CHECK(trastenda_client_open(&cfg, &c, err, sizeof(err)) == TRASTENDA_OK, "client: %s", err);
+    return c;
+}
+
+/* Waits until the server answers status. */
+static void
+server_wait(void)
+{
+    trastenda_client *c = client_open(16);
+    for (int i = 0; i < 200; i++) {
+        trastenda_reply r;
+        trastenda_args a;
+        trastenda_args_init(&a, "status");
+        const char *nodes[] = {req_addr};
+        (void)nodes;
+        if (trastenda_call(c, &a, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK) {
+            trastenda_reply_clear(&r);
+            trastenda_client_close(c);
+            return;
+        }
+        trastenda_reply_clear(&r);
+        usleep(50000);
+    }
+    CHECK(0, "the server did not come up (see %s/server.log)", dir);
+}
+
+static trastenda_reply
+call(trastenda_client *c, const trastenda_args *a)
+{
+    trastenda_reply r;
+    trastenda_err e = trastenda_call(c, a, &r);
+    CHECK(e == TRASTENDA_OK, "%s: transport %s", a->op, trastenda_err_name(e));
+    return r;
+}
+
+static trastenda_reply
+ok(trastenda_client *c, const trastenda_args *a)
+{
+    trastenda_reply r = call(c, a);
+    CHECK(r.code == TRASTENDA_OK, "%s: %s %s", a->op, r.name, r.msg);
+    return r;
+}
+
+/* A key of the result map, as JSON text (for checks of fields the reply struct does not hold). */
+static bool
+has_text(const trastenda_reply *r, const char *needle)
+{
+    char *j = trastenda_result_json(r);
+    bool yes = j != NULL && strstr(j, needle) != NULL;
+    if (!yes) fprintf(stderr, "  (result: %s)\n", j != NULL ? j : "?");
+    free(j);
+    return yes;
+}
+
+static int64_t
+available(trastenda_client *c, const char *sku)
+{
+    trastenda_args a;
+    trastenda_args_init(&a, "stock");
+    a.sku = sku;
+    trastenda_reply r = ok(c, &a);
+    int64_t v = r.available;
+    trastenda_reply_clear(&r);
+    return v;
+}
+
+/* ---- every operation ---- */
+
+static void
+catalog(trastenda_client *c)
+{
+    trastenda_args a;
+    const char *web[] = {"web"};
+    const char *locs[3][4] = {{"W1", "42880000", "-8540000", "0"},
+                              {"W2", "43360000", "-8410000", "1"},
+                              {"W3", "40410000", "-3700000", "2"}};
+    for (int i = 0; i < 3; i++) {
+        trastenda_args_init(&a, "location.upsert");
+        a.loc = locs[i][0];
+        a.name = "warehouse";
+        a.lat_e6 = atoll(locs[i][1]);
+        a.lon_e6 = atoll(locs[i][2]);
+        a.priority = atoll(locs[i][3]);
+        a.channels = web;
+        a.n_channels = 1;
+        trastenda_reply r = ok(c, &a);
+        trastenda_reply_clear(&r);
+    }
+    for (int i = 0; i < 10; i++) {
+        char sku[16];
+        snprintf(sku, sizeof(sku), "S%d", i);
+        trastenda_args_init(&a, "sku.upsert");
+        a.sku = sku;
+        a.reorder_point = 3;
+        a.reorder_qty = 20;
+        trastenda_reply r = ok(c, &a);
+        trastenda_reply_clear(&r);
+    }
+}
+
+static void
+every_operation(trastenda_client *c)
+{
+    trastenda_args a;
+    trastenda_reply r;
+    catalog(c);
+    trastenda_args_init(&a, "receive");
+    a.sku = "S0";
+    a.loc = "W1";
+    a.qty = 50;
+    a.key = "rcv-1";
+    r = ok(c, &a);
+    CHECK(r.on_hand == 50 && !r.dup, "receive on_hand %" PRId64, r.on_hand);
+    trastenda_reply_clear(&r);
+    r = ok(c, &a); /* the same key again */
+    CHECK(r.dup && r.on_hand == 50, "a replayed key returns the first result");
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "adjust");
+    a.sku = "S0";
+    a.loc = "W1";
+    a.qty = -2;
+    a.reason = "damage";
+    r = ok(c, &a);
+    CHECK(r.on_hand == 48, "adjust");
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "count");
+    a.sku = "S0";
+    a.loc = "W1";
+    a.qty = 47;
+    a.expected = 48;
+    r = ok(c, &a);
+    CHECK(r.on_hand == 47, "count");
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "unsellable");
+    a.sku = "S0";
+    a.loc = "W1";
+    a.qty = 1;
+    a.reason = "damage";
+    r = ok(c, &a);
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "safety");
+    a.sku = "S0";
+    a.loc = "W1";
+    a.qty = 1;
+    r = ok(c, &a);
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "transfer.out");
+    a.sku = "S0";
+    a.loc = "W1";
+    a.to = "W2";
+    a.qty = 5;
+    r = ok(c, &a);
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "transfer.in");
+    a.sku = "S0";
+    a.loc = "W2";
+    a.qty = 5;
+    r = ok(c, &a);
+    CHECK(r.on_hand == 5, "transfer in");
+    trastenda_reply_clear(&r);
+    /* W1: 47 - 1 unsellable - 5 transferred = 41 on hand sellable, safety 1 -> 40; W2: 5 */
+    CHECK(available(c, "S0") == 45, "available after stock moves: %" PRId64, available(c, "S0"));
+    /* holds */
+    trastenda_cline line = {"S0", "W2", 2, 0};
+    trastenda_reserve(c, &line, 1, 60000, "cart-1", &r);
+    CHECK(r.code == TRASTENDA_OK && r.hold > 0 && r.n_allocs == 1 &&
+              strcmp(r.allocs[0].loc, "W2") == 0 && r.allocs[0].qty == 2,
+          "reserve: %s", r.msg);
+    uint64_t hold = r.hold;
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "extend");
+    a.hold = (int64_t)hold;
+    a.ttl_ms = 120000;
+    r = ok(c, &a);
+    CHECK(r.hold == hold && r.expires_ms > 0, "extend");
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "hold");
+    a.hold = (int64_t)hold;
+    r = ok(c, &a);
+    CHECK(has_text(&r, "\"state\":\"open\""), "hold read");
+    trastenda_reply_clear(&r);
+    trastenda_confirm(c, hold, "ORD-1", &r);
+    CHECK(r.code == TRASTENDA_OK && r.order_no > 0, "confirm: %s", r.msg);
+    trastenda_reply_clear(&r);
+    trastenda_reserve(c, &line, 1, 60000, NULL, &r);
+    CHECK(r.code == TRASTENDA_OK, "second reserve");
+    trastenda_release(c, r.hold, &r);
+    CHECK(r.code == TRASTENDA_OK, "release: %s", r.msg);
+    trastenda_reply_clear(&r);
+    /* orders */
+    const char *steps[] = {"order.pick", "order.pack", "order.ship", "order.deliver"};
+    const char *states[] = {"picking", "packed", "shipped", "delivered"};
+    for (int i = 0; i < 4; i++) {
+        trastenda_args_init(&a, steps[i]);
+        a.order = "ORD-1";
+        r = ok(c, &a);
+        CHECK(strcmp(r.state, states[i]) == 0, "%s -> %s", steps[i], r.state);
+        trastenda_reply_clear(&r);
+    }
+    trastenda_cline oline = {"S0", NULL, 3, 0};
+    trastenda_order_place(c, "ORD-2", &oline, 1, "web", 42880000, -8540000, &r);
+    CHECK(r.code == TRASTENDA_OK && r.n_allocs >= 1, "order.place: %s", r.msg);
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "order");
+    a.order = "ORD-2";
+    r = ok(c, &a);
+    CHECK(has_text(&r, "\"order\":\"ORD-2\""), "order read");
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "order.cancel");
+    a.order = "ORD-2";
+    r = ok(c, &a);
+    CHECK(strcmp(r.state, "cancelled") == 0, "cancel");
+    trastenda_reply_clear(&r);
+    trastenda_cline rline = {"S0", "W2", 1, 0};
+    trastenda_args_init(&a, "order.return");
+    a.order = "ORD-1";
+    a.lines = &rline;
+    a.n_lines = 1;
+    r = ok(c, &a);
+    trastenda_reply_clear(&r);
+    /* purchase orders */
+    trastenda_cline pline = {"S1", "W3", 30, 0};
+    trastenda_args_init(&a, "po.create");
+    a.po = "PO-1";
+    a.lines = &pline;
+    a.n_lines = 1;
+    r = ok(c, &a);
+    trastenda_reply_clear(&r);
+    pline.qty = 10;
+    trastenda_args_init(&a, "po.receive");
+    a.po = "PO-1";
+    a.lines = &pline;
+    a.n_lines = 1;
+    r = ok(c, &a);
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "po");
+    a.po = "PO-1";
+    r = ok(c, &a);
+    CHECK(has_text(&r, "\"received\":10"), "po read");
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "po.close");
+    a.po = "PO-1";
+    r = ok(c, &a);
+    trastenda_reply_clear(&r);
+    /* reads */
+    trastenda_args_init(&a, "low_stock");
+    a.limit = 50;
+    r = ok(c, &a);
+    CHECK(has_text(&r, "\"rows\":["), "low stock");
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "reorder");
+    r = ok(c, &a);
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "ledger");
+    a.sku = "S0";
+    a.limit = 100;
+    r = ok(c, &a);
+    CHECK(has_text(&r, "\"move\":\"receive\"") && has_text(&r, "\"move\":\"ship\""), "ledger");
+    trastenda_reply_clear(&r);
+    trastenda_status(c, &r);
+    CHECK(r.code == TRASTENDA_OK && has_text(&r, "\"role\":\"leader\"") &&
+              has_text(&r, "\"durability\":\"fsync\""),
+          "status");
+    trastenda_reply_clear(&r);
+    char bdir[700];
+    snprintf(bdir, sizeof(bdir), "%s/backup", dir);
+    trastenda_args_init(&a, "backup");
+    a.dir = bdir;
+    r = ok(c, &a);
+    trastenda_reply_clear(&r);
+    /* errors come back with their codes */
+    trastenda_reserve(c, &(trastenda_cline){"S9", "W1", 1, 0}, 1, 60000, NULL, &r);
+    CHECK(r.code == TRASTENDA_E_SHORT && r.n_allocs == 1 && r.allocs[0].short_qty == 1, "short: %s",
+          r.name);
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "order.pick");
+    a.order = "NOPE";
+    r = call(c, &a);
+    CHECK(r.code == TRASTENDA_E_UNKNOWN_ORDER, "unknown order: %s", r.name);
+    trastenda_reply_clear(&r);
+}
+
+/* ---- events ---- */
+
+static void
+events(trastenda_client *c)
+{
+    nng_socket sub;
+    CHECK(nng_sub0_open(&sub) == 0, "sub");
+    nng_socket_set_size(sub, NNG_OPT_RECVMAXSZ, 1 << 20);
+    nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
+    nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 5000);
+    CHECK(nng_dial(sub, ev_addr, NULL, 0) == 0, "dial events");
+    usleep(200000); /* PUB drops what is sent before the subscription is in place */
+    trastenda_reply r;
+    trastenda_status(c, &r);
+    uint64_t since = r.seq;
+    trastenda_reply_clear(&r);
+    /* S5 at W3: receive 2 (back in stock), reserve 2 (out of stock), release (back in stock) */
+    trastenda_receive(c, "S5", "W3", 2, NULL, &r);
+    trastenda_reply_clear(&r);
+    trastenda_reserve(c, &(trastenda_cline){"S5", "W3", 2, 0}, 1, 60000, NULL, &r);
+    uint64_t hold = r.hold;
+    trastenda_reply_clear(&r);
+    trastenda_release(c, hold, &r);
+    trastenda_reply_clear(&r);
+    const char *want[] = {"back_in_stock", "out_of_stock", "back_in_stock"};
+    int seen = 0;
+    uint64_t last_seq = 0;
+    while (seen < 3) {
+        nng_msg *m;
+        CHECK(nng_recvmsg(sub, &m, 0) == 0, "event %d not received", seen);
+        const char *body = nng_msg_body(m);
+        size_t len = nng_msg_len(m);
+        const char *sp = memchr(body, ' ', len);
+        CHECK(sp != NULL, "topic");
+        char *j = trastenda_msgpack_json((const uint8_t *)sp + 1, len - (size_t)(sp + 1 - body));
+        CHECK(j != NULL, "event body");
+        if (strstr(j, "\"sku\":\"S5\"") != NULL && strstr(j, "low_stock") == NULL) {
+            CHECK(strncmp(body, want[seen], strlen(want[seen])) == 0, "event %d: %s", seen, j);
+            const char *sq = strstr(j, "\"seq\":");
+            uint64_t s = sq != NULL ? strtoull(sq + 6, NULL, 10) : 0;
+            CHECK(s > last_seq, "event seqs increase");
+            last_seq = s;
+            seen++;
+        }
+        free(j);
+        nng_msg_free(m);
+    }
+    nng_close(sub);
+    /* the same, by request: events since the sequence before the scenario */
+    trastenda_args a;
+    trastenda_args_init(&a, "events");
+    a.since = (int64_t)since;
+    a.limit = 100;
+    r = ok(c, &a);
+    char *j = trastenda_result_json(&r);
+    const char *p = j;
+    for (int i = 0; i < 3; i++) {
+        p = strstr(p, want[i]);
+        CHECK(p != NULL, "events since: %s missing in order (%s)", want[i], j);
+        p++;
+    }
+    free(j);
+    trastenda_reply_clear(&r);
+}
+
+/* ---- the CLI ---- */
+
+static int
+cli(const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "%s --server '%s' %s >/dev/null 2>&1", TS_CLI_PATH, req_addr, args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void
+cli_checks(void)
+{
+    CHECK(cli("status") == 0, "cli status");
+    CHECK(cli("receive --sku S2 --loc W1 --qty 7") == 0, "cli receive");
+    CHECK(cli("stock --sku S2") == 0, "cli stock");
+    CHECK(cli("--json reserve --line S2@W1:1 --ttl-ms 60000") == 0, "cli reserve");
+    CHECK(cli("reserve --line S2@W1:100 --ttl-ms 60000") == 1, "cli: a failed op exits 1");
+    CHECK(cli("reserve --line S2@W1 --ttl-ms 60000") == 2, "cli: a bad line is usage");
+    CHECK(cli("frobnicate") == 2, "cli: unknown command");
+    CHECK(cli("order place --help") == 0, "cli help");
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s --server ipc://%s/nobody --timeout-ms 300 status >/dev/null 2>&1", TS_CLI_PATH,
+             dir);
+    int st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3, "cli: unreachable exits 3");
+}
+
+/* ---- 32 threads, one client ---- */
+
+#define THREADS 32
+#define HOT     10
+#define UNITS   60
+
+static trastenda_client *shared;
+static uint64_t sold[HOT];
+
+static void *
+shopper(void *arg)
+{
+    uintptr_t id = (uintptr_t)arg;
+    uint64_t rng = 0x9e3779b97f4a7c15ull * (id + 1);
+    uint32_t misses = 0;
+    for (uint32_t n = 0; misses < 3 * HOT; n++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        int k = (int)((rng >> 33) % HOT);
+        char sku[8], key[32];
+        snprintf(sku, sizeof(sku), "H%d", k);
+        snprintf(key, sizeof(key), "t%u-%u", (unsigned)id, n);
+        trastenda_cline line = {sku, "W1", 1, 0};
+        trastenda_reply r;
+        trastenda_err e = trastenda_reserve(shared, &line, 1, 600000, key, &r);
+        CHECK(e == TRASTENDA_OK, "transport: %s", trastenda_err_name(e));
+        if (r.code == TRASTENDA_OK) {
+            /* my own result: the SKU I asked for */
+            CHECK(r.n_allocs == 1 && strcmp(r.allocs[0].sku, sku) == 0,
+                  "a reply for another caller's request");
+            __atomic_fetch_add(&sold[k], 1, __ATOMIC_RELAXED);
+            misses = 0;
+        } else {
+            CHECK(r.code == TRASTENDA_E_SHORT, "reserve: %s %s", r.name, r.msg);
+            misses++;
+        }
+        trastenda_reply_clear(&r);
+    }
+    return NULL;
+}
+
+static void
+flash_sale(void)
+{
+    shared = client_open(256);
+    for (int k = 0; k < HOT; k++) {
+        char sku[8];
+        snprintf(sku, sizeof(sku), "H%d", k);
+        trastenda_args a;
+        trastenda_args_init(&a, "sku.upsert");
+        a.sku = sku;
+        trastenda_reply r = ok(shared, &a);
+        trastenda_reply_clear(&r);
+        trastenda_receive(shared, sku, "W1", UNITS, NULL, &r);
+        CHECK(r.code == TRASTENDA_OK, "receive");
+        trastenda_reply_clear(&r);
+    }
+    pthread_t th[THREADS];
+    for (uintptr_t i = 0; i < THREADS; i++)
+        pthread_create(&th[i], NULL, shopper, (void *)i);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    for (int k = 0; k < HOT; k++) {
+        char sku[8];
+        snprintf(sku, sizeof(sku), "H%d", k);
+        CHECK(sold[k] == UNITS, "%s: sold %" PRIu64 " of %d", sku, sold[k], UNITS);
+        CHECK(available(shared, sku) == 0, "%s still available", sku);
+    }
+    trastenda_client_close(shared);
+}
+
+/* ---- bad input ---- */
+
+static nng_socket raw;
+
+/* Sends bytes, returns the reply's envelope error code or the first result's code. */
+static int64_t
+raw_send(const void *buf, size_t len, bool want_result)
+{
+    nng_msg *m;
+    CHECK(nng_msg_alloc(&m, len) == 0, "alloc");
+    memcpy(nng_msg_body(m), buf, len);
+    CHECK(nng_sendmsg(raw, m, 0) == 0, "send");
+    CHECK(nng_recvmsg(raw, &m, 0) == 0, "no reply to a bad request");
+    char *j = trastenda_msgpack_json(nng_msg_body(m), nng_msg_len(m));
+    nng_msg_free(m);
+    CHECK(j != NULL, "the reply is msgpack");
+    const char *key = want_result ? "\"results\":[{\"code\":" : "\"error\":{\"code\":";
+    const char *p = strstr(j, key);
+    int64_t code = p != NULL ? strtoll(p + strlen(key), NULL, 10) : -1;
+    if (code < 0) fprintf(stderr, "  reply: %s\n", j);
+    free(j);
+    return code;
+}
+
+static msgpack_sbuffer sb;
+static msgpack_packer pk;
+
+static void
+mp_begin(void)
+{
+    msgpack_sbuffer_clear(&sb);
+}
+
+static void
+s(const char *x)
+{
+    msgpack_pack_str(&pk, strlen(x));
+    msgpack_pack_str_body(&pk, x, strlen(x));
+}
+
+/* {v:1, id:7, ops:[ <one op with n pairs follows> ]} */
+static void
+env(uint32_t pairs)
+{
+    mp_begin();
+    msgpack_pack_map(&pk, 3);
+    s("v");
+    msgpack_pack_uint64(&pk, 1);
+    s("id");
+    msgpack_pack_uint64(&pk, 7);
+    s("ops");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, pairs);
+}
+
+static void
+bad_input(trastenda_client *c)
+{
+    trastenda_reply st0;
+    trastenda_status(c, &st0);
+    uint64_t seq0 = st0.seq;
+    trastenda_reply_clear(&st0);
+    int64_t avail0 = available(c, "S0");
+    CHECK(nng_req0_open(&raw) == 0, "req");
+    nng_socket_set_ms(raw, NNG_OPT_RECVTIMEO, 5000);
+    CHECK(nng_dial(raw, req_addr, NULL, 0) == 0, "dial");
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    /* not msgpack at all; truncated; not a map */
+    CHECK(raw_send("\xc1\xc1", 2, false) == TRASTENDA_E_MALFORMED, "reserved byte");
+    CHECK(raw_send("\x83\xa1v\x01", 4, false) == TRASTENDA_E_MALFORMED, "truncated");
+    CHECK(raw_send("\x93\x01\x02\x03", 4, false) == TRASTENDA_E_MALFORMED, "an array");
+    /* a 5-byte header claiming 4 billion ops */
+    CHECK(raw_send("\x83\xa1v\x01\xa2id\x01\xa3ops\xdd\xff\xff\xff\xff", 15, false) ==
+              TRASTENDA_E_MALFORMED,
+          "a lying count");
+    /* wrong version, missing ops, unknown envelope key */
+    mp_begin();
+    msgpack_pack_map(&pk, 3);
+    s("v");
+    msgpack_pack_uint64(&pk, 2);
+    s("id");
+    msgpack_pack_uint64(&pk, 1);
+    s("ops");
+    msgpack_pack_array(&pk, 0);
+    CHECK(raw_send(sb.data, sb.size, false) == TRASTENDA_E_VERSION, "version");
+    mp_begin();
+    msgpack_pack_map(&pk, 2);
+    s("v");
+    msgpack_pack_uint64(&pk, 1);
+    s("id");
+    msgpack_pack_uint64(&pk, 1);
+    CHECK(raw_send(sb.data, sb.size, false) == TRASTENDA_E_MISSING_FIELD, "missing ops");
+    mp_begin();
+    msgpack_pack_map(&pk, 4);
+    s("v");
+    msgpack_pack_uint64(&pk, 1);
+    s("id");
+    msgpack_pack_uint64(&pk, 1);
+    s("ops");
+    msgpack_pack_array(&pk, 0);
+    s("zzz");
+    msgpack_pack_nil(&pk);
+    CHECK(raw_send(sb.data, sb.size, false) == TRASTENDA_E_UNKNOWN_FIELD, "unknown envelope key");
+    /* op-level: unknown op, missing field, extra field, wrong type, range, string, duplicate */
+    env(1);
+    s("op");
+    s("teleport");
+    CHECK(raw_send(sb.data, sb.size, true) == TRASTENDA_E_UNKNOWN_OP, "unknown op");
+    env(3);
+    s("op");
+    s("receive");
+    s("sku");
+    s("S0");
+    s("loc");
+    s("W1");
+    CHECK(raw_send(sb.data, sb.size, true) == TRASTENDA_E_MISSING_FIELD, "missing qty");
+    env(5);
+    s("op");
+    s("receive");
+    s("sku");
+    s("S0");
+    s("loc");
+    s("W1");
+    s("qty");
+    msgpack_pack_int64(&pk, 1);
+    s("ttl_ms");
+    msgpack_pack_int64(&pk, 5000);
+    CHECK(raw_send(sb.data, sb.size, true) == TRASTENDA_E_UNKNOWN_FIELD, "extra field");
+    env(4);
+    s("op");
+    s("receive");
+    s("sku");
+    s("S0");
+    s("loc");
+    s("W1");
+    s("qty");
+    s("ten");
+    CHECK(raw_send(sb.data, sb.size, true) == TRASTENDA_E_TYPE, "wrong type");
+    env(3);
+    s("op");
+    s("extend");
+    s("hold");
+    msgpack_pack_uint64(&pk, 1);
+    s("ttl_ms");
+    msgpack_pack_int64(&pk, 999);
+    CHECK(raw_send(sb.data, sb.size, true) == TRASTENDA_E_RANGE, "ttl out of range");
+    env(4);
+    s("op");
+    s("receive");
+    s("sku");
+    msgpack_pack_str(&pk, 3);
+    msgpack_pack_str_body(&pk, "S\xff\xfe", 3);
+    s("loc");
+    s("W1");
+    s("qty");
+    msgpack_pack_int64(&pk, 1);
+    CHECK(raw_send(sb.data, sb.size, true) == TRASTENDA_E_STRING, "invalid UTF-8");
+    env(4);
+    s("op");
+    s("receive");
+    s("sku");
+    s("S0");
+    s("sku");
+    s("S1");
+    s("loc");
+    s("W1");
+    CHECK(raw_send(sb.data, sb.size, true) == TRASTENDA_E_DUPLICATE_FIELD, "duplicate key");
+    /* a batch: op 2 of 3 bad, the others apply */
+    mp_begin();
+    msgpack_pack_map(&pk, 3);
+    s("v");
+    msgpack_pack_uint64(&pk, 1);
+    s("id");
+    msgpack_pack_uint64(&pk, 9);
+    s("ops");
+    msgpack_pack_array(&pk, 3);
+    for (int i = 0; i < 3; i++) {
+        msgpack_pack_map(&pk, 2);
+        s("op");
+        s(i == 1 ? "nope" : "stock");
+        s("sku");
+        s("S0");
+    }
+    nng_msg *m;
+    nng_msg_alloc(&m, sb.size);
+    memcpy(nng_msg_body(m), sb.data, sb.size);
+    CHECK(nng_sendmsg(raw, m, 0) == 0 && nng_recvmsg(raw, &m, 0) == 0, "batch");
+    char *j = trastenda_msgpack_json(nng_msg_body(m), nng_msg_len(m));
+    nng_msg_free(m);
+    CHECK(j != NULL && strstr(j, "\"results\":[{\"code\":0") != NULL &&
+              strstr(j, "{\"code\":29") != NULL && strstr(j, "},{\"code\":0") != NULL,
+          "op by op: %s", j);
+    free(j);
+    nng_close(raw);
+    msgpack_sbuffer_destroy(&sb);
+    /* nothing changed, and the server still answers */
+    trastenda_reply st1;
+    trastenda_status(c, &st1);
+    CHECK(st1.code == TRASTENDA_OK && st1.seq == seq0,
+          "bad input made a batch (%" PRIu64 " -> %" PRIu64 ")", seq0, st1.seq);
+    trastenda_reply_clear(&st1);
+    CHECK(available(c, "S0") == avail0, "bad input changed stock");
+}
+
+/* ---- stop, restart ---- */
+
+static void
+restart_keeps_state(void)
+{
+    trastenda_client *c = client_open(16);
+    int64_t before = available(c, "S0");
+    /* a reservation acknowledged just before SIGTERM */
+    trastenda_reply r;
+    trastenda_reserve(c, &(trastenda_cline){"S0", "W1", 1, 0}, 1, 600000, "last-one", &r);
+    CHECK(r.code == TRASTENDA_OK, "reserve before stop: %s", r.msg);
+    uint64_t hold = r.hold;
+    trastenda_reply_clear(&r);
+    trastenda_client_close(c);
+    server_stop();
+    server_start();
+    server_wait();
+    c = client_open(16);
+    CHECK(available(c, "S0") == before - 1, "the state after a restart");
+    trastenda_args a;
+    trastenda_args_init(&a, "hold");
+    a.hold = (int64_t)hold;
+    r = ok(c, &a);
+    CHECK(has_text(&r, "\"state\":\"open\""), "the acknowledged hold survived");
+    trastenda_reply_clear(&r);
+    trastenda_client_close(c);
+}
+
+int
+main(void)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/trastenda-server-XXXXXX", base != NULL ? base : "/tmp");
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(req_addr, sizeof(req_addr), "ipc://%s/req", dir);
+    snprintf(ev_addr, sizeof(ev_addr), "ipc://%s/events", dir);
+    snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
+    atexit(cleanup);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    server_start();
+    server_wait();
+    trastenda_client *c = client_open(64);
+    every_operation(c);
+    printf("plain_server: every operation ok\n");
+    events(c);
+    printf("plain_server: events ok\n");
+    cli_checks();
+    printf("plain_server: cli ok\n");
+    bad_input(c);
+    printf("plain_server: bad input ok\n");
+    trastenda_client_close(c);
+    flash_sale();
+    printf("plain_server: 32 threads flash sale ok\n");
+    restart_keeps_state();
+    printf("plain_server: restart ok\n");
+    server_stop();
+    return 0;
+}
