@@ -54,7 +54,7 @@ assert_fail(const char *file, int line, const char *expr)
 
 #define BIT(f) (1ull << (f))
 
-/* Design note (4): mp_skip depth left for an op (level 3) and for a value (level 4). */
+/* Design note (4): the mp_skip depth of an op (level 3): its values may nest to level 8. */
 #define SKIP_DEPTH_OP (MP_DEPTH_MAX - 2)
 
 /* Envelope presence bits (proto_req.present). */
@@ -260,7 +260,9 @@ static const struct op_spec specs[] = {
     [TRASTENDA_OP_RECEIVE] = {"receive", F(SKU) | F(LOC) | F(QTY), 0, 0, false},
     [TRASTENDA_OP_ADJUST] = {"adjust", F(SKU) | F(LOC) | F(QTY) | F(REASON), 0, 0, false},
     [TRASTENDA_OP_COUNT] = {"count", F(SKU) | F(LOC) | F(QTY), F(EXPECTED) | F(REASON), 0, false},
-    [TRASTENDA_OP_MOVE_UNSELLABLE] = {"unsellable", F(SKU) | F(LOC) | F(QTY), F(REASON), 0, false},
+    /* The engine needs the reason of a move to or from unsellable (damage, quality, correction). */
+    [TRASTENDA_OP_MOVE_UNSELLABLE] = {"unsellable", F(SKU) | F(LOC) | F(QTY) | F(REASON), 0, 0,
+                                      false},
     [TRASTENDA_OP_SET_SAFETY] = {"safety", F(SKU) | F(LOC) | F(QTY), 0, 0, false},
     [TRASTENDA_OP_TRANSFER_OUT] = {"transfer.out", F(SKU) | F(LOC) | F(TO) | F(QTY), 0, 0, false},
     [TRASTENDA_OP_TRANSFER_IN] = {"transfer.in", F(SKU) | F(LOC) | F(QTY), 0, 0, false},
@@ -270,8 +272,9 @@ static const struct op_spec specs[] = {
     /* The engine takes a ship-to on confirm for a hold that has none (engine/hold.c). */
     [TRASTENDA_OP_CONFIRM] = {"confirm", F(HOLD) | F(ORDER), F(CHANNEL) | SHIP, 0, false},
     [TRASTENDA_OP_RELEASE] = {"release", F(HOLD), 0, 0, false},
-    [TRASTENDA_OP_ORDER_PLACE] = {"order.place", F(ORDER) | F(LINES) | SHIP, F(CHANNEL), LL_REFUSED,
-                                  false},
+    /* Routed: the channel says which locations may ship it (engine/order.c). */
+    [TRASTENDA_OP_ORDER_PLACE] = {"order.place", F(ORDER) | F(LINES) | F(CHANNEL) | SHIP, 0,
+                                  LL_REFUSED, false},
     [TRASTENDA_OP_ORDER_PICK] = {"order.pick", F(ORDER), F(LOC), 0, false},
     [TRASTENDA_OP_ORDER_PACK] = {"order.pack", F(ORDER), F(LOC), 0, false},
     [TRASTENDA_OP_ORDER_SHIP] = {"order.ship", F(ORDER), F(LOC), 0, false},
@@ -1028,65 +1031,80 @@ text_bad_at(const uint8_t *p, uint32_t len)
     return len;
 }
 
-/* A string of min..max bytes, UTF-8 without control characters; path names it ("ops[2].sku"). */
+/* Where a value sits: ops[i], .lines[line], .field, [elem] (UINT32_MAX / NULL: none). Formatted
+ * only for a message, so that valid ops cost no formatting. */
+struct where {
+    uint32_t i, line;
+    const char *field;
+    uint32_t elem;
+};
+
+/* A validation error at w: "ops[2].lines[0].sku: <fmt>". Returns false. */
 static bool
-text_check(struct proto_op *op, trastenda_str s, uint32_t min, uint32_t max, const char *path)
+fail_at(struct proto_op *op, trastenda_err code, const struct where *w, const char *fmt, ...)
 {
-    if (s.len < min || s.len > max) {
-        op_fail(op, TRASTENDA_E_STRING, "%s: must be %u..%u bytes (got %u)", path, min, max, s.len);
-        return false;
-    }
+    char head[80], tail[TRASTENDA_MESSAGE_BYTES];
+    int n = snprintf(head, sizeof(head), "ops[%u]", w->i);
+    if (w->line != UINT32_MAX)
+        n += snprintf(head + n, sizeof(head) - (size_t)n, ".lines[%u]", w->line);
+    if (w->field != NULL) n += snprintf(head + n, sizeof(head) - (size_t)n, ".%s", w->field);
+    if (w->elem != UINT32_MAX) n += snprintf(head + n, sizeof(head) - (size_t)n, "[%u]", w->elem);
+    PROTO_ASSERT(n > 0 && (size_t)n < sizeof(head));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tail, sizeof(tail), fmt, ap);
+    va_end(ap);
+    op_fail(op, code, "%s: %s", head, tail);
+    return false;
+}
+
+/* A string of min..max bytes, UTF-8 without control characters. */
+static bool
+text_check(struct proto_op *op, trastenda_str s, uint32_t min, uint32_t max, const struct where *w)
+{
+    if (s.len < min || s.len > max)
+        return fail_at(op, TRASTENDA_E_STRING, w, "must be %u..%u bytes (got %u)", min, max, s.len);
     uint32_t bad = text_bad_at((const uint8_t *)s.ptr, s.len);
-    if (bad < s.len) {
-        op_fail(op, TRASTENDA_E_STRING,
-                "%s: must be UTF-8 without control characters (bad byte 0x%02x at %u)", path,
-                (uint8_t)s.ptr[bad], bad);
-        return false;
-    }
+    if (bad < s.len)
+        return fail_at(op, TRASTENDA_E_STRING, w,
+                       "must be UTF-8 without control characters (bad byte 0x%02x at %u)",
+                       (uint8_t)s.ptr[bad], bad);
     return true;
 }
 
 static bool
-int_check(struct proto_op *op, int64_t v, int64_t lo, int64_t hi, const char *path)
+int_check(struct proto_op *op, int64_t v, int64_t lo, int64_t hi, const struct where *w)
 {
     if (v >= lo && v <= hi) return true;
-    op_fail(op, TRASTENDA_E_RANGE, "%s: must be %lld..%lld (got %lld)", path, (long long)lo,
-            (long long)hi, (long long)v);
-    return false;
+    return fail_at(op, TRASTENDA_E_RANGE, w, "must be %lld..%lld (got %lld)", (long long)lo,
+                   (long long)hi, (long long)v);
 }
 
+/* Which fields line l may and must have (spec), then their values. */
 static bool
 line_check(struct proto_op *op, const struct proto_line *ln, const struct op_spec *sp, uint32_t i,
            uint32_t l)
 {
     PROTO_ASSERT(sp->line_loc != LL_NONE);
     PROTO_ASSERT(op->err == TRASTENDA_OK);
-    char path[48];
-    snprintf(path, sizeof(path), "ops[%u].lines[%u]", i, l);
+    struct where w = {i, l, NULL, UINT32_MAX};
+    struct where sku = {i, l, "sku", UINT32_MAX}, loc = {i, l, "loc", UINT32_MAX};
+    struct where qty = {i, l, "qty", UINT32_MAX};
     op->err_line = l;
-    if (!(ln->present & LN_SKU))
-        return op_fail(op, TRASTENDA_E_MISSING_FIELD, "%s.sku: required", path), false;
-    if (!(ln->present & LN_QTY))
-        return op_fail(op, TRASTENDA_E_MISSING_FIELD, "%s.qty: required", path), false;
+    if (!(ln->present & LN_SKU)) return fail_at(op, TRASTENDA_E_MISSING_FIELD, &sku, "required");
+    if (!(ln->present & LN_QTY)) return fail_at(op, TRASTENDA_E_MISSING_FIELD, &qty, "required");
     if (sp->line_loc == LL_REQUIRED && !(ln->present & LN_LOC))
-        return op_fail(op, TRASTENDA_E_MISSING_FIELD, "%s.loc: required by %s", path, sp->name),
-               false;
+        return fail_at(op, TRASTENDA_E_MISSING_FIELD, &loc, "required by %s", sp->name);
     if (sp->line_loc == LL_REFUSED && (ln->present & LN_LOC))
-        return op_fail(op, TRASTENDA_E_UNKNOWN_FIELD,
-                       "%s: %s does not take loc on lines (they are routed)", path, sp->name),
-               false;
+        return fail_at(op, TRASTENDA_E_UNKNOWN_FIELD, &w,
+                       "%s does not take loc on lines (they are routed)", sp->name);
     if (!sp->unsellable && (ln->present & LN_UNSELLABLE))
-        return op_fail(op, TRASTENDA_E_UNKNOWN_FIELD,
-                       "%s: %s does not take unsellable (returns only)", path, sp->name),
-               false;
-    char fp[64];
-    snprintf(fp, sizeof(fp), "%s.sku", path);
-    if (!text_check(op, ln->sku, 1, TRASTENDA_ID_BYTES_MAX, fp)) return false;
-    snprintf(fp, sizeof(fp), "%s.loc", path);
-    if ((ln->present & LN_LOC) && !text_check(op, ln->loc, 1, TRASTENDA_ID_BYTES_MAX, fp))
+        return fail_at(op, TRASTENDA_E_UNKNOWN_FIELD, &w,
+                       "%s does not take unsellable (returns only)", sp->name);
+    if (!text_check(op, ln->sku, 1, TRASTENDA_ID_BYTES_MAX, &sku)) return false;
+    if ((ln->present & LN_LOC) && !text_check(op, ln->loc, 1, TRASTENDA_ID_BYTES_MAX, &loc))
         return false;
-    snprintf(fp, sizeof(fp), "%s.qty", path);
-    if (!int_check(op, ln->qty, -TRASTENDA_QTY_MAX, TRASTENDA_QTY_MAX, fp)) return false;
+    if (!int_check(op, ln->qty, -TRASTENDA_QTY_MAX, TRASTENDA_QTY_MAX, &qty)) return false;
     op->err_line = UINT32_MAX;
     return true;
 }
@@ -1094,14 +1112,12 @@ line_check(struct proto_op *op, const struct proto_line *ln, const struct op_spe
 static bool
 lines_check(const struct proto_req *q, struct proto_op *op, const struct op_spec *sp, uint32_t i)
 {
-    if (op->lines_n == 0 || op->lines_n > TRASTENDA_LINES_MAX) {
-        op_fail(op, op->lines_n == 0 ? TRASTENDA_E_RANGE : TRASTENDA_E_TOO_MANY_LINES,
-                "ops[%u].lines: must hold 1..%d lines (got %u)", i, TRASTENDA_LINES_MAX,
-                op->lines_n);
-        return false;
-    }
+    struct where w = {i, UINT32_MAX, "lines", UINT32_MAX};
+    if (op->lines_n == 0 || op->lines_n > TRASTENDA_LINES_MAX)
+        return fail_at(op, op->lines_n == 0 ? TRASTENDA_E_RANGE : TRASTENDA_E_TOO_MANY_LINES, &w,
+                       "must hold 1..%d lines (got %u)", TRASTENDA_LINES_MAX, op->lines_n);
     PROTO_ASSERT(op->lines_at + op->lines_n <= q->n_lines);
-    for (uint32_t l = 0; l < op->lines_n; l++)
+    for (uint32_t l = 0; l < op->lines_n; l++) /* bound: TRASTENDA_LINES_MAX */
         if (!line_check(op, &q->lines[op->lines_at + l], sp, i, l)) return false;
     return true;
 }
@@ -1109,18 +1125,14 @@ lines_check(const struct proto_req *q, struct proto_op *op, const struct op_spec
 static bool
 channels_check(const struct proto_req *q, struct proto_op *op, uint32_t i)
 {
-    if (op->channels_n > PROTO_CHANNELS_MAX) {
-        op_fail(op, TRASTENDA_E_RANGE, "ops[%u].channels: at most %d (got %u)", i,
-                PROTO_CHANNELS_MAX, op->channels_n);
-        return false;
-    }
+    struct where w = {i, UINT32_MAX, "channels", UINT32_MAX};
+    if (op->channels_n > PROTO_CHANNELS_MAX)
+        return fail_at(op, TRASTENDA_E_RANGE, &w, "at most %d (got %u)", PROTO_CHANNELS_MAX,
+                       op->channels_n);
     PROTO_ASSERT(op->channels_at + op->channels_n <= q->n_channels);
-    char path[48];
-    for (uint32_t k = 0; k < op->channels_n; k++) {
-        snprintf(path, sizeof(path), "ops[%u].channels[%u]", i, k);
-        if (!text_check(op, q->channels[op->channels_at + k], 1, TRASTENDA_ID_BYTES_MAX, path))
+    for (w.elem = 0; w.elem < op->channels_n; w.elem++) /* bound: PROTO_CHANNELS_MAX */
+        if (!text_check(op, q->channels[op->channels_at + w.elem], 1, TRASTENDA_ID_BYTES_MAX, &w))
             return false;
-    }
     return true;
 }
 
@@ -1133,8 +1145,8 @@ field_check(const struct proto_req *q, struct proto_op *op, const struct op_spec
     PROTO_ASSERT(op->present & BIT(f));
     const struct field_info *fi = &fields[f];
     const char *at = (const char *)op + fi->off;
-    char path[48], qb[48];
-    snprintf(path, sizeof(path), "ops[%u].%s", i, field_names[f]);
+    struct where w = {i, UINT32_MAX, field_names[f], UINT32_MAX};
+    char qb[48];
     trastenda_str s;
     int64_t v;
     uint64_t u;
@@ -1147,22 +1159,21 @@ field_check(const struct proto_req *q, struct proto_op *op, const struct op_spec
                           fi->kind == FK_ID     ? TRASTENDA_ID_BYTES_MAX
                           : fi->kind == FK_NAME ? TRASTENDA_NAME_BYTES_MAX
                                                 : PROTO_DIR_BYTES_MAX,
-                          path);
+                          &w);
     case FK_REASON:
         if (reason_of(op->reason) != TRASTENDA_REASON_NONE) return true;
-        op_fail(op, TRASTENDA_E_RANGE,
-                "%s: must be count, damage, theft, found, correction or quality (got '%s')", path,
-                quote(qb, sizeof(qb), op->reason.ptr, op->reason.len));
-        return false;
+        return fail_at(op, TRASTENDA_E_RANGE, &w,
+                       "must be count, damage, theft, found, correction or quality (got '%s')",
+                       quote(qb, sizeof(qb), op->reason.ptr, op->reason.len));
     case FK_INT:
         memcpy(&v, at, sizeof(v));
-        return int_check(op, v, fi->lo, fi->hi, path);
+        return int_check(op, v, fi->lo, fi->hi, &w);
     case FK_UINT:
         memcpy(&u, at, sizeof(u));
         if (u >= fi->ulo && u <= fi->uhi) return true;
-        op_fail(op, TRASTENDA_E_RANGE, "%s: must be %llu..%llu (got %llu)", path,
-                (unsigned long long)fi->ulo, (unsigned long long)fi->uhi, (unsigned long long)u);
-        return false;
+        return fail_at(op, TRASTENDA_E_RANGE, &w, "must be %llu..%llu (got %llu)",
+                       (unsigned long long)fi->ulo, (unsigned long long)fi->uhi,
+                       (unsigned long long)u);
     case FK_LINES:
         return lines_check(q, op, sp, i);
     case FK_CHANNELS:
