@@ -92,28 +92,3 @@ ts_hash(const void *data, size_t len, uint64_t seed)
     h = (h ^ ts_mix64(w)) * 0x9e3779b97f4a7c15ull;
     return ts_mix64(h);
 }
-
-#define ERR_NAME_(name, value, msg)                                                                \
-    case name:                                                                                     \
-        return #name;
-#define ERR_MSG_(name, value, msg)                                                                 \
-    case name:                                                                                     \
-        return msg;
-
-const char *
-trastenda_err_name(trastenda_err err)
-{
-    switch (err) {
-        TRASTENDA_ERRORS(ERR_NAME_)
-    }
-    return "TRASTENDA_E_?";
-}
-
-const char *
-trastenda_err_message(trastenda_err err)
-{
-    switch (err) {
-        TRASTENDA_ERRORS(ERR_MSG_)
-    }
-    return "unknown error";
-}

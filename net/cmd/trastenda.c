@@ -192,7 +192,7 @@ main(int argc, char **argv)
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config_file = argv[i + 1];
     }
     if (config_file != NULL && !load_config(config_file)) return 2;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --KEY VALUE pairs */
         if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
             fprintf(stderr, "trastenda: expected --KEY VALUE, got '%s'\n", argv[i]);
             usage(stderr);
@@ -200,7 +200,6 @@ main(int argc, char **argv)
         }
         if (strcmp(argv[i], "--config") != 0 && !set_opt(argv[i] + 2, argv[i + 1], "flags"))
             return 2;
-        i++;
     }
     /* Signals are taken by this thread only (sigwait): block them before threads start. */
     sigset_t set;

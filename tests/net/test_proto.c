@@ -1009,7 +1009,8 @@ static const struct op_case op_cases[] = {
     LNC("{op:'po.receive', po:'P', lines:[{sku:'A', qty:1}]}", MISSING_FIELD, ".loc", 0),
     LNC("{op:'order.return', order:'O', lines:[{sku:'A', qty:1}]}", MISSING_FIELD,
         ".lines[0].loc: required by order.return", 0),
-    LNC("{op:'order.place', order:'O', channel:'web', lat_e6:0, lon_e6:0, lines:[{sku:'A', loc:'W', qty:1}]}",
+    LNC("{op:'order.place', order:'O', channel:'web', lat_e6:0, lon_e6:0, lines:[{sku:'A', "
+        "loc:'W', qty:1}]}",
         UNKNOWN_FIELD, ".lines[0]: order.place does not take loc", 0),
     LNC("{" RSV ", lines:[{sku:'A', qty:1, unsellable:false}]}", UNKNOWN_FIELD,
         "reserve does not take unsellable", 0),

@@ -1,0 +1,420 @@
+/*
+ * bench/server.c - trastenda-bench-server: the server's first figures (the server issue).
+ *
+ * Starts the real `trastenda` binary on loopback TCP with a temporary data directory (fsync), loads
+ * a catalogue, and drives it from C concurrent callers in this process sharing ONE client
+ * (automatic batching), each waiting for its result before its next call:
+ *   - stock checks of a random SKU, C = 1, 16, 64;
+ *   - durable single-line reserves (qty 1, an idempotency key each), C = 1, 16, 64;
+ *   - the same reserves with an explicit batch of 64 operations per request, C = 1, 16, 64.
+ * Beside them, a bare nng REQ/REP echo measured in the same run at the same concurrency (the
+ * transport's own cost), so the server's overhead shows as a ratio. Latencies come from a
+ * log-bucketed histogram (p50, p99), throughput from the wall clock.
+ *
+ *   trastenda-bench-server [--seconds N] [--skus N]
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "trastenda/client.h"
+
+static double seconds = 5;
+static int n_skus = 100000;
+static char dir[256], addr[64], echo_addr[64];
+static pid_t server_pid;
+
+static int64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- a log-bucketed latency histogram: 8 sub-buckets per power of two, in ns ---- */
+
+#define HB 512
+
+struct hist {
+    uint64_t b[HB];
+    uint64_t n;
+};
+
+static int
+bucket(int64_t ns)
+{
+    if (ns < 1) ns = 1;
+    int e = 63 - __builtin_clzll((uint64_t)ns);
+    int sub = e >= 3 ? (int)(((uint64_t)ns >> (e - 3)) & 7) : 0;
+    int b = e * 8 + sub;
+    return b < HB ? b : HB - 1;
+}
+
+static int64_t
+bucket_ns(int b)
+{
+    int e = b / 8, sub = b % 8;
+    return e >= 3 ? (int64_t)((8 + sub) << (e - 3)) : (int64_t)1 << e;
+}
+
+static void
+hist_add(struct hist *h, int64_t ns)
+{
+    h->b[bucket(ns)]++;
+    h->n++;
+}
+
+static void
+hist_merge(struct hist *dst, const struct hist *src)
+{
+    for (int i = 0; i < HB; i++)
+        dst->b[i] += src->b[i];
+    dst->n += src->n;
+}
+
+static double
+hist_pct_us(const struct hist *h, double p)
+{
+    uint64_t want = (uint64_t)(p * (double)h->n), seen = 0;
+    for (int i = 0; i < HB; i++) {
+        seen += h->b[i];
+        if (seen > want) return (double)bucket_ns(i) / 1000.0;
+    }
+    return 0;
+}
+
+/* ---- the server process ---- */
+
+static void
+server_stop(void)
+{
+    if (server_pid > 0) {
+        kill(server_pid, SIGTERM);
+        waitpid(server_pid, NULL, 0);
+        server_pid = 0;
+    }
+    if (dir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    }
+}
+
+static void
+server_start(const char *self)
+{
+    char bin[512];
+    snprintf(bin, sizeof(bin), "%s", self);
+    char *slash = strrchr(bin, '/');
+    snprintf(slash != NULL ? slash + 1 : bin, sizeof(bin) - (size_t)(slash ? slash + 1 - bin : 0),
+             "trastenda");
+    snprintf(dir, sizeof(dir), "/tmp/trastenda-bench-server-XXXXXX");
+    if (mkdtemp(dir) == NULL) exit(1);
+    char data[300], skus[32];
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(skus, sizeof(skus), "%d", n_skus + 16);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char log[300];
+        snprintf(log, sizeof(log), "%s/server.log", dir);
+        if (freopen(log, "w", stderr) == NULL) _exit(126);
+        execl(bin, "trastenda", "--listen", addr, "--events", "none", "--data", data, "--skus-max",
+              skus, "--stock-max", skus, "--locations-max", "16", "--holds-max", "8000000",
+              "--keys-max", "8000000", "--lines-max", "8000000", "--orders-max", "1024",
+              "--contexts", "128", "--batch-max", "16384", "--log-level", "warn", (char *)NULL);
+        _exit(127);
+    }
+    server_pid = pid;
+    atexit(server_stop);
+}
+
+static trastenda_client *
+client(void)
+{
+    const char *nodes[] = {addr};
+    trastenda_client_config cfg;
+    trastenda_client_config_default(&cfg);
+    cfg.nodes = nodes;
+    cfg.n_nodes = 1;
+    cfg.timeout_ms = 30000;
+    cfg.batch_max = 1024;
+    cfg.in_flight = 4;
+    trastenda_client *c;
+    if (trastenda_client_open(&cfg, &c, NULL, 0) != TRASTENDA_OK) exit(1);
+    return c;
+}
+
+static void
+load(trastenda_client *c)
+{
+    for (int tries = 0;; tries++) {
+        trastenda_reply r;
+        if (trastenda_status(c, &r) == TRASTENDA_OK && r.code == 0) {
+            trastenda_reply_clear(&r);
+            break;
+        }
+        trastenda_reply_clear(&r);
+        if (tries > 200) {
+            fprintf(stderr, "bench: the server did not start (%s/server.log)\n", dir);
+            exit(1);
+        }
+        usleep(50000);
+    }
+    static trastenda_args a[1024];
+    static trastenda_reply r[1024];
+    static char ids[1024][16];
+    trastenda_args_init(&a[0], "location.upsert");
+    a[0].loc = "W1";
+    trastenda_call_batch(c, a, 1, r);
+    trastenda_reply_clear(&r[0]);
+    for (int base = 0; base < n_skus; base += 512) {
+        uint32_t n = 0;
+        for (int k = base; k < base + 512 && k < n_skus; k++) {
+            uint32_t j = (uint32_t)(k - base);
+            snprintf(ids[j], sizeof(ids[0]), "S%d", k);
+            trastenda_args_init(&a[n], "sku.upsert");
+            a[n].sku = ids[j];
+            n++;
+            trastenda_args_init(&a[n], "receive");
+            a[n].sku = ids[j];
+            a[n].loc = "W1";
+            a[n].qty = 1000000;
+            n++;
+        }
+        trastenda_call_batch(c, a, n, r);
+        for (uint32_t i = 0; i < n; i++) {
+            if (r[i].code != 0) {
+                fprintf(stderr, "bench: load: %s\n", r[i].msg);
+                exit(1);
+            }
+            trastenda_reply_clear(&r[i]);
+        }
+    }
+}
+
+/* ---- the echo baseline ---- */
+
+#define ECHO_CTX 128
+
+struct echo_ctx {
+    nng_socket s;
+    nng_ctx ctx;
+    nng_aio *aio;
+    int sending;
+};
+
+static void
+echo_cb(void *arg)
+{
+    struct echo_ctx *e = arg;
+    if (nng_aio_result(e->aio) != 0) {
+        if (e->sending) nng_msg_free(nng_aio_get_msg(e->aio));
+        return;
+    }
+    if (!e->sending) {
+        e->sending = 1;
+        nng_ctx_send(e->ctx, e->aio); /* the same message back */
+    } else {
+        e->sending = 0;
+        nng_ctx_recv(e->ctx, e->aio);
+    }
+}
+
+static nng_socket echo_sock;
+static struct echo_ctx echoes[ECHO_CTX];
+
+static void
+echo_start(void)
+{
+    if (nng_rep0_open(&echo_sock) != 0 || nng_listen(echo_sock, echo_addr, NULL, 0) != 0) exit(1);
+    for (int i = 0; i < ECHO_CTX; i++) {
+        nng_aio_alloc(&echoes[i].aio, echo_cb, &echoes[i]);
+        nng_ctx_open(&echoes[i].ctx, echo_sock);
+        nng_ctx_recv(echoes[i].ctx, echoes[i].aio);
+    }
+}
+
+/* ---- the runs ---- */
+
+enum work {
+    ECHO,
+    STOCK,
+    RESERVE,
+    RESERVE_B64
+};
+
+struct worker {
+    pthread_t th;
+    int id;
+    enum work w;
+    trastenda_client *c;
+    nng_socket echo;
+    volatile int *stop;
+    struct hist h;
+    uint64_t ops, errors;
+};
+
+static uint64_t key_seq;
+
+static void *
+work_main(void *arg)
+{
+    struct worker *k = arg;
+    uint64_t rng = 0x9e3779b97f4a7c15ull * (uint64_t)(k->id + 1);
+    nng_ctx ctx;
+    if (k->w == ECHO) nng_ctx_open(&ctx, k->echo);
+    static __thread trastenda_args a[64];
+    static __thread trastenda_reply r[64];
+    static __thread trastenda_cline lines[64];
+    static __thread char skus[64][16], keys[64][32];
+    while (!*k->stop) {
+        int64_t t0 = now_ns();
+        if (k->w == ECHO) {
+            nng_aio *aio;
+            nng_aio_alloc(&aio, NULL, NULL);
+            nng_msg *m;
+            nng_msg_alloc(&m, 64);
+            nng_aio_set_msg(aio, m);
+            nng_ctx_send(ctx, aio);
+            nng_aio_wait(aio);
+            nng_ctx_recv(ctx, aio);
+            nng_aio_wait(aio);
+            if (nng_aio_result(aio) == 0)
+                nng_msg_free(nng_aio_get_msg(aio));
+            else
+                k->errors++;
+            nng_aio_free(aio);
+            k->ops++;
+        } else {
+            uint32_t n = k->w == RESERVE_B64 ? 64 : 1;
+            for (uint32_t i = 0; i < n; i++) {
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                snprintf(skus[i], sizeof(skus[i]), "S%d", (int)((rng >> 33) % (uint64_t)n_skus));
+                if (k->w == STOCK) {
+                    trastenda_args_init(&a[i], "stock");
+                    a[i].sku = skus[i];
+                } else {
+                    trastenda_args_init(&a[i], "reserve");
+                    lines[i] = (trastenda_cline){skus[i], "W1", 1, 0};
+                    a[i].lines = &lines[i];
+                    a[i].n_lines = 1;
+                    a[i].ttl_ms = 86400000;
+                    snprintf(keys[i], sizeof(keys[i]), "k%" PRIu64,
+                             __atomic_fetch_add(&key_seq, 1, __ATOMIC_RELAXED));
+                    a[i].key = keys[i];
+                }
+            }
+            trastenda_err e =
+                n == 1 ? trastenda_call(k->c, &a[0], &r[0]) : trastenda_call_batch(k->c, a, n, r);
+            for (uint32_t i = 0; i < n; i++) {
+                if (e != TRASTENDA_OK || r[i].code != TRASTENDA_OK) k->errors++;
+                trastenda_reply_clear(&r[i]);
+            }
+            k->ops += n;
+        }
+        hist_add(&k->h, now_ns() - t0);
+    }
+    if (k->w == ECHO) nng_ctx_close(ctx);
+    return NULL;
+}
+
+struct result {
+    double ops_s, p50, p99;
+    uint64_t errors;
+};
+
+static struct result
+run(enum work w, int callers, trastenda_client *c, nng_socket echo)
+{
+    static struct worker ws[64];
+    volatile int stop = 0;
+    for (int i = 0; i < callers; i++) {
+        memset(&ws[i], 0, sizeof(ws[i]));
+        ws[i].id = i;
+        ws[i].w = w;
+        ws[i].c = c;
+        ws[i].echo = echo;
+        ws[i].stop = &stop;
+    }
+    int64_t t0 = now_ns();
+    for (int i = 0; i < callers; i++)
+        pthread_create(&ws[i].th, NULL, work_main, &ws[i]);
+    usleep((useconds_t)(seconds * 1e6));
+    stop = 1;
+    struct hist h = {{0}, 0};
+    uint64_t ops = 0, errors = 0;
+    for (int i = 0; i < callers; i++) {
+        pthread_join(ws[i].th, NULL);
+        hist_merge(&h, &ws[i].h);
+        ops += ws[i].ops;
+        errors += ws[i].errors;
+    }
+    double el = (double)(now_ns() - t0) / 1e9;
+    return (struct result){(double)ops / el, hist_pct_us(&h, 0.50), hist_pct_us(&h, 0.99), errors};
+}
+
+int
+main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (strcmp(argv[i], "--skus") == 0 && i + 1 < argc)
+            n_skus = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: trastenda-bench-server [--seconds N] [--skus N]\n");
+            return 2;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int port = 20000 + (int)(getpid() % 20000);
+    snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", port);
+    snprintf(echo_addr, sizeof(echo_addr), "tcp://127.0.0.1:%d", port + 1);
+    server_start(argv[0]);
+    trastenda_client *c = client();
+    load(c);
+    echo_start();
+    nng_socket echo;
+    if (nng_req0_open(&echo) != 0 || nng_dial(echo, echo_addr, NULL, 0) != 0) return 1;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("trastenda-bench-server: %ld cores, server durability fsync, %d SKUs, %.0f s per case, "
+           "loopback TCP, one shared client\n\n",
+           cores, n_skus, seconds);
+    printf("%-34s %8s %12s %10s %10s %8s\n", "case", "callers", "ops/s", "p50 us", "p99 us",
+           "errors");
+    const int cs[] = {1, 16, 64};
+    const struct {
+        enum work w;
+        const char *name;
+    } cases[] = {{ECHO, "bare nng REQ/REP echo"},
+                 {STOCK, "stock checks"},
+                 {RESERVE, "durable reserves"},
+                 {RESERVE_B64, "durable reserves, batches of 64"}};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
+        for (size_t i = 0; i < 3; i++) {
+            struct result r = run(cases[k].w, cs[i], c, echo);
+            printf("%-34s %8d %12.0f %10.1f %10.1f %8" PRIu64 "\n", cases[k].name, cs[i], r.ops_s,
+                   r.p50, r.p99, r.errors);
+            fflush(stdout);
+        }
+    printf("\ntargets (64 callers, fsync): stock checks >= 200,000/s; durable reserves >= "
+           "120,000/s; batches of 64 >= 600,000 reserves/s; 1 caller: stock p99 <= 1.5x the "
+           "echo's p99\n");
+    trastenda_client_close(c);
+    nng_close(echo);
+    nng_close(echo_sock);
+    return 0;
+}
