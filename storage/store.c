@@ -222,8 +222,8 @@ state_load(trastenda_store *st, trastenda_engine *e, uint64_t *m, uint64_t *reco
  * follow e's sequence: a log cut beyond the state is a gap, refused.
  */
 static trastenda_err
-log_replay(trastenda_store *st, trastenda_engine *e, uint64_t upto, uint64_t *applied, char *err,
-           size_t errlen)
+log_replay(trastenda_store *st, trastenda_engine *e, bool materialize, uint64_t upto,
+           uint64_t *applied, char *err, size_t errlen)
 {
     *applied = 0;
     uint64_t from = trastenda_engine_seq(e) + 1;
@@ -248,7 +248,22 @@ log_replay(trastenda_store *st, trastenda_engine *e, uint64_t upto, uint64_t *ap
             code = TRASTENDA_E_CORRUPT;
             break;
         }
+        /* The materializer's replay also feeds its archive and ledger index: entries after M
+         * were never indexed if the last run ended before its next state write. */
+        if (materialize && !archive_acc_entry(&st->aacc, e, v, vlen)) {
+            snprintf(err, errlen, "materializer: out of memory for the archive");
+            code = TRASTENDA_E_NOMEM;
+            break;
+        }
         code = trastenda_engine_apply_entry(e, v, vlen);
+        if (code == TRASTENDA_OK && materialize) {
+            st->mat_bytes += vlen;
+            if (!ledger_acc_entry(&st->lacc, v, vlen)) {
+                snprintf(err, errlen, "materializer: out of memory for the ledger index");
+                code = TRASTENDA_E_NOMEM;
+                break;
+            }
+        }
         if (code != TRASTENDA_OK) {
             snprintf(err, errlen, "log: entry %llu does not apply: %s", (unsigned long long)seq,
                      trastenda_err_message(code));
@@ -629,6 +644,10 @@ out:
 
 /* ---- the materializer ---- */
 
+static trastenda_err recover(trastenda_store *st, bool track_pages, trastenda_engine **out,
+                             uint64_t *m, uint64_t *records, uint64_t *replayed, char *err,
+                             size_t errlen);
+
 static void
 meta_encode(uint8_t out[DB_META_BYTES], uint64_t seq, int64_t time_ms, uint64_t epoch)
 {
@@ -801,6 +820,19 @@ static void *
 mat_main(void *arg)
 {
     trastenda_store *st = arg;
+    /* Its own copy: the same state loaded again (it never reads the live tables). The log it
+     * replays may grow meanwhile; what it misses, mat_catch_up applies. */
+    uint64_t m, records, replayed;
+    char err[512];
+    int64_t t0 = sys_mono_ns();
+    if (recover(st, true, &st->mat, &m, &records, &replayed, err, sizeof(err)) != TRASTENDA_OK) {
+        char msg[700];
+        snprintf(msg, sizeof(msg), "the materializer cannot load its copy of the state (%s)", err);
+        fail_stop(st, msg);
+        return NULL;
+    }
+    slog(st, TRASTENDA_LOG_DEBUG, "materializer: its copy loaded in %.1f ms",
+         (double)(sys_mono_ns() - t0) / 1e6);
     st->last_state_write_ns = sys_mono_ns();
     int64_t interval_ns = (int64_t)st->cfg.materialize_interval_ms * 1000000;
     for (;;) {
@@ -895,7 +927,8 @@ recover(trastenda_store *st, bool track_pages, trastenda_engine **out, uint64_t 
     code = state_load(st, e, m, records, err, errlen);
     /* The materializer marks what the replay changes: its next state write must carry it. */
     if (code == TRASTENDA_OK && track_pages) code = trastenda_engine_pages_track(e);
-    if (code == TRASTENDA_OK) code = log_replay(st, e, UINT64_MAX, replayed, err, errlen);
+    if (code == TRASTENDA_OK)
+        code = log_replay(st, e, track_pages, UINT64_MAX, replayed, err, errlen);
     if (code != TRASTENDA_OK) {
         trastenda_engine_destroy(e);
         return code;
@@ -982,9 +1015,7 @@ trastenda_store_open(const trastenda_store_config *cfg, trastenda_store **out, c
          (unsigned long long)replayed, (unsigned long long)seq,
          cfg->durability == TRASTENDA_DURABILITY_FSYNC ? "fsync" : "async");
 
-    /* The materializer's own copy: the same state, loaded again (it never reads the live one). */
-    uint64_t m2, r2, p2;
-    code = recover(st, true, &st->mat, &m2, &r2, &p2, err, errlen);
+    /* The materializer loads its own copy in its thread, while this node already serves. */
     st->cells = calloc(cfg->queue_max, sizeof(*st->cells));
     st->cmds = calloc(cfg->engine.batch_cmds_max, sizeof(*st->cmds));
     st->results = calloc(cfg->engine.batch_cmds_max, sizeof(*st->results));
