@@ -50,7 +50,7 @@ test: build build-asan build-tsan format-check
 	ctest --test-dir $(RELEASE_DIR) --output-on-failure
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir $(ASAN_DIR) --output-on-failure -LE slow
-	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 		ctest --test-dir $(TSAN_DIR) --output-on-failure
 
 # The client library (libtrastenda, its headers and pkg-config file) and the binaries; PREFIX and

@@ -36,9 +36,12 @@
 static char dir[512], req_addr[600], ev_addr[600], data_dir[600];
 static pid_t server_pid;
 
+static bool failed;
+
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
+            failed = true;                                                                         \
             fprintf(stderr, "plain_server: FAIL %s:%d: ", __FILE__, __LINE__);                     \
             fprintf(stderr, __VA_ARGS__);                                                          \
             fprintf(stderr, "\n");                                                                 \
@@ -60,6 +63,11 @@ static void
 cleanup(void)
 {
     server_kill();
+    if (failed && dir[0] != '\0') { /* the server's side of the story */
+        char cmd[700];
+        snprintf(cmd, sizeof(cmd), "tail -n 60 '%s/server.log' >&2", dir);
+        if (system(cmd) != 0) fprintf(stderr, "(no server log)\n");
+    }
     if (dir[0] != '\0') {
         char cmd[700];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -303,7 +311,9 @@ every_operation(trastenda_client *c)
     trastenda_reply_clear(&r);
     trastenda_reserve(c, &line, 1, 60000, NULL, &r);
     CHECK(r.code == TRASTENDA_OK, "second reserve");
-    trastenda_release(c, r.hold, &r);
+    uint64_t second = r.hold;
+    trastenda_reply_clear(&r);
+    trastenda_release(c, second, &r);
     CHECK(r.code == TRASTENDA_OK, "release: %s", r.msg);
     trastenda_reply_clear(&r);
     /* orders */
@@ -628,7 +638,7 @@ bad_input(trastenda_client *c)
     trastenda_reply_clear(&st0);
     int64_t avail0 = available(c, "S0");
     CHECK(nng_req0_open(&raw) == 0, "req");
-    nng_socket_set_ms(raw, NNG_OPT_RECVTIMEO, 5000);
+    nng_socket_set_ms(raw, NNG_OPT_RECVTIMEO, 30000); /* sanitizer builds on a busy machine */
     CHECK(nng_dial(raw, req_addr, NULL, 0) == 0, "dial");
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
