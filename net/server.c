@@ -5,9 +5,10 @@
  * Each context runs one request at a time: receive, decode and validate on the nng thread that
  * completed the receive, then hand writes and engine reads to the store as one request (the
  * engine thread applies it; the log writer completes it once durable), slow reads to the slow
- * worker, and send the reply. The store's completion runs on the log writer thread: it only
- * schedules the context's aio (nng_sleep_aio with 0) so that encoding and sending happen on an
- * nng thread, never on the writer.
+ * worker, and send the reply. While the work is elsewhere the context's aio is held as a running
+ * operation (nng_aio_begin/defer); the store's completion, on the log writer thread, only
+ * finishes it (nng_aio_finish), so that encoding and sending happen on an nng thread, never on
+ * the writer, and without a timer on the way.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -113,17 +114,48 @@ slow_push(struct srv_ctx *c)
     pthread_mutex_unlock(&s->slow_mu);
 }
 
-/* After the store's part: on to the slow worker or to the reply. */
+/* The work was handed off; the context's aio waits, as if nng were running an operation. */
 static void
-after_engine(struct srv_ctx *c)
+ctx_cancel(nng_aio *aio, void *arg, int rv)
+{
+    /* The store or the slow worker finishes the operation (exactly once) whatever happens. */
+    (void)aio;
+    (void)arg;
+    (void)rv;
+}
+
+static void
+work_begin(struct srv_ctx *c)
+{
+    c->state = CTX_WORK;
+    if (nng_aio_begin(c->aio)) nng_aio_defer(c->aio, ctx_cancel, c);
+}
+
+/* From the store's or the slow worker's thread: nng runs the callback (CTX_REPLY) at once, on
+ * its own thread (no timer on the way). */
+static void
+work_finish(struct srv_ctx *c)
+{
+    c->state = CTX_REPLY;
+    nng_aio_finish(c->aio, 0);
+}
+
+/* After the store's part: on to the slow worker or to the reply. on_nng: called from the
+ * context's own callback (nothing handed off yet). */
+static void
+after_engine(struct srv_ctx *c, bool on_nng)
 {
     if (exec_has_slow(c)) {
-        c->state = CTX_WORK;
+        if (on_nng) work_begin(c);
         slow_push(c);
         return;
     }
-    c->state = CTX_REPLY;
-    nng_sleep_aio(0, c->aio); /* encode and send on an nng thread */
+    if (on_nng) {
+        reply_encode(c);
+        ctx_reply(c);
+        return;
+    }
+    work_finish(c);
 }
 
 /* The store's completion (log writer thread, or engine thread for a lone query). */
@@ -132,7 +164,7 @@ store_done(trastenda_request *req, trastenda_err status)
 {
     struct srv_ctx *c = req->ctx;
     c->store_status = status;
-    after_engine(c);
+    after_engine(c, false);
 }
 
 /* Every write op of the request failed the same way before reaching the engine. */
@@ -219,7 +251,7 @@ ctx_start(struct srv_ctx *c)
     bool engine_reads = exec_has_engine_reads(c);
     if (c->n_cmds == 0 && !engine_reads) {
         exec_fast_reads(c);
-        after_engine(c);
+        after_engine(c, true);
         return;
     }
     memset(&c->sreq, 0, sizeof(c->sreq));
@@ -231,7 +263,7 @@ ctx_start(struct srv_ctx *c)
     c->sreq.query = exec_engine_reads; /* every non-slow read, after the writes */
     c->sreq.done = store_done;
     c->sreq.ctx = c;
-    c->state = CTX_WORK;
+    work_begin(c);
     trastenda_err err = trastenda_store_submit(s->store, &c->sreq);
     if (err == TRASTENDA_OK) return;
     /* Not taken: every op that needed the engine thread gets the reason. */
@@ -246,7 +278,7 @@ ctx_start(struct srv_ctx *c)
             snprintf(o->msg, sizeof(o->msg), "%s", why);
         }
     }
-    after_engine(c);
+    after_engine(c, false); /* the aio was begun: finished through nng */
 }
 
 static void
@@ -334,8 +366,7 @@ slow_main(void *arg)
         if (stop) break;
         if (c == NULL) continue;
         exec_slow_reads(c);
-        c->state = CTX_REPLY;
-        nng_sleep_aio(0, c->aio);
+        work_finish(c);
     }
     return NULL;
 }
