@@ -34,7 +34,7 @@
 #include "trastenda/client.h"
 
 static char dir[512], req_addr[600], ev_addr[600], data_dir[600];
-static pid_t server_pid;
+static pid_t server_pid, follower_pid;
 
 static bool failed;
 
@@ -63,6 +63,11 @@ static void
 cleanup(void)
 {
     server_kill();
+    if (follower_pid > 0) {
+        kill(follower_pid, SIGKILL);
+        waitpid(follower_pid, NULL, 0);
+        follower_pid = 0;
+    }
     if (failed && dir[0] != '\0') { /* the server's side of the story */
         char cmd[700];
         snprintf(cmd, sizeof(cmd), "tail -n 60 '%s/server.log' >&2", dir);
@@ -807,6 +812,69 @@ restart_keeps_state(void)
     trastenda_client_close(c);
 }
 
+/* ---- a node that is not the leader: the client follows its redirect ---- */
+
+static void
+follower_redirect(void)
+{
+    char faddr[700], fdata[700], log[700];
+    snprintf(faddr, sizeof(faddr), "ipc://%s/follower", dir);
+    snprintf(fdata, sizeof(fdata), "%s/follower-data", dir);
+    snprintf(log, sizeof(log), "%s/follower.log", dir);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (freopen(log, "a", stderr) == NULL) _exit(126);
+        execl(TS_SERVER_PATH, "trastenda", "--listen", faddr, "--events", "none", "--data", fdata,
+              "--skus-max", "64", "--locations-max", "8", "--stock-max", "256", "--holds-max",
+              "256", "--orders-max", "64", "--keys-max", "256", "--lines-max", "1024", "--pos-max",
+              "16", "--test-not-leader", req_addr, (char *)NULL);
+        _exit(127);
+    }
+    follower_pid = pid;
+    const char *nodes[] = {faddr, req_addr}; /* the follower first: writes are redirected */
+    trastenda_client_config cfg;
+    trastenda_client_config_default(&cfg);
+    cfg.nodes = nodes;
+    cfg.n_nodes = 2;
+    cfg.timeout_ms = 10000;
+    trastenda_client *c = NULL;
+    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "client");
+    trastenda_client *leader = client_open(16);
+    int64_t before = available(leader, "S3");
+    trastenda_reply r;
+    for (int i = 0; i < 100; i++) { /* the follower may still be starting */
+        trastenda_receive(c, "S3", "W1", 4, "redirected-1", &r);
+        if (r.code == TRASTENDA_OK) break;
+        trastenda_reply_clear(&r);
+        usleep(50000);
+    }
+    CHECK(r.code == TRASTENDA_OK, "a write through a follower-first client: %s %s", r.name, r.msg);
+    trastenda_reply_clear(&r);
+    CHECK(available(leader, "S3") == before + 4, "the write reached the leader once");
+    /* The follower itself answers not_leader, naming the leader. */
+    const char *fnode[] = {faddr};
+    cfg.nodes = fnode;
+    cfg.n_nodes = 1;
+    cfg.retries = 0;
+    trastenda_client *fc = NULL;
+    CHECK(trastenda_client_open(&cfg, &fc, NULL, 0) == TRASTENDA_OK, "client");
+    trastenda_receive(fc, "S3", "W1", 1, NULL, &r);
+    CHECK(r.code == TRASTENDA_E_NOT_LEADER && strcmp(r.leader, req_addr) == 0,
+          "not_leader names the leader: %s (%s)", r.name, r.leader);
+    trastenda_reply_clear(&r);
+    trastenda_status(fc, &r);
+    CHECK(r.code == TRASTENDA_OK && has_text(&r, "\"role\":\"follower\""), "follower status");
+    trastenda_reply_clear(&r);
+    trastenda_client_close(fc);
+    trastenda_client_close(c);
+    trastenda_client_close(leader);
+    kill(follower_pid, SIGTERM);
+    waitpid(follower_pid, NULL, 0);
+    follower_pid = 0;
+}
+
 int
 main(void)
 {
@@ -834,6 +902,8 @@ main(void)
     trastenda_client_close(c);
     flash_sale();
     printf("plain_server: 32 threads flash sale ok\n");
+    follower_redirect();
+    printf("plain_server: not_leader redirect ok\n");
     restart_keeps_state();
     printf("plain_server: restart ok\n");
     server_stop();
