@@ -194,6 +194,57 @@ trastenda_engine_stats_get(const trastenda_engine *e, trastenda_engine_stats *ou
     out->memory_bytes = ts_allocated_bytes();
 }
 
+/* ---- whole tables ---- */
+
+trastenda_err
+trastenda_engine_sku_at(const trastenda_engine *e, uint32_t ix, trastenda_sku_view *out)
+{
+    if (e == NULL || out == NULL || ix >= e->sku_count) return TRASTENDA_E_INVALID;
+    const struct eng_sku *k = &e->skus[ix];
+    memcpy(out->id, k->id.s, k->id.len);
+    out->id[k->id.len] = 0;
+    memcpy(out->name, k->name.s, k->name.len);
+    out->name[k->name.len] = 0;
+    out->reorder_point = k->reorder_point;
+    out->reorder_qty = k->reorder_qty;
+    out->lead_days = k->lead_days;
+    out->safety_stock = k->safety_default;
+    out->active = k->active;
+    return TRASTENDA_OK;
+}
+
+trastenda_err
+trastenda_engine_location_at(const trastenda_engine *e, uint32_t ix, trastenda_location_view *out)
+{
+    if (e == NULL || out == NULL || ix >= e->loc_count) return TRASTENDA_E_INVALID;
+    const struct eng_location *l = &e->locs[ix];
+    memcpy(out->id, l->id.s, l->id.len);
+    out->id[l->id.len] = 0;
+    memcpy(out->name, l->name.s, l->name.len);
+    out->name[l->name.len] = 0;
+    out->lat_e6 = l->lat_e6;
+    out->lon_e6 = l->lon_e6;
+    out->priority = l->priority;
+    out->channels = l->channels;
+    out->active = l->active;
+    return TRASTENDA_OK;
+}
+
+trastenda_err
+trastenda_engine_stock_at(const trastenda_engine *e, uint32_t rec, trastenda_stock *out)
+{
+    if (e == NULL || out == NULL || rec >= e->stock_count) return TRASTENDA_E_INVALID;
+    eng_stock_view(e, rec, out);
+    return TRASTENDA_OK;
+}
+
+trastenda_str
+trastenda_engine_channel_name(const trastenda_engine *e, uint32_t i)
+{
+    if (e == NULL || i >= e->channel_count) return (trastenda_str){"", 0};
+    return eng_id_str(&e->channels[i]);
+}
+
 /* ---- digest ---- */
 
 /* Sum of per-record hashes: independent of the order records sit in their tables. */

@@ -132,8 +132,9 @@ pk_s(msgpack_packer *pk, const char *s)
 static bool
 is_write_op(const char *op)
 {
-    static const char *const reads[] = {"stock",   "hold",   "order",  "po",     "low_stock",
-                                        "reorder", "ledger", "status", "events", "backup"};
+    static const char *const reads[] = {
+        "stock",  "hold",   "order",  "po",         "low_stock", "reorder",      "ledger",
+        "status", "events", "backup", "stock.list", "sku.list",  "location.list"};
     for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
         if (strcmp(op, reads[i]) == 0) return false;
     return true;

@@ -22,7 +22,7 @@ static bool
 is_engine_kind(uint32_t k)
 {
     return k == PK_HOLD || k == PK_ORDER || k == PK_PO || k == PK_LOW_STOCK || k == PK_REORDER ||
-           k == PK_STATUS;
+           k == PK_STATUS || k == PK_STOCK_LIST || k == PK_SKU_LIST || k == PK_LOCATION_LIST;
 }
 
 static size_t
@@ -46,6 +46,15 @@ rows_bytes(const struct proto_op *op, uint32_t *rows)
     case PK_REORDER:
         *rows = limit;
         return (size_t)limit * sizeof(trastenda_reorder);
+    case PK_STOCK_LIST:
+        *rows = limit;
+        return (size_t)limit * sizeof(trastenda_stock);
+    case PK_SKU_LIST:
+        *rows = limit;
+        return (size_t)limit * sizeof(trastenda_sku_view);
+    case PK_LOCATION_LIST:
+        *rows = limit;
+        return (size_t)limit * sizeof(trastenda_location_view);
     default:
         *rows = 0;
         return 0;
@@ -95,8 +104,10 @@ exec_prepare(struct srv_ctx *c)
             o->u.stock.recs = p;
             o->u.stock.cap = rows;
             o->u.stock.n = 0;
-        } else if (op->kind == PK_LOW_STOCK) {
+        } else if (op->kind == PK_LOW_STOCK || op->kind == PK_STOCK_LIST) {
             o->u.low.rows = p;
+        } else if (op->kind == PK_SKU_LIST || op->kind == PK_LOCATION_LIST) {
+            o->u.list.rows = p;
         } else if (op->kind == PK_REORDER) {
             o->u.reorder.rows = p;
         } else if (op->kind == PK_LEDGER) {
@@ -220,6 +231,39 @@ exec_engine_reads(trastenda_request *req, const trastenda_engine *e)
         case PK_STATUS:
             trastenda_engine_stats_get(e, &o->u.status.eng);
             break;
+        case PK_STOCK_LIST: /* cursor: the first slot; next: the slot after the page, 0 at the end
+                             */
+            o->u.low.n = 0;
+            for (uint32_t ix = (uint32_t)op->cursor;
+                 o->u.low.n < limit &&
+                 trastenda_engine_stock_at(e, ix, &o->u.low.rows[o->u.low.n]) == TRASTENDA_OK;
+                 ix++)
+                o->u.low.n++;
+            o->u.low.next = trastenda_engine_stock_at(e, (uint32_t)op->cursor + o->u.low.n,
+                                                      &(trastenda_stock){0}) == TRASTENDA_OK
+                                ? op->cursor + o->u.low.n
+                                : 0;
+            break;
+        case PK_SKU_LIST:
+        case PK_LOCATION_LIST: {
+            bool skus = op->kind == PK_SKU_LIST;
+            trastenda_sku_view *sv = o->u.list.rows;
+            trastenda_location_view *lv = o->u.list.rows;
+            o->u.list.n = 0;
+            for (uint32_t ix = (uint32_t)op->cursor; o->u.list.n < limit; ix++) {
+                trastenda_err r = skus ? trastenda_engine_sku_at(e, ix, &sv[o->u.list.n])
+                                       : trastenda_engine_location_at(e, ix, &lv[o->u.list.n]);
+                if (r != TRASTENDA_OK) break;
+                o->u.list.n++;
+            }
+            trastenda_sku_view sk;
+            trastenda_location_view lk;
+            uint32_t after = (uint32_t)op->cursor + o->u.list.n;
+            bool more = skus ? trastenda_engine_sku_at(e, after, &sk) == TRASTENDA_OK
+                             : trastenda_engine_location_at(e, after, &lk) == TRASTENDA_OK;
+            o->u.list.next = more ? after : 0;
+            break;
+        }
         default:
             break;
         }

@@ -297,17 +297,22 @@ static const struct op_spec specs[] = {
     [TRASTENDA_OP_COUNT_ + 7] = {"status", 0, 0, 0, false},
     [TRASTENDA_OP_COUNT_ + 8] = {"events", 0, F(SINCE) | F(LIMIT), 0, false},
     [TRASTENDA_OP_COUNT_ + 9] = {"backup", F(DIR), 0, 0, false},
+    [TRASTENDA_OP_COUNT_ + 10] = {"stock.list", 0, F(CURSOR) | F(LIMIT), 0, false},
+    [TRASTENDA_OP_COUNT_ + 11] = {"sku.list", 0, F(CURSOR) | F(LIMIT), 0, false},
+    [TRASTENDA_OP_COUNT_ + 12] = {"location.list", 0, F(CURSOR) | F(LIMIT), 0, false},
 };
 
 #define SPECS_N (sizeof(specs) / sizeof(specs[0]))
-_Static_assert(SPECS_N == TRASTENDA_OP_COUNT_ + (PK_BACKUP - PK_STOCK + 1), "one spec per kind");
+_Static_assert(SPECS_N == TRASTENDA_OP_COUNT_ + (PK_LOCATION_LIST - PK_STOCK + 1),
+               "one spec per kind");
 
 /* Index of a kind in specs, or 0 (no spec) when it is not an operation. */
 static uint32_t
 spec_index(uint32_t kind)
 {
     if (proto_kind_is_write(kind)) return kind;
-    if (kind >= PK_STOCK && kind <= PK_BACKUP) return TRASTENDA_OP_COUNT_ + (kind - PK_STOCK);
+    if (kind >= PK_STOCK && kind <= PK_LOCATION_LIST)
+        return TRASTENDA_OP_COUNT_ + (kind - PK_STOCK);
     return 0;
 }
 
@@ -340,6 +345,7 @@ static const struct {
     {"hold", PK_HOLD},
     {"ledger", PK_LEDGER},
     {"location.deactivate", TRASTENDA_OP_LOCATION_DEACTIVATE},
+    {"location.list", PK_LOCATION_LIST},
     {"location.upsert", TRASTENDA_OP_LOCATION_UPSERT},
     {"low_stock", PK_LOW_STOCK},
     {"noop", TRASTENDA_OP_NOOP},
@@ -361,9 +367,11 @@ static const struct {
     {"reserve", TRASTENDA_OP_RESERVE},
     {"safety", TRASTENDA_OP_SET_SAFETY},
     {"sku.deactivate", TRASTENDA_OP_SKU_DEACTIVATE},
+    {"sku.list", PK_SKU_LIST},
     {"sku.upsert", TRASTENDA_OP_SKU_UPSERT},
     {"status", PK_STATUS},
     {"stock", PK_STOCK},
+    {"stock.list", PK_STOCK_LIST},
     {"transfer.in", TRASTENDA_OP_TRANSFER_IN},
     {"transfer.out", TRASTENDA_OP_TRANSFER_OUT},
     {"unsellable", TRASTENDA_OP_MOVE_UNSELLABLE},

@@ -40,8 +40,11 @@ enum proto_kind {
     PK_REORDER = 69,
     PK_LEDGER = 70,
     PK_STATUS = 71,
-    PK_EVENTS = 72, /* events since a log sequence */
-    PK_BACKUP = 73  /* a checkpoint of the running node into a directory */
+    PK_EVENTS = 72,       /* events since a log sequence */
+    PK_BACKUP = 73,       /* a checkpoint of the running node into a directory */
+    PK_STOCK_LIST = 74,   /* every stock record, page by page (exports) */
+    PK_SKU_LIST = 75,     /* every SKU */
+    PK_LOCATION_LIST = 76 /* every location */
 };
 
 static inline bool

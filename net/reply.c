@@ -437,6 +437,57 @@ pk_read(struct srv_ctx *c, msgpack_packer *pk, const struct proto_op *op, struct
         for (uint32_t i = 0; i < o->u.low.n; i++)
             pk_stock_rec(pk, e, &o->u.low.rows[i], true);
         return;
+    case PK_STOCK_LIST:
+        msgpack_pack_map(pk, 3);
+        pk_kv_u(pk, "code", 0);
+        pk_kv_u(pk, "next", o->u.low.next);
+        pk_key(pk, "rows");
+        msgpack_pack_array(pk, o->u.low.n);
+        for (uint32_t i = 0; i < o->u.low.n; i++)
+            pk_stock_rec(pk, e, &o->u.low.rows[i], true);
+        return;
+    case PK_SKU_LIST: {
+        const trastenda_sku_view *v = o->u.list.rows;
+        msgpack_pack_map(pk, 3);
+        pk_kv_u(pk, "code", 0);
+        pk_kv_u(pk, "next", o->u.list.next);
+        pk_key(pk, "rows");
+        msgpack_pack_array(pk, o->u.list.n);
+        for (uint32_t i = 0; i < o->u.list.n; i++) {
+            msgpack_pack_map(pk, 7);
+            pk_kv_s(pk, "sku", v[i].id);
+            pk_kv_s(pk, "name", v[i].name);
+            pk_kv_i(pk, "reorder_point", v[i].reorder_point);
+            pk_kv_i(pk, "reorder_qty", v[i].reorder_qty);
+            pk_kv_i(pk, "lead_days", v[i].lead_days);
+            pk_kv_i(pk, "safety_stock", v[i].safety_stock);
+            pk_kv_b(pk, "active", v[i].active);
+        }
+        return;
+    }
+    case PK_LOCATION_LIST: {
+        const trastenda_location_view *v = o->u.list.rows;
+        msgpack_pack_map(pk, 3);
+        pk_kv_u(pk, "code", 0);
+        pk_kv_u(pk, "next", o->u.list.next);
+        pk_key(pk, "rows");
+        msgpack_pack_array(pk, o->u.list.n);
+        for (uint32_t i = 0; i < o->u.list.n; i++) {
+            uint32_t nch = (uint32_t)__builtin_popcount(v[i].channels);
+            msgpack_pack_map(pk, 7);
+            pk_kv_s(pk, "loc", v[i].id);
+            pk_kv_s(pk, "name", v[i].name);
+            pk_kv_i(pk, "lat_e6", v[i].lat_e6);
+            pk_kv_i(pk, "lon_e6", v[i].lon_e6);
+            pk_kv_i(pk, "priority", v[i].priority);
+            pk_key(pk, "channels");
+            msgpack_pack_array(pk, nch);
+            for (uint32_t b = 0; b < 32; b++)
+                if (v[i].channels & (1u << b)) pk_str(pk, trastenda_engine_channel_name(e, b));
+            pk_kv_b(pk, "active", v[i].active);
+        }
+        return;
+    }
     case PK_REORDER:
         msgpack_pack_map(pk, 3);
         pk_kv_u(pk, "code", 0);

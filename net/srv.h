@@ -50,6 +50,11 @@ struct op_out {
             trastenda_reorder *rows;
         } reorder;
         struct {
+            uint32_t n;
+            uint64_t next;
+            void *rows; /* trastenda_sku_view or trastenda_location_view */
+        } list;
+        struct {
             trastenda_ledger_page *page;
         } ledger;
         struct {

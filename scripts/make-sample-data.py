@@ -39,13 +39,13 @@ COLORS = ["BLANCO", "NEGRO", "MARINO", "GRIS", "ROJO", "VERDE", "BEIGE", "AZUL",
 def main():
     os.makedirs(HERE, exist_ok=True)
     with open(os.path.join(HERE, "locations.csv"), "w", newline="") as f:
-        w = csv.writer(f)
+        w = csv.writer(f, lineterminator="\n")
         w.writerow(["id", "name", "lat", "lon", "priority", "channels"])
         for row in LOCATIONS:
             w.writerow(row)
     skus = []
     with open(os.path.join(HERE, "skus.csv"), "w", newline="") as f:
-        w = csv.writer(f)
+        w = csv.writer(f, lineterminator="\n")
         w.writerow(["id", "name", "reorder_point", "reorder_qty", "lead_days", "safety_stock"])
         for p, product in enumerate(PRODUCTS):
             for color in random.sample(COLORS, 10):
@@ -56,7 +56,7 @@ def main():
                                 random.choice([5, 10, 20]), random.choice([50, 100, 200]),
                                 random.choice([7, 14, 21]), random.choice([0, 2, 5])])
     with open(os.path.join(HERE, "stock.csv"), "w", newline="") as f:
-        w = csv.writer(f)
+        w = csv.writer(f, lineterminator="\n")
         w.writerow(["sku", "location", "on_hand"])
         ids = [l[0] for l in LOCATIONS]
         for sku in skus:

@@ -434,6 +434,33 @@ trastenda_err trastenda_engine_reorder(const trastenda_engine *e, int64_t now_ms
                                        uint32_t limit, trastenda_reorder *out, uint32_t *count,
                                        uint64_t *next);
 
+/* ---- Whole tables, for exports (writer thread): slots 0 .. count-1, never reordered ---- */
+
+typedef struct trastenda_sku_view {
+    char id[TRASTENDA_ID_BYTES_MAX + 1];
+    char name[TRASTENDA_NAME_BYTES_MAX + 1];
+    int32_t reorder_point, reorder_qty, lead_days, safety_stock;
+    uint8_t active;
+} trastenda_sku_view;
+
+typedef struct trastenda_location_view {
+    char id[TRASTENDA_ID_BYTES_MAX + 1];
+    char name[TRASTENDA_NAME_BYTES_MAX + 1];
+    int32_t lat_e6, lon_e6, priority;
+    uint32_t channels; /* bit i: channel i (trastenda_engine_channel_name) */
+    uint8_t active;
+} trastenda_location_view;
+
+/* E_INVALID past the table's end. */
+trastenda_err trastenda_engine_sku_at(const trastenda_engine *e, uint32_t ix,
+                                      trastenda_sku_view *out);
+trastenda_err trastenda_engine_location_at(const trastenda_engine *e, uint32_t ix,
+                                           trastenda_location_view *out);
+trastenda_err trastenda_engine_stock_at(const trastenda_engine *e, uint32_t rec,
+                                        trastenda_stock *out);
+/* The name of channel i, empty when none. */
+trastenda_str trastenda_engine_channel_name(const trastenda_engine *e, uint32_t i);
+
 typedef struct trastenda_engine_stats {
     uint32_t locations, skus, stock, holds, holds_open, orders, pos, keys, lines;
     uint64_t seq;

@@ -92,6 +92,7 @@ usage(FILE *f)
     fprintf(f, "  %-14s %s\n", "watch", "print events as they happen (--events ADDR, --topic T)");
     fprintf(f, "  %-14s %s\n", "import",
             "CSV: --locations F --skus F --stock F [--dry-run] [--batch N]");
+    fprintf(f, "  %-14s %s\n", "export", "CSV: --locations F --skus F --stock F (- for stdout)");
     fprintf(f, "\nADDR defaults to $TRASTENDA_SERVER or tcp://127.0.0.1:7878.\n"
                "Exit codes: 0 ok, 1 the operation failed, 2 usage, 3 server unreachable.\n");
 }
@@ -408,6 +409,7 @@ watch(int argc, char **argv)
 /* ---- import ---- */
 
 int cli_import(trastenda_client *c, int argc, char **argv, bool json);
+int cli_export(trastenda_client *c, int argc, char **argv, bool json);
 
 /* ---- main ---- */
 
@@ -480,16 +482,21 @@ main(int argc, char **argv)
     cc.n_nodes = n_servers;
     cc.timeout_ms = timeout_ms;
     bool is_import = strcmp(argv[i], "import") == 0;
+    bool is_export = strcmp(argv[i], "export") == 0;
     int used = 0;
-    const struct cmd *cmd = is_import ? NULL : find_cmd(argc - i, argv + i, &used);
-    if (!is_import && cmd == NULL) {
+    const struct cmd *cmd = is_import || is_export ? NULL : find_cmd(argc - i, argv + i, &used);
+    if (!is_import && !is_export && cmd == NULL) {
         fprintf(stderr, "trastenda-cli: unknown command '%s'\n", argv[i]);
         usage(stderr);
         return 2;
     }
     for (int k = i; k < argc; k++)
         if (strcmp(argv[k], "--help") == 0) {
-            if (is_import)
+            if (is_export)
+                printf("usage: trastenda-cli export [--locations F] [--skus F] [--stock F]\n"
+                       "writes the tables as CSV in the columns import reads (F - for standard "
+                       "output)\n");
+            else if (is_import)
                 printf("usage: trastenda-cli import [--locations F] [--skus F] [--stock F] "
                        "[--dry-run] [--batch N]\n"
                        "CSV headers (docs/CLI.md): locations id,name,lat,lon,priority,channels; "
@@ -507,7 +514,9 @@ main(int argc, char **argv)
         return 3;
     }
     int rc;
-    if (is_import) {
+    if (is_export) {
+        rc = cli_export(c, argc - i - 1, argv + i + 1, json_out);
+    } else if (is_import) {
         rc = cli_import(c, argc - i - 1, argv + i + 1, json_out);
     } else {
         static struct flags f;

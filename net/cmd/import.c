@@ -9,6 +9,9 @@
  * are required. Rows become location.upsert, sku.upsert and count operations - all idempotent,
  * so running an import twice leaves the same state. Rows are sent in batches; every rejected row
  * is reported with its file, line number and reason. --dry-run checks the files without sending.
+ *
+ * `trastenda-cli export` writes the tables back in the same columns (stock with every quantity
+ * after on_hand), page by page (location.list, sku.list, stock.list).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mp.h"
 #include "trastenda/client.h"
 
 #define COLS_MAX  16
@@ -314,4 +318,201 @@ cli_import(trastenda_client *c, int argc, char **argv, bool json)
     }
     if (json) printf("}\n");
     return rc != 0 ? rc : rejected > 0 ? 1 : 0;
+}
+
+/* ---- export: the tables back to CSV, in the columns import reads ---- */
+
+static void
+csv_field(FILE *f, const char *s, uint32_t n)
+{
+    bool quote = false;
+    for (uint32_t i = 0; i < n; i++)
+        if (s[i] == ',' || s[i] == '"' || s[i] == '\n') quote = true;
+    if (!quote) {
+        fwrite(s, 1, n, f);
+        return;
+    }
+    fputc('"', f);
+    for (uint32_t i = 0; i < n; i++) {
+        if (s[i] == '"') fputc('"', f);
+        fputc(s[i], f);
+    }
+    fputc('"', f);
+}
+
+/* Micro-degrees as decimal degrees, without floating point. */
+static void
+csv_deg(FILE *f, int64_t e6)
+{
+    int64_t a = e6 < 0 ? -e6 : e6;
+    fprintf(f, "%s%lld.%06lld", e6 < 0 ? "-" : "", (long long)(a / 1000000),
+            (long long)(a % 1000000));
+}
+
+/* Writes one row map's values for the columns named in cols (in that order). */
+static bool
+csv_row(FILE *f, struct mp_rd *rd, const char *const *cols, int ncols)
+{
+    const char *sv[16];
+    uint32_t sl[16];
+    int64_t iv[16];
+    char buf[16][1024];
+    int kind[16] = {0}; /* 0 absent, 1 str, 2 int, 3 degrees, 4 channel list */
+    uint32_t n;
+    if (!mp_read_map(rd, &n)) return false;
+    for (uint32_t k = 0; k < n; k++) {
+        const char *key;
+        uint32_t kl;
+        if (!mp_read_str(rd, &key, &kl)) return false;
+        int c = -1;
+        for (int i = 0; i < ncols; i++)
+            if (strlen(cols[i]) == kl && memcmp(cols[i], key, kl) == 0) c = i;
+        if (c < 0) {
+            if (!mp_skip(rd, MP_DEPTH_MAX)) return false;
+            continue;
+        }
+        enum mp_type t = mp_peek(rd);
+        if (t == MP_STR) {
+            if (!mp_read_str(rd, &sv[c], &sl[c])) return false;
+            kind[c] = 1;
+        } else if (t == MP_INT) {
+            if (!mp_read_i64(rd, &iv[c])) return false;
+            kind[c] = strcmp(cols[c], "lat_e6") == 0 || strcmp(cols[c], "lon_e6") == 0 ? 3 : 2;
+        } else if (t == MP_ARRAY) { /* channels: a;b */
+            uint32_t m;
+            if (!mp_read_array(rd, &m)) return false;
+            buf[c][0] = '\0';
+            for (uint32_t j = 0; j < m; j++) {
+                const char *s;
+                uint32_t len;
+                if (!mp_read_str(rd, &s, &len)) return false;
+                size_t at = strlen(buf[c]);
+                snprintf(buf[c] + at, sizeof(buf[c]) - at, "%s%.*s", j ? ";" : "", (int)len, s);
+            }
+            kind[c] = 4;
+        } else if (!mp_skip(rd, MP_DEPTH_MAX))
+            return false;
+    }
+    for (int i = 0; i < ncols; i++) {
+        if (i > 0) fputc(',', f);
+        if (kind[i] == 1) csv_field(f, sv[i], sl[i]);
+        if (kind[i] == 2) fprintf(f, "%lld", (long long)iv[i]);
+        if (kind[i] == 3) csv_deg(f, iv[i]);
+        if (kind[i] == 4) csv_field(f, buf[i], (uint32_t)strlen(buf[i]));
+    }
+    fputc('\n', f);
+    return true;
+}
+
+static int
+export_table(trastenda_client *c, const char *op, const char *file, const char *header,
+             const char *const *cols, int ncols, long *rows)
+{
+    FILE *f = strcmp(file, "-") == 0 ? stdout : fopen(file, "w");
+    if (f == NULL) {
+        fprintf(stderr, "export: cannot write %s\n", file);
+        return 2;
+    }
+    fprintf(f, "%s\n", header);
+    uint64_t cursor = 0;
+    int rc = 0;
+    for (;;) {
+        trastenda_args a;
+        trastenda_args_init(&a, op);
+        a.cursor = (int64_t)cursor;
+        a.limit = 1000;
+        trastenda_reply r;
+        trastenda_err e = trastenda_call(c, &a, &r);
+        if (e != TRASTENDA_OK || r.code != TRASTENDA_OK) {
+            fprintf(stderr, "export: %s: %s\n", op,
+                    e != TRASTENDA_OK ? trastenda_err_message(e) : r.msg);
+            trastenda_reply_clear(&r);
+            rc = e == TRASTENDA_E_TIMEOUT || e == TRASTENDA_E_CONNECT ? 3 : 1;
+            break;
+        }
+        struct mp_rd rd;
+        mp_rd_init(&rd, r.raw, r.raw_len);
+        uint32_t n, nrows = 0;
+        uint64_t next = 0;
+        bool ok = mp_read_map(&rd, &n);
+        for (uint32_t k = 0; ok && k < n; k++) {
+            const char *key;
+            uint32_t kl;
+            ok = mp_read_str(&rd, &key, &kl);
+            if (!ok) break;
+            if (kl == 4 && memcmp(key, "next", 4) == 0)
+                ok = mp_read_u64(&rd, &next);
+            else if (kl == 4 && memcmp(key, "rows", 4) == 0) {
+                ok = mp_read_array(&rd, &nrows);
+                for (uint32_t i = 0; ok && i < nrows; i++)
+                    ok = csv_row(f, &rd, cols, ncols);
+                *rows += nrows;
+            } else
+                ok = mp_skip(&rd, MP_DEPTH_MAX);
+        }
+        trastenda_reply_clear(&r);
+        if (!ok) {
+            fprintf(stderr, "export: %s: a reply that does not parse\n", op);
+            rc = 1;
+            break;
+        }
+        if (next == 0) break;
+        cursor = next;
+    }
+    if (f != stdout) fclose(f);
+    return rc;
+}
+
+int cli_export(trastenda_client *c, int argc, char **argv, bool json);
+
+int
+cli_export(trastenda_client *c, int argc, char **argv, bool json)
+{
+    const char *files[3] = {NULL, NULL, NULL};
+    for (int i = 0; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--locations") == 0)
+            files[0] = argv[i + 1];
+        else if (strcmp(argv[i], "--skus") == 0)
+            files[1] = argv[i + 1];
+        else if (strcmp(argv[i], "--stock") == 0)
+            files[2] = argv[i + 1];
+        else {
+            fprintf(stderr, "export: unknown flag %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if ((argc % 2) != 0 || (files[0] == NULL && files[1] == NULL && files[2] == NULL)) {
+        fprintf(stderr, "export: name at least one of --locations F, --skus F, --stock F (- for "
+                        "standard output)\n");
+        return 2;
+    }
+    static const char *const lcols[] = {"loc", "name", "lat_e6", "lon_e6", "priority", "channels"};
+    static const char *const scols[] = {"sku",         "name",      "reorder_point",
+                                        "reorder_qty", "lead_days", "safety_stock"};
+    static const char *const kcols[] = {"sku",        "loc",        "on_hand",      "committed",
+                                        "held",       "unsellable", "safety_stock", "incoming",
+                                        "in_transit", "available"};
+    long rows[3] = {0, 0, 0};
+    int rc = 0;
+    if (files[0] != NULL)
+        rc = export_table(c, "location.list", files[0], "id,name,lat,lon,priority,channels", lcols,
+                          6, &rows[0]);
+    if (rc == 0 && files[1] != NULL)
+        rc = export_table(c, "sku.list", files[1],
+                          "id,name,reorder_point,reorder_qty,lead_days,safety_stock", scols, 6,
+                          &rows[1]);
+    if (rc == 0 && files[2] != NULL)
+        rc = export_table(c, "stock.list", files[2],
+                          "sku,location,on_hand,committed,held,unsellable,safety_stock,incoming,"
+                          "in_transit,available",
+                          kcols, 10, &rows[2]);
+    if (rc == 0) {
+        if (json)
+            fprintf(stderr, "{\"locations\":%ld,\"skus\":%ld,\"stock\":%ld}\n", rows[0], rows[1],
+                    rows[2]);
+        else
+            fprintf(stderr, "exported %ld locations, %ld skus, %ld stock records\n", rows[0],
+                    rows[1], rows[2]);
+    }
+    return rc;
 }

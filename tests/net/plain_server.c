@@ -501,6 +501,19 @@ cli_checks(void)
     CHECK(cli("reserve --line S2@W1 --ttl-ms 60000") == 2, "cli: a bad line is usage");
     CHECK(cli("frobnicate") == 2, "cli: unknown command");
     CHECK(cli("order place --help") == 0, "cli help");
+    /* export: the SKUs back as CSV, a header and one line per SKU (S0..S9 so far) */
+    char args[1024], path[700];
+    snprintf(path, sizeof(path), "%s/skus.csv", dir);
+    snprintf(args, sizeof(args), "export --skus '%s'", path);
+    CHECK(cli(args) == 0, "cli export");
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, "export file");
+    int lines = 0;
+    char line[512];
+    while (fgets(line, sizeof(line), f) != NULL)
+        lines++;
+    fclose(f);
+    CHECK(lines == 11, "export wrote %d lines", lines);
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
              "%s --server ipc://%s/nobody --timeout-ms 300 status >/dev/null 2>&1", TS_CLI_PATH,

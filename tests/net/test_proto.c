@@ -304,6 +304,9 @@ static const char *const every_op[] = {
     "{op:'status'}",
     "{op:'events', since:42, limit:100}",
     "{op:'backup', dir:'/var/backups/t1'}",
+    "{op:'stock.list', cursor:5, limit:1000}",
+    "{op:'sku.list'}",
+    "{op:'location.list', limit:10}",
 };
 #define EVERY_N (sizeof(every_op) / sizeof(every_op[0]))
 
@@ -344,6 +347,9 @@ static const uint32_t every_kind[EVERY_N] = {
     PK_STATUS,
     PK_EVENTS,
     PK_BACKUP,
+    PK_STOCK_LIST,
+    PK_SKU_LIST,
+    PK_LOCATION_LIST,
 };
 
 static char *
