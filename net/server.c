@@ -26,21 +26,6 @@
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define ADD(p, v)   __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 
-static void
-log_stderr(void *ctx, trastenda_log_level level, const char *msg)
-{
-    (void)ctx;
-    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03ldZ %-5s %s\n", when, ts.tv_nsec / 1000000,
-            names[level <= TRASTENDA_LOG_DEBUG ? level : TRASTENDA_LOG_DEBUG], msg);
-}
-
 void
 srv_log(struct srv *s, trastenda_log_level level, const char *fmt, ...)
 {
@@ -436,7 +421,7 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     struct srv *s = calloc(1, sizeof(*s));
     if (s == NULL) return TRASTENDA_E_NOMEM;
     s->cfg = *cfg;
-    if (s->cfg.log == NULL) s->cfg.log = log_stderr;
+    if (s->cfg.log == NULL) s->cfg.log = trastenda_log_stderr;
     pthread_mutex_init(&s->slow_mu, NULL);
     pthread_cond_init(&s->slow_cv, NULL);
     s->started_ns = mono_ns();

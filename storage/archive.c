@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sys.h"
 #include "trastenda/log.h"
 
 struct archive_ref {
@@ -18,47 +19,11 @@ struct archive_ref {
 };
 
 static bool
-grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap) return true;
-    size_t c = *cap == 0 ? 1024 : *cap;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (q == NULL) return false;
-    *p = q;
-    *cap = c;
-    return true;
-}
-
-static uint64_t
-get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint32_t
-get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void
-put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static bool
 keep(struct archive_acc *a, uint8_t kind, uint64_t id, trastenda_str oid, const uint8_t *rec,
      size_t rec_len)
 {
-    if (!grow((void **)&a->buf, &a->cap, a->len + oid.len + rec_len, 1) ||
-        !grow((void **)&a->refs, &a->refs_cap, a->n + 1, sizeof(*a->refs)))
+    if (!sys_grow((void **)&a->buf, &a->cap, a->len + oid.len + rec_len, 1) ||
+        !sys_grow((void **)&a->refs, &a->refs_cap, a->n + 1, sizeof(*a->refs)))
         return false;
     struct archive_ref *r = &a->refs[a->n++];
     r->kind = kind;
@@ -88,7 +53,7 @@ archive_acc_entry(struct archive_acc *a, trastenda_engine *mat, const uint8_t *e
         const uint8_t *rec;
         size_t rec_len;
         if (type == TRASTENDA_REC_HOLD_REMOVED && blen == 8) {
-            uint64_t id = get_u64(body);
+            uint64_t id = sys_get_u64(body);
             if (trastenda_engine_hold_encode(mat, id, &rec, &rec_len) != TRASTENDA_OK) continue;
             if (!keep(a, 'H', id, (trastenda_str){"", 0}, rec, rec_len)) return false;
         } else if (type == TRASTENDA_REC_ORDER_REMOVED && blen >= 1 && body[0] + 1u == blen) {
@@ -124,7 +89,7 @@ hold_page_key(uint8_t key[9], uint64_t page)
 static uint64_t
 rec_hold_id(const uint8_t *rec)
 {
-    return get_u64(rec + 5);
+    return sys_get_u64(rec + 5);
 }
 
 /* One hold page: what db has, with the new records of refs[i..j) replacing same ids. */
@@ -148,10 +113,10 @@ hold_page_write(struct archive_acc *a, size_t i, size_t j, rocksdb_t *db, rocksd
     /* Old records not replaced, then the new ones (sorted by id within each run). */
     const uint8_t *p = (const uint8_t *)old;
     if (old != NULL && olen >= 4) {
-        uint32_t n = get_u32(p);
+        uint32_t n = sys_get_u32(p);
         size_t off = 4;
         for (uint32_t r = 0; r < n && off + 5 <= olen; r++) {
-            uint32_t rl = 5 + get_u32(p + off + 1);
+            uint32_t rl = 5 + sys_get_u32(p + off + 1);
             if (off + rl > olen || rl < 13) break;
             uint64_t id = rec_hold_id(p + off);
             bool replaced = false;
@@ -171,7 +136,7 @@ hold_page_write(struct archive_acc *a, size_t i, size_t j, rocksdb_t *db, rocksd
         at += a->refs[k].rec_len;
         count++;
     }
-    put_u32(val, count);
+    sys_put_u32(val, count);
     rocksdb_writebatch_put(wb, (const char *)key, sizeof(key), (const char *)val, at);
     rocksdb_free(old);
     free(val);
@@ -229,10 +194,10 @@ archive_hold_get(rocksdb_t *db, rocksdb_readoptions_t *ro, const trastenda_engin
     const uint8_t *p = (const uint8_t *)v;
     trastenda_err code = TRASTENDA_E_UNKNOWN_HOLD;
     if (len >= 4) {
-        uint32_t n = get_u32(p);
+        uint32_t n = sys_get_u32(p);
         size_t off = 4;
         for (uint32_t r = 0; r < n && off + 13 <= len; r++) {
-            uint32_t rl = 5 + get_u32(p + off + 1);
+            uint32_t rl = 5 + sys_get_u32(p + off + 1);
             if (off + rl > len) {
                 code = TRASTENDA_E_CORRUPT;
                 break;

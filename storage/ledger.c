@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sys.h"
 #include "trastenda/log.h"
 
 struct ledger_ref {
@@ -22,38 +23,11 @@ struct ledger_ref {
     uint32_t row_len;
 };
 
-static bool
-grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap) return true;
-    size_t c = *cap == 0 ? 1024 : *cap;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (q == NULL) return false;
-    *p = q;
-    *cap = c;
-    return true;
-}
-
-static void
-put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static void
 put_i64(uint8_t *p, int64_t v)
 {
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)((uint64_t)v >> (8 * i));
-}
-
-static uint32_t
-get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static int64_t
@@ -86,12 +60,12 @@ ledger_acc_entry(struct ledger_acc *a, const uint8_t *entry, size_t len)
         trastenda_ledger_entry le;
         if (trastenda_ledger_decode(body, blen, &le) != TRASTENDA_OK || !kept(le.move)) continue;
         size_t row = 12 + blen;
-        if (!grow((void **)&a->buf, &a->cap, a->len + row, 1) ||
-            !grow((void **)&a->refs, &a->refs_cap, a->n + 1, sizeof(*a->refs)))
+        if (!sys_grow((void **)&a->buf, &a->cap, a->len + row, 1) ||
+            !sys_grow((void **)&a->refs, &a->refs_cap, a->n + 1, sizeof(*a->refs)))
             return false;
         uint8_t *p = a->buf + a->len;
         put_i64(p, hdr.time_ms);
-        put_u32(p + 8, blen);
+        sys_put_u32(p + 8, blen);
         memcpy(p + 12, body, blen);
         struct ledger_ref *r = &a->refs[a->n++];
         r->sku_off = a->len + 12 + (size_t)((const uint8_t *)le.sku.ptr - body);
@@ -132,8 +106,8 @@ ledger_acc_flush(struct ledger_acc *a, rocksdb_writebatch_t *wb)
                memcmp(a->buf + a->refs[j].sku_off, a->buf + a->refs[i].sku_off,
                       a->refs[i].sku_len) == 0)
             bytes += a->refs[j++].row_len;
-        if (!grow((void **)&val, &val_cap, bytes, 1)) abort();
-        put_u32(val, (uint32_t)(j - i));
+        if (!sys_grow((void **)&val, &val_cap, bytes, 1)) abort();
+        sys_put_u32(val, (uint32_t)(j - i));
         size_t at = 4;
         for (size_t k = i; k < j; k++) {
             memcpy(val + at, a->buf + a->refs[k].row_off, a->refs[k].row_len);
@@ -176,7 +150,7 @@ ledger_cut(rocksdb_t *db, rocksdb_readoptions_t *ro, int64_t horizon_ms, rocksdb
         if (klen == 0 || k[0] != 'G') break;
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
         /* Rows are newest first: the chunk's first row is its newest. */
-        if (vlen >= 12 && get_u32(v) > 0 && get_i64(v + 4) < horizon_ms) {
+        if (vlen >= 12 && sys_get_u32(v) > 0 && get_i64(v + 4) < horizon_ms) {
             rocksdb_writebatch_delete(wb, k, klen);
             cut++;
         }
@@ -191,7 +165,7 @@ ledger_cut(rocksdb_t *db, rocksdb_readoptions_t *ro, int64_t horizon_ms, rocksdb
 static uint8_t *
 arena_copy(trastenda_ledger_page *page, const uint8_t *p, size_t n)
 {
-    if (!grow((void **)&page->arena_, &page->arena_cap_, page->arena_len_ + n, 1)) return NULL;
+    if (!sys_grow((void **)&page->arena_, &page->arena_cap_, page->arena_len_ + n, 1)) return NULL;
     uint8_t *dst = page->arena_ + page->arena_len_;
     memcpy(dst, p, n);
     page->arena_len_ += n;
@@ -244,16 +218,16 @@ ledger_read(rocksdb_t *db, rocksdb_readoptions_t *ro, const trastenda_ledger_que
             code = TRASTENDA_E_CORRUPT;
             break;
         }
-        uint32_t rows = get_u32(v);
+        uint32_t rows = sys_get_u32(v);
         size_t at = 4;
         for (uint32_t r = 0; r < rows; r++) {
-            if (at + 12 > vlen || at + 12 + get_u32(v + at + 8) > vlen) {
+            if (at + 12 > vlen || at + 12 + sys_get_u32(v + at + 8) > vlen) {
                 code = TRASTENDA_E_CORRUPT;
                 stop = true;
                 break;
             }
             int64_t t = get_i64(v + at);
-            uint32_t blen = get_u32(v + at + 8);
+            uint32_t blen = sys_get_u32(v + at + 8);
             const uint8_t *body = v + at + 12;
             at += 12 + blen;
             trastenda_ledger_entry le;

@@ -113,3 +113,9 @@ sys_log_stderr(void *ctx, trastenda_log_level level, const char *msg)
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     fprintf(stderr, "%s.%03ldZ %-5s %s\n", when, ts.tv_nsec / 1000000, sys_level_name(level), msg);
 }
+
+void
+trastenda_log_stderr(void *ctx, trastenda_log_level level, const char *msg)
+{
+    sys_log_stderr(ctx, level, msg);
+}

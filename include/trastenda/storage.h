@@ -42,6 +42,8 @@ typedef enum trastenda_log_level {
 
 /* A log line (no trailing newline). Called from any of the store's threads. */
 typedef void (*trastenda_log_fn)(void *ctx, trastenda_log_level level, const char *msg);
+/* The default: "2026-11-27T03:30:00.123Z INFO message" lines on stderr. */
+void trastenda_log_stderr(void *ctx, trastenda_log_level level, const char *msg);
 
 typedef struct trastenda_store_config {
     const char *dir; /* data directory; holds log/ and state/ (created when missing) */
