@@ -29,6 +29,7 @@ struct call {
     bool write, keyed;
     uint32_t tries;
     trastenda_err status;
+    int nng_rv;   /* the transport's error, when status is one */
     uint8_t *res; /* the result map, copied */
     size_t res_len;
     uint64_t seq;
@@ -490,6 +491,7 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv)
                     cl->leader = (cl->leader + 1) % cl->cfg.n_nodes;
                 continue;
             }
+            c->nng_rv = rv;
             finish_call(c, rv == NNG_ETIMEDOUT ? TRASTENDA_E_TIMEOUT
                            : rv != 0           ? TRASTENDA_E_CONNECT
                                                : env_err);
@@ -665,7 +667,11 @@ call_finish(struct call *c, trastenda_reply *reply)
         reply->code = st;
         reply->line = -1;
         snprintf(reply->name, sizeof(reply->name), "%s", trastenda_err_name(st));
-        snprintf(reply->msg, sizeof(reply->msg), "%s", trastenda_err_message(st));
+        if (c->nng_rv != 0)
+            snprintf(reply->msg, sizeof(reply->msg), "%s (%s)", trastenda_err_message(st),
+                     nng_strerror(c->nng_rv));
+        else
+            snprintf(reply->msg, sizeof(reply->msg), "%s", trastenda_err_message(st));
     }
     free(c->res);
     free(c->op);

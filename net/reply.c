@@ -370,7 +370,9 @@ pk_status(struct srv_ctx *c, msgpack_packer *pk, struct op_out *o)
     pk_kv_u(pk, "materialized", st.materialized_seq);
     pk_kv_u(pk, "log_first", st.log_first_seq);
     pk_key(pk, "counters");
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 11);
+    pk_kv_u(pk, "connections", __atomic_load_n(&s->conns, __ATOMIC_RELAXED));
+    pk_kv_u(pk, "refused_connections", __atomic_load_n(&s->n_refused_conns, __ATOMIC_RELAXED));
     pk_kv_u(pk, "requests", __atomic_load_n(&s->n_requests, __ATOMIC_RELAXED));
     pk_kv_u(pk, "ops", __atomic_load_n(&s->n_ops, __ATOMIC_RELAXED));
     pk_kv_u(pk, "bad_requests", __atomic_load_n(&s->n_bad_requests, __ATOMIC_RELAXED));

@@ -46,6 +46,8 @@ trastenda_server_config_default(trastenda_server_config *cfg)
     cfg->listen = TRASTENDA_DEFAULT_LISTEN;
     cfg->events = TRASTENDA_DEFAULT_EVENTS;
     cfg->contexts = 64;
+    cfg->max_connections = 1024;
+    cfg->max_in_flight_per_connection = 32;
     cfg->log_level = TRASTENDA_LOG_INFO;
 }
 
@@ -274,6 +276,7 @@ ctx_reply(struct srv_ctx *c)
         srv_log(c->srv, TRASTENDA_LOG_ERROR, "server: out of memory for a reply");
         nng_msg_free(c->msg);
         c->msg = NULL;
+        __atomic_fetch_sub(&c->srv->in_flight[c->pipe_slot], 1, __ATOMIC_ACQ_REL);
         __atomic_fetch_sub(&c->srv->busy_ctxs, 1, __ATOMIC_ACQ_REL);
         ctx_recv(c);
         return;
@@ -303,13 +306,25 @@ ctx_cb(void *arg)
             return;
         }
         c->msg = nng_aio_get_msg(c->aio);
+        __atomic_fetch_add(&s->busy_ctxs, 1, __ATOMIC_ACQ_REL);
+        /* Requests in flight per connection (pipes share a slot when their ids collide: the
+         * cap only gets stricter). */
+        c->pipe_slot = nng_pipe_id(nng_msg_get_pipe(c->msg)) % SRV_PIPE_SLOTS;
+        if (__atomic_add_fetch(&s->in_flight[c->pipe_slot], 1, __ATOMIC_ACQ_REL) >
+            s->cfg.max_in_flight_per_connection) {
+            char msg[TRASTENDA_MESSAGE_BYTES];
+            snprintf(msg, sizeof(msg),
+                     "busy: more than %u requests in flight on this connection; wait for replies",
+                     s->cfg.max_in_flight_per_connection);
+            reply_encode_error(c, 0, TRASTENDA_E_BUSY, msg);
+            ctx_reply(c);
+            return;
+        }
         if (LOAD(&s->stopping)) { /* taken after the stop began: refuse, do not start */
-            __atomic_fetch_add(&s->busy_ctxs, 1, __ATOMIC_ACQ_REL);
             reply_encode_error(c, 0, TRASTENDA_E_CLOSED, "the server is stopping");
             ctx_reply(c);
             return;
         }
-        __atomic_fetch_add(&s->busy_ctxs, 1, __ATOMIC_ACQ_REL);
         c->t_start_ns = mono_ns();
         ctx_start(c);
         return;
@@ -319,6 +334,7 @@ ctx_cb(void *arg)
         return;
     case CTX_SEND:
         if (rv != 0) nng_msg_free(nng_aio_get_msg(c->aio));
+        __atomic_fetch_sub(&s->in_flight[c->pipe_slot], 1, __ATOMIC_ACQ_REL);
         __atomic_fetch_sub(&s->busy_ctxs, 1, __ATOMIC_ACQ_REL);
         if (LOAD(&s->stopping)) {
             c->state = CTX_IDLE;
@@ -354,6 +370,38 @@ slow_main(void *arg)
         work_finish(c);
     }
     return NULL;
+}
+
+/* ---- connections ---- */
+
+/* Caps the connections: a pipe over the cap is closed as it arrives. Only pipes that were added
+ * are counted out again (a pipe closed in ADD_PRE may still report REM_POST). */
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    struct srv *s = arg;
+    uint32_t id = nng_pipe_id(p), slot = id % SRV_PIPE_SLOTS;
+    switch (ev) {
+    case NNG_PIPE_EV_ADD_PRE:
+        if (LOAD(&s->conns) >= s->cfg.max_connections) {
+            ADD(&s->n_refused_conns, 1);
+            nng_pipe_close(p);
+        }
+        return;
+    case NNG_PIPE_EV_ADD_POST:
+        __atomic_fetch_add(&s->conns, 1, __ATOMIC_ACQ_REL);
+        STORE(&s->pipe_ids[slot], id);
+        return;
+    case NNG_PIPE_EV_REM_POST: {
+        uint32_t want = id;
+        if (__atomic_compare_exchange_n(&s->pipe_ids[slot], &want, 0, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            __atomic_fetch_sub(&s->conns, 1, __ATOMIC_ACQ_REL);
+        return;
+    }
+    default:
+        return;
+    }
 }
 
 /* ---- events ---- */
@@ -414,6 +462,9 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     err[0] = '\0';
     if (cfg == NULL || out == NULL || cfg->listen == NULL || cfg->listen[0] == '\0')
         return fail(err, errlen, TRASTENDA_E_INVALID, "config: listen address needed");
+    if (cfg->max_connections == 0 || cfg->max_in_flight_per_connection == 0)
+        return fail(err, errlen, TRASTENDA_E_INVALID,
+                    "config: max_connections and max_in_flight_per_connection must be > 0");
     if (cfg->contexts == 0 || cfg->contexts > 4096)
         return fail(err, errlen, TRASTENDA_E_INVALID, "config: contexts must be 1..4096, not %u",
                     cfg->contexts);
@@ -469,6 +520,9 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
         if (nng_aio_alloc(&c->aio, ctx_cb, c) != 0 || nng_ctx_open(&c->ctx, s->rep) != 0) abort();
     }
     if (pthread_create(&s->slow_th, NULL, slow_main, s) != 0) abort();
+    nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
+    nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_POST, pipe_cb, s);
+    nng_pipe_notify(s->rep, NNG_PIPE_EV_REM_POST, pipe_cb, s);
     rv = nng_listen(s->rep, cfg->listen, NULL, 0);
     if (rv != 0) {
         trastenda_server_stop(s);

@@ -22,7 +22,8 @@
 #include "trastenda/server.h"
 #include "trastenda/storage.h"
 
-#define SRV_STOCK_RECS_MAX 256 /* locations listed per stock reply (all are summed) */
+#define SRV_STOCK_RECS_MAX 256  /* locations listed per stock reply (all are summed) */
+#define SRV_PIPE_SLOTS     4096 /* per-connection counters, by pipe id */
 
 /* What a read op produced (in the context's arena; rows after it). */
 struct op_out {
@@ -112,6 +113,7 @@ struct srv_ctx {
     uint8_t *out;
     size_t out_len, out_cap;
     struct srv_ctx *slow_next;
+    uint32_t pipe_slot; /* the request's connection, in srv.in_flight */
     int64_t t_start_ns;
 };
 
@@ -132,8 +134,12 @@ struct srv {
     pthread_cond_t slow_cv;
     struct srv_ctx *slow_head, *slow_tail;
     bool slow_stop;
+    /* connections (atomic) */
+    uint32_t conns;
+    uint32_t in_flight[SRV_PIPE_SLOTS]; /* requests in flight per connection slot */
+    uint32_t pipe_ids[SRV_PIPE_SLOTS];  /* the pipe counted in conns, per slot */
     /* counters (atomic) */
-    uint64_t n_requests, n_ops, n_errors, n_bad_requests, n_events;
+    uint64_t n_requests, n_ops, n_errors, n_bad_requests, n_events, n_refused_conns;
 };
 
 /* exec.c */

@@ -19,10 +19,12 @@ extern "C" {
 #define TRASTENDA_DEFAULT_EVENTS "tcp://127.0.0.1:7879"
 
 typedef struct trastenda_server_config {
-    trastenda_store_config store; /* data directory, durability, engine capacities */
-    const char *listen;           /* requests (tcp:// or ipc://) */
-    const char *events;           /* the PUB socket; NULL or "" for none */
-    uint32_t contexts;            /* requests served at once (nng contexts) */
+    trastenda_store_config store;          /* data directory, durability, engine capacities */
+    const char *listen;                    /* requests (tcp:// or ipc://) */
+    const char *events;                    /* the PUB socket; NULL or "" for none */
+    uint32_t contexts;                     /* requests served at once (nng contexts) */
+    uint32_t max_connections;              /* more are closed as they arrive */
+    uint32_t max_in_flight_per_connection; /* more get E_BUSY at once */
     /* Test mode: act as a follower of this leader address (writes get E_NOT_LEADER naming it). */
     const char *not_leader;
     trastenda_log_level log_level;

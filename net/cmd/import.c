@@ -424,8 +424,7 @@ export_table(trastenda_client *c, const char *op, const char *file, const char *
         trastenda_reply r;
         trastenda_err e = trastenda_call(c, &a, &r);
         if (e != TRASTENDA_OK || r.code != TRASTENDA_OK) {
-            fprintf(stderr, "export: %s: %s\n", op,
-                    e != TRASTENDA_OK ? trastenda_err_message(e) : r.msg);
+            fprintf(stderr, "export: %s: %s\n", op, r.msg);
             trastenda_reply_clear(&r);
             rc = e == TRASTENDA_E_TIMEOUT || e == TRASTENDA_E_CONNECT ? 3 : 1;
             break;

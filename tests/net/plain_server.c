@@ -68,9 +68,10 @@ cleanup(void)
         waitpid(follower_pid, NULL, 0);
         follower_pid = 0;
     }
-    if (failed && dir[0] != '\0') { /* the server's side of the story */
-        char cmd[700];
-        snprintf(cmd, sizeof(cmd), "tail -n 60 '%s/server.log' >&2", dir);
+    if (failed && dir[0] != '\0') { /* the server's side of the story, and the CLI's */
+        char cmd[1500];
+        snprintf(cmd, sizeof(cmd), "tail -n 60 '%s/server.log' >&2; cat '%s/cli.err' >&2", dir,
+                 dir);
         if (system(cmd) != 0) fprintf(stderr, "(no server log)\n");
     }
     if (dir[0] != '\0') {
@@ -485,9 +486,11 @@ static int
 cli(const char *args)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "%s --server '%s' %s >/dev/null 2>&1", TS_CLI_PATH, req_addr, args);
+    /* A generous timeout: the machines running the tests are shared (fsync may stall). */
+    snprintf(cmd, sizeof(cmd), "%s --server '%s' --timeout-ms 15000 %s >/dev/null 2>>'%s/cli.err'",
+             TS_CLI_PATH, req_addr, args, dir);
     int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 1000 + WTERMSIG(st) : -1;
 }
 
 static void
@@ -505,7 +508,8 @@ cli_checks(void)
     char args[1024], path[700];
     snprintf(path, sizeof(path), "%s/skus.csv", dir);
     snprintf(args, sizeof(args), "export --skus '%s'", path);
-    CHECK(cli(args) == 0, "cli export");
+    int erc = cli(args);
+    CHECK(erc == 0, "cli export: exit %d", erc);
     FILE *f = fopen(path, "r");
     CHECK(f != NULL, "export file");
     int lines = 0;
@@ -842,7 +846,8 @@ follower_redirect(void)
         execl(TS_SERVER_PATH, "trastenda", "--listen", faddr, "--events", "none", "--data", fdata,
               "--skus-max", "64", "--locations-max", "8", "--stock-max", "256", "--holds-max",
               "256", "--orders-max", "64", "--keys-max", "256", "--lines-max", "1024", "--pos-max",
-              "16", "--test-not-leader", req_addr, (char *)NULL);
+              "16", "--test-not-leader", req_addr, "--max-connections", "2",
+              "--max-in-flight-per-connection", "1", (char *)NULL);
         _exit(127);
     }
     follower_pid = pid;
@@ -880,8 +885,75 @@ follower_redirect(void)
     trastenda_status(fc, &r);
     CHECK(r.code == TRASTENDA_OK && has_text(&r, "\"role\":\"follower\""), "follower status");
     trastenda_reply_clear(&r);
+    /* Requests in flight on one connection are capped (1 here): a burst on one socket meets
+     * E_BUSY at once rather than queueing without bound (bursts repeat until two overlap). */
+    trastenda_client_close(c); /* the follower takes 2 connections: fc and the burst's */
+    nng_socket burst;
+    CHECK(nng_req0_open(&burst) == 0, "req");
+    enum {
+        B = 16
+    };
+    nng_ctx bctx[B];
+    nng_aio *baio[B];
+    for (int i = 0; i < B; i++) {
+        CHECK(nng_ctx_open(&bctx[i], burst) == 0 && nng_aio_alloc(&baio[i], NULL, NULL) == 0,
+              "ctx");
+        nng_aio_set_timeout(baio[i], 10000);
+    }
+    CHECK(nng_dial(burst, faddr, NULL, 0) == 0, "dial");
+    const uint8_t status_req[] = {0x83, 0xa1, 'v', 0x01, 0xa2, 'i',  'd',  0x01,
+                                  0xa3, 'o',  'p', 's',  0x91, 0x81, 0xa2, 'o',
+                                  'p',  0xa6, 's', 't',  'a',  't',  'u',  's'};
+    bool busy_seen = false;
+    for (int round = 0; round < 50 && !busy_seen; round++) {
+        for (int i = 0; i < B; i++) {
+            nng_msg *m;
+            CHECK(nng_msg_alloc(&m, sizeof(status_req)) == 0, "alloc");
+            memcpy(nng_msg_body(m), status_req, sizeof(status_req));
+            nng_aio_set_msg(baio[i], m);
+            nng_ctx_send(bctx[i], baio[i]);
+        }
+        for (int i = 0; i < B; i++) {
+            nng_aio_wait(baio[i]);
+            CHECK(nng_aio_result(baio[i]) == 0, "burst send");
+            nng_ctx_recv(bctx[i], baio[i]);
+        }
+        for (int i = 0; i < B; i++) {
+            nng_aio_wait(baio[i]);
+            CHECK(nng_aio_result(baio[i]) == 0, "burst reply");
+            nng_msg *m = nng_aio_get_msg(baio[i]);
+            char *j = trastenda_msgpack_json(nng_msg_body(m), nng_msg_len(m));
+            bool busy = j != NULL && strstr(j, "in flight on this connection") != NULL;
+            CHECK(j != NULL && (busy || strstr(j, "\"role\":\"follower\",\"version\"") != NULL),
+                  "burst reply: %s", j != NULL ? j : "?");
+            busy_seen |= busy;
+            free(j);
+            nng_msg_free(m);
+        }
+    }
+    CHECK(busy_seen, "16 requests at once on one connection never met the cap of 1");
+    for (int i = 0; i < B; i++) {
+        nng_ctx_close(bctx[i]);
+        nng_aio_free(baio[i]);
+    }
+    /* Connections are capped (2): fc and the burst's are on it; a third is closed on arrival. */
+    cfg.timeout_ms = 400;
+    trastenda_client *third = NULL;
+    CHECK(trastenda_client_open(&cfg, &third, NULL, 0) == TRASTENDA_OK, "client");
+    trastenda_status(third, &r);
+    CHECK(r.code == TRASTENDA_E_TIMEOUT || r.code == TRASTENDA_E_CONNECT,
+          "a connection over the cap was served: %s", r.name);
+    trastenda_reply_clear(&r);
+    nng_close(burst); /* room again: the third one's redial gets in */
+    bool served = false;
+    for (int i = 0; i < 40 && !served; i++) {
+        trastenda_status(third, &r);
+        served = r.code == TRASTENDA_OK;
+        trastenda_reply_clear(&r);
+    }
+    CHECK(served, "the connection was not served once there was room");
+    trastenda_client_close(third);
     trastenda_client_close(fc);
-    trastenda_client_close(c);
     trastenda_client_close(leader);
     kill(follower_pid, SIGTERM);
     waitpid(follower_pid, NULL, 0);
