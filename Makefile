@@ -44,13 +44,12 @@ run: build
 demo: build
 	./$(RELEASE_DIR)/trastenda-demo
 
-# Release runs every test; the sanitizer build skips tests labelled "slow" or "forks" (see
-# CMakeLists.txt); TSan runs the plain
+# Release runs every test; the sanitizer build skips tests labelled "slow"; TSan runs the plain
 # (concurrency) tests and fails on any report.
 test: build build-asan build-tsan format-check
 	ctest --test-dir $(RELEASE_DIR) --output-on-failure
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		ctest --test-dir $(ASAN_DIR) --output-on-failure -LE "slow|forks"
+		ctest --test-dir $(ASAN_DIR) --output-on-failure -LE slow
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 		ctest --test-dir $(TSAN_DIR) --output-on-failure
 

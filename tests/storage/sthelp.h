@@ -111,6 +111,55 @@ st_digest(trastenda_store *st)
     return w.digest;
 }
 
+#ifdef TS_WRITER_PATH
+#include <spawn.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+/*
+ * Runs ts-store-writer (tests/storage/store_writer.c) with args (NULL-terminated, without the
+ * program name) through posix_spawn - never fork: see the writer's header. Reads its "seq digest"
+ * line; returns its exit status (0 ok), -1 when it could not be run or ended by a signal.
+ */
+static int
+st_writer(const char *const *args, uint64_t *seq, uint64_t *digest)
+{
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = TS_WRITER_PATH;
+    for (int i = 0; args[i] != NULL && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    pid_t pid;
+    int rc = posix_spawn(&pid, TS_WRITER_PATH, &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (rc != 0) {
+        close(fds[0]);
+        return -1;
+    }
+    char line[128] = "";
+    FILE *f = fdopen(fds[0], "r");
+    if (f == NULL || fgets(line, sizeof(line), f) == NULL) line[0] = '\0';
+    if (f != NULL) fclose(f);
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+    unsigned long long s = 0, d = 0;
+    if (sscanf(line, "%llu %llu", &s, &d) != 2)
+        return WEXITSTATUS(status) ? WEXITSTATUS(status) : -1;
+    *seq = s;
+    *digest = d;
+    return WEXITSTATUS(status);
+}
+#endif
+
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif

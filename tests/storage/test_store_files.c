@@ -225,24 +225,10 @@ Test(store_files, verify_refuses_a_damaged_or_gapped_log)
     config(&cfg, dir);
     cfg.materialize_interval_ms = 3600000;
     /* Written by a process that ends without close: nothing materialized, all in the log. */
-    pid_t pid = fork();
-    if (pid == 0) {
-        trastenda_store *st = NULL;
-        if (trastenda_store_open(&cfg, &st, err, sizeof(err)) != TRASTENDA_OK) _exit(2);
-        static struct batch b;
-        static trastenda_result res[BATCH_MAX];
-        struct gen g = {.rng = {78}};
-        setup_batch(&b);
-        for (uint32_t i = 0; i <= 20; i++) {
-            if (i > 0) next_batch(&g, &b);
-            if (st_run(st, b.cmds, b.n, res, NULL) != TRASTENDA_OK) _exit(3);
-            learn(&g, b.g, res, b.n);
-        }
-        _exit(0);
-    }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    const char *args[] = {"--dir", dir, "--seed", "78", "--batches", "20", "--crash", NULL};
+    uint64_t wseq, wdigest;
+    cr_assert_eq(st_writer(args, &wseq, &wdigest), 0, "the writer failed");
+    cr_assert_eq(wseq, 21);
     trastenda_verify_report rep;
     cr_assert_eq(trastenda_store_verify(dir, &cfg.engine, &rep, err, sizeof(err)), TRASTENDA_OK,
                  "%s", err);
