@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_NAME "trastenda-bench-engine"
+#include "common.h"
 #include "eng.h" /* table layouts, for the memory figures */
 #include "trastenda/engine.h"
 #include "trastenda/log.h"
@@ -79,26 +81,6 @@ static const struct {
 
 static const trastenda_str CHANNELS[2] = {{"web", 3}, {"store", 5}};
 
-_Noreturn static void
-die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "trastenda-bench-engine: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (p == NULL) die("out of memory (%zu x %zu bytes)", n, size);
-    return p;
-}
-
 static uint64_t
 clock_ns(clockid_t id)
 {
@@ -107,74 +89,12 @@ clock_ns(clockid_t id)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t
-now_ns(void)
-{
-    return clock_ns(CLOCK_MONOTONIC);
-}
-
 /* The clock of the timed region: CLOCK_MONOTONIC, or with --cpu-clock the writer thread's CPU
  * time (for comparing builds on a machine shared with other work: time spent descheduled is
  * left out, cache contention is not). */
 static clockid_t apply_clock = CLOCK_MONOTONIC;
 
-/* ---- log-bucketed histogram: 32 sub-buckets per power of two (about 3% resolution) ---- */
-
-#define HIST_SUB_BITS 5
-#define HIST_SUB      (1u << HIST_SUB_BITS)
-#define HIST_BUCKETS  (64u * HIST_SUB)
-
-struct hist {
-    uint64_t n[HIST_BUCKETS];
-    uint64_t count, max;
-};
-
-static uint32_t
-hist_bucket(uint64_t v)
-{
-    if (v < HIST_SUB) return (uint32_t)v;
-    uint32_t msb = 63u - (uint32_t)__builtin_clzll(v);
-    uint32_t sub = (uint32_t)(v >> (msb - HIST_SUB_BITS)) & (HIST_SUB - 1);
-    return (msb - HIST_SUB_BITS + 1) * HIST_SUB + sub;
-}
-
-static void
-hist_add(struct hist *h, uint64_t v)
-{
-    h->n[hist_bucket(v)]++;
-    h->count++;
-    if (v > h->max) h->max = v;
-}
-
-/* The value at quantile q: the middle of its bucket, never above the largest value seen. */
-static double
-hist_quantile(const struct hist *h, double q)
-{
-    if (h->count == 0) return 0;
-    uint64_t rank = (uint64_t)(q * (double)h->count + 0.999999);
-    if (rank < 1) rank = 1;
-    uint64_t seen = 0;
-    for (uint32_t b = 0; b < HIST_BUCKETS; b++) {
-        seen += h->n[b];
-        if (seen < rank) continue;
-        if (b < HIST_SUB) return (double)b;
-        uint32_t shift = b / HIST_SUB - 1;
-        double low = (double)((uint64_t)(HIST_SUB + b % HIST_SUB) << shift);
-        double mid = low + (double)(1ull << shift) / 2;
-        return mid > (double)h->max ? (double)h->max : mid;
-    }
-    return (double)h->max;
-}
-
 /* ---- figures of one run, and their median over runs ---- */
-
-enum {
-    Q_P50,
-    Q_P99,
-    Q_P999,
-    Q_MAX,
-    Q_COUNT_
-};
 
 struct run {
     double rate;                /* operations per second of engine (apply) time */
@@ -187,13 +107,6 @@ struct run {
 };
 
 #define RUN_FIELDS (sizeof(struct run) / sizeof(double))
-
-static int
-dbl_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Median of each figure over the runs (each figure on its own). */
 static struct run
@@ -342,18 +255,6 @@ loc_ref(const struct bench *b, uint32_t i)
     if (trastenda_engine_location_lookup(b->e, r.id, &r.ix) != TRASTENDA_OK)
         die("location %s unknown", LOC_INFO[i].id);
     return r;
-}
-
-/* prefix + 16 hex digits; returns the length. */
-static uint32_t
-text_id(char *dst, char prefix, uint64_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    dst[0] = prefix;
-    for (int i = 0; i < 16; i++)
-        dst[1 + i] = hex[(n >> (60 - 4 * i)) & 15u];
-    dst[17] = 0;
-    return 17;
 }
 
 static void
@@ -783,53 +684,6 @@ run_memory(const struct opts *o)
 }
 
 /* ---- output ---- */
-
-static const char *
-num(char *buf, double v)
-{
-    char raw[32];
-    snprintf(raw, sizeof(raw), "%.0f", v);
-    size_t len = strlen(raw), o = 0;
-    for (size_t i = 0; i < len; i++) {
-        buf[o++] = raw[i];
-        if (raw[i] != '-' && (len - i - 1) % 3 == 0 && i + 1 < len) buf[o++] = ',';
-    }
-    buf[o] = 0;
-    return buf;
-}
-
-static const char *
-build_type(void)
-{
-#ifdef NDEBUG
-    return "Release";
-#else
-    return "Debug";
-#endif
-}
-
-static void
-cpu_model(char *out, size_t cap)
-{
-    snprintf(out, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f == NULL) return;
-    char line[512];
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "model name", 10) != 0) continue;
-        const char *v = strchr(line, ':');
-        if (v == NULL) break;
-        v++;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        snprintf(out, cap, "%s", v);
-        out[strcspn(out, "\n")] = 0;
-        for (char *p = out; *p; p++)
-            if (*p == '"' || *p == '\\') *p = '\'';
-        break;
-    }
-    fclose(f);
-}
 
 struct figures {
     bool has[5];

@@ -28,72 +28,14 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#define BENCH_NAME "trastenda-bench-server"
+#include "common.h"
 #include "trastenda/client.h"
 
 static double seconds = 5;
 static int n_skus = 100000;
 static char dir[256], addr[64], echo_addr[64];
 static pid_t server_pid;
-
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* ---- a log-bucketed latency histogram: 8 sub-buckets per power of two, in ns ---- */
-
-#define HB 512
-
-struct hist {
-    uint64_t b[HB];
-    uint64_t n;
-};
-
-static int
-bucket(int64_t ns)
-{
-    if (ns < 1) ns = 1;
-    int e = 63 - __builtin_clzll((uint64_t)ns);
-    int sub = e >= 3 ? (int)(((uint64_t)ns >> (e - 3)) & 7) : 0;
-    int b = e * 8 + sub;
-    return b < HB ? b : HB - 1;
-}
-
-static int64_t
-bucket_ns(int b)
-{
-    int e = b / 8, sub = b % 8;
-    return e >= 3 ? (int64_t)((8 + sub) << (e - 3)) : (int64_t)1 << e;
-}
-
-static void
-hist_add(struct hist *h, int64_t ns)
-{
-    h->b[bucket(ns)]++;
-    h->n++;
-}
-
-static void
-hist_merge(struct hist *dst, const struct hist *src)
-{
-    for (int i = 0; i < HB; i++)
-        dst->b[i] += src->b[i];
-    dst->n += src->n;
-}
-
-static double
-hist_pct_us(const struct hist *h, double p)
-{
-    uint64_t want = (uint64_t)(p * (double)h->n), seen = 0;
-    for (int i = 0; i < HB; i++) {
-        seen += h->b[i];
-        if (seen > want) return (double)bucket_ns(i) / 1000.0;
-    }
-    return 0;
-}
 
 /* ---- the server process ---- */
 
@@ -281,7 +223,7 @@ work_main(void *arg)
     static __thread trastenda_cline lines[64];
     static __thread char skus[64][16], keys[64][32];
     while (!*k->stop) {
-        int64_t t0 = now_ns();
+        uint64_t t0 = now_ns();
         if (k->w == ECHO) {
             nng_aio *aio;
             nng_aio_alloc(&aio, NULL, NULL);
@@ -349,12 +291,13 @@ run(enum work w, int callers, trastenda_client *c, nng_socket echo)
         ws[i].echo = echo;
         ws[i].stop = &stop;
     }
-    int64_t t0 = now_ns();
+    uint64_t t0 = now_ns();
     for (int i = 0; i < callers; i++)
         pthread_create(&ws[i].th, NULL, work_main, &ws[i]);
     usleep((useconds_t)(seconds * 1e6));
     stop = 1;
-    struct hist h = {{0}, 0};
+    static struct hist h;
+    memset(&h, 0, sizeof(h));
     uint64_t ops = 0, errors = 0;
     for (int i = 0; i < callers; i++) {
         pthread_join(ws[i].th, NULL);
@@ -363,7 +306,8 @@ run(enum work w, int callers, trastenda_client *c, nng_socket echo)
         errors += ws[i].errors;
     }
     double el = (double)(now_ns() - t0) / 1e9;
-    return (struct result){(double)ops / el, hist_pct_us(&h, 0.50), hist_pct_us(&h, 0.99), errors};
+    return (struct result){(double)ops / el, hist_quantile(&h, 0.50) / 1e3,
+                           hist_quantile(&h, 0.99) / 1e3, errors};
 }
 
 int

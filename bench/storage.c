@@ -27,7 +27,9 @@
  * Where the CPU goes: /proc/self/task/<tid>/stat of every thread before and after the window,
  * grouped by role (engine thread, log writer, materializer, producers, RocksDB's threads).
  */
+#define BENCH_NAME "trastenda-bench-storage"
 #include "trastenda/storage.h"
+#include "common.h"
 #include "trastenda.h"
 #include "trastenda/engine.h"
 #include "trastenda/log.h"
@@ -111,34 +113,6 @@ struct opts {
 
 static char root_dir[4096]; /* removed at exit */
 
-_Noreturn static void
-die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "trastenda-bench-storage: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (p == NULL) die("out of memory (%zu x %zu bytes)", n, size);
-    return p;
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void
 sleep_until_ns(uint64_t t)
 {
@@ -187,87 +161,6 @@ rng_next(uint64_t *s)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
-
-/* 12,345,678 */
-static const char *
-num(char *out, double v)
-{
-    char digits[40];
-    snprintf(digits, sizeof(digits), "%.0f", v < 0 ? -v : v);
-    size_t n = strlen(digits), o = 0;
-    if (v <= -0.5) out[o++] = '-';
-    for (size_t i = 0; i < n && o < 30; i++) {
-        if (i > 0 && (n - i) % 3 == 0) out[o++] = ',';
-        out[o++] = digits[i];
-    }
-    out[o] = 0;
-    return out;
-}
-
-/* ---- log-bucketed histogram: 32 sub-buckets per power of two (about 3% resolution) ---- */
-
-#define HIST_SUB_BITS 5
-#define HIST_SUB      (1u << HIST_SUB_BITS)
-#define HIST_BUCKETS  (64u * HIST_SUB)
-
-struct hist {
-    uint64_t n[HIST_BUCKETS];
-    uint64_t count, max;
-};
-
-static uint32_t
-hist_bucket(uint64_t v)
-{
-    if (v < HIST_SUB) return (uint32_t)v;
-    uint32_t msb = 63u - (uint32_t)__builtin_clzll(v);
-    uint32_t sub = (uint32_t)(v >> (msb - HIST_SUB_BITS)) & (HIST_SUB - 1);
-    return (msb - HIST_SUB_BITS + 1) * HIST_SUB + sub;
-}
-
-static void
-hist_add(struct hist *h, uint64_t v)
-{
-    h->n[hist_bucket(v)]++;
-    h->count++;
-    if (v > h->max) h->max = v;
-}
-
-static void
-hist_merge(struct hist *into, const struct hist *h)
-{
-    for (uint32_t b = 0; b < HIST_BUCKETS; b++)
-        into->n[b] += h->n[b];
-    into->count += h->count;
-    if (h->max > into->max) into->max = h->max;
-}
-
-/* The value at quantile q: the middle of its bucket, never above the largest value seen. */
-static double
-hist_quantile(const struct hist *h, double q)
-{
-    if (h->count == 0) return 0;
-    uint64_t rank = (uint64_t)(q * (double)h->count + 0.999999);
-    if (rank < 1) rank = 1;
-    uint64_t seen = 0;
-    for (uint32_t b = 0; b < HIST_BUCKETS; b++) {
-        seen += h->n[b];
-        if (seen < rank) continue;
-        if (b < HIST_SUB) return (double)b;
-        uint32_t shift = b / HIST_SUB - 1;
-        double low = (double)((uint64_t)(HIST_SUB + b % HIST_SUB) << shift);
-        double mid = low + (double)(1ull << shift) / 2;
-        return mid > (double)h->max ? (double)h->max : mid;
-    }
-    return (double)h->max;
-}
-
-enum {
-    Q_P50,
-    Q_P99,
-    Q_P999,
-    Q_MAX,
-    Q_COUNT_
-};
 
 static void
 hist_us(const struct hist *h, double out[Q_COUNT_])
@@ -601,13 +494,6 @@ struct errs {
     uint64_t duplicates;
 };
 
-static int
-dbl_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static struct fig
 fig_median(const struct fig *runs, uint32_t n)
 {
@@ -781,18 +667,6 @@ slots_init(struct producer *p)
         s->req.done = reserve_done;
         s->req.ctx = s;
     }
-}
-
-/* prefix + 16 hex digits. */
-static uint32_t
-text_id(char *dst, char prefix, uint64_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    dst[0] = prefix;
-    for (int i = 0; i < 16; i++)
-        dst[1 + i] = hex[(n >> (60 - 4 * i)) & 15u];
-    dst[17] = 0;
-    return 17;
 }
 
 /* A random SKU, its id resolved to an index as the server's network threads will do it. */
@@ -1696,39 +1570,6 @@ recovery_run(const struct opts *o)
 }
 
 /* ---- output ---- */
-
-static const char *
-build_type(void)
-{
-#ifdef NDEBUG
-    return "Release";
-#else
-    return "Debug";
-#endif
-}
-
-static void
-cpu_model(char *out, size_t cap)
-{
-    snprintf(out, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f == NULL) return;
-    char line[512];
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "model name", 10) != 0) continue;
-        const char *v = strchr(line, ':');
-        if (v == NULL) break;
-        v++;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        snprintf(out, cap, "%s", v);
-        out[strcspn(out, "\n")] = 0;
-        for (char *p = out; *p; p++)
-            if (*p == '"' || *p == '\\') *p = '\'';
-        break;
-    }
-    fclose(f);
-}
 
 struct results {
     bool has_raw, has_case[C_RESERVE_COUNT_], has_rec;
