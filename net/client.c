@@ -334,6 +334,31 @@ decode_result(const uint8_t *buf, size_t len, trastenda_reply *r)
     return TRASTENDA_OK;
 }
 
+/* The code of a result map and the leader it names, without decoding the rest (the reply
+ * thread's check before handing the result to its caller, who decodes it). */
+static bool
+result_route(const uint8_t *buf, size_t len, uint64_t *code, char *leader, size_t cap)
+{
+    struct mp_rd rd;
+    mp_rd_init(&rd, buf, len);
+    uint32_t n;
+    if (!mp_read_map(&rd, &n)) return false;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k, *v;
+        uint32_t kl, vl;
+        if (!mp_read_str(&rd, &k, &kl)) return false;
+        if (key_is(k, kl, "code")) {
+            if (!mp_read_u64(&rd, code)) return false;
+        } else if (key_is(k, kl, "leader")) {
+            if (!mp_read_str(&rd, &v, &vl)) return false;
+            copy_str(leader, cap, v, vl);
+        } else if (!mp_skip(&rd, MP_DEPTH_MAX)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- sending and receiving ---- */
 
 static void slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv);
@@ -497,20 +522,19 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv)
                                                : env_err);
             continue;
         }
-        /* Not the leader: follow the redirect (a result with code E_NOT_LEADER). */
-        trastenda_reply tmp;
-        if (decode_result(res_at[i], res_len[i], &tmp) == TRASTENDA_OK &&
-            ((tmp.code == TRASTENDA_E_NOT_LEADER && tmp.leader[0] != '\0') ||
-             (tmp.code == TRASTENDA_E_BUSY && (c->keyed || !c->write))) &&
+        /* Not the leader: follow the redirect; busy: again, when that is safe. */
+        uint64_t code = 0;
+        char leader[128] = "";
+        if (result_route(res_at[i], res_len[i], &code, leader, sizeof(leader)) &&
+            ((code == TRASTENDA_E_NOT_LEADER && leader[0] != '\0') ||
+             (code == TRASTENDA_E_BUSY && (c->keyed || !c->write))) &&
             c->tries < cl->cfg.retries && !cl->closing) {
-            for (uint32_t nd = 0; tmp.code == TRASTENDA_E_NOT_LEADER && nd < cl->cfg.n_nodes; nd++)
-                if (strcmp(cl->nodes[nd], tmp.leader) == 0) cl->leader = nd;
-            trastenda_reply_clear(&tmp);
+            for (uint32_t nd = 0; code == TRASTENDA_E_NOT_LEADER && nd < cl->cfg.n_nodes; nd++)
+                if (strcmp(cl->nodes[nd], leader) == 0) cl->leader = nd;
             c->tries++;
             enqueue_front(cl, c);
             continue;
         }
-        trastenda_reply_clear(&tmp);
         c->res = malloc(res_len[i]);
         if (c->res == NULL) {
             finish_call(c, TRASTENDA_E_NOMEM);
