@@ -507,6 +507,27 @@ main(int argc, char **argv)
                        cmd->usage, cmd->help, cmd->op);
             return 0;
         }
+    /* The flags first: a usage error opens no connection. */
+    static struct flags f;
+    if (!is_export && !is_import) {
+        trastenda_args_init(&f.a, cmd->op);
+        for (int k = i + used; k < argc; k++) {
+            if (strncmp(argv[k], "--", 2) != 0) {
+                fprintf(stderr, "trastenda-cli: unexpected '%s'\n", argv[k]);
+                return 2;
+            }
+            if (strcmp(argv[k], "--partial") == 0) {
+                f.a.partial = 1;
+                continue;
+            }
+            if (k + 1 >= argc || !set_flag(&f, argv[k] + 2, argv[k + 1])) {
+                fprintf(stderr, "trastenda-cli: %s: bad or missing value (see %s --help)\n",
+                        argv[k], cmd->name);
+                return 2;
+            }
+            k++;
+        }
+    }
     trastenda_client *c = NULL;
     char err[512];
     if (trastenda_client_open(&cc, &c, err, sizeof(err)) != TRASTENDA_OK) {
@@ -519,41 +540,18 @@ main(int argc, char **argv)
     } else if (is_import) {
         rc = cli_import(c, argc - i - 1, argv + i + 1, json_out);
     } else {
-        static struct flags f;
-        trastenda_args_init(&f.a, cmd->op);
-        rc = 0;
-        for (int k = i + used; k < argc; k++) {
-            if (strncmp(argv[k], "--", 2) != 0) {
-                fprintf(stderr, "trastenda-cli: unexpected '%s'\n", argv[k]);
-                rc = 2;
-                break;
-            }
-            if (strcmp(argv[k], "--partial") == 0) {
-                f.a.partial = 1;
-                continue;
-            }
-            if (k + 1 >= argc || !set_flag(&f, argv[k] + 2, argv[k + 1])) {
-                fprintf(stderr, "trastenda-cli: %s: bad or missing value (see %s --help)\n",
-                        argv[k], cmd->name);
-                rc = 2;
-                break;
-            }
-            k++;
+        trastenda_reply r;
+        trastenda_err e = trastenda_call(c, &f.a, &r);
+        if (e == TRASTENDA_E_TIMEOUT || e == TRASTENDA_E_CONNECT) {
+            fprintf(stderr, "trastenda-cli: %s: %s\n", servers[0], trastenda_err_message(e));
+            rc = 3;
+        } else if (e != TRASTENDA_OK) {
+            fprintf(stderr, "trastenda-cli: %s\n", trastenda_err_message(e));
+            rc = e == TRASTENDA_E_INVALID ? 2 : 3;
+        } else {
+            rc = print_reply(cmd->op, &r);
         }
-        if (rc == 0) {
-            trastenda_reply r;
-            trastenda_err e = trastenda_call(c, &f.a, &r);
-            if (e == TRASTENDA_E_TIMEOUT || e == TRASTENDA_E_CONNECT) {
-                fprintf(stderr, "trastenda-cli: %s: %s\n", servers[0], trastenda_err_message(e));
-                rc = 3;
-            } else if (e != TRASTENDA_OK) {
-                fprintf(stderr, "trastenda-cli: %s\n", trastenda_err_message(e));
-                rc = e == TRASTENDA_E_INVALID ? 2 : 3;
-            } else {
-                rc = print_reply(cmd->op, &r);
-            }
-            trastenda_reply_clear(&r);
-        }
+        trastenda_reply_clear(&r);
     }
     trastenda_client_close(c);
     return rc;
