@@ -536,6 +536,14 @@ trastenda_engine_epoch(const trastenda_engine *e)
     return e->cfg.epoch;
 }
 
+trastenda_err
+trastenda_engine_set_epoch(trastenda_engine *e, uint64_t epoch)
+{
+    if (e == NULL || epoch <= e->cfg.epoch) return TRASTENDA_E_INVALID;
+    e->cfg.epoch = epoch;
+    return TRASTENDA_OK;
+}
+
 int64_t
 trastenda_engine_time_ms(const trastenda_engine *e)
 {

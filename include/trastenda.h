@@ -58,7 +58,9 @@ extern "C" {
     X(TRASTENDA_E_TOO_BIG, 38, "message too large")                                                \
     X(TRASTENDA_E_NOT_LEADER, 39, "not the leader: writes go to the leader")                       \
     X(TRASTENDA_E_TIMEOUT, 40, "timed out")                                                        \
-    X(TRASTENDA_E_CONNECT, 41, "cannot reach the server")
+    X(TRASTENDA_E_CONNECT, 41, "cannot reach the server")                                          \
+    X(TRASTENDA_E_NOT_REPLICATED, 42,                                                              \
+      "not acknowledged by enough followers in time: durable on the leader, not replicated")
 
 typedef enum trastenda_err {
 #define TRASTENDA_ERR_ENUM_(name, value, msg) name = value,

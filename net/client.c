@@ -33,6 +33,7 @@ struct call {
     uint8_t *res; /* the result map, copied */
     size_t res_len;
     uint64_t seq;
+    uint64_t min_seq;
     bool done;
     pthread_cond_t cv;
     struct call *next;
@@ -86,7 +87,7 @@ trastenda_args_init(trastenda_args *a, const char *op)
                        &a->since};
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
         *nums[i] = TRASTENDA_UNSET;
-    a->partial = a->active = -1;
+    a->partial = a->active = a->force = -1;
 }
 
 void
@@ -179,6 +180,7 @@ encode_op(const trastenda_args *a, struct wbuf *w)
         n += nums[i].v != TRASTENDA_UNSET;
     n += a->partial >= 0;
     n += a->active >= 0;
+    n += a->force >= 0;
     n += a->lines != NULL;
     n += a->channels != NULL;
     msgpack_packer pk;
@@ -208,6 +210,10 @@ encode_op(const trastenda_args *a, struct wbuf *w)
     if (a->active >= 0) {
         pk_s(&pk, "active");
         a->active ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    }
+    if (a->force >= 0) {
+        pk_s(&pk, "force");
+        a->force ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     }
     if (a->channels != NULL) {
         pk_s(&pk, "channels");
@@ -370,11 +376,18 @@ slot_send(struct trastenda_client *cl, struct slot *sl)
     struct wbuf w = {0};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &w, wbuf_write);
-    msgpack_pack_map(&pk, 3);
+    uint64_t min_seq = 0;
+    for (uint32_t i = 0; i < sl->n; i++)
+        if (sl->calls[i]->min_seq > min_seq) min_seq = sl->calls[i]->min_seq;
+    msgpack_pack_map(&pk, min_seq > 0 ? 4 : 3);
     pk_s(&pk, "v");
     msgpack_pack_uint64(&pk, 1);
     pk_s(&pk, "id");
     msgpack_pack_uint64(&pk, sl->id);
+    if (min_seq > 0) {
+        pk_s(&pk, "min_seq");
+        msgpack_pack_uint64(&pk, min_seq);
+    }
     pk_s(&pk, "ops");
     msgpack_pack_array(&pk, sl->n);
     for (uint32_t i = 0; i < sl->n; i++)
@@ -715,6 +728,7 @@ call_prepare(struct call *c, const trastenda_args *a)
     c->op = w.p;
     c->op_len = w.len;
     c->write = is_write_op(a->op);
+    c->min_seq = a->min_seq;
     c->keyed = a->key != NULL || (a->order != NULL && strcmp(a->op, "order.place") == 0);
     pthread_cond_init(&c->cv, NULL);
     return TRASTENDA_OK;

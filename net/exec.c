@@ -10,19 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "repl.h"
 #include "srv.h"
 
 static bool
 is_slow_kind(uint32_t k)
 {
-    return k == PK_LEDGER || k == PK_EVENTS || k == PK_BACKUP;
+    return k == PK_LEDGER || k == PK_EVENTS || k == PK_BACKUP || k == PK_PROMOTE;
 }
 
 static bool
 is_engine_kind(uint32_t k)
 {
     return k == PK_HOLD || k == PK_ORDER || k == PK_PO || k == PK_LOW_STOCK || k == PK_REORDER ||
-           k == PK_STATUS || k == PK_STOCK_LIST || k == PK_SKU_LIST || k == PK_LOCATION_LIST;
+           k == PK_STATUS || k == PK_STOCK_LIST || k == PK_SKU_LIST || k == PK_LOCATION_LIST ||
+           k == PK_DIGEST;
 }
 
 static size_t
@@ -231,6 +233,10 @@ exec_engine_reads(trastenda_request *req, const trastenda_engine *e)
         case PK_STATUS:
             trastenda_engine_stats_get(e, &o->u.status.eng);
             break;
+        case PK_DIGEST:
+            o->u.digest.seq = trastenda_engine_seq(e);
+            o->u.digest.digest = trastenda_engine_digest(e);
+            break;
         case PK_STOCK_LIST: /* cursor: the first slot; next: the slot after the page, 0 at the end
                              */
             o->u.low.n = 0;
@@ -340,6 +346,10 @@ exec_slow_reads(struct srv_ctx *c)
             err = trastenda_store_checkpoint(s->store, dir, &o->u.backup.seq, msg, sizeof(msg));
             break;
         }
+        case PK_PROMOTE:
+            err = repl_promote(s, op->force, &o->u.promote.epoch, &o->u.promote.seq, msg,
+                               sizeof(msg));
+            break;
         default:
             break;
         }

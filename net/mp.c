@@ -153,6 +153,20 @@ mp_read_str(struct mp_rd *r, const char **s, uint32_t *len)
     return true;
 }
 
+bool
+mp_read_bin(struct mp_rd *r, const uint8_t **b, uint32_t *len)
+{
+    const uint8_t *p, *q;
+    if (mp_peek(r) != MP_BIN || !mp_take(r, 1, &p)) return mp_fail(r);
+    int w = *p == 0xc4 ? 1 : *p == 0xc5 ? 2 : 4;
+    if (!mp_take(r, (size_t)w, &q)) return false;
+    uint64_t n = mp_be(q, w);
+    if (!mp_take(r, n, &q)) return false;
+    *b = q;
+    *len = (uint32_t)n;
+    return true;
+}
+
 static bool
 read_count(struct mp_rd *r, enum mp_type want, uint32_t *n, uint32_t min_bytes)
 {

@@ -86,6 +86,8 @@ bool mp_read_i64(struct mp_rd *r, int64_t *v);
 bool mp_read_u64(struct mp_rd *r, uint64_t *v);
 /* A str; *s points into the message (not NUL-terminated). */
 bool mp_read_str(struct mp_rd *r, const char **s, uint32_t *len);
+/* A bin; *b points into the message. */
+bool mp_read_bin(struct mp_rd *r, const uint8_t **b, uint32_t *len);
 /* Headers: *n checked against the bytes left (at least 1 byte per element, 2 per map pair). */
 bool mp_read_array(struct mp_rd *r, uint32_t *n);
 bool mp_read_map(struct mp_rd *r, uint32_t *n);

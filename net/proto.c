@@ -145,6 +145,7 @@ static const struct field_info fields[PFD_COUNT_] = {
     [PFD_BEFORE] = UINT_F(before, 0, UINT64_MAX),
     [PFD_SINCE] = UINT_F(since, 0, UINT64_MAX),
     [PFD_DIR] = STR_F(FK_DIR, dir),
+    [PFD_FORCE] = {FK_BOOL, OFF(force), 0, 0, 0, 0},
 };
 
 static const char *const field_names[PFD_COUNT_] = {
@@ -182,6 +183,7 @@ static const char *const field_names[PFD_COUNT_] = {
     [PFD_BEFORE] = "before",
     [PFD_SINCE] = "since",
     [PFD_DIR] = "dir",
+    [PFD_FORCE] = "force",
 };
 
 _Static_assert(PFD_COUNT_ <= 64, "presence bits fit proto_op.present");
@@ -204,7 +206,7 @@ static const uint8_t fields_by_len[FIELD_LEN_MAX + 1][8] = {
     [2] = {PFD_OP, PFD_TO, PFD_PO, 0xff},
     [3] = {PFD_KEY, PFD_REF, PFD_SKU, PFD_LOC, PFD_QTY, PFD_DIR, 0xff},
     [4] = {PFD_NAME, PFD_HOLD, 0xff},
-    [5] = {PFD_ACTOR, PFD_ORDER, PFD_LINES, PFD_LIMIT, PFD_TO_MS, PFD_SINCE, 0xff},
+    [5] = {PFD_ACTOR, PFD_ORDER, PFD_LINES, PFD_LIMIT, PFD_TO_MS, PFD_SINCE, PFD_FORCE, 0xff},
     [6] = {PFD_TTL_MS, PFD_LAT_E6, PFD_LON_E6, PFD_REASON, PFD_ACTIVE, PFD_CURSOR, PFD_BEFORE,
            0xff},
     [7] = {PFD_CHANNEL, PFD_PARTIAL, PFD_FROM_MS, 0xff},
@@ -300,19 +302,19 @@ static const struct op_spec specs[] = {
     [TRASTENDA_OP_COUNT_ + 10] = {"stock.list", 0, F(CURSOR) | F(LIMIT), 0, false},
     [TRASTENDA_OP_COUNT_ + 11] = {"sku.list", 0, F(CURSOR) | F(LIMIT), 0, false},
     [TRASTENDA_OP_COUNT_ + 12] = {"location.list", 0, F(CURSOR) | F(LIMIT), 0, false},
+    [TRASTENDA_OP_COUNT_ + 13] = {"promote", 0, F(FORCE), 0, false},
+    [TRASTENDA_OP_COUNT_ + 14] = {"digest", 0, 0, 0, false},
 };
 
 #define SPECS_N (sizeof(specs) / sizeof(specs[0]))
-_Static_assert(SPECS_N == TRASTENDA_OP_COUNT_ + (PK_LOCATION_LIST - PK_STOCK + 1),
-               "one spec per kind");
+_Static_assert(SPECS_N == TRASTENDA_OP_COUNT_ + (PK_DIGEST - PK_STOCK + 1), "one spec per kind");
 
 /* Index of a kind in specs, or 0 (no spec) when it is not an operation. */
 static uint32_t
 spec_index(uint32_t kind)
 {
     if (proto_kind_is_write(kind)) return kind;
-    if (kind >= PK_STOCK && kind <= PK_LOCATION_LIST)
-        return TRASTENDA_OP_COUNT_ + (kind - PK_STOCK);
+    if (kind >= PK_STOCK && kind <= PK_DIGEST) return TRASTENDA_OP_COUNT_ + (kind - PK_STOCK);
     return 0;
 }
 
@@ -340,6 +342,7 @@ static const struct {
     {"backup", PK_BACKUP},
     {"confirm", TRASTENDA_OP_CONFIRM},
     {"count", TRASTENDA_OP_COUNT},
+    {"digest", PK_DIGEST},
     {"events", PK_EVENTS},
     {"extend", TRASTENDA_OP_EXTEND},
     {"hold", PK_HOLD},
@@ -361,6 +364,7 @@ static const struct {
     {"po.close", TRASTENDA_OP_PO_CLOSE},
     {"po.create", TRASTENDA_OP_PO_CREATE},
     {"po.receive", TRASTENDA_OP_PO_RECEIVE},
+    {"promote", PK_PROMOTE},
     {"receive", TRASTENDA_OP_RECEIVE},
     {"release", TRASTENDA_OP_RELEASE},
     {"reorder", PK_REORDER},

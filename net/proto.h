@@ -40,11 +40,13 @@ enum proto_kind {
     PK_REORDER = 69,
     PK_LEDGER = 70,
     PK_STATUS = 71,
-    PK_EVENTS = 72,       /* events since a log sequence */
-    PK_BACKUP = 73,       /* a checkpoint of the running node into a directory */
-    PK_STOCK_LIST = 74,   /* every stock record, page by page (exports) */
-    PK_SKU_LIST = 75,     /* every SKU */
-    PK_LOCATION_LIST = 76 /* every location */
+    PK_EVENTS = 72,        /* events since a log sequence */
+    PK_BACKUP = 73,        /* a checkpoint of the running node into a directory */
+    PK_STOCK_LIST = 74,    /* every stock record, page by page (exports) */
+    PK_SKU_LIST = 75,      /* every SKU */
+    PK_LOCATION_LIST = 76, /* every location */
+    PK_PROMOTE = 77,       /* this follower becomes the leader (replication) */
+    PK_DIGEST = 78         /* the state digest at the node's applied sequence */
 };
 
 static inline bool
@@ -89,6 +91,7 @@ enum proto_field {
     PFD_BEFORE,
     PFD_SINCE,
     PFD_DIR,
+    PFD_FORCE,
     PFD_COUNT_
 };
 
@@ -117,7 +120,7 @@ struct proto_op {
     int64_t qty, expected, ttl_ms, reorder_point, reorder_qty, safety_stock, lead_days, priority,
         lat_e6, lon_e6, from_ms, to_ms;
     uint64_t hold, cursor, limit, before, since;
-    bool partial, active;
+    bool partial, active, force;
     uint32_t lines_at, lines_n;       /* in proto_req.lines */
     uint32_t channels_at, channels_n; /* in proto_req.channels */
     /* Decode or validation error of this op: code, and message naming the field. */

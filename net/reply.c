@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "repl.h"
 #include "srv.h"
 
 /* ---- a growable buffer behind msgpack_packer ---- */
@@ -141,7 +143,7 @@ pk_error(struct srv *s, msgpack_packer *pk, trastenda_err code, const char *msg,
     pk_kv_s(pk, "msg", msg);
     if (has_line) pk_kv_u(pk, "line", line);
     if (busy) pk_kv_u(pk, "retry_ms", 5);
-    if (nl) pk_kv_s(pk, "leader", s->cfg.not_leader != NULL ? s->cfg.not_leader : "");
+    if (nl) pk_kv_s(pk, "leader", srv_leader(s));
 }
 
 static void
@@ -356,9 +358,12 @@ pk_status(struct srv_ctx *c, msgpack_packer *pk, struct op_out *o)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t up_ms = ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - s->started_ns) / 1000000;
-    bool follower = s->cfg.not_leader != NULL && s->cfg.not_leader[0] != '\0';
-    msgpack_pack_map(pk, 9);
+    bool follower = srv_is_follower(s);
+    msgpack_pack_map(pk, 11);
     pk_kv_u(pk, "code", 0);
+    pk_kv_u(pk, "pid", (uint64_t)getpid());
+    pk_key(pk, "replication");
+    repl_status_pack(s, pk);
     pk_kv_s(pk, "role", follower ? "follower" : "leader");
     pk_kv_s(pk, "version", TRASTENDA_VERSION_STRING);
     pk_kv_i(pk, "uptime_ms", up_ms);
@@ -538,6 +543,18 @@ pk_read(struct srv_ctx *c, msgpack_packer *pk, const struct proto_op *op, struct
     case PK_STATUS:
         pk_status(c, pk, o);
         return;
+    case PK_DIGEST:
+        msgpack_pack_map(pk, 3);
+        pk_kv_u(pk, "code", 0);
+        pk_kv_u(pk, "seq", o->u.digest.seq);
+        pk_kv_u(pk, "digest", o->u.digest.digest);
+        return;
+    case PK_PROMOTE:
+        msgpack_pack_map(pk, 3);
+        pk_kv_u(pk, "code", 0);
+        pk_kv_u(pk, "epoch", o->u.promote.epoch);
+        pk_kv_u(pk, "seq", o->u.promote.seq);
+        return;
     default:
         pk_error(s, pk, TRASTENDA_E_UNKNOWN_OP, "unknown operation", UINT32_MAX);
     }
@@ -547,12 +564,12 @@ static void
 pk_envelope(struct srv_ctx *c, msgpack_packer *pk, uint64_t id, uint32_t fields)
 {
     struct srv *s = c->srv;
-    bool follower = s->cfg.not_leader != NULL && s->cfg.not_leader[0] != '\0';
+    bool follower = srv_is_follower(s);
     msgpack_pack_map(pk, 5 + fields);
     pk_kv_u(pk, "v", PROTO_VERSION);
     pk_kv_u(pk, "id", id);
     pk_kv_s(pk, "role", follower ? "follower" : "leader");
-    pk_kv_u(pk, "epoch", trastenda_engine_epoch(s->eng));
+    pk_kv_u(pk, "epoch", trastenda_store_epoch(s->store));
     /* The durable sequence covering this reply's writes (the batch that holds them). */
     uint64_t seq = c->n_cmds > 0 && c->store_status == TRASTENDA_OK
                        ? c->sreq.seq

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "repl.h"
 #include "srv.h" /* nng.h before its protocol headers */
 
 #include <nng/protocol/pubsub0/pub.h>
@@ -49,6 +50,30 @@ trastenda_server_config_default(trastenda_server_config *cfg)
     cfg->max_connections = 1024;
     cfg->max_in_flight_per_connection = 32;
     cfg->log_level = TRASTENDA_LOG_INFO;
+    cfg->repl = TRASTENDA_DEFAULT_REPL;
+    cfg->repl_wait_ms = 500;
+    cfg->digest_interval_ms = 10000;
+    cfg->min_seq_timeout_ms = 2000;
+}
+
+bool
+srv_is_follower(struct srv *s)
+{
+    return (s->cfg.not_leader != NULL && s->cfg.not_leader[0] != '\0') ||
+           trastenda_store_is_follower(s->store);
+}
+
+const char *
+srv_leader(struct srv *s)
+{
+    if (s->cfg.not_leader != NULL && s->cfg.not_leader[0] != '\0') return s->cfg.not_leader;
+    return repl_leader(s);
+}
+
+bool
+trastenda_server_wants_restart(trastenda_server *s)
+{
+    return __atomic_load_n(&s->restart_wanted, __ATOMIC_ACQUIRE) != 0;
 }
 
 static int64_t
@@ -208,7 +233,64 @@ build_cmds(struct srv_ctx *c)
     return true;
 }
 
-/* A request decoded: runs it. */
+/* ---- read-your-writes: requests waiting for their min_seq ---- */
+
+/* Parks c until the node has its min_seq durable (the aio was begun). */
+static void
+wait_park(struct srv_ctx *c)
+{
+    struct srv *s = c->srv;
+    __atomic_fetch_add(&s->waits.n, 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&s->waits.mu);
+    bool now = trastenda_store_durable_seq(s->store) >= c->q.min_seq;
+    if (!now) {
+        c->wait_deadline_ns = mono_ns() + (int64_t)s->cfg.min_seq_timeout_ms * 1000000;
+        c->wait_next = s->waits.head;
+        s->waits.head = c;
+    }
+    pthread_mutex_unlock(&s->waits.mu);
+    if (now) {
+        __atomic_fetch_sub(&s->waits.n, 1, __ATOMIC_SEQ_CST);
+        c->wait_ok = true;
+        c->state = CTX_RESUME;
+        nng_aio_finish(c->aio, 0);
+    }
+}
+
+void
+srv_waits_check(struct srv *s, int64_t now_ns)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&s->waits.n, __ATOMIC_SEQ_CST) == 0) return;
+    uint64_t durable = trastenda_store_durable_seq(s->store);
+    struct srv_ctx *go = NULL;
+    pthread_mutex_lock(&s->waits.mu);
+    struct srv_ctx **pp = &s->waits.head;
+    while (*pp != NULL) {
+        struct srv_ctx *c = *pp;
+        if (durable >= c->q.min_seq || now_ns >= c->wait_deadline_ns) {
+            *pp = c->wait_next;
+            c->wait_ok = durable >= c->q.min_seq;
+            c->wait_next = go;
+            go = c;
+            __atomic_fetch_sub(&s->waits.n, 1, __ATOMIC_SEQ_CST);
+            continue;
+        }
+        pp = &c->wait_next;
+    }
+    pthread_mutex_unlock(&s->waits.mu);
+    while (go != NULL) {
+        struct srv_ctx *c = go;
+        go = c->wait_next;
+        c->state = CTX_RESUME;
+        nng_aio_finish(c->aio, 0);
+    }
+}
+
+static void ctx_run(struct srv_ctx *c);
+
+/* A request decoded: runs it, once the node has applied its min_seq. */
 static void
 ctx_start(struct srv_ctx *c)
 {
@@ -221,6 +303,36 @@ ctx_start(struct srv_ctx *c)
         ctx_reply(c);
         return;
     }
+    if (c->q.min_seq > trastenda_store_durable_seq(s->store)) {
+        work_begin(c);
+        wait_park(c);
+        return;
+    }
+    ctx_run(c);
+}
+
+/* The min_seq wait is over: on with the request, or a timeout. */
+static void
+ctx_resume(struct srv_ctx *c)
+{
+    if (c->wait_ok) {
+        ctx_run(c);
+        return;
+    }
+    char msg[TRASTENDA_MESSAGE_BYTES];
+    snprintf(msg, sizeof(msg),
+             "this node has applied up to sequence %llu, not min_seq %llu, after %u ms: retry, "
+             "or read from the leader",
+             (unsigned long long)trastenda_store_durable_seq(c->srv->store),
+             (unsigned long long)c->q.min_seq, c->srv->cfg.min_seq_timeout_ms);
+    reply_encode_error(c, c->q.id, TRASTENDA_E_TIMEOUT, msg);
+    ctx_reply(c);
+}
+
+static void
+ctx_run(struct srv_ctx *c)
+{
+    struct srv *s = c->srv;
     ADD(&s->n_ops, c->q.n_ops);
     c->store_status = TRASTENDA_OK;
     if (!build_cmds(c) || !exec_prepare(c)) {
@@ -228,9 +340,11 @@ ctx_start(struct srv_ctx *c)
         ctx_reply(c);
         return;
     }
-    if (c->n_cmds > 0 && s->cfg.not_leader != NULL && s->cfg.not_leader[0] != '\0') {
+    if (c->n_cmds > 0 && srv_is_follower(s)) {
         char msg[TRASTENDA_MESSAGE_BYTES];
-        snprintf(msg, sizeof(msg), "not the leader: the leader is %.100s", s->cfg.not_leader);
+        const char *l = srv_leader(s);
+        snprintf(msg, sizeof(msg), "not the leader: the leader is %.100s",
+                 l[0] ? l : "unknown (this node follows no reachable leader)");
         writes_fail(c, TRASTENDA_E_NOT_LEADER, msg);
         c->n_cmds = 0;
         c->store_status = TRASTENDA_E_NOT_LEADER;
@@ -254,8 +368,11 @@ ctx_start(struct srv_ctx *c)
     trastenda_err err = trastenda_store_submit(s->store, &c->sreq);
     if (err == TRASTENDA_OK) return;
     /* Not taken: every op that needed the engine thread gets the reason. */
-    const char *why = err == TRASTENDA_E_BUSY ? "busy: the queue is full, retry in a few ms"
-                                              : trastenda_err_message(err);
+    char nl[TRASTENDA_MESSAGE_BYTES];
+    snprintf(nl, sizeof(nl), "not the leader: the leader is %.100s", srv_leader(s));
+    const char *why = err == TRASTENDA_E_BUSY         ? "busy: the queue is full, retry in a few ms"
+                      : err == TRASTENDA_E_NOT_LEADER ? nl
+                                                      : trastenda_err_message(err);
     writes_fail(c, err, why);
     c->store_status = err;
     for (uint32_t i = 0; i < c->q.n_ops; i++) {
@@ -331,6 +448,9 @@ ctx_cb(void *arg)
     case CTX_REPLY:
         reply_encode(c);
         ctx_reply(c);
+        return;
+    case CTX_RESUME:
+        ctx_resume(c);
         return;
     case CTX_SEND:
         if (rv != 0) nng_msg_free(nng_aio_get_msg(c->aio));
@@ -411,6 +531,8 @@ on_durable(void *ctx, uint64_t seq, const uint8_t *entry, size_t len)
 {
     struct srv *s = ctx;
     if (__atomic_load_n(&s->pub_open, __ATOMIC_ACQUIRE)) reply_publish_events(s, seq, entry, len);
+    repl_on_durable(s, seq);
+    srv_waits_check(s, 0);
 }
 
 /* ---- start, stop ---- */
@@ -445,6 +567,7 @@ srv_free(struct srv *s)
         if (c->msg != NULL) nng_msg_free(c->msg);
     }
     free(s->ctxs);
+    pthread_mutex_destroy(&s->waits.mu);
     pthread_mutex_destroy(&s->slow_mu);
     pthread_cond_destroy(&s->slow_cv);
     free(s);
@@ -475,8 +598,22 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     if (s->cfg.log == NULL) s->cfg.log = trastenda_log_stderr;
     pthread_mutex_init(&s->slow_mu, NULL);
     pthread_cond_init(&s->slow_cv, NULL);
+    pthread_mutex_init(&s->waits.mu, NULL);
     s->started_ns = mono_ns();
+    if (s->cfg.repl_wait_ms == 0) s->cfg.repl_wait_ms = 500;
+    if (s->cfg.digest_interval_ms == 0) s->cfg.digest_interval_ms = 10000;
+    if (s->cfg.min_seq_timeout_ms == 0) s->cfg.min_seq_timeout_ms = 2000;
+    bool follow = cfg->follow != NULL && cfg->follow[0] != '\0';
+    if (follow) {
+        /* A bootstrap asked for by the last run: the checkpoint comes before the store opens. */
+        trastenda_err bc = repl_bootstrap_pending(&s->cfg, err, errlen);
+        if (bc != TRASTENDA_OK) {
+            srv_free(s);
+            return bc;
+        }
+    }
     trastenda_store_config sc = cfg->store;
+    sc.follower = follow || sc.follower;
     if (sc.log == NULL) {
         sc.log = s->cfg.log;
         sc.log_ctx = s->cfg.log_ctx;
@@ -529,6 +666,11 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
         return fail(err, errlen, TRASTENDA_E_IO, "requests: cannot listen on %s: %s", cfg->listen,
                     nng_strerror(rv));
     }
+    code = repl_start(s, err, errlen);
+    if (code != TRASTENDA_OK) {
+        trastenda_server_stop(s);
+        return code;
+    }
     for (uint32_t i = 0; i < s->n_ctxs; i++)
         ctx_recv(&s->ctxs[i]);
     srv_log(s, TRASTENDA_LOG_INFO, "server: serving requests on %s, events on %s (%u contexts)%s",
@@ -543,6 +685,7 @@ trastenda_server_stop(trastenda_server *s)
 {
     if (s == NULL) return;
     STORE(&s->stopping, 1);
+    srv_waits_check(s, INT64_MAX); /* reads waiting for a min_seq: answered now */
     /* Requests in flight finish: they are made durable and answered (bounded wait). */
     for (int i = 0; i < 1000 && LOAD(&s->busy_ctxs) > 0; i++)
         usleep(5000);
@@ -559,6 +702,7 @@ trastenda_server_stop(trastenda_server *s)
     for (uint32_t i = 0; i < s->n_ctxs; i++)
         nng_ctx_close(s->ctxs[i].ctx);
     nng_close(s->rep);
+    repl_stop(s);
     trastenda_store_close(s->store); /* finishes and persists what was queued */
     if (s->pub_open) {
         __atomic_store_n(&s->pub_open, false, __ATOMIC_RELEASE);

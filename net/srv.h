@@ -67,6 +67,12 @@ struct op_out {
             uint64_t seq;
         } backup;
         struct {
+            uint64_t seq, digest;
+        } digest;
+        struct {
+            uint64_t epoch, seq;
+        } promote;
+        struct {
             trastenda_engine_stats eng;
             trastenda_store_stats st;
         } status;
@@ -78,7 +84,8 @@ enum ctx_state {
     CTX_WORK,  /* waiting for the store or the slow worker */
     CTX_REPLY, /* the reply is to be encoded and sent (scheduled on an nng thread) */
     CTX_SEND,
-    CTX_IDLE /* stopped */
+    CTX_RESUME, /* its min_seq was reached (or its wait timed out): run it */
+    CTX_IDLE    /* stopped */
 };
 
 struct srv;
@@ -113,12 +120,27 @@ struct srv_ctx {
     uint8_t *out;
     size_t out_len, out_cap;
     struct srv_ctx *slow_next;
+    struct srv_ctx *wait_next; /* in srv.waits */
+    int64_t wait_deadline_ns;
+    bool wait_ok;
     uint32_t pipe_slot; /* the request's connection, in srv.in_flight */
     int64_t t_start_ns;
 };
 
+struct repl;
+
+/* A request whose reads wait until the node has applied its min_seq (read-your-writes). */
+struct srv_wait {
+    struct srv_ctx *head;
+    pthread_mutex_t mu; /* only requests carrying a min_seq ahead of the node take it */
+    uint32_t n;         /* atomic: requests waiting */
+};
+
 struct srv {
     trastenda_server_config cfg;
+    struct repl *repl;       /* net/repl.c */
+    uint32_t restart_wanted; /* atomic: a follower asked for a bootstrap */
+    struct srv_wait waits;
     trastenda_store *store;
     const trastenda_engine *eng;
     nng_socket rep, pub;
@@ -168,5 +190,10 @@ bool reply_events_of_entry(struct srv_ctx *c, uint64_t seq, const uint8_t *entry
 
 void srv_log(struct srv *s, trastenda_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Is this node a follower (writes refused), and the leader's address it names. Any thread. */
+bool srv_is_follower(struct srv *s);
+const char *srv_leader(struct srv *s);
+/* Resumes the requests waiting for a min_seq that is now durable, or whose wait is over. */
+void srv_waits_check(struct srv *s, int64_t now_ns);
 
 #endif /* TRASTENDA_NET_SRV_H */

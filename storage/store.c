@@ -38,20 +38,38 @@
 #define IDLE_WAIT_MS 1000
 #define TRUNC_RING   64
 #define PATH_BYTES   4096
+#define ACK_RING     1024 /* batches waiting for followers' acknowledgements */
 
 enum {
     SLOT_FREE = 0,
     SLOT_FULL = 1
 };
 
+/* One log entry of a slot: a batch applied here has one, a follower's slot the leader's. */
+struct slot_ent {
+    uint64_t seq;
+    size_t off, len; /* in the slot's entry buffer */
+};
+
 struct slot {
     uint32_t state; /* futex word: FREE (engine's) or FULL (writer's) */
-    uint64_t seq;
+    uint64_t seq;   /* the last entry's */
     int64_t time_ms;
-    uint8_t *entry;
+    uint64_t epoch;
+    uint8_t *entry; /* the entries, back to back */
     size_t len, cap;
+    struct slot_ent *ents;
+    uint32_t nent, ents_cap;
+    bool replicated;                /* a follower's entries: no acknowledgement wait */
     trastenda_request *head, *tail; /* the batch's requests, in order */
     uint32_t ncmds;
+};
+
+/* A durable batch whose requests wait for followers' acknowledgements. */
+struct ack_wait {
+    uint64_t seq;
+    int64_t deadline_ns;
+    trastenda_request *head;
 };
 
 struct trastenda_store {
@@ -68,12 +86,30 @@ struct trastenda_store {
     trastenda_request *pending; /* popped, waits for the next batch (engine thread) */
 
     struct slot slots[SLOTS];
+    uint64_t eng_slot;   /* slots filled (engine thread); the writer counts its own */
     trastenda_cmd *cmds; /* the batch being applied (engine thread) */
     trastenda_result *results;
 
     uint64_t applied_seq, durable_seq, materialized_seq, log_first_seq; /* atomic */
     uint32_t mat_wake;                                                  /* futex word */
     uint32_t closing, failed, engine_done, writer_done;                 /* atomic */
+
+    /* replication (atomic) */
+    uint32_t follower;
+    uint64_t promote_req;  /* an epoch to promote to (0: none) */
+    uint64_t promoted_seq; /* the promotion's batch, once applied */
+    uint32_t promote_done; /* futex word: bumped when a promotion was handled */
+    trastenda_err promote_err;
+    uint64_t durable_epoch;
+    int64_t durable_time_ms;
+    uint64_t ack_seq;
+    uint32_t ack_wake; /* futex word: acknowledgements, new waits, space */
+    struct ack_wait ack_ring[ACK_RING];
+    uint64_t ack_head, ack_tail; /* written by the writer, by the acker */
+    pthread_t ack_th;
+    bool ack_started;
+    uint64_t dg_want, dg_seq, dg_digest; /* anti-entropy digest, under dg_ver (a seqlock) */
+    uint32_t dg_ver;
 
     pthread_t engine_th, writer_th, mat_th;
     bool threads_started;
@@ -101,6 +137,7 @@ struct trastenda_store {
     uint64_t st_batches, st_commands, st_requests, st_queries, st_busy, st_log_bytes;
     uint64_t st_batch_max, st_state_writes, st_pages_written, st_pages_deleted;
     uint64_t st_recovered, st_ledger_chunks, st_ledger_cut, st_archived;
+    uint64_t st_not_replicated, st_appended;
     double recovery_ms;
 };
 
@@ -387,6 +424,7 @@ next_request(trastenda_store *st)
 enum wait_result {
     W_WORK,
     W_TICK,
+    W_PROMOTE,
     W_STOP
 };
 
@@ -395,12 +433,14 @@ static enum wait_result
 engine_wait(trastenda_store *st)
 {
     for (uint32_t spin = 0;; spin++) {
+        if (LOAD(&st->promote_req) != 0) return W_PROMOTE;
         if (st->pending != NULL || sq_depth(&st->q) > 0) return W_WORK;
         if (LOAD(&st->failed)) return W_STOP;
         if (__atomic_load_n(&st->closing, __ATOMIC_SEQ_CST) &&
             __atomic_load_n(&st->submitting, __ATOMIC_SEQ_CST) == 0 && sq_depth(&st->q) == 0)
             return W_STOP;
-        int64_t due = trastenda_engine_next_due_ms(st->eng);
+        /* A follower does no maintenance of its own: its expiries come in the leader's log. */
+        int64_t due = LOAD(&st->follower) ? INT64_MAX : trastenda_engine_next_due_ms(st->eng);
         int64_t now = clock_now(st);
         if (due <= now) return W_TICK;
         if (spin < SPIN_ROUNDS) {
@@ -410,7 +450,8 @@ engine_wait(trastenda_store *st)
         uint32_t w = LOAD(&st->engine_wake);
         __atomic_store_n(&st->engine_sleeping, 1, __ATOMIC_SEQ_CST);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        if (sq_depth(&st->q) > 0 || LOAD(&st->closing) || LOAD(&st->failed)) {
+        if (sq_depth(&st->q) > 0 || LOAD(&st->closing) || LOAD(&st->failed) ||
+            LOAD(&st->promote_req) != 0) {
             __atomic_store_n(&st->engine_sleeping, 0, __ATOMIC_SEQ_CST);
             continue;
         }
@@ -488,6 +529,114 @@ run_query(trastenda_store *st, trastenda_request *r)
     r->done(r, TRASTENDA_OK);
 }
 
+/* Room for len more bytes of entries in a slot (engine thread; aborts when out of memory). */
+static void
+slot_reserve(struct slot *s, size_t len)
+{
+    if (s->len + len > s->cap) {
+        size_t cap = s->cap == 0 ? 4096 : s->cap;
+        while (cap < s->len + len)
+            cap *= 2;
+        uint8_t *p = realloc(s->entry, cap);
+        if (p == NULL) abort();
+        s->entry = p;
+        s->cap = cap;
+    }
+    if (s->nent == s->ents_cap) {
+        uint32_t cap = s->ents_cap == 0 ? 8 : s->ents_cap * 2;
+        struct slot_ent *p = realloc(s->ents, cap * sizeof(*p));
+        if (p == NULL) abort();
+        s->ents = p;
+        s->ents_cap = cap;
+    }
+}
+
+static void
+slot_add(struct slot *s, uint64_t seq, const uint8_t *entry, size_t len)
+{
+    slot_reserve(s, len);
+    memcpy(s->entry + s->len, entry, len);
+    s->ents[s->nent++] = (struct slot_ent){.seq = seq, .off = s->len, .len = len};
+    s->len += len;
+}
+
+/* After entry seq was applied: the digest a follower was asked for (anti-entropy). */
+static void
+digest_check(trastenda_store *st, uint64_t seq)
+{
+    if (seq != LOAD(&st->dg_want)) return;
+    uint64_t d = trastenda_engine_digest(st->eng);
+    ADD(&st->dg_ver, 1);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __atomic_store_n(&st->dg_seq, seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->dg_digest, d, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&st->dg_ver, 1, __ATOMIC_RELEASE);
+}
+
+/* A follower's request: the leader's entries, applied as they are, into slot s (engine thread). */
+static void
+apply_entries(trastenda_store *st, struct slot *s, trastenda_request *r)
+{
+    r->entries_applied = 0;
+    r->entry_err = TRASTENDA_OK;
+    size_t at = 0;
+    for (uint32_t i = 0; i < r->n_entries; i++) {
+        if (r->entries_len - at < 4) {
+            r->entry_err = TRASTENDA_E_CORRUPT;
+            break;
+        }
+        uint32_t len = sys_get_u32(r->entries + at);
+        at += 4;
+        if (len > r->entries_len - at) {
+            r->entry_err = TRASTENDA_E_CORRUPT;
+            break;
+        }
+        const uint8_t *entry = r->entries + at;
+        at += len;
+        trastenda_entry_header hdr;
+        trastenda_entry_iter it;
+        trastenda_err err = trastenda_entry_open(entry, len, &hdr, &it);
+        /* Only the next entry: the one already applied again is not written twice. */
+        if (err == TRASTENDA_OK && hdr.seq != trastenda_engine_seq(st->eng) + 1)
+            err = TRASTENDA_E_SEQUENCE;
+        if (err == TRASTENDA_OK) err = trastenda_engine_apply_entry(st->eng, entry, len);
+        if (err != TRASTENDA_OK) {
+            r->entry_err = err;
+            break;
+        }
+        slot_add(s, hdr.seq, entry, len);
+        s->seq = hdr.seq;
+        s->time_ms = hdr.time_ms;
+        s->epoch = hdr.epoch;
+        r->entries_applied++;
+        digest_check(st, hdr.seq);
+    }
+    r->seq = trastenda_engine_seq(st->eng);
+    r->time_ms = trastenda_engine_time_ms(st->eng);
+    ADD(&st->st_appended, r->entries_applied);
+}
+
+/* A promotion asked for: the new epoch, from the next batch on (engine thread). */
+static bool
+promote_begin(trastenda_store *st)
+{
+    uint64_t epoch = LOAD(&st->promote_req);
+    trastenda_err err = TRASTENDA_OK;
+    if (!LOAD(&st->follower))
+        err = TRASTENDA_E_INVALID;
+    else
+        err = trastenda_engine_set_epoch(st->eng, epoch);
+    if (err != TRASTENDA_OK) {
+        STORE(&st->promote_err, err);
+        STORE(&st->promote_req, 0);
+        ADD(&st->promote_done, 1);
+        sys_futex_wake(&st->promote_done);
+        return false;
+    }
+    STORE(&st->follower, 0);
+    return true;
+}
+
 static void *
 engine_main(void *arg)
 {
@@ -495,20 +644,39 @@ engine_main(void *arg)
     for (;;) {
         enum wait_result w = engine_wait(st);
         if (w == W_STOP) break;
+        bool promoting = w == W_PROMOTE && promote_begin(st);
+        if (w == W_PROMOTE && !promoting) continue;
         /* Queries at the head of the queue run at once: a read waits for no slot, so never for
          * the durability of other requests' writes. */
-        trastenda_request *head;
-        while ((head = next_request(st)) != NULL && head->query != NULL && head->n == 0)
+        trastenda_request *head = NULL;
+        while (!promoting && (head = next_request(st)) != NULL && head->query != NULL &&
+               head->n == 0 && head->entries == NULL)
             run_query(st, head);
-        if (head != NULL) st->pending = head;
-        if (head == NULL && w != W_TICK) continue;
-        struct slot *s = &st->slots[(trastenda_engine_seq(st->eng) + 1) % SLOTS];
+        if (!promoting && head != NULL) st->pending = head;
+        if (!promoting && head == NULL && w != W_TICK) continue;
+        struct slot *s = &st->slots[st->eng_slot % SLOTS];
         if (!slot_wait_free(st, s)) break;
         s->head = s->tail = NULL;
         s->ncmds = 0;
+        s->nent = 0;
+        s->len = 0;
+        s->replicated = false;
         uint32_t max = st->cfg.engine.batch_cmds_max;
         trastenda_request *r;
-        while ((r = next_request(st)) != NULL) {
+        /* A promotion's batch is empty: the first entry of the new epoch. */
+        while (!promoting && (r = next_request(st)) != NULL) {
+            if (r->entries != NULL) { /* a batch of its own */
+                if (s->ncmds > 0) {
+                    st->pending = r;
+                    break;
+                }
+                apply_entries(st, s, r);
+                r->next_ = NULL;
+                s->head = s->tail = r;
+                s->replicated = true;
+                ADD(&st->st_requests, 1);
+                break;
+            }
             if (r->query != NULL && r->n == 0) {
                 if (s->ncmds > 0) { /* after the commands before it */
                     st->pending = r;
@@ -531,8 +699,19 @@ engine_main(void *arg)
             s->tail = r;
             ADD(&st->st_requests, 1);
         }
+        if (s->replicated) {
+            if (s->nent == 0) { /* nothing applied: nothing to write */
+                s->head->done(s->head, TRASTENDA_OK);
+                continue;
+            }
+            STORE(&st->applied_seq, s->seq);
+            st->eng_slot++;
+            STORE(&s->state, SLOT_FULL);
+            sys_futex_wake(&s->state);
+            continue;
+        }
         uint32_t n = s->ncmds;
-        if (n == 0 && w != W_TICK) continue; /* only queries */
+        if (n == 0 && w != W_TICK && !promoting) continue; /* only queries */
         if (n == 0) {
             memset(&st->cmds[0], 0, sizeof(st->cmds[0]));
             st->cmds[0].op = TRASTENDA_OP_NOOP;
@@ -549,20 +728,8 @@ engine_main(void *arg)
         }
         s->seq = out.seq;
         s->time_ms = now;
-        if (out.entry_len > s->cap) {
-            size_t cap = s->cap == 0 ? 4096 : s->cap;
-            while (cap < out.entry_len)
-                cap *= 2;
-            uint8_t *p = realloc(s->entry, cap);
-            if (p == NULL) {
-                slog(st, TRASTENDA_LOG_ERROR, "engine: out of memory for a log entry");
-                abort();
-            }
-            s->entry = p;
-            s->cap = cap;
-        }
-        memcpy(s->entry, out.entry, out.entry_len);
-        s->len = out.entry_len;
+        s->epoch = trastenda_engine_epoch(st->eng);
+        slot_add(s, out.seq, out.entry, out.entry_len);
         copy_results(st, s);
         /* Queries riding with commands see the state right after the batch. */
         for (trastenda_request *q = s->head; q != NULL; q = q->next_)
@@ -571,6 +738,13 @@ engine_main(void *arg)
         ADD(&st->st_commands, s->ncmds);
         if (s->ncmds > LOAD(&st->st_batch_max)) STORE(&st->st_batch_max, (uint64_t)s->ncmds);
         STORE(&st->applied_seq, out.seq);
+        if (promoting) {
+            STORE(&st->promoted_seq, out.seq);
+            STORE(&st->promote_req, 0);
+            ADD(&st->promote_done, 1);
+            sys_futex_wake(&st->promote_done);
+        }
+        st->eng_slot++;
         STORE(&s->state, SLOT_FULL);
         sys_futex_wake(&s->state);
     }
@@ -597,12 +771,53 @@ fail_stop(trastenda_store *st, const char *what)
     sys_futex_wake(&st->mat_wake);
 }
 
+/* The batch's requests wait for followers' acknowledgements (sync replication): handed to the
+ * acker, in order. Waits for room when ACK_RING batches already wait. */
+static void
+ack_push(trastenda_store *st, struct slot *s)
+{
+    uint64_t h = st->ack_head;
+    for (;;) {
+        uint32_t w = LOAD(&st->ack_wake);
+        if (h - LOAD(&st->ack_tail) < ACK_RING) break;
+        sys_futex_wait(&st->ack_wake, w, 10);
+    }
+    int64_t timeout_ms = st->cfg.sync_timeout_ms == 0 ? 5000 : st->cfg.sync_timeout_ms;
+    st->ack_ring[h % ACK_RING] = (struct ack_wait){
+        .seq = s->seq, .deadline_ns = sys_mono_ns() + timeout_ms * 1000000, .head = s->head};
+    STORE(&st->ack_head, h + 1);
+    ADD(&st->ack_wake, 1);
+    sys_futex_wake(&st->ack_wake);
+}
+
+/* Writes a slot's entries: one put, or one write batch for a follower's several entries. */
+static void
+slot_write(trastenda_store *st, struct slot *s, char **rerr)
+{
+    bool sync = st->cfg.durability == TRASTENDA_DURABILITY_FSYNC;
+    const rocksdb_writeoptions_t *wo = sync ? st->log.wsync : st->log.wnosync;
+    uint8_t key[DB_LOG_KEY_BYTES];
+    if (s->nent == 1) {
+        db_log_key(key, s->ents[0].seq);
+        rocksdb_put(st->log.db, wo, (const char *)key, sizeof(key), (const char *)s->entry,
+                    s->ents[0].len, rerr);
+        return;
+    }
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    for (uint32_t i = 0; i < s->nent; i++) {
+        db_log_key(key, s->ents[i].seq);
+        rocksdb_writebatch_put(wb, (const char *)key, sizeof(key),
+                               (const char *)s->entry + s->ents[i].off, s->ents[i].len);
+    }
+    rocksdb_write(st->log.db, wo, wb, rerr);
+    rocksdb_writebatch_destroy(wb);
+}
+
 static void *
 writer_main(void *arg)
 {
     trastenda_store *st = arg;
-    uint64_t next = LOAD(&st->durable_seq) + 1;
-    for (;;) {
+    for (uint64_t next = 0;; next++) {
         struct slot *s = &st->slots[next % SLOTS];
         uint32_t spin = 0;
         while (LOAD(&s->state) != SLOT_FULL) {
@@ -616,15 +831,10 @@ writer_main(void *arg)
             complete_all(s->head, TRASTENDA_E_IO);
             STORE(&s->state, SLOT_FREE);
             sys_futex_wake(&s->state);
-            next++;
             continue;
         }
-        uint8_t key[DB_LOG_KEY_BYTES];
-        db_log_key(key, s->seq);
         char *rerr = NULL;
-        bool sync = st->cfg.durability == TRASTENDA_DURABILITY_FSYNC;
-        rocksdb_put(st->log.db, sync ? st->log.wsync : st->log.wnosync, (const char *)key,
-                    sizeof(key), (const char *)s->entry, s->len, &rerr);
+        slot_write(st, s, &rerr);
         if (rerr != NULL) {
             char msg[600];
             snprintf(msg, sizeof(msg), "the write of log entry %llu failed (%s)",
@@ -634,25 +844,69 @@ writer_main(void *arg)
             complete_all(s->head, TRASTENDA_E_IO);
             STORE(&s->state, SLOT_FREE);
             sys_futex_wake(&s->state);
-            next++;
             continue;
         }
         ADD(&st->st_log_bytes, s->len);
-        if (LOAD(&st->log_first_seq) == 0) STORE(&st->log_first_seq, s->seq); /* the first */
+        if (LOAD(&st->log_first_seq) == 0) STORE(&st->log_first_seq, s->ents[0].seq); /* first */
+        STORE(&st->durable_epoch, s->epoch);
+        STORE(&st->durable_time_ms, s->time_ms);
         STORE(&st->durable_seq, s->seq);
         if (st->cfg.on_durable != NULL)
-            st->cfg.on_durable(st->cfg.on_durable_ctx, s->seq, s->entry, s->len);
-        complete_all(s->head, TRASTENDA_OK);
+            for (uint32_t i = 0; i < s->nent; i++)
+                st->cfg.on_durable(st->cfg.on_durable_ctx, s->ents[i].seq,
+                                   s->entry + s->ents[i].off, s->ents[i].len);
+        if (st->cfg.sync_replicas > 0 && !s->replicated && s->head != NULL)
+            ack_push(st, s);
+        else
+            complete_all(s->head, TRASTENDA_OK);
         STORE(&s->state, SLOT_FREE);
         sys_futex_wake(&s->state);
         ADD(&st->mat_wake, 1);
         sys_futex_wake(&st->mat_wake);
-        next++;
     }
 out:
     STORE(&st->writer_done, 1);
     ADD(&st->mat_wake, 1);
     sys_futex_wake(&st->mat_wake);
+    ADD(&st->ack_wake, 1);
+    sys_futex_wake(&st->ack_wake);
+    return NULL;
+}
+
+/* ---- the acker (sync replication) ---- */
+
+/* Completes the waiting batches in order: those acknowledged, those past their deadline. */
+static void *
+ack_main(void *arg)
+{
+    trastenda_store *st = arg;
+    for (;;) {
+        uint32_t w = LOAD(&st->ack_wake);
+        uint64_t t = st->ack_tail;
+        int64_t wait_ms = 100;
+        while (t != LOAD(&st->ack_head)) {
+            struct ack_wait *a = &st->ack_ring[t % ACK_RING];
+            trastenda_err status;
+            int64_t now = sys_mono_ns();
+            if (a->seq <= LOAD(&st->ack_seq)) {
+                status = TRASTENDA_OK;
+            } else if (now >= a->deadline_ns) {
+                status = TRASTENDA_E_NOT_REPLICATED;
+                ADD(&st->st_not_replicated, 1);
+            } else {
+                wait_ms = (a->deadline_ns - now) / 1000000 + 1;
+                break;
+            }
+            complete_all(a->head, status);
+            STORE(&st->ack_tail, ++t);
+            ADD(&st->ack_wake, 1);
+            sys_futex_wake(&st->ack_wake); /* the writer may wait for room */
+            w = LOAD(&st->ack_wake);
+        }
+        if (LOAD(&st->writer_done) && t == LOAD(&st->ack_head)) break;
+        if (wait_ms > 100) wait_ms = 100;
+        sys_futex_wait(&st->ack_wake, w, wait_ms);
+    }
     return NULL;
 }
 
@@ -922,8 +1176,10 @@ store_free(trastenda_store *st)
     free(st->cells);
     free(st->cmds);
     free(st->results);
-    for (int i = 0; i < SLOTS; i++)
+    for (int i = 0; i < SLOTS; i++) {
         free(st->slots[i].entry);
+        free(st->slots[i].ents);
+    }
     free(st);
 }
 
@@ -1019,6 +1275,9 @@ trastenda_store_open(const trastenda_store_config *cfg, trastenda_store **out, c
     st->st_recovered = replayed;
     uint64_t seq = trastenda_engine_seq(st->eng);
     st->applied_seq = st->durable_seq = seq;
+    st->durable_epoch = trastenda_engine_epoch(st->eng);
+    st->durable_time_ms = trastenda_engine_time_ms(st->eng);
+    st->follower = cfg->follower ? 1 : 0;
     st->materialized_seq = m;
     st->log_first_seq = log_first(st);
     if (st->log_first_seq == 0 && seq > 0) st->log_first_seq = seq + 1; /* all cut: next one */
@@ -1043,10 +1302,12 @@ trastenda_store_open(const trastenda_store_config *cfg, trastenda_store **out, c
     sq_init(&st->q, st->cells, cfg->queue_max);
     if (pthread_create(&st->engine_th, NULL, engine_main, st) != 0 ||
         pthread_create(&st->writer_th, NULL, writer_main, st) != 0 ||
-        pthread_create(&st->mat_th, NULL, mat_main, st) != 0) {
+        pthread_create(&st->mat_th, NULL, mat_main, st) != 0 ||
+        (cfg->sync_replicas > 0 && pthread_create(&st->ack_th, NULL, ack_main, st) != 0)) {
         snprintf(err, errlen, "cannot start the storage threads");
         abort(); /* a half-started store cannot be unwound safely */
     }
+    st->ack_started = cfg->sync_replicas > 0;
     st->threads_started = true;
     *out = st;
     return TRASTENDA_OK;
@@ -1060,6 +1321,7 @@ trastenda_store_close(trastenda_store *st)
     wake_engine(st);
     pthread_join(st->engine_th, NULL);
     pthread_join(st->writer_th, NULL);
+    if (st->ack_started) pthread_join(st->ack_th, NULL);
     ADD(&st->mat_wake, 1);
     sys_futex_wake(&st->mat_wake);
     pthread_join(st->mat_th, NULL);
@@ -1078,9 +1340,15 @@ trastenda_err
 trastenda_store_submit(trastenda_store *st, trastenda_request *req)
 {
     if (st == NULL || req == NULL || req->done == NULL) return TRASTENDA_E_INVALID;
-    if (req->n > 0 && (req->cmds == NULL || req->results == NULL)) return TRASTENDA_E_INVALID;
-    if (req->n == 0 && req->query == NULL) return TRASTENDA_E_INVALID;
-    if (req->n > st->cfg.engine.batch_cmds_max) return TRASTENDA_E_BATCH_TOO_BIG;
+    if (req->entries != NULL) { /* a follower's entries: nothing else */
+        if (req->n != 0 || req->query != NULL || req->n_entries == 0 || !LOAD(&st->follower))
+            return TRASTENDA_E_INVALID;
+    } else {
+        if (req->n > 0 && (req->cmds == NULL || req->results == NULL)) return TRASTENDA_E_INVALID;
+        if (req->n == 0 && req->query == NULL) return TRASTENDA_E_INVALID;
+        if (req->n > st->cfg.engine.batch_cmds_max) return TRASTENDA_E_BATCH_TOO_BIG;
+        if (req->n > 0 && LOAD(&st->follower)) return TRASTENDA_E_NOT_LEADER;
+    }
     /* Paired with close: either close sees this submitter, or this submitter sees closing. */
     __atomic_fetch_add(&st->submitting, 1, __ATOMIC_SEQ_CST);
     trastenda_err code = TRASTENDA_OK;
@@ -1135,6 +1403,113 @@ trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out)
     out->queue_depth = (uint32_t)sq_depth(&st->q);
     out->failed = (uint8_t)LOAD(&st->failed);
     out->durability = st->cfg.durability;
+    out->follower = (uint8_t)LOAD(&st->follower);
+    out->epoch = LOAD(&st->durable_epoch);
+    out->durable_time_ms = LOAD(&st->durable_time_ms);
+    out->acked_seq = LOAD(&st->ack_seq);
+    out->not_replicated = LOAD(&st->st_not_replicated);
+    out->entries_appended = LOAD(&st->st_appended);
+}
+
+/* ---- replication ---- */
+
+bool
+trastenda_store_is_follower(const trastenda_store *st)
+{
+    return LOAD(&st->follower) != 0;
+}
+
+uint64_t
+trastenda_store_epoch(const trastenda_store *st)
+{
+    return LOAD(&st->durable_epoch);
+}
+
+trastenda_err
+trastenda_store_promote(trastenda_store *st, uint64_t epoch, uint64_t *seq, char *err,
+                        size_t errlen)
+{
+    if (!LOAD(&st->follower)) {
+        snprintf(err, errlen, "this node is already the leader");
+        return TRASTENDA_E_INVALID;
+    }
+    if (epoch <= LOAD(&st->durable_epoch)) {
+        snprintf(err, errlen, "epoch %llu is not above the node's epoch %llu",
+                 (unsigned long long)epoch, (unsigned long long)LOAD(&st->durable_epoch));
+        return TRASTENDA_E_INVALID;
+    }
+    uint32_t w = LOAD(&st->promote_done);
+    STORE(&st->promote_err, TRASTENDA_OK);
+    STORE(&st->promoted_seq, 0);
+    STORE(&st->promote_req, epoch);
+    wake_engine(st);
+    while (LOAD(&st->promote_done) == w) {
+        if (LOAD(&st->failed) || LOAD(&st->engine_done)) {
+            snprintf(err, errlen, "the store stopped");
+            return TRASTENDA_E_IO;
+        }
+        sys_futex_wait(&st->promote_done, w, 10);
+    }
+    trastenda_err code = LOAD(&st->promote_err);
+    if (code != TRASTENDA_OK) {
+        snprintf(err, errlen, "the engine refused epoch %llu", (unsigned long long)epoch);
+        return code;
+    }
+    uint64_t s = LOAD(&st->promoted_seq);
+    while (LOAD(&st->durable_seq) < s) { /* persisted before the first write is taken */
+        if (LOAD(&st->failed)) {
+            snprintf(err, errlen, "the write of the promotion's entry failed");
+            return TRASTENDA_E_IO;
+        }
+        sys_futex_wait(&st->mat_wake, LOAD(&st->mat_wake), 5);
+    }
+    if (seq != NULL) *seq = s;
+    slog(st, TRASTENDA_LOG_INFO, "storage: promoted to leader of epoch %llu at entry %llu",
+         (unsigned long long)epoch, (unsigned long long)s);
+    return TRASTENDA_OK;
+}
+
+void
+trastenda_store_fence(trastenda_store *st)
+{
+    if (__atomic_exchange_n(&st->follower, 1, __ATOMIC_ACQ_REL) == 0)
+        slog(st, TRASTENDA_LOG_WARN, "storage: fenced: no more writes are taken here");
+}
+
+void
+trastenda_store_ack(trastenda_store *st, uint64_t seq)
+{
+    uint64_t cur = LOAD(&st->ack_seq);
+    while (cur < seq && !__atomic_compare_exchange_n(&st->ack_seq, &cur, seq, false,
+                                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    }
+    ADD(&st->ack_wake, 1);
+    sys_futex_wake(&st->ack_wake);
+}
+
+void
+trastenda_store_digest_at(trastenda_store *st, uint64_t seq)
+{
+    STORE(&st->dg_want, seq);
+}
+
+bool
+trastenda_store_digest_get(trastenda_store *st, uint64_t *seq, uint64_t *digest)
+{
+    for (;;) {
+        uint32_t v = __atomic_load_n(&st->dg_ver, __ATOMIC_ACQUIRE);
+        if (v & 1) {
+            sys_pause();
+            continue;
+        }
+        uint64_t s = __atomic_load_n(&st->dg_seq, __ATOMIC_RELAXED);
+        uint64_t d = __atomic_load_n(&st->dg_digest, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&st->dg_ver, __ATOMIC_RELAXED) != v) continue;
+        *seq = s;
+        *digest = d;
+        return s != 0;
+    }
 }
 
 /* ---- checkpoints and offline verification ---- */

@@ -62,7 +62,10 @@ typedef struct trastenda_args {
     uint32_t n_channels;
     int64_t hold, qty, expected, ttl_ms, reorder_point, reorder_qty, safety_stock, lead_days,
         priority, lat_e6, lon_e6, cursor, limit, from_ms, to_ms, before, since;
-    int partial, active; /* -1: unset, 0 false, 1 true */
+    int partial, active, force; /* -1: unset, 0 false, 1 true */
+    /* Read-your-writes on a follower: the node answers once it has applied this sequence (a
+     * write reply's seq); 0: no wait. Calls coalesced into one request wait for the highest. */
+    uint64_t min_seq;
     const trastenda_cline *lines;
     uint32_t n_lines;
 } trastenda_args;

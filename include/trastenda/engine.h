@@ -281,6 +281,13 @@ uint64_t trastenda_engine_seq(const trastenda_engine *e);
 uint64_t trastenda_engine_epoch(const trastenda_engine *e);
 int64_t trastenda_engine_time_ms(const trastenda_engine *e);
 
+/*
+ * Promotion (writer thread): the entries of the batches applied from now on carry this epoch,
+ * which must be above the current one (E_INVALID otherwise). Entries of an older epoch are then
+ * refused by trastenda_engine_apply_entry() (a fenced leader's).
+ */
+trastenda_err trastenda_engine_set_epoch(trastenda_engine *e, uint64_t epoch);
+
 /* A digest of the whole state, independent of table slot order. */
 uint64_t trastenda_engine_digest(const trastenda_engine *e);
 

@@ -17,6 +17,7 @@ extern "C" {
 
 #define TRASTENDA_DEFAULT_LISTEN "tcp://127.0.0.1:7878"
 #define TRASTENDA_DEFAULT_EVENTS "tcp://127.0.0.1:7879"
+#define TRASTENDA_DEFAULT_REPL   "tcp://127.0.0.1:7880"
 
 typedef struct trastenda_server_config {
     trastenda_store_config store;          /* data directory, durability, engine capacities */
@@ -27,6 +28,19 @@ typedef struct trastenda_server_config {
     uint32_t max_in_flight_per_connection; /* more get E_BUSY at once */
     /* Test mode: act as a follower of this leader address (writes get E_NOT_LEADER naming it). */
     const char *not_leader;
+    /*
+     * Replication (docs/REPLICATION.md). repl: this node's replication endpoint (every node
+     * serves one: a follower may be promoted); NULL or "" for none. follow: the leader's
+     * replication address: the node starts as a follower (store.follower is set from it).
+     * advertise / advertise_repl: the addresses other nodes and clients are told (NULL: listen,
+     * repl). store.sync_replicas / store.sync_timeout_ms: acknowledged-write safety.
+     */
+    const char *repl;
+    const char *follow;
+    const char *advertise, *advertise_repl;
+    uint32_t repl_wait_ms;       /* a caught-up follower's fetch waits this long (long poll) */
+    uint32_t digest_interval_ms; /* the leader's anti-entropy digests */
+    uint32_t min_seq_timeout_ms; /* reads with a min_seq wait at most this long */
     trastenda_log_level log_level;
     trastenda_log_fn log; /* NULL: timestamped lines on stderr */
     void *log_ctx;
@@ -45,6 +59,10 @@ trastenda_err trastenda_server_start(const trastenda_server_config *cfg, trasten
  * answered, then the sockets and the store are closed. Accepts NULL.
  */
 void trastenda_server_stop(trastenda_server *s);
+
+/* A follower that must bootstrap asks its process to restart the server (stop, then start with
+ * the same configuration: the start downloads the checkpoint). Any thread. */
+bool trastenda_server_wants_restart(trastenda_server *s);
 
 #ifdef __cplusplus
 }

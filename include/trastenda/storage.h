@@ -65,6 +65,17 @@ typedef struct trastenda_store_config {
      * complete (events publishing, replication's live tail). Must be quick and must not block. */
     void (*on_durable)(void *ctx, uint64_t seq, const uint8_t *entry, size_t len);
     void *on_durable_ctx;
+    /*
+     * Replication (docs/REPLICATION.md). A follower's store takes the leader's log entries
+     * (trastenda_store_append), never commands (E_NOT_LEADER), and does no maintenance of its
+     * own: expiries come from the leader's log. trastenda_store_promote() makes it a leader.
+     */
+    bool follower;
+    /* As a leader: a batch's requests complete only once this many followers acknowledged it
+     * (trastenda_store_ack); after sync_timeout_ms without that they complete with
+     * E_NOT_REPLICATED (the batch is durable here, not on enough followers). 0: no wait. */
+    uint32_t sync_replicas;
+    uint32_t sync_timeout_ms; /* 0: 5000 */
 } trastenda_store_config;
 
 void trastenda_store_config_default(trastenda_store_config *cfg);
@@ -98,8 +109,22 @@ struct trastenda_request {
      */
     void (*done)(trastenda_request *req, trastenda_err status);
     void *ctx;
-    uint64_t seq;             /* out: the batch (log sequence) that holds the request */
-    int64_t time_ms;          /* out: that batch's time */
+    uint64_t seq;    /* out: the batch (log sequence) that holds the request */
+    int64_t time_ms; /* out: that batch's time */
+    /*
+     * A follower's request: the leader's log entries, stored and applied as they are, instead of
+     * commands (n == 0, no query): n_entries entries in entries_len bytes, each a u32
+     * little-endian length then the entry. They make one batch of their own (one write). The
+     * first must follow the store's last entry. Out: entries_applied (seq is the last one's) and
+     * entry_err, the reason the entry after them was refused (TRASTENDA_OK when none was:
+     * E_SEQUENCE for a gap or another history, E_CORRUPT for a malformed entry). done() runs once
+     * the applied ones are durable.
+     */
+    const uint8_t *entries;
+    size_t entries_len;
+    uint32_t n_entries;
+    uint32_t entries_applied;
+    trastenda_err entry_err;
     trastenda_request *next_; /* the store's */
 };
 
@@ -148,6 +173,12 @@ typedef struct trastenda_store_stats {
     uint32_t queue_depth;
     uint8_t failed; /* a storage failure stopped the store */
     trastenda_durability durability;
+    uint8_t follower;          /* takes entries, not commands */
+    uint64_t epoch;            /* the epoch of the last durable entry (or the promotion's) */
+    int64_t durable_time_ms;   /* the time of the last durable entry */
+    uint64_t acked_seq;        /* sync replication: acknowledged by enough followers */
+    uint64_t not_replicated;   /* batches completed with E_NOT_REPLICATED */
+    uint64_t entries_appended; /* follower: leader entries stored */
 } trastenda_store_stats;
 
 /* Any thread. */
@@ -242,6 +273,68 @@ trastenda_err trastenda_store_log_scan(trastenda_store *st, uint64_t from_seq, u
                                        trastenda_log_visit_fn visit, void *ctx, uint64_t *next);
 /* The oldest entry the log holds or will hold next (0: nothing was ever written). Any thread. */
 uint64_t trastenda_store_log_first(const trastenda_store *st);
+
+/*
+ * ---- Replication (docs/REPLICATION.md) ----
+ */
+
+/* Is the store a follower (takes entries, not commands)? Any thread. */
+bool trastenda_store_is_follower(const trastenda_store *st);
+/* The epoch of the last durable entry. Any thread. */
+uint64_t trastenda_store_epoch(const trastenda_store *st);
+
+/*
+ * Promotion: a follower becomes the leader of epoch `epoch` (above every epoch it has seen). An
+ * empty batch carrying the new epoch is logged and made durable before this returns, so the
+ * epoch is persisted before the first write; commands are taken from then on. *seq: that batch.
+ * E_INVALID (message in err) when the store is not a follower or the epoch is not higher; E_IO
+ * when the write failed. Any thread except the store's.
+ */
+trastenda_err trastenda_store_promote(trastenda_store *st, uint64_t epoch, uint64_t *seq, char *err,
+                                      size_t errlen);
+
+/* Fencing: a leader that learnt of a higher epoch takes no more commands (E_NOT_LEADER), as a
+ * follower. Requests already queued are still applied. Any thread. */
+void trastenda_store_fence(trastenda_store *st);
+
+/* Sync replication: enough followers have durably applied every entry up to seq. Any thread. */
+void trastenda_store_ack(trastenda_store *st, uint64_t seq);
+
+/*
+ * Anti-entropy on a follower: computes the state digest right after applying entry seq (when it
+ * has not applied it yet); trastenda_store_digest_get() then reports it. Any thread.
+ */
+void trastenda_store_digest_at(trastenda_store *st, uint64_t seq);
+/* The last digest computed for digest_at: false when none yet. Any thread. */
+bool trastenda_store_digest_get(trastenda_store *st, uint64_t *seq, uint64_t *digest);
+
+/*
+ * Bootstrap: a checkpoint of the running store (trastenda_store_checkpoint) in dir, as files to
+ * stream to a follower. Names are relative to dir ("log/000012.sst"); the checkpoint restores
+ * the state at trastenda_snapshot_seq(). trastenda_snapshot_remove() deletes the files.
+ */
+typedef struct trastenda_snapshot trastenda_snapshot;
+trastenda_err trastenda_snapshot_create(trastenda_store *st, const char *dir,
+                                        trastenda_snapshot **out, char *err, size_t errlen);
+uint64_t trastenda_snapshot_seq(const trastenda_snapshot *s);
+uint64_t trastenda_snapshot_total(const trastenda_snapshot *s); /* bytes of all the files */
+uint32_t trastenda_snapshot_files(const trastenda_snapshot *s);
+/* File i's name and size; NULL past the last. */
+const char *trastenda_snapshot_file(const trastenda_snapshot *s, uint32_t i, uint64_t *size);
+/* Up to cap bytes of file i from off (*got: fewer at its end). */
+trastenda_err trastenda_snapshot_read(const trastenda_snapshot *s, uint32_t i, uint64_t off,
+                                      void *buf, size_t cap, size_t *got);
+void trastenda_snapshot_remove(trastenda_snapshot *s);
+
+/* The follower's side: writes a chunk of a file into the staging directory (names that would
+ * leave it are refused), then swaps the staging directory in for dir once every file is there
+ * (fsync'ed first; the old data is removed after the swap). */
+trastenda_err trastenda_snapshot_write(const char *staging, const char *name, uint64_t off,
+                                       const void *data, size_t len, char *err, size_t errlen);
+trastenda_err trastenda_snapshot_install(const char *staging, const char *dir, char *err,
+                                         size_t errlen);
+/* Removes a file or a directory tree; 0 or an errno. */
+int trastenda_rmtree(const char *path);
 
 #ifdef __cplusplus
 }

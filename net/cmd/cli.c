@@ -77,6 +77,9 @@ static const struct cmd CMDS[] = {
      "movements, newest first"},
     {"status", "status", "", "the node: role, sequences, counters, tables"},
     {"backup", "backup", "--dir DIR", "checkpoint the running node into DIR (on the server)"},
+    {"promote", "promote", "[--force]",
+     "make this follower the leader (refused if a reachable follower is ahead, unless --force)"},
+    {"digest", "digest", "", "the node's state digest at its applied sequence"},
     {"events", "events", "[--since SEQ] [--limit N]", "events after a log sequence"},
 };
 
@@ -186,6 +189,12 @@ set_flag(struct flags *f, const char *name, const char *val)
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
         if (strcmp(name, nums[i].n) == 0) return parse_i64(val, nums[i].dst);
     if (strcmp(name, "line") == 0) return parse_line(f, val);
+    if (strcmp(name, "min-seq") == 0) {
+        int64_t v;
+        if (!parse_i64(val, &v) || v < 0) return false;
+        a->min_seq = (uint64_t)v;
+        return true;
+    }
     if (strcmp(name, "channels") == 0) {
         snprintf(f->chan_buf, sizeof(f->chan_buf), "%s", val);
         a->n_channels = 0;
@@ -515,6 +524,10 @@ main(int argc, char **argv)
             if (strncmp(argv[k], "--", 2) != 0) {
                 fprintf(stderr, "trastenda-cli: unexpected '%s'\n", argv[k]);
                 return 2;
+            }
+            if (strcmp(argv[k], "--force") == 0) {
+                f.a.force = 1;
+                continue;
             }
             if (strcmp(argv[k], "--partial") == 0) {
                 f.a.partial = 1;

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "trastenda/server.h"
 
@@ -65,6 +67,17 @@ static struct opt opts[] = {
     {"hold-retention-ms", K_I64, &cfg.store.engine.hold_retention_ms, "resolved holds kept"},
     {"order-retention-ms", K_I64, &cfg.store.engine.order_retention_ms, "finished orders kept"},
     {"key-retention-ms", K_I64, &cfg.store.engine.key_retention_ms, "idempotency window"},
+    {"repl", K_STR, &cfg.repl, "replication endpoint (default tcp://127.0.0.1:7880), or none"},
+    {"follow", K_STR, &cfg.follow, "start as a follower of this leader replication address"},
+    {"advertise", K_STR, &cfg.advertise, "request address told to peers (default: listen)"},
+    {"advertise-repl", K_STR, &cfg.advertise_repl, "replication address told to peers"},
+    {"sync-replicas", K_U32, &cfg.store.sync_replicas,
+     "writes wait until this many followers have them (default 0)"},
+    {"sync-timeout-ms", K_U32, &cfg.store.sync_timeout_ms,
+     "then fail with not_replicated (default 5000)"},
+    {"repl-wait-ms", K_U32, &cfg.repl_wait_ms, "a caught-up follower's fetch waits (500)"},
+    {"digest-interval-ms", K_U32, &cfg.digest_interval_ms, "anti-entropy digests (10000)"},
+    {"min-seq-timeout-ms", K_U32, &cfg.min_seq_timeout_ms, "reads wait for min_seq (2000)"},
     {"test-not-leader", K_STR, &cfg.not_leader, "(tests) refuse writes naming this leader"},
 };
 
@@ -90,7 +103,8 @@ set_opt(const char *name, const char *val, const char *where)
         switch (o->kind) {
         case K_STR:
             *(const char **)o->dst = strdup(val);
-            if (strcmp(name, "events") == 0 && strcmp(val, "none") == 0)
+            if ((strcmp(name, "events") == 0 || strcmp(name, "repl") == 0) &&
+                strcmp(val, "none") == 0)
                 *(const char **)o->dst = "";
             return true;
         case K_U32: {
@@ -219,7 +233,26 @@ main(int argc, char **argv)
         return code == TRASTENDA_E_INVALID ? 2 : 1;
     }
     int sig = 0;
-    sigwait(&set, &sig);
+    for (;;) {
+        struct timespec tick = {0, 100 * 1000000};
+        sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) break;
+        if (s == NULL || trastenda_server_wants_restart(s)) {
+            /* A follower's bootstrap: stop, and start again (the start downloads it). */
+            if (s != NULL) {
+                fprintf(stderr, "trastenda: restarting the server for a bootstrap\n");
+                trastenda_server_stop(s);
+                s = NULL;
+            }
+            code = trastenda_server_start(&cfg, &s, err, sizeof(err));
+            if (code != TRASTENDA_OK) {
+                fprintf(stderr, "trastenda: cannot start again: %s (%s); retrying\n", err,
+                        trastenda_err_name(code));
+                s = NULL;
+                sleep(1);
+            }
+        }
+    }
     fprintf(stderr, "trastenda: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     trastenda_server_stop(s);
     return 0;

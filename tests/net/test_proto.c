@@ -307,6 +307,8 @@ static const char *const every_op[] = {
     "{op:'stock.list', cursor:5, limit:1000}",
     "{op:'sku.list'}",
     "{op:'location.list', limit:10}",
+    "{op:'promote', force:true}",
+    "{op:'digest'}",
 };
 #define EVERY_N (sizeof(every_op) / sizeof(every_op[0]))
 
@@ -350,6 +352,8 @@ static const uint32_t every_kind[EVERY_N] = {
     PK_STOCK_LIST,
     PK_SKU_LIST,
     PK_LOCATION_LIST,
+    PK_PROMOTE,
+    PK_DIGEST,
 };
 
 static char *
@@ -615,6 +619,7 @@ sample_value(enum proto_field f)
         return "[{sku:'A', qty:1}]";
     case PFD_PARTIAL:
     case PFD_ACTIVE:
+    case PFD_FORCE:
         return "true";
     case PFD_OP:
     case PFD_KEY:

@@ -1,0 +1,46 @@
+/*
+ * net/repl.h - replication (docs/REPLICATION.md): the endpoint every node serves on its
+ * replication address, the follower's loop that pulls the leader's log, bootstrap from a
+ * streamed checkpoint, sync-replica acknowledgements, anti-entropy digests, promotion.
+ */
+#ifndef TRASTENDA_NET_REPL_H
+#define TRASTENDA_NET_REPL_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "trastenda.h"
+#include "trastenda/server.h"
+
+struct srv;
+
+/*
+ * Before the store opens: a follower whose last run found its history gone (the leader asked it
+ * to bootstrap) downloads a checkpoint from the leader into its data directory. E_IO / E_CONNECT
+ * with a message when it cannot; the data directory is untouched then.
+ */
+trastenda_err repl_bootstrap_pending(const trastenda_server_config *cfg, char *err, size_t errlen);
+
+/* After the store opened: the replication endpoint and, on a follower, the follower's loop. */
+trastenda_err repl_start(struct srv *s, char *err, size_t errlen);
+/* Stops both (before the store closes). */
+void repl_stop(struct srv *s);
+
+/* The log writer's hook: an entry became durable (wakes waiting fetches; lag clock). */
+void repl_on_durable(struct srv *s, uint64_t seq);
+
+/* The leader's request address as this node knows it ("" when unknown). Any thread. */
+const char *repl_leader(struct srv *s);
+
+/* The "replication" map of the status reply. */
+void repl_status_pack(struct srv *s, msgpack_packer *pk);
+
+/*
+ * Promotion of this follower (slow worker thread): refused (E_INVALID, message) when it is the
+ * leader already, or, unless force, when a reachable peer has applied more than it has.
+ */
+trastenda_err repl_promote(struct srv *s, bool force, uint64_t *epoch, uint64_t *seq, char *msg,
+                           size_t msglen);
+
+#endif /* TRASTENDA_NET_REPL_H */
