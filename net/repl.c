@@ -989,7 +989,7 @@ append_done(trastenda_request *req, trastenda_err status)
 {
     struct repl *r = req->ctx;
     (void)status;
-    ADD(&r->append_done, 1);
+    __atomic_fetch_add(&r->append_done, 1, __ATOMIC_RELEASE); /* the request's outputs */
     futex_wake(&r->append_done);
 }
 

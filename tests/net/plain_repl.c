@@ -139,7 +139,7 @@ node_start_ex(int n, const char *follow, const char *ns, bool sync)
                                "--sync-replicas",
                                sync ? "1" : "0",
                                "--sync-timeout-ms",
-                               "3000",
+                               "10000",
                                "--digest-interval-ms",
                                "100",
                                "--repl-wait-ms",
@@ -299,6 +299,24 @@ digests_equal(int leader, const int *others, int n_others)
     printf("plain_repl: %d followers have the leader's digest %016" PRIx64 " at entry %" PRIu64
            "\n",
            n_others, dg, seq);
+}
+
+/* Waits until the leader n has heard from these followers (sanitizer builds start slowly). */
+static void
+wait_followers(int n, const int *fs, int n_fs)
+{
+    for (int i = 0; i < 600; i++) {
+        trastenda_reply r;
+        bool all = try_op(n, "status", &r, 1000);
+        char *j = all ? trastenda_result_json(&r) : NULL;
+        for (int k = 0; all && k < n_fs; k++)
+            all = j != NULL && strstr(j, req_addr[fs[k]]) != NULL;
+        free(j);
+        trastenda_reply_clear(&r);
+        if (all) return;
+        usleep(50000);
+    }
+    CHECK(0, "the followers did not reach leader %d", n);
 }
 
 /* ---- the write load ---- */
@@ -557,6 +575,8 @@ main(void)
     node_start(2, repl_addr[0]);
     node_wait(1);
     node_wait(2);
+    const int f12[] = {1, 2};
+    wait_followers(0, f12, 2);
     catalog(0);
     char leader[256];
     CHECK(write_on(1, leader, sizeof(leader)) == TRASTENDA_E_NOT_LEADER,
@@ -584,7 +604,6 @@ main(void)
     printf("plain_repl: %u writes acknowledged; %" PRIu64
            " reads with min_seq on a follower saw their write\n",
            acked, __atomic_load_n(&rw_checks, __ATOMIC_RELAXED));
-    const int f12[] = {1, 2};
     digests_equal(0, f12, 2);
     CHECK(status_u64(0, "replication.acked") > 0, "the leader counts acknowledgements");
 
@@ -706,11 +725,19 @@ main(void)
     snprintf(path, sizeof(path), "%s/LEADER", data_dir[2]);
     CHECK(unlink(path) == 0, "follower 2 remembers no leader (%s)", strerror(errno));
     node_start(2, repl_addr[0]);
-    trastenda_err e = TRASTENDA_OK;
-    for (int i = 0; i < 100 && e != TRASTENDA_E_NOT_LEADER; i++) {
-        sleep_ms(100);
-        e = write_on(0, leader, sizeof(leader));
+    bool fenced = false;
+    for (int i = 0; i < 600 && !fenced; i++) {
+        trastenda_reply r;
+        if (try_op(0, "status", &r, 1000)) {
+            char *j = trastenda_result_json(&r);
+            fenced = j != NULL && strstr(j, "\"role\":\"follower\"") != NULL;
+            free(j);
+        }
+        trastenda_reply_clear(&r);
+        if (!fenced) sleep_ms(50);
     }
+    CHECK(fenced, "the old leader did not learn of epoch 2");
+    trastenda_err e = write_on(0, leader, sizeof(leader));
     CHECK(e == TRASTENDA_E_NOT_LEADER, "the old leader still takes writes (%s)",
           trastenda_err_name(e));
     printf("plain_repl: the old leader learnt of epoch 2 and refuses writes\n");
