@@ -175,10 +175,20 @@ rmsg_parse(struct rmsg *m, const void *buf, size_t len)
     return !r.bad && m->t[0] != '\0';
 }
 
+/* Appends to a message, growing it by doubling (nng_msg_append alone grows it to the exact size:
+ * a reply of thousands of entries would be copied thousands of times). */
 static int
 msg_write(void *data, const char *buf, size_t len)
 {
-    return nng_msg_append((nng_msg *)data, buf, len) == 0 ? 0 : -1;
+    nng_msg *m = data;
+    size_t need = nng_msg_len(m) + len;
+    if (need > nng_msg_capacity(m)) {
+        size_t cap = nng_msg_capacity(m) < 4096 ? 4096 : nng_msg_capacity(m);
+        while (cap < need)
+            cap *= 2;
+        if (nng_msg_reserve(m, cap) != 0) return -1;
+    }
+    return nng_msg_append(m, buf, len) == 0 ? 0 : -1;
 }
 
 static void
