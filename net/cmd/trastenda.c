@@ -102,10 +102,11 @@ set_opt(const char *name, const char *val, const char *where)
         errno = 0;
         switch (o->kind) {
         case K_STR:
-            *(const char **)o->dst = strdup(val);
             if ((strcmp(name, "events") == 0 || strcmp(name, "repl") == 0) &&
                 strcmp(val, "none") == 0)
                 *(const char **)o->dst = "";
+            else
+                *(const char **)o->dst = strdup(val);
             return true;
         case K_U32: {
             unsigned long v = strtoul(val, &end, 10);
