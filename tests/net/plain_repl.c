@@ -606,6 +606,30 @@ main(void)
            acked, __atomic_load_n(&rw_checks, __ATOMIC_RELAXED));
     digests_equal(0, f12, 2);
     CHECK(status_u64(0, "replication.acked") > 0, "the leader counts acknowledgements");
+    /* Followers answer "events since N" from the entries they applied: the leader's events. */
+    {
+        char *ev[2];
+        uint64_t since = status_u64(0, "replication.durable") - 200; /* within retention */
+        for (int k = 0; k < 2; k++) {
+            trastenda_client *c = client_of(k, 5000);
+            trastenda_args a;
+            trastenda_args_init(&a, "events");
+            a.since = (int64_t)since;
+            a.limit = 1000;
+            trastenda_reply r;
+            CHECK(trastenda_call(c, &a, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK,
+                  "events on node %d: %s", k, r.msg);
+            ev[k] = trastenda_result_json(&r);
+            trastenda_reply_clear(&r);
+            trastenda_client_close(c);
+        }
+        CHECK(ev[0] != NULL && strstr(ev[0], "\"next\"") != NULL, "the leader's events: %s",
+              ev[0] != NULL ? ev[0] : "?");
+        CHECK(strcmp(ev[0], ev[1]) == 0, "a follower's events differ from the leader's");
+        free(ev[0]);
+        free(ev[1]);
+        printf("plain_repl: a follower answers events since N with the leader's events\n");
+    }
 
     /* A new follower after retention cut the log: it bootstraps. */
     sleep_ms(2500);
