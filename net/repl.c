@@ -317,6 +317,7 @@ struct repl {
     struct {
         uint64_t seq;
         int64_t ns;
+        uint64_t cmds; /* commands durable up to seq (since this node opened) */
     } dur[DUR_RING];
     /* the follower's side */
     pthread_t fth;
@@ -958,6 +959,8 @@ repl_on_durable(struct srv *s, uint64_t seq)
     struct repl *r = s->repl;
     if (r == NULL) return;
     __atomic_store_n(&r->dur[seq % DUR_RING].ns, mono_ns(), __ATOMIC_RELAXED);
+    __atomic_store_n(&r->dur[seq % DUR_RING].cmds, trastenda_store_durable_commands(s->store),
+                     __ATOMIC_RELAXED);
     STORE(&r->dur[seq % DUR_RING].seq, seq);
     wake(r); /* parked fetches: a futex wake, no lock */
 }
@@ -1554,6 +1557,20 @@ repl_stop(struct srv *s)
 
 /* Milliseconds since entry seq + 1 became durable here (the age of the oldest entry a follower
  * at seq lacks); 0 when it is not behind; -1 when that is too long ago to tell. */
+/* Operations (commands) in the leader's entries after seq up to durable; -1 when too far back
+ * to tell. */
+static int64_t
+lag_ops(struct repl *r, uint64_t seq, uint64_t durable)
+{
+    if (seq >= durable) return 0;
+    if (LOAD(&r->dur[seq % DUR_RING].seq) != seq ||
+        LOAD(&r->dur[durable % DUR_RING].seq) != durable)
+        return -1;
+    uint64_t a = __atomic_load_n(&r->dur[seq % DUR_RING].cmds, __ATOMIC_RELAXED);
+    uint64_t b = __atomic_load_n(&r->dur[durable % DUR_RING].cmds, __ATOMIC_RELAXED);
+    return b >= a ? (int64_t)(b - a) : -1;
+}
+
 static int64_t
 lag_ms(struct repl *r, uint64_t seq, uint64_t durable)
 {
@@ -1592,7 +1609,7 @@ repl_status_pack(struct srv *s, msgpack_packer *pk)
         pk_s(pk, "leader_repl", r->target);
         pthread_mutex_unlock(&r->mu);
         pk_u(pk, "connected", LOAD(&r->connected));
-        pk_u(pk, "lag_ops", ld > st.durable_seq ? ld - st.durable_seq : 0);
+        pk_u(pk, "lag_entries", ld > st.durable_seq ? ld - st.durable_seq : 0);
         pk_k(pk, "anti_entropy");
         msgpack_pack_map(pk, 2);
         pk_u(pk, "checks", LOAD(&r->f_dg_checks));
@@ -1613,11 +1630,12 @@ repl_status_pack(struct srv *s, msgpack_packer *pk)
         /* Read racily by design: counters written by the repl thread only. */
         uint64_t acked = __atomic_load_n(&f->acked, __ATOMIC_RELAXED);
         int64_t seen = __atomic_load_n(&f->seen_ns, __ATOMIC_RELAXED);
-        msgpack_pack_map(pk, 8);
+        msgpack_pack_map(pk, 9);
         pk_s(pk, "node", f->node);
         pk_s(pk, "repl", f->repl);
         pk_u(pk, "acked", acked);
-        pk_u(pk, "lag_ops", st.durable_seq > acked ? st.durable_seq - acked : 0);
+        pk_u(pk, "lag_entries", st.durable_seq > acked ? st.durable_seq - acked : 0);
+        pk_i(pk, "lag_ops", lag_ops(r, acked, st.durable_seq));
         pk_i(pk, "lag_ms", lag_ms(r, acked, st.durable_seq));
         pk_i(pk, "seen_ms_ago", (now - seen) / 1000000);
         pk_u(pk, "digest_checks", __atomic_load_n(&f->dg_checks, __ATOMIC_RELAXED));

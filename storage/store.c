@@ -138,6 +138,7 @@ struct trastenda_store {
     uint64_t st_batch_max, st_state_writes, st_pages_written, st_pages_deleted;
     uint64_t st_recovered, st_ledger_chunks, st_ledger_cut, st_archived;
     uint64_t st_not_replicated, st_appended;
+    uint64_t st_durable_cmds; /* commands in durable batches since open (writer) */
     double recovery_ms;
 };
 
@@ -850,6 +851,7 @@ writer_main(void *arg)
         if (LOAD(&st->log_first_seq) == 0) STORE(&st->log_first_seq, s->ents[0].seq); /* first */
         STORE(&st->durable_epoch, s->epoch);
         STORE(&st->durable_time_ms, s->time_ms);
+        STORE(&st->st_durable_cmds, LOAD(&st->st_durable_cmds) + s->ncmds);
         STORE(&st->durable_seq, s->seq);
         if (st->cfg.on_durable != NULL)
             for (uint32_t i = 0; i < s->nent; i++)
@@ -1417,6 +1419,12 @@ bool
 trastenda_store_is_follower(const trastenda_store *st)
 {
     return LOAD(&st->follower) != 0;
+}
+
+uint64_t
+trastenda_store_durable_commands(const trastenda_store *st)
+{
+    return LOAD(&st->st_durable_cmds);
 }
 
 uint64_t

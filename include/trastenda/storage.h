@@ -282,6 +282,9 @@ uint64_t trastenda_store_log_first(const trastenda_store *st);
 bool trastenda_store_is_follower(const trastenda_store *st);
 /* The epoch of the last durable entry. Any thread. */
 uint64_t trastenda_store_epoch(const trastenda_store *st);
+/* Commands in the batches made durable since the store opened (on_durable sees the count
+ * including its entry's). Any thread. */
+uint64_t trastenda_store_durable_commands(const trastenda_store *st);
 
 /*
  * Promotion: a follower becomes the leader of epoch `epoch` (above every epoch it has seen). An
