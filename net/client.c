@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "mp.h"
+#include "mpjson.h"
 #include "trastenda/client.h"
 
 #include <nng/nng.h>
@@ -865,100 +866,18 @@ trastenda_status(trastenda_client *c, trastenda_reply *reply)
     return trastenda_call(c, &a, reply);
 }
 
-/* ---- msgpack to JSON ---- */
-
-static void
-json_str(struct wbuf *w, const char *s, uint32_t n)
-{
-    wbuf_write(w, "\"", 1);
-    for (uint32_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        char esc[8];
-        if (ch == '"' || ch == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)ch;
-            wbuf_write(w, esc, 2);
-        } else if (ch < 0x20) {
-            snprintf(esc, sizeof(esc), "\\u%04x", ch);
-            wbuf_write(w, esc, 6);
-        } else {
-            wbuf_write(w, (const char *)&s[i], 1);
-        }
-    }
-    wbuf_write(w, "\"", 1);
-}
-
-static bool
-json_value(struct mp_rd *rd, struct wbuf *w, int depth)
-{
-    char num[32];
-    const char *s;
-    uint32_t n;
-    int64_t i;
-    uint64_t u;
-    bool b;
-    if (depth > 16) return false;
-    switch (mp_peek(rd)) {
-    case MP_NIL:
-        mp_read_nil(rd);
-        wbuf_write(w, "null", 4);
-        return true;
-    case MP_BOOL:
-        mp_read_bool(rd, &b);
-        wbuf_write(w, b ? "true" : "false", b ? 4 : 5);
-        return true;
-    case MP_INT:
-        if (*rd->p >= 0xe0 || (*rd->p >= 0xd0 && *rd->p <= 0xd3)) {
-            if (!mp_read_i64(rd, &i)) return false;
-            snprintf(num, sizeof(num), "%lld", (long long)i);
-        } else {
-            if (!mp_read_u64(rd, &u)) return false;
-            snprintf(num, sizeof(num), "%llu", (unsigned long long)u);
-        }
-        wbuf_write(w, num, strlen(num));
-        return true;
-    case MP_STR:
-        if (!mp_read_str(rd, &s, &n)) return false;
-        json_str(w, s, n);
-        return true;
-    case MP_ARRAY:
-        if (!mp_read_array(rd, &n)) return false;
-        wbuf_write(w, "[", 1);
-        for (uint32_t k = 0; k < n; k++) {
-            if (k > 0) wbuf_write(w, ",", 1);
-            if (!json_value(rd, w, depth + 1)) return false;
-        }
-        wbuf_write(w, "]", 1);
-        return true;
-    case MP_MAP:
-        if (!mp_read_map(rd, &n)) return false;
-        wbuf_write(w, "{", 1);
-        for (uint32_t k = 0; k < n; k++) {
-            if (k > 0) wbuf_write(w, ",", 1);
-            if (mp_peek(rd) != MP_STR || !json_value(rd, w, depth + 1)) return false;
-            wbuf_write(w, ":", 1);
-            if (!json_value(rd, w, depth + 1)) return false;
-        }
-        wbuf_write(w, "}", 1);
-        return true;
-    default: /* floats, bin, ext: not in the protocol */
-        if (!mp_skip(rd, 4)) return false;
-        wbuf_write(w, "null", 4);
-        return true;
-    }
-}
+/* ---- msgpack to JSON (net/mpjson.c) ---- */
 
 char *
 trastenda_msgpack_json(const uint8_t *buf, size_t len)
 {
     struct mp_rd rd;
     mp_rd_init(&rd, buf, len);
-    struct wbuf w = {0};
-    if (!json_value(&rd, &w, 0) || rd.bad) {
+    struct mpjson_buf w = {0};
+    if (!mpjson_value(&rd, &w, 0) || rd.bad || !mpjson_write(&w, "", 1)) { /* with its NUL */
         free(w.p);
         return NULL;
     }
-    wbuf_write(&w, "", 1); /* NUL */
     return (char *)w.p;
 }
 
@@ -966,13 +885,16 @@ char *
 trastenda_result_json(const trastenda_reply *r)
 {
     if (r->raw != NULL) return trastenda_msgpack_json(r->raw, r->raw_len);
-    struct wbuf w = {0};
+    struct mpjson_buf w = {0};
     char head[64];
-    snprintf(head, sizeof(head), "{\"code\":%u,\"name\":", (unsigned)r->code);
-    wbuf_write(&w, head, strlen(head));
-    json_str(&w, r->name, (uint32_t)strlen(r->name));
-    wbuf_write(&w, ",\"msg\":", 7);
-    json_str(&w, r->msg, (uint32_t)strlen(r->msg));
-    wbuf_write(&w, "}", 2);
+    int n = snprintf(head, sizeof(head), "{\"code\":%u,\"name\":", (unsigned)r->code);
+    mpjson_write(&w, head, (size_t)n);
+    mpjson_str(&w, r->name, (uint32_t)strlen(r->name));
+    mpjson_write(&w, ",\"msg\":", 7);
+    mpjson_str(&w, r->msg, (uint32_t)strlen(r->msg));
+    if (!mpjson_write(&w, "}", 2)) { /* with its NUL */
+        free(w.p);
+        return NULL;
+    }
     return (char *)w.p;
 }

@@ -16,6 +16,7 @@ PACKAGES=(
     librocksdb-dev
     libnng-dev
     libmsgpack-dev
+    libjansson-dev
 )
 
 missing=()
