@@ -116,6 +116,8 @@ node_start_ex(int n, const char *follow, const char *ns, bool sync)
                                repl_addr[n],
                                "--events",
                                "none",
+                               "--http",
+                               "none",
                                "--data",
                                data_dir[n],
                                "--skus-max",
