@@ -27,12 +27,11 @@ uint32_t
 metrics_kind_ix(uint32_t kind)
 {
     if (proto_kind_is_write(kind)) return kind;
-    if (kind >= PK_STOCK && kind <= PK_LOCATION_LIST)
-        return TRASTENDA_OP_NOOP + 1 + kind - PK_STOCK;
+    if (kind >= PK_STOCK && kind <= PK_LAST) return TRASTENDA_OP_NOOP + 1 + kind - PK_STOCK;
     return 0;
 }
 
-_Static_assert(TRASTENDA_OP_NOOP + 1 + PK_LOCATION_LIST - PK_STOCK < METRICS_KINDS, "kinds fit");
+_Static_assert(TRASTENDA_OP_NOOP + 1 + PK_LAST - PK_STOCK < METRICS_KINDS, "kinds fit");
 
 static uint32_t
 code_ix(trastenda_err code)

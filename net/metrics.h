@@ -17,7 +17,8 @@
 #include "trastenda/engine.h"
 #include "trastenda/storage.h"
 
-#define METRICS_KINDS    40 /* 0: unknown op; 1..26 the engine's; 27..39 reads (metrics_kind_ix) */
+#define METRICS_KINDS                                                                              \
+    43 /* 0: unknown op; 1..26 the engine's; 27..42 the others (metrics_kind_ix) */
 #define METRICS_CODES    64 /* trastenda_err values (they stay below it) */
 #define METRICS_BUCKETS  16 /* latency buckets, the last one +Inf */
 #define METRICS_OPS_HIST 12 /* ops per request: 1, 2, 4, ... 1024, +Inf */

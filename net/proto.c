@@ -303,17 +303,18 @@ static const struct op_spec specs[] = {
     [TRASTENDA_OP_COUNT_ + 12] = {"location.list", 0, F(CURSOR) | F(LIMIT), 0, false},
     [TRASTENDA_OP_COUNT_ + 13] = {"promote", 0, F(FORCE), 0, false},
     [TRASTENDA_OP_COUNT_ + 14] = {"digest", 0, 0, 0, false},
+    [TRASTENDA_OP_COUNT_ + 15] = {"holds.expiring", 0, F(LIMIT), 0, false},
 };
 
 #define SPECS_N (sizeof(specs) / sizeof(specs[0]))
-_Static_assert(SPECS_N == TRASTENDA_OP_COUNT_ + (PK_DIGEST - PK_STOCK + 1), "one spec per kind");
+_Static_assert(SPECS_N == TRASTENDA_OP_COUNT_ + (PK_LAST - PK_STOCK + 1), "one spec per kind");
 
 /* Index of a kind in specs, or 0 (no spec) when it is not an operation. */
 static uint32_t
 spec_index(uint32_t kind)
 {
     if (proto_kind_is_write(kind)) return kind;
-    if (kind >= PK_STOCK && kind <= PK_DIGEST) return TRASTENDA_OP_COUNT_ + (kind - PK_STOCK);
+    if (kind >= PK_STOCK && kind <= PK_LAST) return TRASTENDA_OP_COUNT_ + (kind - PK_STOCK);
     return 0;
 }
 
@@ -345,6 +346,7 @@ static const struct {
     {"events", PK_EVENTS},
     {"extend", TRASTENDA_OP_EXTEND},
     {"hold", PK_HOLD},
+    {"holds.expiring", PK_HOLDS_EXPIRING},
     {"ledger", PK_LEDGER},
     {"location.deactivate", TRASTENDA_OP_LOCATION_DEACTIVATE},
     {"location.list", PK_LOCATION_LIST},

@@ -48,8 +48,11 @@ enum proto_kind {
     PK_SKU_LIST = 75,      /* every SKU */
     PK_LOCATION_LIST = 76, /* every location */
     PK_PROMOTE = 77,       /* this follower becomes the leader (replication) */
-    PK_DIGEST = 78         /* the state digest at the node's applied sequence */
+    PK_DIGEST = 78,        /* the state digest at the node's applied sequence */
+    PK_HOLDS_EXPIRING = 79 /* the open holds that expire first */
 };
+
+#define PK_LAST PK_HOLDS_EXPIRING
 
 static inline bool
 proto_kind_is_write(uint32_t kind)

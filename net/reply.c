@@ -535,6 +535,24 @@ pk_read(struct srv_ctx *c, msgpack_packer *pk, const struct proto_op *op, struct
             pk->callback(pk->data, (const char *)c->ev + o->u.events.off, o->u.events.len);
         }
         return;
+    case PK_HOLDS_EXPIRING:
+        msgpack_pack_map(pk, 2);
+        pk_kv_u(pk, "code", 0);
+        pk_key(pk, "rows");
+        msgpack_pack_array(pk, o->u.holds.n);
+        for (uint32_t i = 0; i < o->u.holds.n; i++) {
+            const trastenda_hold_row *h = &o->u.holds.rows[i];
+            msgpack_pack_map(pk, 8);
+            pk_kv_u(pk, "hold", h->id);
+            pk_kv_i(pk, "created_ms", h->created_ms);
+            pk_kv_i(pk, "expires_ms", h->expires_ms);
+            pk_kv_u(pk, "lines", h->line_count);
+            pk_kv_i(pk, "units", h->units);
+            pk_kv_str(pk, "sku", sku_id(e, h->first.sku_ix));
+            pk_kv_str(pk, "loc", loc_id(e, h->first.loc_ix));
+            pk_kv_i(pk, "qty", h->first.qty);
+        }
+        return;
     case PK_BACKUP:
         msgpack_pack_map(pk, 2);
         pk_kv_u(pk, "code", 0);

@@ -76,6 +76,10 @@ struct op_out {
             uint64_t epoch, seq;
         } promote;
         struct {
+            uint32_t n;
+            trastenda_hold_row *rows;
+        } holds;
+        struct {
             trastenda_engine_stats eng;
             trastenda_store_stats st;
         } status;
