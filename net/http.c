@@ -38,6 +38,7 @@
 #include "mpjson.h"
 #include "proto_json.h"
 #include "srv.h" /* nng.h before its supplemental headers */
+#include "web.h"
 
 #include <nng/supplemental/http/http.h>
 
@@ -605,7 +606,7 @@ static const struct resource resources[] = {
     {"/v1/stock/", "stock", "sku"},       {"/v1/orders/", "order", "order"},
     {"/v1/holds/", "hold", "hold"},       {"/v1/ledger/", "ledger", "sku"},
     {"/v1/low-stock", "low_stock", NULL}, {"/v1/reorder", "reorder", NULL},
-    {"/v1/status", "status", NULL},
+    {"/v1/status", "status", NULL},       {"/v1/expiring-holds", "holds.expiring", NULL},
 };
 
 static const struct resource *
@@ -798,6 +799,23 @@ get_ready(struct call *k)
     done(k->h);
 }
 
+/* The dashboard's file at path ("/" is index.html), or NULL. */
+static const struct web_file *
+web_find(const char *path, size_t n)
+{
+    if (n == 1 && path[0] == '/') return web_find("/index.html", 11);
+    for (const struct web_file *f = web_files; f->path != NULL; f++) /* bound: the files */
+        if (strlen(f->path) == n && memcmp(f->path, path, n) == 0) return f;
+    return NULL;
+}
+
+static void
+get_static(struct call *k, const struct web_file *f)
+{
+    respond(k->h, k->aio, 200, f->type, f->data, f->len, k->body);
+    done(k->h);
+}
+
 /* The API's routes; false when path is not one of them. */
 static bool
 route_api(struct call *k, const char *method, const char *path, size_t n, const char *query)
@@ -833,11 +851,12 @@ route(struct call *k, const char *method, const char *path, size_t n, const char
 {
     struct http *h = k->h;
     if (route_api(k, method, path, n, query)) return;
+    const struct web_file *f = web_find(path, n);
     bool health = n == 7 && memcmp(path, "/health", 7) == 0;
     bool ready = n == 6 && memcmp(path, "/ready", 6) == 0;
     bool metrics = n == 8 && memcmp(path, "/metrics", 8) == 0;
     char msg[TRASTENDA_MESSAGE_BYTES], qb[48];
-    if (!health && !ready && !metrics) {
+    if (!health && !ready && !metrics && f == NULL) {
         snprintf(msg, sizeof(msg), "no such path: '%s' (docs/HTTP.md lists them)",
                  proto_quote(qb, sizeof(qb), path, (uint32_t)n));
         fail(k, 404, TRASTENDA_E_UNKNOWN_OP, msg);
@@ -857,6 +876,10 @@ route(struct call *k, const char *method, const char *path, size_t n, const char
     }
     if (ready) {
         get_ready(k);
+        return;
+    }
+    if (f != NULL) {
+        get_static(k, f);
         return;
     }
     if (k->bad_token || !auth_read_allowed(&h->s->auth, k->token, k->token_len)) {
