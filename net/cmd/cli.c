@@ -21,6 +21,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
+#include <nng/supplemental/tls/tls.h>
 
 #define LINES_MAX 64
 
@@ -85,6 +86,7 @@ static const struct cmd CMDS[] = {
 };
 
 static bool json_out;
+static const char *tls_ca_file; /* --tls-ca: the CA of tls+tcp:// servers (requests, watch) */
 
 static void
 usage(FILE *f)
@@ -395,7 +397,20 @@ watch(int argc, char **argv)
     for (int i = 0; rv == 0 && i < nt; i++)
         rv = nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, topics[i], strlen(topics[i]));
     if (rv == 0 && nt == 0) rv = nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, "", 0);
-    if (rv == 0) rv = nng_dial(s, addr, NULL, NNG_FLAG_NONBLOCK);
+    nng_dialer d;
+    if (rv == 0) rv = nng_dialer_create(&d, s, addr);
+    /* tls+tcp:// events: the server is verified against --tls-ca (no CA: nothing verifies). */
+    if (rv == 0 && strncmp(addr, "tls+", 4) == 0) {
+        nng_tls_config *t;
+        rv = nng_tls_config_alloc(&t, NNG_TLS_MODE_CLIENT);
+        if (rv == 0) {
+            rv = nng_tls_config_auth_mode(t, NNG_TLS_AUTH_MODE_REQUIRED);
+            if (rv == 0 && tls_ca_file != NULL) rv = nng_tls_config_ca_file(t, tls_ca_file);
+            if (rv == 0) rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, t);
+            nng_tls_config_free(t); /* the dialer holds its own reference */
+        }
+    }
+    if (rv == 0) rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
     if (rv != 0) {
         fprintf(stderr, "watch: %s: %s\n", addr, nng_strerror(rv));
         return 3;
@@ -462,7 +477,7 @@ main(int argc, char **argv)
     const char *servers[8];
     uint32_t n_servers = 0;
     uint32_t timeout_ms = 5000;
-    const char *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
+    const char *tls_cert = NULL, *tls_key = NULL;
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--json") == 0)
@@ -475,7 +490,7 @@ main(int argc, char **argv)
         else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc)
             timeout_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc)
-            tls_ca = argv[++i];
+            tls_ca_file = argv[++i];
         else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
             tls_cert = argv[++i];
         else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
@@ -501,7 +516,7 @@ main(int argc, char **argv)
     cc.n_nodes = n_servers;
     cc.timeout_ms = timeout_ms;
     cc.token = getenv("TRASTENDA_TOKEN"); /* not a flag: flags show in ps */
-    cc.tls_ca_file = tls_ca;
+    cc.tls_ca_file = tls_ca_file;
     cc.tls_cert_file = tls_cert;
     cc.tls_key_file = tls_key;
     bool is_import = strcmp(argv[i], "import") == 0;
