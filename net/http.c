@@ -59,6 +59,8 @@ struct hreq {
     uint8_t *body;
     size_t body_len, body_cap;
     json_t *doc;                           /* the request: c.q's strings point into it */
+    nng_http_conn *conn;                   /* the body's */
+    bool continuing;                       /* rd writes "100 Continue", then reads the body */
     bool resource;                         /* answer with results[0] alone */
     bool close;                            /* Connection: close */
     char token[AUTH_SECRET_BYTES_MAX + 1]; /* a bearer token */
@@ -385,6 +387,13 @@ body_cb(void *arg)
     if (rv != 0) { /* the connection went away: nothing to answer */
         nng_aio_finish(r->uaio, rv);
         slot_give(r);
+        return;
+    }
+    if (r->continuing) { /* the client was told to send its body: read it */
+        r->continuing = false;
+        nng_iov iov = {r->body, r->body_len};
+        nng_aio_set_iov(r->rd, 1, &iov);
+        nng_http_conn_read_all(r->conn, r->rd);
         return;
     }
     r->body_len = nng_aio_count(r->rd);
@@ -759,9 +768,20 @@ post_ops(struct call *k)
         run(r, proto_decode_json(&r->c.q, r->body, 0, &r->doc));
         return;
     }
-    nng_iov iov = {r->body, (size_t)len};
+    /* A client that asks whether to send its body (libcurl does for large ones) is told to go on,
+     * else it waits a second before sending it anyway. */
+    static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    const char *expect = nng_http_req_get_header(k->req, "Expect");
+    r->conn = k->conn;
+    r->body_len = (size_t)len;
+    r->continuing = expect != NULL && strcasecmp(expect, "100-continue") == 0;
+    nng_iov iov = {r->continuing ? (void *)cont : (void *)r->body,
+                   r->continuing ? sizeof(cont) - 1 : (size_t)len};
     nng_aio_set_iov(r->rd, 1, &iov);
-    nng_http_conn_read_all(k->conn, r->rd);
+    if (r->continuing)
+        nng_http_conn_write_all(k->conn, r->rd);
+    else
+        nng_http_conn_read_all(k->conn, r->rd);
 }
 
 static void

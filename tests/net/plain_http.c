@@ -606,6 +606,32 @@ check_routes(const struct server *s)
     resp_free(&r);
 }
 
+/* Expect: 100-continue: the server says go on before the body is sent, then answers it. */
+static void
+check_continue(const struct server *s)
+{
+    static const char body[] = "{\"v\":1,\"id\":8,\"ops\":[{\"op\":\"stock\",\"sku\":\"TEE\"}]}";
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "POST /v1/ops HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Expect: 100-continue\r\nContent-Length: %zu\r\n\r\n",
+                     sizeof(body) - 1);
+    int fd = connect_to(s->http_port);
+    CHECK(fd >= 0, "connect");
+    send_all(fd, head, (size_t)n);
+    char cont[64] = "";
+    const char want[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    ssize_t got = recv(fd, cont, sizeof(want) - 1, MSG_WAITALL);
+    CHECK(got == (ssize_t)sizeof(want) - 1 && memcmp(cont, want, sizeof(want) - 1) == 0,
+          "no 100 Continue before the body: %.40s", cont);
+    send_all(fd, body, sizeof(body) - 1);
+    struct resp r;
+    CHECK(read_resp(fd, &r), "no response after 100 Continue");
+    close(fd);
+    CHECK(r.status == 200 && result_code(&r, 0) == 0, "after 100 Continue: %.300s", r.body);
+    resp_free(&r);
+}
+
 /* Keep-alive: several requests on one connection, answered in order. */
 static void
 check_keepalive(const struct server *s)
@@ -1023,6 +1049,7 @@ main(void)
     resp_free(&r);
     check_routes(main_srv);
     check_keepalive(main_srv);
+    check_continue(main_srv);
     fprintf(stderr, "plain_http: every route\n");
     check_bad_input(main_srv);
     fprintf(stderr, "plain_http: every class of bad input\n");
