@@ -37,6 +37,7 @@
 
 #include "mpjson.h"
 #include "proto_json.h"
+#include "repl.h"
 #include "srv.h" /* nng.h before its supplemental headers */
 #include "web.h"
 
@@ -184,10 +185,13 @@ static void
 node_fields(struct http *h, struct mpjson_buf *w)
 {
     struct srv *s = h->s;
-    bool follower = s->cfg.not_leader != NULL && s->cfg.not_leader[0] != '\0';
+    bool ready = LOAD(&s->ready) != 0;
+    bool follower = ready ? srv_is_follower(s)
+                          : (s->cfg.not_leader != NULL && s->cfg.not_leader[0] != '\0') ||
+                                (s->cfg.follow != NULL && s->cfg.follow[0] != '\0');
     char buf[160];
     int n;
-    if (LOAD(&s->ready))
+    if (ready)
         n = snprintf(buf, sizeof(buf), "\"role\":\"%s\",\"epoch\":%llu,\"seq\":%llu",
                      follower ? "follower" : "leader",
                      (unsigned long long)trastenda_engine_epoch(s->eng),
@@ -434,7 +438,8 @@ write_metrics(struct http *h, const struct hreq *r, struct mpjson_buf *out)
         v.caps = &s->cfg.store.engine;
         v.epoch = trastenda_engine_epoch(s->eng);
     }
-    v.follower = s->cfg.not_leader != NULL && s->cfg.not_leader[0] != '\0';
+    if (v.have_store) repl_view_get(s, &v.repl);
+    v.follower = v.have_store ? v.repl.follower : s->cfg.follow != NULL && s->cfg.follow[0];
     v.uptime_s = (double)(srv_mono_ns() - s->started_ns) / 1e9;
     v.connections = __atomic_load_n(&s->conns, __ATOMIC_RELAXED);
     v.refused_connections = __atomic_load_n(&s->n_refused_conns, __ATOMIC_RELAXED);
@@ -813,6 +818,20 @@ get_ready(struct call *k)
     if (why == NULL) {
         trastenda_store_stats_get(s->store, &st);
         if (st.failed) why = "{\"status\":\"failed\",\"reason\":\"storage failure\"}\n";
+    }
+    /* A follower serves reads only as fresh as its link to the leader: ready while it reaches
+     * the leader and lags it by at most ready_max_lag entries (0: any lag). */
+    struct repl_view rv;
+    if (why == NULL) repl_view_get(s, &rv);
+    if (why == NULL && rv.follower && s->repl != NULL && !rv.connected)
+        why = "{\"status\":\"lagging\",\"reason\":\"the leader is not reachable\"}\n";
+    char lag[160];
+    if (why == NULL && rv.follower && s->cfg.ready_max_lag > 0 &&
+        rv.lag_ops > s->cfg.ready_max_lag) {
+        snprintf(lag, sizeof(lag),
+                 "{\"status\":\"lagging\",\"lag_entries\":%llu,\"ready_max_lag\":%u}\n",
+                 (unsigned long long)rv.lag_ops, s->cfg.ready_max_lag);
+        why = lag;
     }
     respond_json(k->h, k->aio, why == NULL ? 200 : 503,
                  why == NULL ? "{\"status\":\"ready\"}\n" : why);

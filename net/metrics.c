@@ -286,6 +286,48 @@ write_store(const struct metrics_view *v, struct mpjson_buf *out)
           st->failed);
 }
 
+/* A label value as the text format wants it: backslash, quote and newline escaped. */
+static void
+label(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s != '\0' && o + 3 < cap; s++) { /* bound: cap */
+        if (*s == '\\' || *s == '"' || *s == '\n') out[o++] = '\\';
+        out[o++] = *s == '\n' ? 'n' : *s;
+    }
+    out[o] = '\0';
+}
+
+/* Replication: a follower's lag behind its leader; on the leader, each follower's. */
+static void
+write_repl(const struct repl_view *r, struct mpjson_buf *out)
+{
+    if (r->follower) {
+        gauge(out, "trastenda_replication_connected", "1 while this follower reaches its leader.",
+              r->connected);
+        gauge(out, "trastenda_replication_lag_entries",
+              "Log entries the leader has durable that this follower has not.", (double)r->lag_ops);
+        return;
+    }
+    gauge(out, "trastenda_replication_followers", "Followers the leader heard from.", r->n);
+    head(out, "trastenda_replication_follower_lag_entries", "gauge",
+         "Log entries durable on the leader that a follower has not acknowledged, by follower.");
+    char node[260];
+    for (uint32_t i = 0; i < r->n; i++) {
+        label(node, sizeof(node), r->fol[i].node);
+        pf(out, "trastenda_replication_follower_lag_entries{follower=\"%s\"} %llu\n", node,
+           (unsigned long long)r->fol[i].lag_ops);
+    }
+    head(out, "trastenda_replication_follower_lag_seconds", "gauge",
+         "Age of the oldest entry a follower has not acknowledged, by follower.");
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (r->fol[i].lag_ms < 0) continue; /* older than the lag clock remembers */
+        label(node, sizeof(node), r->fol[i].node);
+        pf(out, "trastenda_replication_follower_lag_seconds{follower=\"%s\"} %.3f\n", node,
+           (double)r->fol[i].lag_ms / 1000.0);
+    }
+}
+
 /* Resident set size from /proc/self/statm, 0 when unreadable. */
 static double
 rss_bytes(void)
@@ -326,5 +368,5 @@ metrics_write(const struct metrics *m, const struct metrics_view *v, struct mpjs
     gauge(out, "trastenda_epoch", "The node's leader epoch.", (double)v->epoch);
     write_tables(v, out);
     write_store(v, out);
-    /* Replication (lag per follower) is written here once the node replicates. */
+    write_repl(&v->repl, out);
 }

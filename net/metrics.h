@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "mpjson.h"
+#include "repl.h"
 #include "trastenda/engine.h"
 #include "trastenda/storage.h"
 
@@ -66,6 +67,7 @@ struct metrics_view {
     double uptime_s;
     uint64_t connections, refused_connections, events_published, http_busy;
     uint32_t http_in_flight, msgpack_in_flight;
+    struct repl_view repl; /* with the store */
 };
 
 /* Writes the exposition (Prometheus text format 0.0.4) into out. */

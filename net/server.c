@@ -53,6 +53,7 @@ trastenda_server_config_default(trastenda_server_config *cfg)
     cfg->http_contexts = 64;
     cfg->http_body_max = 1 << 20;
     cfg->open_reads = true;
+    cfg->ready_max_lag = 1000;
     cfg->log_level = TRASTENDA_LOG_INFO;
     cfg->repl = TRASTENDA_DEFAULT_REPL;
     cfg->repl_wait_ms = 500;

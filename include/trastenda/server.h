@@ -49,6 +49,9 @@ typedef struct trastenda_server_config {
      * reads unless open_reads. NULL or "": none (every listener must then be on loopback). */
     const char *tokens;
     bool open_reads;
+    /* A follower's /ready: 200 while it lags its leader by at most this many log entries (0: any
+     * lag, as long as it reaches the leader). */
+    uint32_t ready_max_lag;
     /* Test mode: act as a follower of this leader address (writes get E_NOT_LEADER naming it). */
     const char *not_leader;
     /*

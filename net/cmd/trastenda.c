@@ -53,6 +53,8 @@ static struct opt opts[] = {
     {"tls-client-auth", K_CLIENT_AUTH, &cfg.tls_client_auth, "none (default), optional, required"},
     {"tokens", K_STR, &cfg.tokens, "name:secret[,...]: writes need one (docs/SECURITY.md)"},
     {"open-reads", K_BOOL, &cfg.open_reads, "true (default): reads need no token"},
+    {"ready-max-lag", K_U32, &cfg.ready_max_lag,
+     "a follower's /ready: at most this many entries behind (1000; 0: any)"},
     {"data", K_STR, &cfg.store.dir, "data directory"},
     {"durability", K_DUR, &cfg.store.durability, "fsync (default) or async"},
     {"log-level", K_LEVEL, &cfg.log_level, "error, warn, info (default) or debug"},

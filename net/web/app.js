@@ -87,6 +87,27 @@ function duration(ms) {
 
 // ---- node status ----
 
+// The replication map of the status (docs/REPLICATION.md) as label/value pairs.
+function replicationItems(r) {
+  if (!r) return [['replication', 'not reported by this node']];
+  const items = [];
+  if (r.role === 'follower') {
+    items.push(['leader', r.leader || 'unknown']);
+    items.push(['link to the leader', r.connected ? 'connected' : 'not connected']);
+    items.push(['behind the leader', (r.lag_ops || 0) + ' log entries']);
+  } else if (r.followers !== undefined) {
+    items.push(['sync replicas', r.sync_replicas === undefined ? '-' : r.sync_replicas]);
+  }
+  const fol = r.followers || [];
+  items.push(['followers', fol.length === 0 ? 'none' : fol.length]);
+  for (const f of fol) {
+    items.push(['  ' + f.node, 'lag ' + f.lag_ops + ' entries' +
+                (f.lag_ms >= 0 ? ', ' + f.lag_ms + ' ms' : '') + ', seen ' +
+                duration(f.seen_ms_ago) + ' ago']);
+  }
+  return items;
+}
+
 function renderStatus(st) {
   const node = $('node');
   const role = el('span', st.role, 'role ' + st.role);
@@ -107,8 +128,7 @@ function renderStatus(st) {
     ['requests / ops', st.counters.requests + ' / ' + st.counters.ops],
     ['busy refusals', st.counters.busy],
     ['connections (msgpack)', st.counters.connections],
-    ['replication', st.replication ? JSON.stringify(st.replication) : 'not reported by this node'],
-  ];
+  ].concat(replicationItems(st.replication));
   list.replaceChildren();
   for (const [k, v] of items) { list.appendChild(el('dt', k)); list.appendChild(el('dd', v)); }
   const t = st.tables;

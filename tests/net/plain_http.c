@@ -15,6 +15,8 @@
  *   - tokens: writes without one are refused on both encodings, the ledger records the token's
  *     name as the actor, reads stay open;
  *   - /metrics passes `promtool check metrics`, and its counters move with a scripted workload;
+ *   - a leader and its follower: /ready follows the link, the replication series, reads on the
+ *     follower, writes refused naming the leader;
  *   - TLS with certificates made by openssl: the right CA and client certificate connect (msgpack
  *     and HTTPS), no CA, a wrong CA or no client certificate (mutual TLS required) are refused.
  */
@@ -890,6 +892,69 @@ check_metrics(const struct server *s)
     free(m1);
 }
 
+/* ---- a follower ---- */
+
+/* A leader and its follower: the follower is ready once it reaches the leader, says so in its
+ * metrics, and the leader's metrics list it with its lag; both pass promtool. */
+static void
+check_follower(void)
+{
+    char lrepl[64], frepl[64];
+    snprintf(lrepl, sizeof(lrepl), "tcp://127.0.0.1:%d", free_port());
+    snprintf(frepl, sizeof(frepl), "tcp://127.0.0.1:%d", free_port());
+    const char *lx[] = {"--repl", lrepl, NULL};
+    const char *fx[] = {"--repl", frepl, "--follow", lrepl, NULL};
+    struct server *l = server_start(1, "leader", "tcp", "http", lx);
+    wait_ready(l);
+    setup_data(l);
+    struct server *f = server_start(2, "follower", "tcp", "http", fx);
+    wait_ready(f);
+    char *fm = NULL, *lm = NULL;
+    for (int k = 0; k < 200; k++) { /* until the follower has the leader's log */
+        free(fm);
+        fm = scrape(f);
+        if (metric(fm, "trastenda_replication_connected") == 1 &&
+            metric(fm, "trastenda_replication_lag_entries") == 0 &&
+            metric(fm, "trastenda_table_entries{table=\"skus\"}") == 2)
+            break;
+        usleep(50000);
+    }
+    CHECK(metric(fm, "trastenda_replication_connected") == 1, "follower metrics:\n%s", fm);
+    CHECK(metric(fm, "trastenda_table_entries{table=\"skus\"}") == 2, "the follower's tables");
+    CHECK(strstr(fm, "trastenda_node_info{role=\"follower\"") != NULL, "follower role");
+    promtool(fm);
+    lm = scrape(l);
+    char series[200];
+    snprintf(series, sizeof(series), "trastenda_replication_follower_lag_entries{follower=\"%s\"}",
+             f->req);
+    CHECK(metric(lm, "trastenda_replication_followers") == 1 && metric(lm, series) >= 0,
+          "leader metrics:\n%s", lm);
+    promtool(lm);
+    struct resp r = http(f, "GET", "/ready", "", NULL);
+    CHECK(r.status == 200, "follower /ready: %d %s", r.status, r.body);
+    resp_free(&r);
+    r = http(f, "GET", "/v1/stock/TEE", "", NULL);
+    CHECK(r.status == 200 && strstr(r.body, "\"role\":\"follower\"") != NULL,
+          "a follower's read: %.300s", r.body);
+    resp_free(&r);
+    r = post_ops(f, AUTH_A, SETUP);
+    CHECK(r.status == 200 && result_code(&r, 0) == 39, "a follower's write: %.300s", r.body);
+    resp_free(&r);
+    /* without its leader the follower stops being ready */
+    server_stop(l);
+    int st = 0;
+    for (int k = 0; k < 200 && st != 503; k++) {
+        r = http(f, "GET", "/ready", "", NULL);
+        st = r.status;
+        resp_free(&r);
+        if (st != 503) usleep(50000);
+    }
+    CHECK(st == 503, "a follower without its leader stays ready");
+    server_stop(f);
+    free(fm);
+    free(lm);
+}
+
 /* ---- TLS ---- */
 
 static void
@@ -1059,6 +1124,8 @@ main(void)
     fprintf(stderr, "plain_http: metrics pass promtool and move\n");
     server_stop(main_srv);
 
+    check_follower();
+    fprintf(stderr, "plain_http: a follower: ready, metrics with its lag, reads, writes refused\n");
     check_loopback_rule();
     check_tls();
     fprintf(stderr, "plain_http: TLS: right CA and client certificate in, the rest out\n");
