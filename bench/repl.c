@@ -87,6 +87,8 @@ node_start(int n, const char *follow, int sync)
                               repl_addr[n],
                               "--events",
                               "none",
+                              "--http",
+                              "none",
                               "--data",
                               data,
                               "--skus-max",

@@ -73,10 +73,11 @@ server_start(const char *self)
         char log[300];
         snprintf(log, sizeof(log), "%s/server.log", dir);
         if (freopen(log, "w", stderr) == NULL) _exit(126);
-        execl(bin, "trastenda", "--listen", addr, "--events", "none", "--repl", "none", "--data",
-              data, "--skus-max", skus, "--stock-max", skus, "--locations-max", "16", "--holds-max",
-              "8000000", "--keys-max", "8000000", "--lines-max", "8000000", "--orders-max", "1024",
-              "--contexts", "128", "--batch-max", "16384", "--log-level", "warn", (char *)NULL);
+        execl(bin, "trastenda", "--listen", addr, "--events", "none", "--repl", "none", "--http",
+              "none", "--data", data, "--skus-max", skus, "--stock-max", skus, "--locations-max",
+              "16", "--holds-max", "8000000", "--keys-max", "8000000", "--lines-max", "8000000",
+              "--orders-max", "1024", "--contexts", "128", "--batch-max", "16384", "--log-level",
+              "warn", (char *)NULL);
         _exit(127);
     }
     server_pid = pid;

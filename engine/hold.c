@@ -102,6 +102,98 @@ heap_update(trastenda_engine *e, uint32_t h)
     heap_down(e, e->holds[h].heap_pos);
 }
 
+/* ---- the holds that expire first (a read) ---- */
+
+/* Heap positions of the candidates, ordered as the expiry heap orders their holds. */
+struct cand_heap {
+    uint32_t pos[2 * TRASTENDA_PAGE_MAX + 1];
+    uint32_t n;
+};
+
+static bool
+cand_less(const trastenda_engine *e, const struct cand_heap *c, uint32_t a, uint32_t b)
+{
+    return heap_less(e, e->heap[c->pos[a]], e->heap[c->pos[b]]);
+}
+
+static void
+cand_swap(struct cand_heap *c, uint32_t a, uint32_t b)
+{
+    uint32_t t = c->pos[a];
+    c->pos[a] = c->pos[b];
+    c->pos[b] = t;
+}
+
+static void
+cand_push(const trastenda_engine *e, struct cand_heap *c, uint32_t pos)
+{
+    TS_ASSERT(c->n < sizeof(c->pos) / sizeof(c->pos[0]));
+    uint32_t i = c->n++;
+    c->pos[i] = pos;
+    while (i > 0 && cand_less(e, c, i, (i - 1) / 2)) { /* bound: log2(n) */
+        cand_swap(c, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static uint32_t
+cand_pop(const trastenda_engine *e, struct cand_heap *c)
+{
+    TS_ASSERT(c->n > 0);
+    uint32_t top = c->pos[0], i = 0;
+    c->pos[0] = c->pos[--c->n];
+    for (;;) { /* bound: log2(n) */
+        uint32_t l = 2 * i + 1, best = i;
+        if (l < c->n && cand_less(e, c, l, best)) best = l;
+        if (l + 1 < c->n && cand_less(e, c, l + 1, best)) best = l + 1;
+        if (best == i) break;
+        cand_swap(c, i, best);
+        i = best;
+    }
+    return top;
+}
+
+static void
+hold_row(const trastenda_engine *e, uint32_t h, trastenda_hold_row *row)
+{
+    const struct eng_hold *hd = &e->holds[h];
+    memset(row, 0, sizeof(*row));
+    row->id = hd->id;
+    row->created_ms = hd->created_ms;
+    row->expires_ms = hd->expires_ms;
+    row->line_count = hd->line_count;
+    row->first = (trastenda_alloc){TRASTENDA_IX_NONE, TRASTENDA_IX_NONE, 0, 0};
+    for (uint32_t l = hd->lines_head; l != ENG_NONE; l = e->lines[l].next) { /* bound: lines */
+        if (l == hd->lines_head)
+            row->first =
+                (trastenda_alloc){e->lines[l].sku_ix, e->lines[l].loc_ix, e->lines[l].qty, 0};
+        row->units += e->lines[l].qty;
+    }
+}
+
+/* Walks the expiry heap best first without changing it: the next hold is the least of the
+ * candidates, whose children become candidates (at most 2 * max + 1 of them). */
+trastenda_err
+trastenda_engine_holds_expiring(const trastenda_engine *e, uint32_t max, trastenda_hold_row *out,
+                                uint32_t *n)
+{
+    if (e == NULL || out == NULL || n == NULL || max == 0 || max > TRASTENDA_PAGE_MAX)
+        return TRASTENDA_E_INVALID;
+    struct cand_heap c;
+    c.n = 0;
+    *n = 0;
+    if (e->heap_count > 0) cand_push(e, &c, 0);
+    while (*n < max && c.n > 0) { /* bound: max */
+        uint32_t pos = cand_pop(e, &c);
+        hold_row(e, e->heap[pos], &out[(*n)++]);
+        if (2 * pos + 1 < e->heap_count) cand_push(e, &c, 2 * pos + 1);
+        if (2 * pos + 2 < e->heap_count) cand_push(e, &c, 2 * pos + 2);
+    }
+    TS_ASSERT(*n <= max);
+    TS_ASSERT(*n == max || *n == e->heap_count);
+    return TRASTENDA_OK;
+}
+
 /* ---- table ---- */
 
 /* A resolved hold enters its retention window (Design note 6). */

@@ -60,7 +60,8 @@ extern "C" {
     X(TRASTENDA_E_TIMEOUT, 40, "timed out")                                                        \
     X(TRASTENDA_E_CONNECT, 41, "cannot reach the server")                                          \
     X(TRASTENDA_E_NOT_REPLICATED, 42,                                                              \
-      "not acknowledged by enough followers in time: durable on the leader, not replicated")
+      "not acknowledged by enough followers in time: durable on the leader, not replicated")       \
+    X(TRASTENDA_E_UNAUTHORIZED, 43, "unauthorized: a valid token is needed")
 
 typedef enum trastenda_err {
 #define TRASTENDA_ERR_ENUM_(name, value, msg) name = value,

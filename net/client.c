@@ -16,10 +16,12 @@
 #include <time.h>
 
 #include "mp.h"
+#include "mpjson.h"
 #include "trastenda/client.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 
 #define BATCH_HARD_MAX 1024
 
@@ -63,6 +65,7 @@ struct trastenda_client {
     uint32_t queued;
     uint64_t next_id;
     bool closing;
+    char *token; /* the envelope's token, NULL when none */
 };
 
 void
@@ -379,7 +382,7 @@ slot_send(struct trastenda_client *cl, struct slot *sl)
     uint64_t min_seq = 0;
     for (uint32_t i = 0; i < sl->n; i++)
         if (sl->calls[i]->min_seq > min_seq) min_seq = sl->calls[i]->min_seq;
-    msgpack_pack_map(&pk, min_seq > 0 ? 4 : 3);
+    msgpack_pack_map(&pk, 3 + (min_seq > 0) + (cl->token != NULL));
     pk_s(&pk, "v");
     msgpack_pack_uint64(&pk, 1);
     pk_s(&pk, "id");
@@ -388,11 +391,14 @@ slot_send(struct trastenda_client *cl, struct slot *sl)
         pk_s(&pk, "min_seq");
         msgpack_pack_uint64(&pk, min_seq);
     }
+    if (cl->token != NULL) {
+        pk_s(&pk, "token");
+        pk_s(&pk, cl->token);
+    }
     pk_s(&pk, "ops");
     msgpack_pack_array(&pk, sl->n);
     for (uint32_t i = 0; i < sl->n; i++)
         wbuf_write(&w, (const char *)sl->calls[i]->op, sl->calls[i]->op_len);
-    (void)cl;
     nng_msg *m;
     if (w.p == NULL || nng_msg_alloc(&m, w.len) != 0) {
         free(w.p);
@@ -588,6 +594,71 @@ slot_cb(void *arg)
 
 /* ---- open, close, call ---- */
 
+/* A whole PEM file with its NUL (mbedTLS parses PEM only with it); NULL when unreadable. */
+static char *
+read_pem(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return NULL;
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n <= (1 << 20) &&
+        fseek(f, 0, SEEK_SET) == 0)
+        buf = malloc((size_t)n + 1);
+    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf != NULL) buf[n] = '\0';
+    return buf;
+}
+
+/* The TLS configuration of a tls+tcp:// dialer: verify the server against the CA (always: with
+ * no CA nothing verifies), and present a client certificate when one is configured. */
+static int
+tls_client_config(const trastenda_client_config *cfg, nng_tls_config **out)
+{
+    nng_tls_config *t;
+    int rv = nng_tls_config_alloc(&t, NNG_TLS_MODE_CLIENT);
+    if (rv != 0) return rv;
+    rv = nng_tls_config_auth_mode(t, NNG_TLS_AUTH_MODE_REQUIRED);
+    if (rv == 0 && cfg->tls_ca_file != NULL) rv = nng_tls_config_ca_file(t, cfg->tls_ca_file);
+    if (rv == 0 && cfg->tls_cert_file != NULL && cfg->tls_key_file != NULL) {
+        char *cert = read_pem(cfg->tls_cert_file), *key = read_pem(cfg->tls_key_file);
+        rv =
+            cert != NULL && key != NULL ? nng_tls_config_own_cert(t, cert, key, NULL) : NNG_ECRYPTO;
+        free(cert);
+        free(key);
+    }
+    if (rv != 0) {
+        nng_tls_config_free(t);
+        return rv == NNG_ENOENT || rv == NNG_EINVAL ? NNG_ECRYPTO : rv;
+    }
+    *out = t;
+    return 0;
+}
+
+/* Dials a node (non-blocking: the connection comes up in the background, and again after a loss).
+ */
+static int
+dial(const trastenda_client_config *cfg, nng_socket s, const char *url)
+{
+    if (strncmp(url, "tls+", 4) != 0) return nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK);
+    nng_dialer d;
+    nng_tls_config *t = NULL;
+    int rv = nng_dialer_create(&d, s, url);
+    if (rv != 0) return rv;
+    rv = tls_client_config(cfg, &t);
+    if (rv == 0) {
+        rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, t);
+        nng_tls_config_free(t); /* the dialer holds its own reference */
+    }
+    if (rv == 0) rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+    if (rv != 0) nng_dialer_close(d);
+    return rv;
+}
+
 trastenda_err
 trastenda_client_open(const trastenda_client_config *cfg, trastenda_client **out, char *err,
                       size_t errlen)
@@ -605,6 +676,7 @@ trastenda_client_open(const trastenda_client_config *cfg, trastenda_client **out
     struct trastenda_client *cl = calloc(1, sizeof(*cl));
     if (cl == NULL) return TRASTENDA_E_NOMEM;
     cl->cfg = *cfg;
+    cl->token = cfg->token != NULL && cfg->token[0] != '\0' ? strdup(cfg->token) : NULL;
     if (cl->cfg.timeout_ms == 0) cl->cfg.timeout_ms = 5000;
     if (cl->cfg.batch_max == 0) cl->cfg.batch_max = 256;
     if (cl->cfg.batch_max > BATCH_HARD_MAX) cl->cfg.batch_max = BATCH_HARD_MAX;
@@ -622,9 +694,11 @@ trastenda_client_open(const trastenda_client_config *cfg, trastenda_client **out
         /* nng's own resend would repeat a write without asking: we retry ourselves. */
         if (rv == 0)
             rv = nng_socket_set_ms(cl->socks[i], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-        if (rv == 0) rv = nng_dial(cl->socks[i], cfg->nodes[i], NULL, NNG_FLAG_NONBLOCK);
+        if (rv == 0) rv = dial(cfg, cl->socks[i], cfg->nodes[i]);
         if (rv != 0) {
-            snprintf(err, errlen, "client: %s: %s", cfg->nodes[i], nng_strerror(rv));
+            snprintf(err, errlen, "client: %s: %s", cfg->nodes[i],
+                     rv == NNG_ECRYPTO ? "TLS: cannot read the CA, certificate or key (PEM)"
+                                       : nng_strerror(rv));
             trastenda_client_close(cl);
             return TRASTENDA_E_CONNECT;
         }
@@ -664,6 +738,7 @@ trastenda_client_close(trastenda_client *cl)
     free(cl->slots);
     free(cl->socks);
     free(cl->nodes);
+    free(cl->token);
     pthread_mutex_destroy(&cl->mu);
     free(cl);
 }
@@ -865,100 +940,18 @@ trastenda_status(trastenda_client *c, trastenda_reply *reply)
     return trastenda_call(c, &a, reply);
 }
 
-/* ---- msgpack to JSON ---- */
-
-static void
-json_str(struct wbuf *w, const char *s, uint32_t n)
-{
-    wbuf_write(w, "\"", 1);
-    for (uint32_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        char esc[8];
-        if (ch == '"' || ch == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)ch;
-            wbuf_write(w, esc, 2);
-        } else if (ch < 0x20) {
-            snprintf(esc, sizeof(esc), "\\u%04x", ch);
-            wbuf_write(w, esc, 6);
-        } else {
-            wbuf_write(w, (const char *)&s[i], 1);
-        }
-    }
-    wbuf_write(w, "\"", 1);
-}
-
-static bool
-json_value(struct mp_rd *rd, struct wbuf *w, int depth)
-{
-    char num[32];
-    const char *s;
-    uint32_t n;
-    int64_t i;
-    uint64_t u;
-    bool b;
-    if (depth > 16) return false;
-    switch (mp_peek(rd)) {
-    case MP_NIL:
-        mp_read_nil(rd);
-        wbuf_write(w, "null", 4);
-        return true;
-    case MP_BOOL:
-        mp_read_bool(rd, &b);
-        wbuf_write(w, b ? "true" : "false", b ? 4 : 5);
-        return true;
-    case MP_INT:
-        if (*rd->p >= 0xe0 || (*rd->p >= 0xd0 && *rd->p <= 0xd3)) {
-            if (!mp_read_i64(rd, &i)) return false;
-            snprintf(num, sizeof(num), "%lld", (long long)i);
-        } else {
-            if (!mp_read_u64(rd, &u)) return false;
-            snprintf(num, sizeof(num), "%llu", (unsigned long long)u);
-        }
-        wbuf_write(w, num, strlen(num));
-        return true;
-    case MP_STR:
-        if (!mp_read_str(rd, &s, &n)) return false;
-        json_str(w, s, n);
-        return true;
-    case MP_ARRAY:
-        if (!mp_read_array(rd, &n)) return false;
-        wbuf_write(w, "[", 1);
-        for (uint32_t k = 0; k < n; k++) {
-            if (k > 0) wbuf_write(w, ",", 1);
-            if (!json_value(rd, w, depth + 1)) return false;
-        }
-        wbuf_write(w, "]", 1);
-        return true;
-    case MP_MAP:
-        if (!mp_read_map(rd, &n)) return false;
-        wbuf_write(w, "{", 1);
-        for (uint32_t k = 0; k < n; k++) {
-            if (k > 0) wbuf_write(w, ",", 1);
-            if (mp_peek(rd) != MP_STR || !json_value(rd, w, depth + 1)) return false;
-            wbuf_write(w, ":", 1);
-            if (!json_value(rd, w, depth + 1)) return false;
-        }
-        wbuf_write(w, "}", 1);
-        return true;
-    default: /* floats, bin, ext: not in the protocol */
-        if (!mp_skip(rd, 4)) return false;
-        wbuf_write(w, "null", 4);
-        return true;
-    }
-}
+/* ---- msgpack to JSON (net/mpjson.c) ---- */
 
 char *
 trastenda_msgpack_json(const uint8_t *buf, size_t len)
 {
     struct mp_rd rd;
     mp_rd_init(&rd, buf, len);
-    struct wbuf w = {0};
-    if (!json_value(&rd, &w, 0) || rd.bad) {
+    struct mpjson_buf w = {0};
+    if (!mpjson_value(&rd, &w, 0) || rd.bad || !mpjson_write(&w, "", 1)) { /* with its NUL */
         free(w.p);
         return NULL;
     }
-    wbuf_write(&w, "", 1); /* NUL */
     return (char *)w.p;
 }
 
@@ -966,13 +959,16 @@ char *
 trastenda_result_json(const trastenda_reply *r)
 {
     if (r->raw != NULL) return trastenda_msgpack_json(r->raw, r->raw_len);
-    struct wbuf w = {0};
+    struct mpjson_buf w = {0};
     char head[64];
-    snprintf(head, sizeof(head), "{\"code\":%u,\"name\":", (unsigned)r->code);
-    wbuf_write(&w, head, strlen(head));
-    json_str(&w, r->name, (uint32_t)strlen(r->name));
-    wbuf_write(&w, ",\"msg\":", 7);
-    json_str(&w, r->msg, (uint32_t)strlen(r->msg));
-    wbuf_write(&w, "}", 2);
+    int n = snprintf(head, sizeof(head), "{\"code\":%u,\"name\":", (unsigned)r->code);
+    mpjson_write(&w, head, (size_t)n);
+    mpjson_str(&w, r->name, (uint32_t)strlen(r->name));
+    mpjson_write(&w, ",\"msg\":", 7);
+    mpjson_str(&w, r->msg, (uint32_t)strlen(r->msg));
+    if (!mpjson_write(&w, "}", 2)) { /* with its NUL */
+        free(w.p);
+        return NULL;
+    }
     return (char *)w.p;
 }

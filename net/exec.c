@@ -24,7 +24,7 @@ is_engine_kind(uint32_t k)
 {
     return k == PK_HOLD || k == PK_ORDER || k == PK_PO || k == PK_LOW_STOCK || k == PK_REORDER ||
            k == PK_STATUS || k == PK_STOCK_LIST || k == PK_SKU_LIST || k == PK_LOCATION_LIST ||
-           k == PK_DIGEST;
+           k == PK_DIGEST || k == PK_HOLDS_EXPIRING;
 }
 
 static size_t
@@ -57,6 +57,9 @@ rows_bytes(const struct proto_op *op, uint32_t *rows)
     case PK_LOCATION_LIST:
         *rows = limit;
         return (size_t)limit * sizeof(trastenda_location_view);
+    case PK_HOLDS_EXPIRING:
+        *rows = limit;
+        return (size_t)limit * sizeof(trastenda_hold_row);
     default:
         *rows = 0;
         return 0;
@@ -108,6 +111,8 @@ exec_prepare(struct srv_ctx *c)
             o->u.stock.n = 0;
         } else if (op->kind == PK_LOW_STOCK || op->kind == PK_STOCK_LIST) {
             o->u.low.rows = p;
+        } else if (op->kind == PK_HOLDS_EXPIRING) {
+            o->u.holds.rows = p;
         } else if (op->kind == PK_SKU_LIST || op->kind == PK_LOCATION_LIST) {
             o->u.list.rows = p;
         } else if (op->kind == PK_REORDER) {
@@ -236,6 +241,9 @@ exec_engine_reads(trastenda_request *req, const trastenda_engine *e)
         case PK_DIGEST:
             o->u.digest.seq = trastenda_engine_seq(e);
             o->u.digest.digest = trastenda_engine_digest(e);
+            break;
+        case PK_HOLDS_EXPIRING:
+            err = trastenda_engine_holds_expiring(e, limit, o->u.holds.rows, &o->u.holds.n);
             break;
         case PK_STOCK_LIST: /* cursor: the first slot; next: the slot after the page, 0 at the end
                              */

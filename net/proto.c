@@ -57,20 +57,19 @@ assert_fail(const char *file, int line, const char *expr)
 /* Design note (4): the mp_skip depth of an op (level 3): its values may nest to level 8. */
 #define SKIP_DEPTH_OP (MP_DEPTH_MAX - 2)
 
-/* Envelope presence bits (proto_req.present). */
+/* Envelope and line presence bits (net/proto.h), by shorter names. */
 enum {
-    ENV_V = 1,
-    ENV_ID = 2,
-    ENV_OPS = 4,
-    ENV_MIN_SEQ = 8
+    ENV_V = PROTO_ENV_V,
+    ENV_ID = PROTO_ENV_ID,
+    ENV_OPS = PROTO_ENV_OPS,
+    ENV_MIN_SEQ = PROTO_ENV_MIN_SEQ
 };
 
-/* Line presence bits (proto_line.present). */
 enum {
-    LN_SKU = 1,
-    LN_LOC = 2,
-    LN_QTY = 4,
-    LN_UNSELLABLE = 8
+    LN_SKU = PROTO_LN_SKU,
+    LN_LOC = PROTO_LN_LOC,
+    LN_QTY = PROTO_LN_QTY,
+    LN_UNSELLABLE = PROTO_LN_UNSELLABLE
 };
 
 /* ---- fields ---- */
@@ -304,17 +303,18 @@ static const struct op_spec specs[] = {
     [TRASTENDA_OP_COUNT_ + 12] = {"location.list", 0, F(CURSOR) | F(LIMIT), 0, false},
     [TRASTENDA_OP_COUNT_ + 13] = {"promote", 0, F(FORCE), 0, false},
     [TRASTENDA_OP_COUNT_ + 14] = {"digest", 0, 0, 0, false},
+    [TRASTENDA_OP_COUNT_ + 15] = {"holds.expiring", 0, F(LIMIT), 0, false},
 };
 
 #define SPECS_N (sizeof(specs) / sizeof(specs[0]))
-_Static_assert(SPECS_N == TRASTENDA_OP_COUNT_ + (PK_DIGEST - PK_STOCK + 1), "one spec per kind");
+_Static_assert(SPECS_N == TRASTENDA_OP_COUNT_ + (PK_LAST - PK_STOCK + 1), "one spec per kind");
 
 /* Index of a kind in specs, or 0 (no spec) when it is not an operation. */
 static uint32_t
 spec_index(uint32_t kind)
 {
     if (proto_kind_is_write(kind)) return kind;
-    if (kind >= PK_STOCK && kind <= PK_DIGEST) return TRASTENDA_OP_COUNT_ + (kind - PK_STOCK);
+    if (kind >= PK_STOCK && kind <= PK_LAST) return TRASTENDA_OP_COUNT_ + (kind - PK_STOCK);
     return 0;
 }
 
@@ -346,6 +346,7 @@ static const struct {
     {"events", PK_EVENTS},
     {"extend", TRASTENDA_OP_EXTEND},
     {"hold", PK_HOLD},
+    {"holds.expiring", PK_HOLDS_EXPIRING},
     {"ledger", PK_LEDGER},
     {"location.deactivate", TRASTENDA_OP_LOCATION_DEACTIVATE},
     {"location.list", PK_LOCATION_LIST},
@@ -548,6 +549,7 @@ req_reset(struct proto_req *q)
     q->version = 0;
     q->id = 0;
     q->min_seq = 0;
+    q->token = (trastenda_str){NULL, 0};
     q->present = 0;
     q->err = TRASTENDA_OK;
     q->msg[0] = 0;
@@ -562,38 +564,98 @@ op_reset(struct proto_op *op)
     op->msg[0] = 0;
 }
 
-/* ---- decode: values ---- */
+/* ---- decode: what every decoder records (net/proto.h, "For decoders") ---- */
 
-/* Any msgpack integer as a sign and a value: *neg with *s < 0, or *u. */
-static bool
-read_integer(struct mp_rd *r, bool *neg, int64_t *s, uint64_t *u)
+void
+proto_req_reset(struct proto_req *q)
 {
-    uint8_t b = *r->p; /* the caller peeked MP_INT */
-    *neg = false;
-    if (b >= 0xe0 || (b >= 0xd0 && b <= 0xd3)) {
-        if (!mp_read_i64(r, s)) return false;
-        *neg = *s < 0;
-        *u = *neg ? 0 : (uint64_t)*s;
-        return true;
-    }
-    return mp_read_u64(r, u);
+    PROTO_ASSERT(q != NULL);
+    req_reset(q);
 }
 
-/* An integer field; values the C type cannot hold are out of range (Design note (1)). */
-static trastenda_err
-decode_int(struct mp_rd *r, struct proto_op *op, uint32_t i, int f)
+bool
+proto_env_fail(struct proto_req *q, trastenda_err code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(q->msg, &q->err, code, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+const char *
+proto_quote(char *buf, size_t cap, const char *s, uint32_t len)
+{
+    return quote(buf, cap, s, len);
+}
+
+int
+proto_field_lookup(const char *s, uint32_t len)
+{
+    return field_of(s, len);
+}
+
+enum proto_value
+proto_field_value(int f)
+{
+    PROTO_ASSERT(f >= 0 && f < PFD_COUNT_);
+    switch (fields[f].kind) {
+    case FK_INT:
+        return PV_INT;
+    case FK_UINT:
+        return PV_UINT;
+    case FK_BOOL:
+        return PV_BOOL;
+    case FK_LINES:
+        return PV_LINES;
+    case FK_CHANNELS:
+        return PV_CHANNELS;
+    default:
+        return PV_STR;
+    }
+}
+
+trastenda_err
+proto_dec_type(struct proto_op *op, uint32_t i, int f, const char *got)
+{
+    static const char *const want[] = {[PV_STR] = "a string",
+                                       [PV_INT] = "an integer",
+                                       [PV_UINT] = "an integer",
+                                       [PV_BOOL] = "a boolean",
+                                       [PV_LINES] = "an array of line maps",
+                                       [PV_CHANNELS] = "an array of strings"};
+    return op_fail(op, TRASTENDA_E_TYPE, "ops[%u].%s: expected %s (got %s)", i, field_names[f],
+                   want[proto_field_value(f)], got);
+}
+
+trastenda_err
+proto_dec_op_type(struct proto_op *op, uint32_t i, const char *got)
+{
+    return op_fail(op, TRASTENDA_E_TYPE, "ops[%u]: expected a map (got %s)", i, got);
+}
+
+trastenda_err
+proto_dec_key(struct proto_op *op, uint32_t i, const char *s, uint32_t len, int *f)
+{
+    char qb[48];
+    *f = field_of(s, len);
+    if (*f < 0)
+        return op_fail(op, TRASTENDA_E_UNKNOWN_FIELD, "ops[%u]: unknown field '%s'", i,
+                       quote(qb, sizeof(qb), s, len));
+    if (op->present & BIT(*f))
+        return op_fail(op, TRASTENDA_E_DUPLICATE_FIELD, "ops[%u].%s: given twice", i,
+                       field_names[*f]);
+    op->present |= BIT(*f);
+    return TRASTENDA_OK;
+}
+
+/* Values the C type cannot hold are out of range (Design note (1)). */
+trastenda_err
+proto_dec_int(struct proto_op *op, uint32_t i, int f, bool neg, int64_t s, uint64_t u)
 {
     const struct field_info *fi = &fields[f];
-    enum mp_type t = mp_peek(r);
-    if (t != MP_INT)
-        return op_fail(op, TRASTENDA_E_TYPE, "ops[%u].%s: expected an integer (got %s)", i,
-                       field_names[f], type_name(t));
-    bool neg;
-    int64_t s;
-    uint64_t u;
-    if (!read_integer(r, &neg, &s, &u))
-        return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].%s: malformed integer", i,
-                       field_names[f]);
+    PROTO_ASSERT(fi->kind == FK_INT || fi->kind == FK_UINT);
+    PROTO_ASSERT(!neg || s < 0);
     char *at = (char *)op + fi->off;
     if (fi->kind == FK_INT) {
         if (!neg && u > (uint64_t)INT64_MAX)
@@ -604,7 +666,6 @@ decode_int(struct mp_rd *r, struct proto_op *op, uint32_t i, int f)
         memcpy(at, &v, sizeof(v));
         return TRASTENDA_OK;
     }
-    PROTO_ASSERT(fi->kind == FK_UINT);
     if (neg)
         return op_fail(op, TRASTENDA_E_RANGE, "ops[%u].%s: must be %llu..%llu (got %lld)", i,
                        field_names[f], (unsigned long long)fi->ulo, (unsigned long long)fi->uhi,
@@ -613,69 +674,50 @@ decode_int(struct mp_rd *r, struct proto_op *op, uint32_t i, int f)
     return TRASTENDA_OK;
 }
 
-static trastenda_err
-decode_str(struct mp_rd *r, struct proto_op *op, uint32_t i, int f)
+void
+proto_dec_str(struct proto_op *op, int f, trastenda_str v)
 {
-    enum mp_type t = mp_peek(r);
-    if (t != MP_STR)
-        return op_fail(op, TRASTENDA_E_TYPE, "ops[%u].%s: expected a string (got %s)", i,
-                       field_names[f], type_name(t));
-    trastenda_str v;
-    if (!mp_read_str(r, &v.ptr, &v.len))
-        return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].%s: malformed string", i,
-                       field_names[f]);
+    PROTO_ASSERT(proto_field_value(f) == PV_STR);
     memcpy((char *)op + fields[f].off, &v, sizeof(v));
-    return TRASTENDA_OK;
 }
 
-static trastenda_err
-decode_bool(struct mp_rd *r, struct proto_op *op, uint32_t i, int f)
+void
+proto_dec_bool(struct proto_op *op, int f, bool v)
 {
-    enum mp_type t = mp_peek(r);
-    bool v;
-    if (t != MP_BOOL || !mp_read_bool(r, &v))
-        return op_fail(op, TRASTENDA_E_TYPE, "ops[%u].%s: expected a boolean (got %s)", i,
-                       field_names[f], type_name(t));
+    PROTO_ASSERT(fields[f].kind == FK_BOOL);
     memcpy((char *)op + fields[f].off, &v, sizeof(v));
-    return TRASTENDA_OK;
 }
 
-/* Design note (3): a list longer than PROTO_CHANNELS_MAX is read but not stored. */
-static trastenda_err
-decode_channels(struct proto_req *q, struct mp_rd *r, struct proto_op *op, uint32_t i)
+/* Design note (3): a list longer than PROTO_CHANNELS_MAX is counted but not stored (*keep). */
+trastenda_err
+proto_dec_channels(struct proto_req *q, struct proto_op *op, uint32_t n, bool *keep)
 {
-    enum mp_type t = mp_peek(r);
-    uint32_t n;
-    if (t != MP_ARRAY)
-        return op_fail(op, TRASTENDA_E_TYPE,
-                       "ops[%u].channels: expected an array of strings "
-                       "(got %s)",
-                       i, type_name(t));
-    if (!mp_read_array(r, &n))
-        return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].channels: malformed array", i);
-    bool keep = n <= PROTO_CHANNELS_MAX;
-    if (keep && !RESERVE(q, channels, cap_channels, q->n_channels + n)) {
+    *keep = n <= PROTO_CHANNELS_MAX;
+    if (*keep && !RESERVE(q, channels, cap_channels, q->n_channels + n)) {
         env_fail(q, TRASTENDA_E_NOMEM, "out of memory for %u channels", q->n_channels + n);
         return TRASTENDA_E_NOMEM;
     }
     op->channels_at = q->n_channels;
     op->channels_n = n;
-    for (uint32_t k = 0; k < n; k++) {
-        trastenda_str s;
-        if ((t = mp_peek(r)) != MP_STR)
-            return op_fail(op, TRASTENDA_E_TYPE,
-                           "ops[%u].channels[%u]: expected a string "
-                           "(got %s)",
-                           i, k, type_name(t));
-        if (!mp_read_str(r, &s.ptr, &s.len))
-            return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].channels[%u]: malformed", i, k);
-        if (keep) q->channels[q->n_channels++] = s;
-    }
-    PROTO_ASSERT(q->n_channels <= q->cap_channels || !keep);
     return TRASTENDA_OK;
 }
 
-/* The line key s as an LN_ bit, or 0. */
+void
+proto_dec_channel(struct proto_req *q, bool keep, trastenda_str v)
+{
+    if (!keep) return;
+    PROTO_ASSERT(q->n_channels < q->cap_channels);
+    q->channels[q->n_channels++] = v;
+}
+
+trastenda_err
+proto_dec_channel_type(struct proto_op *op, uint32_t i, uint32_t k, const char *got)
+{
+    return op_fail(op, TRASTENDA_E_TYPE, "ops[%u].channels[%u]: expected a string (got %s)", i, k,
+                   got);
+}
+
+/* The line key s as a PROTO_LN_ bit, or 0. */
 static uint8_t
 line_field_of(const char *s, uint32_t len)
 {
@@ -692,87 +734,10 @@ line_field_name(uint8_t bit)
     return bit == LN_SKU ? "sku" : bit == LN_LOC ? "loc" : bit == LN_QTY ? "qty" : "unsellable";
 }
 
-/* One value of a line map, the key already read. */
-static trastenda_err
-decode_line_value(struct mp_rd *r, struct proto_op *op, uint32_t i, uint32_t l, uint8_t bit,
-                  struct proto_line *ln)
+/* The request's total is checked before growing (Design note (3)). */
+trastenda_err
+proto_dec_lines(struct proto_req *q, struct proto_op *op, uint32_t i, uint32_t n)
 {
-    enum mp_type t = mp_peek(r);
-    enum mp_type want = bit == LN_QTY ? MP_INT : bit == LN_UNSELLABLE ? MP_BOOL : MP_STR;
-    const char *name = line_field_name(bit);
-    if (t != want)
-        return op_fail(op, TRASTENDA_E_TYPE, "ops[%u].lines[%u].%s: expected %s (got %s)", i, l,
-                       name, type_name(want), type_name(t));
-    bool ok, neg;
-    int64_t s;
-    uint64_t u;
-    if (bit == LN_SKU)
-        ok = mp_read_str(r, &ln->sku.ptr, &ln->sku.len);
-    else if (bit == LN_LOC)
-        ok = mp_read_str(r, &ln->loc.ptr, &ln->loc.len);
-    else if (bit == LN_UNSELLABLE)
-        ok = mp_read_bool(r, &ln->unsellable);
-    else {
-        ok = read_integer(r, &neg, &s, &u);
-        if (ok && !neg && u > (uint64_t)INT64_MAX)
-            return op_fail(op, TRASTENDA_E_RANGE,
-                           "ops[%u].lines[%u].qty: must be %d..%d (got %llu)", i, l,
-                           -TRASTENDA_QTY_MAX, TRASTENDA_QTY_MAX, (unsigned long long)u);
-        ln->qty = neg ? s : (int64_t)u;
-    }
-    if (!ok)
-        return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].lines[%u].%s: malformed", i, l, name);
-    return TRASTENDA_OK;
-}
-
-static trastenda_err
-decode_line(struct mp_rd *r, struct proto_op *op, uint32_t i, uint32_t l, struct proto_line *ln)
-{
-    enum mp_type t = mp_peek(r);
-    uint32_t n;
-    char qb[48];
-    if (t != MP_MAP)
-        return op_fail(op, TRASTENDA_E_TYPE, "ops[%u].lines[%u]: expected a map (got %s)", i, l,
-                       type_name(t));
-    if (!mp_read_map(r, &n))
-        return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].lines[%u]: malformed map", i, l);
-    for (uint32_t k = 0; k < n; k++) {
-        const char *s;
-        uint32_t len;
-        if ((t = mp_peek(r)) != MP_STR)
-            return op_fail(op, TRASTENDA_E_TYPE,
-                           "ops[%u].lines[%u]: keys must be strings "
-                           "(got %s)",
-                           i, l, type_name(t));
-        if (!mp_read_str(r, &s, &len))
-            return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].lines[%u]: malformed key", i, l);
-        uint8_t bit = line_field_of(s, len);
-        if (bit == 0)
-            return op_fail(op, TRASTENDA_E_UNKNOWN_FIELD, "ops[%u].lines[%u]: unknown field '%s'",
-                           i, l, quote(qb, sizeof(qb), s, len));
-        if (ln->present & bit)
-            return op_fail(op, TRASTENDA_E_DUPLICATE_FIELD, "ops[%u].lines[%u].%s: given twice", i,
-                           l, line_field_name(bit));
-        ln->present |= bit;
-        trastenda_err err = decode_line_value(r, op, i, l, bit, ln);
-        if (err != TRASTENDA_OK) return err;
-    }
-    return TRASTENDA_OK;
-}
-
-/* Lines go to q->lines; the request's total is checked before growing (Design note (3)). */
-static trastenda_err
-decode_lines(struct proto_req *q, struct mp_rd *r, struct proto_op *op, uint32_t i)
-{
-    enum mp_type t = mp_peek(r);
-    uint32_t n;
-    if (t != MP_ARRAY)
-        return op_fail(op, TRASTENDA_E_TYPE,
-                       "ops[%u].lines: expected an array of line maps "
-                       "(got %s)",
-                       i, type_name(t));
-    if (!mp_read_array(r, &n))
-        return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].lines: malformed array", i);
     if (n > PROTO_LINES_TOTAL_MAX - q->n_lines) {
         env_fail(q, TRASTENDA_E_TOO_MANY_LINES,
                  "ops[%u].lines: more than %d lines in the request (%u before this op, %u here)", i,
@@ -785,10 +750,301 @@ decode_lines(struct proto_req *q, struct mp_rd *r, struct proto_op *op, uint32_t
     }
     op->lines_at = q->n_lines;
     op->lines_n = n;
-    for (uint32_t l = 0; l < n; l++) {
-        struct proto_line *ln = &q->lines[q->n_lines++];
-        memset(ln, 0, sizeof(*ln));
-        trastenda_err err = decode_line(r, op, i, l, ln);
+    return TRASTENDA_OK;
+}
+
+struct proto_line *
+proto_dec_line_next(struct proto_req *q)
+{
+    PROTO_ASSERT(q->n_lines < q->cap_lines && q->n_lines < PROTO_LINES_TOTAL_MAX);
+    struct proto_line *ln = &q->lines[q->n_lines++];
+    memset(ln, 0, sizeof(*ln));
+    return ln;
+}
+
+trastenda_err
+proto_dec_line_map_type(struct proto_op *op, uint32_t i, uint32_t l, const char *got)
+{
+    op->err_line = l;
+    return op_fail(op, TRASTENDA_E_TYPE, "ops[%u].lines[%u]: expected a map (got %s)", i, l, got);
+}
+
+trastenda_err
+proto_dec_line_key(struct proto_op *op, uint32_t i, uint32_t l, struct proto_line *ln,
+                   const char *s, uint32_t len, uint8_t *bit)
+{
+    char qb[48];
+    *bit = line_field_of(s, len);
+    op->err_line = l;
+    if (*bit == 0)
+        return op_fail(op, TRASTENDA_E_UNKNOWN_FIELD, "ops[%u].lines[%u]: unknown field '%s'", i, l,
+                       quote(qb, sizeof(qb), s, len));
+    if (ln->present & *bit)
+        return op_fail(op, TRASTENDA_E_DUPLICATE_FIELD, "ops[%u].lines[%u].%s: given twice", i, l,
+                       line_field_name(*bit));
+    ln->present |= *bit;
+    op->err_line = UINT32_MAX;
+    return TRASTENDA_OK;
+}
+
+trastenda_err
+proto_dec_line_type(struct proto_op *op, uint32_t i, uint32_t l, uint8_t bit, const char *got)
+{
+    const char *want = bit == LN_QTY          ? "an integer"
+                       : bit == LN_UNSELLABLE ? "a boolean"
+                                              : "a string";
+    op->err_line = l;
+    return op_fail(op, TRASTENDA_E_TYPE, "ops[%u].lines[%u].%s: expected %s (got %s)", i, l,
+                   line_field_name(bit), want, got);
+}
+
+trastenda_err
+proto_dec_line_qty(struct proto_op *op, uint32_t i, uint32_t l, struct proto_line *ln, bool neg,
+                   int64_t s, uint64_t u)
+{
+    if (!neg && u > (uint64_t)INT64_MAX) {
+        op->err_line = l;
+        return op_fail(op, TRASTENDA_E_RANGE, "ops[%u].lines[%u].qty: must be %d..%d (got %llu)", i,
+                       l, -TRASTENDA_QTY_MAX, TRASTENDA_QTY_MAX, (unsigned long long)u);
+    }
+    ln->qty = neg ? s : (int64_t)u;
+    return TRASTENDA_OK;
+}
+
+bool
+proto_dec_ops(struct proto_req *q, uint32_t n)
+{
+    /* Design note (3): the count is checked before anything is allocated for it. */
+    if (n > PROTO_OPS_MAX)
+        return env_fail(q, TRASTENDA_E_TOO_MANY_OPS, "ops: %u operations, at most %d", n,
+                        PROTO_OPS_MAX);
+    if (!RESERVE(q, ops, cap_ops, n))
+        return env_fail(q, TRASTENDA_E_NOMEM, "out of memory for %u ops", n);
+    return true;
+}
+
+struct proto_op *
+proto_dec_op_begin(struct proto_req *q, uint32_t i)
+{
+    PROTO_ASSERT(i < q->cap_ops && i < PROTO_OPS_MAX);
+    q->n_ops = i + 1;
+    struct proto_op *op = &q->ops[i];
+    op_reset(op);
+    return op;
+}
+
+/* Design note (2): an op that failed to decode keeps its error and nothing else. */
+void
+proto_dec_op_drop(struct proto_req *q, struct proto_op *op, uint32_t lines0, uint32_t channels0)
+{
+    PROTO_ASSERT(op->err != TRASTENDA_OK);
+    PROTO_ASSERT(lines0 <= q->n_lines && channels0 <= q->n_channels);
+    q->n_lines = lines0;
+    q->n_channels = channels0;
+    op->lines_n = op->channels_n = 0;
+    op->present = 0;
+}
+
+bool
+proto_dec_env_key(struct proto_req *q, const char *s, uint32_t len, uint32_t *bit,
+                  const char **name)
+{
+    static const char *const names[] = {"v", "id", "ops", "min_seq", "token"};
+    char qb[48];
+    *bit = 0;
+    for (uint32_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+        if (strlen(names[k]) == len && memcmp(names[k], s, len) == 0) {
+            *name = names[k];
+            *bit = 1u << k;
+        }
+    if (*bit == 0)
+        return env_fail(q, TRASTENDA_E_UNKNOWN_FIELD, "unknown request field '%s'",
+                        quote(qb, sizeof(qb), s, len));
+    if (q->present & *bit)
+        return env_fail(q, TRASTENDA_E_DUPLICATE_FIELD, "%s: given twice", *name);
+    q->present |= *bit;
+    return true;
+}
+
+bool
+proto_dec_env_type(struct proto_req *q, uint32_t bit, const char *got)
+{
+    if (bit == PROTO_ENV_OPS)
+        return env_fail(q, TRASTENDA_E_TYPE, "ops: expected an array of op maps (got %s)", got);
+    if (bit == PROTO_ENV_TOKEN)
+        return env_fail(q, TRASTENDA_E_TYPE, "token: expected a string (got %s)", got);
+    return env_fail(q, TRASTENDA_E_TYPE, "%s: expected an unsigned integer (got %s)",
+                    bit == PROTO_ENV_V    ? "v"
+                    : bit == PROTO_ENV_ID ? "id"
+                                          : "min_seq",
+                    got);
+}
+
+/* v, id or min_seq. v is checked at once: a later version may encode ops differently. */
+bool
+proto_dec_env_uint(struct proto_req *q, uint32_t bit, const char *name, bool neg, int64_t s,
+                   uint64_t u)
+{
+    if (bit == ENV_V && (neg || u != PROTO_VERSION))
+        return env_fail(q, TRASTENDA_E_VERSION, "v: version %s%llu is not supported (this is %d)",
+                        neg ? "-" : "", neg ? 0ull - (unsigned long long)s : (unsigned long long)u,
+                        PROTO_VERSION);
+    if (neg)
+        return env_fail(q, TRASTENDA_E_RANGE, "%s: must not be negative (got %lld)", name,
+                        (long long)s);
+    if (bit == ENV_V) q->version = (uint32_t)u;
+    if (bit == ENV_ID) q->id = u;
+    if (bit == ENV_MIN_SEQ) q->min_seq = u;
+    return true;
+}
+
+void
+proto_dec_env_token(struct proto_req *q, trastenda_str v)
+{
+    q->token = v;
+}
+
+/* ---- decode: msgpack ---- */
+
+/* Any msgpack integer as a sign and a value: *neg with *s < 0, or *u. */
+static bool
+read_integer(struct mp_rd *r, bool *neg, int64_t *s, uint64_t *u)
+{
+    uint8_t b = *r->p; /* the caller peeked MP_INT */
+    *neg = false;
+    *s = 0;
+    *u = 0;
+    if (b >= 0xe0 || (b >= 0xd0 && b <= 0xd3)) {
+        if (!mp_read_i64(r, s)) return false;
+        *neg = *s < 0;
+        *u = *neg ? 0 : (uint64_t)*s;
+        return true;
+    }
+    return mp_read_u64(r, u);
+}
+
+static trastenda_err
+decode_int(struct mp_rd *r, struct proto_op *op, uint32_t i, int f)
+{
+    enum mp_type t = mp_peek(r);
+    if (t != MP_INT) return proto_dec_type(op, i, f, type_name(t));
+    bool neg;
+    int64_t s;
+    uint64_t u;
+    if (!read_integer(r, &neg, &s, &u))
+        return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].%s: malformed integer", i,
+                       field_names[f]);
+    return proto_dec_int(op, i, f, neg, s, u);
+}
+
+static trastenda_err
+decode_str(struct mp_rd *r, struct proto_op *op, uint32_t i, int f)
+{
+    enum mp_type t = mp_peek(r);
+    if (t != MP_STR) return proto_dec_type(op, i, f, type_name(t));
+    trastenda_str v;
+    if (!mp_read_str(r, &v.ptr, &v.len))
+        return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].%s: malformed string", i,
+                       field_names[f]);
+    proto_dec_str(op, f, v);
+    return TRASTENDA_OK;
+}
+
+static trastenda_err
+decode_bool(struct mp_rd *r, struct proto_op *op, uint32_t i, int f)
+{
+    enum mp_type t = mp_peek(r);
+    bool v;
+    if (t != MP_BOOL || !mp_read_bool(r, &v)) return proto_dec_type(op, i, f, type_name(t));
+    proto_dec_bool(op, f, v);
+    return TRASTENDA_OK;
+}
+
+static trastenda_err
+decode_channels(struct proto_req *q, struct mp_rd *r, struct proto_op *op, uint32_t i)
+{
+    enum mp_type t = mp_peek(r);
+    uint32_t n;
+    bool keep;
+    if (t != MP_ARRAY) return proto_dec_type(op, i, PFD_CHANNELS, type_name(t));
+    if (!mp_read_array(r, &n))
+        return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].channels: malformed array", i);
+    trastenda_err err = proto_dec_channels(q, op, n, &keep);
+    if (err != TRASTENDA_OK) return err;
+    for (uint32_t k = 0; k < n; k++) { /* bound: n checked against the bytes left */
+        trastenda_str s;
+        if ((t = mp_peek(r)) != MP_STR) return proto_dec_channel_type(op, i, k, type_name(t));
+        if (!mp_read_str(r, &s.ptr, &s.len))
+            return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].channels[%u]: malformed", i, k);
+        proto_dec_channel(q, keep, s);
+    }
+    PROTO_ASSERT(q->n_channels <= q->cap_channels || !keep);
+    return TRASTENDA_OK;
+}
+
+/* One value of a line map, the key already read. */
+static trastenda_err
+decode_line_value(struct mp_rd *r, struct proto_op *op, uint32_t i, uint32_t l, uint8_t bit,
+                  struct proto_line *ln)
+{
+    enum mp_type t = mp_peek(r);
+    enum mp_type want = bit == LN_QTY ? MP_INT : bit == LN_UNSELLABLE ? MP_BOOL : MP_STR;
+    if (t != want) return proto_dec_line_type(op, i, l, bit, type_name(t));
+    bool ok, neg;
+    int64_t s;
+    uint64_t u;
+    if (bit == LN_SKU)
+        ok = mp_read_str(r, &ln->sku.ptr, &ln->sku.len);
+    else if (bit == LN_LOC)
+        ok = mp_read_str(r, &ln->loc.ptr, &ln->loc.len);
+    else if (bit == LN_UNSELLABLE)
+        ok = mp_read_bool(r, &ln->unsellable);
+    else if ((ok = read_integer(r, &neg, &s, &u)))
+        return proto_dec_line_qty(op, i, l, ln, neg, s, u);
+    if (!ok)
+        return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].lines[%u].%s: malformed", i, l,
+                       line_field_name(bit));
+    return TRASTENDA_OK;
+}
+
+static trastenda_err
+decode_line(struct mp_rd *r, struct proto_op *op, uint32_t i, uint32_t l, struct proto_line *ln)
+{
+    enum mp_type t = mp_peek(r);
+    uint32_t n;
+    if (t != MP_MAP) return proto_dec_line_map_type(op, i, l, type_name(t));
+    if (!mp_read_map(r, &n))
+        return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].lines[%u]: malformed map", i, l);
+    for (uint32_t k = 0; k < n; k++) { /* bound: n checked against the bytes left */
+        const char *s;
+        uint32_t len;
+        uint8_t bit;
+        if ((t = mp_peek(r)) != MP_STR)
+            return op_fail(op, TRASTENDA_E_TYPE,
+                           "ops[%u].lines[%u]: keys must be strings "
+                           "(got %s)",
+                           i, l, type_name(t));
+        if (!mp_read_str(r, &s, &len))
+            return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].lines[%u]: malformed key", i, l);
+        trastenda_err err = proto_dec_line_key(op, i, l, ln, s, len, &bit);
+        if (err == TRASTENDA_OK) err = decode_line_value(r, op, i, l, bit, ln);
+        if (err != TRASTENDA_OK) return err;
+    }
+    return TRASTENDA_OK;
+}
+
+static trastenda_err
+decode_lines(struct proto_req *q, struct mp_rd *r, struct proto_op *op, uint32_t i)
+{
+    enum mp_type t = mp_peek(r);
+    uint32_t n;
+    if (t != MP_ARRAY) return proto_dec_type(op, i, PFD_LINES, type_name(t));
+    if (!mp_read_array(r, &n))
+        return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u].lines: malformed array", i);
+    trastenda_err err = proto_dec_lines(q, op, i, n);
+    if (err != TRASTENDA_OK) return err;
+    for (uint32_t l = 0; l < n; l++) { /* bound: n <= PROTO_LINES_TOTAL_MAX */
+        err = decode_line(r, op, i, l, proto_dec_line_next(q));
         if (err != TRASTENDA_OK) {
             op->err_line = l;
             return err;
@@ -824,27 +1080,19 @@ decode_op_map(struct proto_req *q, struct mp_rd *r, struct proto_op *op, uint32_
 {
     enum mp_type t = mp_peek(r);
     uint32_t n;
-    char qb[48];
-    if (t != MP_MAP)
-        return op_fail(op, TRASTENDA_E_TYPE, "ops[%u]: expected a map (got %s)", i, type_name(t));
+    if (t != MP_MAP) return proto_dec_op_type(op, i, type_name(t));
     if (!mp_read_map(r, &n)) return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u]: malformed map", i);
-    for (uint32_t k = 0; k < n; k++) {
+    for (uint32_t k = 0; k < n; k++) { /* bound: n checked against the bytes left */
         const char *s;
         uint32_t len;
+        int f;
         if ((t = mp_peek(r)) != MP_STR)
             return op_fail(op, TRASTENDA_E_TYPE, "ops[%u]: keys must be strings (got %s)", i,
                            type_name(t));
         if (!mp_read_str(r, &s, &len))
             return op_fail(op, TRASTENDA_E_MALFORMED, "ops[%u]: malformed key", i);
-        int f = field_of(s, len);
-        if (f < 0)
-            return op_fail(op, TRASTENDA_E_UNKNOWN_FIELD, "ops[%u]: unknown field '%s'", i,
-                           quote(qb, sizeof(qb), s, len));
-        if (op->present & BIT(f))
-            return op_fail(op, TRASTENDA_E_DUPLICATE_FIELD, "ops[%u].%s: given twice", i,
-                           field_names[f]);
-        op->present |= BIT(f);
-        trastenda_err err = decode_value(q, r, op, i, f);
+        trastenda_err err = proto_dec_key(op, i, s, len, &f);
+        if (err == TRASTENDA_OK) err = decode_value(q, r, op, i, f);
         if (err != TRASTENDA_OK) return err;
     }
     return TRASTENDA_OK;
@@ -854,9 +1102,7 @@ decode_op_map(struct proto_req *q, struct mp_rd *r, struct proto_op *op, uint32_
 static bool
 decode_op(struct proto_req *q, struct mp_rd *r, uint32_t i)
 {
-    PROTO_ASSERT(i < q->n_ops && q->n_ops <= q->cap_ops);
-    struct proto_op *op = &q->ops[i];
-    op_reset(op);
+    struct proto_op *op = proto_dec_op_begin(q, i);
     const uint8_t *start = r->p;
     uint32_t lines0 = q->n_lines, channels0 = q->n_channels;
     trastenda_err err = decode_op_map(q, r, op, i);
@@ -870,10 +1116,7 @@ decode_op(struct proto_req *q, struct mp_rd *r, uint32_t i)
                         "ops[%u]: malformed msgpack, or nested deeper than %d levels", i,
                         MP_DEPTH_MAX);
     PROTO_ASSERT(r->p > start && !r->bad);
-    q->n_lines = lines0;
-    q->n_channels = channels0;
-    op->lines_n = op->channels_n = 0;
-    op->present = 0;
+    proto_dec_op_drop(q, op, lines0, channels0);
     return true;
 }
 
@@ -882,61 +1125,42 @@ decode_ops(struct proto_req *q, struct mp_rd *r)
 {
     enum mp_type t = mp_peek(r);
     uint32_t n;
-    if (t != MP_ARRAY)
-        return env_fail(q, t == MP_NONE ? TRASTENDA_E_MALFORMED : TRASTENDA_E_TYPE,
-                        "ops: expected an array of op maps (got %s)", type_name(t));
+    if (t == MP_NONE)
+        return env_fail(q, TRASTENDA_E_MALFORMED, "ops: expected an array of op maps (got %s)",
+                        type_name(t));
+    if (t != MP_ARRAY) return proto_dec_env_type(q, PROTO_ENV_OPS, type_name(t));
     if (!mp_read_array(r, &n))
         return env_fail(q, TRASTENDA_E_MALFORMED,
                         "ops: malformed array (a count beyond the message?)");
-    /* Design note (3): the count is checked before anything is allocated for it. */
-    if (n > PROTO_OPS_MAX)
-        return env_fail(q, TRASTENDA_E_TOO_MANY_OPS, "ops: %u operations, at most %d", n,
-                        PROTO_OPS_MAX);
-    if (!RESERVE(q, ops, cap_ops, n))
-        return env_fail(q, TRASTENDA_E_NOMEM, "out of memory for %u ops", n);
-    for (uint32_t i = 0; i < n; i++) {
-        q->n_ops = i + 1;
+    if (!proto_dec_ops(q, n)) return false;
+    for (uint32_t i = 0; i < n; i++) /* bound: n <= PROTO_OPS_MAX */
         if (!decode_op(q, r, i)) return false;
-    }
     return true;
 }
 
-/* v, id or min_seq. v is checked at once: a later version may encode ops differently. */
 static bool
-decode_env_uint(struct proto_req *q, struct mp_rd *r, uint32_t bit, const char *name)
+decode_env_value(struct proto_req *q, struct mp_rd *r, uint32_t bit, const char *name)
 {
     enum mp_type t = mp_peek(r);
+    if (bit == ENV_OPS) return decode_ops(q, r);
+    if (t == MP_NONE)
+        return env_fail(q, TRASTENDA_E_MALFORMED, "%s: expected %s (got %s)", name,
+                        bit == PROTO_ENV_TOKEN ? "a string" : "an unsigned integer", type_name(t));
+    if (bit == PROTO_ENV_TOKEN) {
+        trastenda_str v;
+        if (t != MP_STR) return proto_dec_env_type(q, bit, type_name(t));
+        if (!mp_read_str(r, &v.ptr, &v.len))
+            return env_fail(q, TRASTENDA_E_MALFORMED, "token: malformed string");
+        proto_dec_env_token(q, v);
+        return true;
+    }
     bool neg;
     int64_t s;
     uint64_t u;
-    if (t != MP_INT)
-        return env_fail(q, t == MP_NONE ? TRASTENDA_E_MALFORMED : TRASTENDA_E_TYPE,
-                        "%s: expected an unsigned integer (got %s)", name, type_name(t));
+    if (t != MP_INT) return proto_dec_env_type(q, bit, type_name(t));
     if (!read_integer(r, &neg, &s, &u))
         return env_fail(q, TRASTENDA_E_MALFORMED, "%s: malformed integer", name);
-    if (bit == ENV_V && (neg || u != PROTO_VERSION))
-        return env_fail(q, TRASTENDA_E_VERSION, "v: version %s%llu is not supported (this is %d)",
-                        neg ? "-" : "", neg ? 0ull - (unsigned long long)s : (unsigned long long)u,
-                        PROTO_VERSION);
-    if (neg)
-        return env_fail(q, TRASTENDA_E_RANGE, "%s: must not be negative (got %lld)", name,
-                        (long long)s);
-    if (bit == ENV_V) q->version = (uint32_t)u;
-    if (bit == ENV_ID) q->id = u;
-    if (bit == ENV_MIN_SEQ) q->min_seq = u;
-    return true;
-}
-
-static uint32_t
-env_key(const char *s, uint32_t len, const char **name)
-{
-    static const char *const names[] = {"v", "id", "ops", "min_seq"};
-    for (uint32_t k = 0; k < 4; k++)
-        if (strlen(names[k]) == len && memcmp(names[k], s, len) == 0) {
-            *name = names[k];
-            return 1u << k;
-        }
-    return 0;
+    return proto_dec_env_uint(q, bit, name, neg, s, u);
 }
 
 static bool
@@ -944,21 +1168,14 @@ decode_env_field(struct proto_req *q, struct mp_rd *r)
 {
     enum mp_type t = mp_peek(r);
     const char *s, *name = NULL;
-    uint32_t len;
-    char qb[48];
+    uint32_t len, bit;
     if (t != MP_STR)
         return env_fail(q, t == MP_NONE ? TRASTENDA_E_MALFORMED : TRASTENDA_E_TYPE,
                         "request keys must be strings (got %s)", type_name(t));
     if (!mp_read_str(r, &s, &len))
         return env_fail(q, TRASTENDA_E_MALFORMED, "malformed request key");
-    uint32_t bit = env_key(s, len, &name);
-    if (bit == 0)
-        return env_fail(q, TRASTENDA_E_UNKNOWN_FIELD, "unknown request field '%s'",
-                        quote(qb, sizeof(qb), s, len));
-    if (q->present & bit) return env_fail(q, TRASTENDA_E_DUPLICATE_FIELD, "%s: given twice", name);
-    q->present |= bit;
-    if (bit == ENV_OPS) return decode_ops(q, r);
-    return decode_env_uint(q, r, bit, name);
+    if (!proto_dec_env_key(q, s, len, &bit, &name)) return false;
+    return decode_env_value(q, r, bit, name);
 }
 
 /* The envelope rules, for any decoder. */

@@ -1,9 +1,11 @@
 /*
  * net/proto.h - the request protocol (docs/PROTOCOL.md) as plain structures, in three layers:
  *
- *   decode   (proto_decode_msgpack): bytes -> struct proto_req. Checks the encoding only: well
- *            formed msgpack, the envelope's fields, each op's field names and value types,
- *            duplicates. A second encoding (JSON) will add its own decoder into the same struct.
+ *   decode   (proto_decode_msgpack, proto_decode_json in net/proto_json.c): bytes -> struct
+ *            proto_req. Checks the encoding only: well formed input, the envelope's fields, each
+ *            op's field names and value types, duplicates. Both decoders record what they read
+ *            through the same functions ("For decoders" below), so names, errors and messages
+ *            are the same whatever the encoding.
  *   validate (proto_validate): the rules, for any encoding: known operation, required fields
  *            present, fields the operation does not take absent, numbers in range, ids valid
  *            UTF-8 within their lengths, limits (ops per request, lines per op and per request).
@@ -46,8 +48,11 @@ enum proto_kind {
     PK_SKU_LIST = 75,      /* every SKU */
     PK_LOCATION_LIST = 76, /* every location */
     PK_PROMOTE = 77,       /* this follower becomes the leader (replication) */
-    PK_DIGEST = 78         /* the state digest at the node's applied sequence */
+    PK_DIGEST = 78,        /* the state digest at the node's applied sequence */
+    PK_HOLDS_EXPIRING = 79 /* the open holds that expire first */
 };
+
+#define PK_LAST PK_HOLDS_EXPIRING
 
 static inline bool
 proto_kind_is_write(uint32_t kind)
@@ -105,11 +110,28 @@ const char *proto_field_name(enum proto_field f);
 #define PROTO_MSG_MAX         4194304 /* bytes of a request (NNG_OPT_RECVMAXSZ) */
 #define PROTO_DIR_BYTES_MAX   1024
 
+/* Envelope fields seen (proto_req.present). */
+enum {
+    PROTO_ENV_V = 1,
+    PROTO_ENV_ID = 2,
+    PROTO_ENV_OPS = 4,
+    PROTO_ENV_MIN_SEQ = 8,
+    PROTO_ENV_TOKEN = 16
+};
+
+/* Line fields seen (proto_line.present). */
+enum {
+    PROTO_LN_SKU = 1,
+    PROTO_LN_LOC = 2,
+    PROTO_LN_QTY = 4,
+    PROTO_LN_UNSELLABLE = 8
+};
+
 struct proto_line {
     trastenda_str sku, loc;
     int64_t qty;
     bool unsellable;
-    uint8_t present; /* bits: 1 sku, 2 loc, 4 qty, 8 unsellable */
+    uint8_t present; /* PROTO_LN_ bits */
 };
 
 struct proto_op {
@@ -134,8 +156,9 @@ struct proto_op {
 struct proto_req {
     uint32_t version;
     uint64_t id;
-    uint64_t min_seq; /* reads wait until this sequence is applied (followers) */
-    uint32_t present; /* envelope fields seen: 1 v, 2 id, 4 ops, 8 min_seq */
+    uint64_t min_seq;    /* reads wait until this sequence is applied (followers) */
+    trastenda_str token; /* access token (docs/SECURITY.md); empty when none */
+    uint32_t present;    /* PROTO_ENV_ bits */
     /* An envelope error: the whole request fails with it. */
     trastenda_err err;
     char msg[TRASTENDA_MESSAGE_BYTES];
@@ -165,6 +188,75 @@ bool proto_validate(struct proto_req *q);
  */
 void proto_to_cmd(const struct proto_req *q, const struct proto_op *op, const trastenda_engine *e,
                   trastenda_cmd *cmd, trastenda_line *lines, trastenda_str *chans);
+
+/*
+ * ---- For decoders ----
+ *
+ * A decoder of an encoding reads the envelope and each op and records what it read with these;
+ * they hold every message and rule of the decode layer (Design note (1) of net/proto.c), so two
+ * decoders report the same codes and messages. An op-level error returns its code with the op's
+ * err and msg set; an envelope error returns false (or an error code) with q->err and q->msg
+ * set. `got` names the type that was found ("a string", "an integer", "nil", ...). Strings are
+ * borrowed: they must outlive the struct's use.
+ */
+enum proto_value {
+    PV_STR,
+    PV_INT,  /* int64 */
+    PV_UINT, /* uint64 */
+    PV_BOOL,
+    PV_LINES,   /* array of line maps */
+    PV_CHANNELS /* array of strings */
+};
+
+void proto_req_reset(struct proto_req *q);
+bool proto_env_fail(struct proto_req *q, trastenda_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Client text for a message: printable ASCII, cut short; cap >= 48. */
+const char *proto_quote(char *buf, size_t cap, const char *s, uint32_t len);
+
+/* Envelope: a key (unknown or duplicate: false), a value of the wrong type, v/id/min_seq, token. */
+bool proto_dec_env_key(struct proto_req *q, const char *s, uint32_t len, uint32_t *bit,
+                       const char **name);
+bool proto_dec_env_type(struct proto_req *q, uint32_t bit, const char *got);
+bool proto_dec_env_uint(struct proto_req *q, uint32_t bit, const char *name, bool neg, int64_t s,
+                        uint64_t u);
+void proto_dec_env_token(struct proto_req *q, trastenda_str v);
+
+/* Ops: room for n (false on too many), op i begins, a failed op is dropped (its lines too). */
+bool proto_dec_ops(struct proto_req *q, uint32_t n);
+struct proto_op *proto_dec_op_begin(struct proto_req *q, uint32_t i);
+void proto_dec_op_drop(struct proto_req *q, struct proto_op *op, uint32_t lines0,
+                       uint32_t channels0);
+trastenda_err proto_dec_op_type(struct proto_op *op, uint32_t i, const char *got);
+
+/* Op fields: a key (sets *f and its presence bit), the kind of value it takes, a value of the
+ * wrong type, and the values. neg with s < 0, or u. */
+trastenda_err proto_dec_key(struct proto_op *op, uint32_t i, const char *s, uint32_t len, int *f);
+enum proto_value proto_field_value(int f);
+/* The field named s, or -1 (no presence bit is set). */
+int proto_field_lookup(const char *s, uint32_t len);
+trastenda_err proto_dec_type(struct proto_op *op, uint32_t i, int f, const char *got);
+trastenda_err proto_dec_int(struct proto_op *op, uint32_t i, int f, bool neg, int64_t s,
+                            uint64_t u);
+void proto_dec_str(struct proto_op *op, int f, trastenda_str v);
+void proto_dec_bool(struct proto_op *op, int f, bool v);
+
+/* Lines: n of them for op i (a request-wide limit: an envelope error), each one's slot, a line
+ * that is not a map, its keys (*bit: a PROTO_LN_ bit), a value of the wrong type, its qty. */
+trastenda_err proto_dec_lines(struct proto_req *q, struct proto_op *op, uint32_t i, uint32_t n);
+struct proto_line *proto_dec_line_next(struct proto_req *q);
+trastenda_err proto_dec_line_map_type(struct proto_op *op, uint32_t i, uint32_t l, const char *got);
+trastenda_err proto_dec_line_key(struct proto_op *op, uint32_t i, uint32_t l, struct proto_line *ln,
+                                 const char *s, uint32_t len, uint8_t *bit);
+trastenda_err proto_dec_line_type(struct proto_op *op, uint32_t i, uint32_t l, uint8_t bit,
+                                  const char *got);
+trastenda_err proto_dec_line_qty(struct proto_op *op, uint32_t i, uint32_t l, struct proto_line *ln,
+                                 bool neg, int64_t s, uint64_t u);
+
+/* Channels: n of them (*keep false: too many to store, validate refuses the count), each one. */
+trastenda_err proto_dec_channels(struct proto_req *q, struct proto_op *op, uint32_t n, bool *keep);
+void proto_dec_channel(struct proto_req *q, bool keep, trastenda_str v);
+trastenda_err proto_dec_channel_type(struct proto_op *op, uint32_t i, uint32_t k, const char *got);
 
 /* Operation names: "reserve", "order.place", ... and back; NULL / PK_NONE when unknown. */
 const char *proto_kind_name(uint32_t kind);

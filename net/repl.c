@@ -1582,6 +1582,34 @@ lag_ms(struct repl *r, uint64_t seq, uint64_t durable)
 }
 
 void
+repl_view_get(struct srv *s, struct repl_view *v)
+{
+    struct repl *r = s->repl;
+    trastenda_store_stats st;
+    trastenda_store_stats_get(s->store, &st);
+    memset(v, 0, sizeof(*v));
+    v->follower = st.follower || (s->cfg.not_leader != NULL && s->cfg.not_leader[0]);
+    if (r == NULL) return;
+    if (v->follower) {
+        uint64_t ld = LOAD(&r->leader_durable);
+        v->connected = LOAD(&r->connected) != 0;
+        v->lag_ops = ld > st.durable_seq ? ld - st.durable_seq : 0;
+    }
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < FOLLOWERS_MAX && v->n < sizeof(v->fol) / sizeof(v->fol[0]); i++) {
+        const struct follower *f = &r->fol[i];
+        if (!f->used) continue;
+        uint64_t acked = __atomic_load_n(&f->acked, __ATOMIC_RELAXED);
+        snprintf(v->fol[v->n].node, sizeof(v->fol[v->n].node), "%s", f->node);
+        v->fol[v->n].acked = acked;
+        v->fol[v->n].lag_ops = st.durable_seq > acked ? st.durable_seq - acked : 0;
+        v->fol[v->n].lag_ms = lag_ms(r, acked, st.durable_seq);
+        v->n++;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+void
 repl_status_pack(struct srv *s, msgpack_packer *pk)
 {
     struct repl *r = s->repl;

@@ -36,6 +36,21 @@ const char *repl_leader(struct srv *s);
 /* The "replication" map of the status reply. */
 void repl_status_pack(struct srv *s, msgpack_packer *pk);
 
+/* What /metrics and /ready read (net/http.c): a follower's own view of the leader, and on the
+ * leader each follower's. Any thread; racy reads of counters, as the status map's. */
+struct repl_view {
+    bool follower;
+    bool connected;   /* a follower: it reaches its leader */
+    uint64_t lag_ops; /* a follower: log entries the leader has durable that it does not */
+    uint32_t n;       /* the leader: followers it heard from */
+    struct {
+        char node[128];
+        uint64_t acked, lag_ops;
+        int64_t lag_ms; /* -1: not known (past the lag clock's window) */
+    } fol[16];
+};
+void repl_view_get(struct srv *s, struct repl_view *v);
+
 /*
  * Promotion of this follower (slow worker thread): refused (E_INVALID, message) when it is the
  * leader already, or, unless force, when a reachable peer has applied more than it has.

@@ -535,6 +535,24 @@ pk_read(struct srv_ctx *c, msgpack_packer *pk, const struct proto_op *op, struct
             pk->callback(pk->data, (const char *)c->ev + o->u.events.off, o->u.events.len);
         }
         return;
+    case PK_HOLDS_EXPIRING:
+        msgpack_pack_map(pk, 2);
+        pk_kv_u(pk, "code", 0);
+        pk_key(pk, "rows");
+        msgpack_pack_array(pk, o->u.holds.n);
+        for (uint32_t i = 0; i < o->u.holds.n; i++) {
+            const trastenda_hold_row *h = &o->u.holds.rows[i];
+            msgpack_pack_map(pk, 8);
+            pk_kv_u(pk, "hold", h->id);
+            pk_kv_i(pk, "created_ms", h->created_ms);
+            pk_kv_i(pk, "expires_ms", h->expires_ms);
+            pk_kv_u(pk, "lines", h->line_count);
+            pk_kv_i(pk, "units", h->units);
+            pk_kv_str(pk, "sku", sku_id(e, h->first.sku_ix));
+            pk_kv_str(pk, "loc", loc_id(e, h->first.loc_ix));
+            pk_kv_i(pk, "qty", h->first.qty);
+        }
+        return;
     case PK_BACKUP:
         msgpack_pack_map(pk, 2);
         pk_kv_u(pk, "code", 0);
@@ -593,6 +611,7 @@ reply_encode(struct srv_ctx *c)
         if (op->err != TRASTENDA_OK) {
             pk_error(c->srv, &pk, op->err, op->msg, op->err_line);
             __atomic_fetch_add(&c->srv->n_errors, 1, __ATOMIC_RELAXED);
+            metrics_op(&c->srv->metrics, op->kind, op->err);
         } else if (proto_kind_is_write(op->kind)) {
             const trastenda_result *r = &c->results[k++];
             if (c->store_status != TRASTENDA_OK && r->code == TRASTENDA_OK) {
@@ -602,11 +621,14 @@ reply_encode(struct srv_ctx *c)
                 snprintf(f.message, sizeof(f.message), "%s",
                          trastenda_err_message(c->store_status));
                 pk_write(c->srv, &pk, &f);
+                metrics_op(&c->srv->metrics, op->kind, f.code);
             } else {
                 pk_write(c->srv, &pk, r);
+                metrics_op(&c->srv->metrics, op->kind, r->code);
             }
         } else {
             pk_read(c, &pk, op, c->outs[i]);
+            metrics_op(&c->srv->metrics, op->kind, c->outs[i]->err);
             if (op->kind == PK_LEDGER && c->outs[i]->u.ledger.page != NULL) {
                 trastenda_ledger_page_free(c->outs[i]->u.ledger.page);
                 c->outs[i]->u.ledger.page = NULL;
@@ -620,6 +642,7 @@ reply_encode_error(struct srv_ctx *c, uint64_t id, trastenda_err err, const char
 {
     c->out_len = 0;
     c->n_cmds = 0;
+    metrics_envelope_error(&c->srv->metrics, c->on_reply != NULL ? MT_HTTP : MT_MSGPACK, err);
     struct obuf ob = {&c->out, &c->out_len, &c->out_cap};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &ob, obuf_write);
@@ -631,6 +654,7 @@ reply_encode_error(struct srv_ctx *c, uint64_t id, trastenda_err err, const char
     pk_kv_u(&pk, "code", (uint64_t)err);
     pk_kv_s(&pk, "name", trastenda_err_name(err));
     pk_kv_s(&pk, "msg", msg);
+    c->q.n_ops = 0; /* refused as a whole: no op ran (metrics_request) */
 }
 
 /* ---- events ---- */

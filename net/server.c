@@ -49,6 +49,11 @@ trastenda_server_config_default(trastenda_server_config *cfg)
     cfg->contexts = 64;
     cfg->max_connections = 1024;
     cfg->max_in_flight_per_connection = 32;
+    cfg->http = TRASTENDA_DEFAULT_HTTP;
+    cfg->http_contexts = 64;
+    cfg->http_body_max = 1 << 20;
+    cfg->open_reads = true;
+    cfg->ready_max_lag = 1000;
     cfg->log_level = TRASTENDA_LOG_INFO;
     cfg->repl = TRASTENDA_DEFAULT_REPL;
     cfg->repl_wait_ms = 500;
@@ -82,6 +87,12 @@ mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t
+srv_mono_ns(void)
+{
+    return mono_ns();
 }
 
 /* ---- growing per-context arrays ---- */
@@ -176,6 +187,8 @@ store_done(trastenda_request *req, trastenda_err status)
 {
     struct srv_ctx *c = req->ctx;
     c->store_status = status;
+    if (status == TRASTENDA_OK && c->n_cmds > 0)
+        metrics_observe(&c->srv->metrics.durable, mono_ns() - c->t_submit_ns);
     after_engine(c, false);
 }
 
@@ -303,6 +316,20 @@ ctx_start(struct srv_ctx *c)
         ctx_reply(c);
         return;
     }
+    srv_run(c);
+}
+
+void
+srv_run(struct srv_ctx *c)
+{
+    struct srv *s = c->srv;
+    char denied[TRASTENDA_MESSAGE_BYTES];
+    if (auth_request(&s->auth, &c->q, denied, sizeof(denied)) != TRASTENDA_OK) {
+        ADD(&s->n_bad_requests, 1);
+        reply_encode_error(c, c->q.id, TRASTENDA_E_UNAUTHORIZED, denied);
+        ctx_reply(c);
+        return;
+    }
     if (c->q.min_seq > trastenda_store_durable_seq(s->store)) {
         work_begin(c);
         wait_park(c);
@@ -312,8 +339,8 @@ ctx_start(struct srv_ctx *c)
 }
 
 /* The min_seq wait is over: on with the request, or a timeout. */
-static void
-ctx_resume(struct srv_ctx *c)
+void
+srv_resume(struct srv_ctx *c)
 {
     if (c->wait_ok) {
         ctx_run(c);
@@ -364,6 +391,7 @@ ctx_run(struct srv_ctx *c)
     c->sreq.query = exec_engine_reads; /* every non-slow read, after the writes */
     c->sreq.done = store_done;
     c->sreq.ctx = c;
+    c->t_submit_ns = mono_ns();
     work_begin(c);
     trastenda_err err = trastenda_store_submit(s->store, &c->sreq);
     if (err == TRASTENDA_OK) return;
@@ -388,6 +416,11 @@ ctx_run(struct srv_ctx *c)
 static void
 ctx_reply(struct srv_ctx *c)
 {
+    if (c->on_reply != NULL) { /* not the REP socket's (net/http.c) */
+        c->on_reply(c);
+        return;
+    }
+    metrics_request(&c->srv->metrics, MT_MSGPACK, c->q.n_ops, mono_ns() - c->t_start_ns);
     nng_msg *m;
     if (nng_msg_alloc(&m, c->out_len) != 0) {
         srv_log(c->srv, TRASTENDA_LOG_ERROR, "server: out of memory for a reply");
@@ -423,6 +456,7 @@ ctx_cb(void *arg)
             return;
         }
         c->msg = nng_aio_get_msg(c->aio);
+        c->t_start_ns = mono_ns();
         __atomic_fetch_add(&s->busy_ctxs, 1, __ATOMIC_ACQ_REL);
         /* Requests in flight per connection (pipes share a slot when their ids collide: the
          * cap only gets stricter). */
@@ -442,7 +476,6 @@ ctx_cb(void *arg)
             ctx_reply(c);
             return;
         }
-        c->t_start_ns = mono_ns();
         ctx_start(c);
         return;
     case CTX_REPLY:
@@ -450,7 +483,7 @@ ctx_cb(void *arg)
         ctx_reply(c);
         return;
     case CTX_RESUME:
-        ctx_resume(c);
+        srv_resume(c);
         return;
     case CTX_SEND:
         if (rv != 0) nng_msg_free(nng_aio_get_msg(c->aio));
@@ -547,25 +580,30 @@ fail(char *err, size_t errlen, trastenda_err code, const char *fmt, ...)
     return code;
 }
 
+void
+srv_ctx_fini(struct srv_ctx *c)
+{
+    if (c->aio != NULL) nng_aio_free(c->aio);
+    proto_req_fini(&c->q);
+    free(c->cmds);
+    free(c->cmd_op);
+    free(c->results);
+    free(c->allocs);
+    free(c->lines);
+    free(c->chans);
+    free(c->outs);
+    free(c->arena);
+    free(c->ev);
+    free(c->out);
+    if (c->msg != NULL) nng_msg_free(c->msg);
+}
+
 static void
 srv_free(struct srv *s)
 {
-    for (uint32_t i = 0; i < s->n_ctxs; i++) {
-        struct srv_ctx *c = &s->ctxs[i];
-        if (c->aio != NULL) nng_aio_free(c->aio);
-        proto_req_fini(&c->q);
-        free(c->cmds);
-        free(c->cmd_op);
-        free(c->results);
-        free(c->allocs);
-        free(c->lines);
-        free(c->chans);
-        free(c->outs);
-        free(c->arena);
-        free(c->ev);
-        free(c->out);
-        if (c->msg != NULL) nng_msg_free(c->msg);
-    }
+    http_destroy(s);
+    for (uint32_t i = 0; i < s->n_ctxs; i++)
+        srv_ctx_fini(&s->ctxs[i]);
     free(s->ctxs);
     pthread_mutex_destroy(&s->waits.mu);
     pthread_mutex_destroy(&s->slow_mu);
@@ -612,6 +650,14 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
             return bc;
         }
     }
+    /* Access, then HTTP: it answers /health and /ready while the store recovers. */
+    const char *listeners[] = {cfg->listen, cfg->events, cfg->http, NULL};
+    trastenda_err code = auth_init(&s->auth, cfg->tokens, cfg->open_reads, listeners, err, errlen);
+    if (code == TRASTENDA_OK) code = http_start(s, err, errlen);
+    if (code != TRASTENDA_OK) {
+        srv_free(s);
+        return code;
+    }
     trastenda_store_config sc = cfg->store;
     sc.follower = follow || sc.follower;
     if (sc.log == NULL) {
@@ -621,8 +667,9 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     }
     sc.on_durable = on_durable;
     sc.on_durable_ctx = s;
-    trastenda_err code = trastenda_store_open(&sc, &s->store, err, errlen);
+    code = trastenda_store_open(&sc, &s->store, err, errlen);
     if (code != TRASTENDA_OK) {
+        http_stop(s);
         srv_free(s);
         return code;
     }
@@ -630,6 +677,7 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     int rv = nng_rep0_open(&s->rep);
     if (rv == 0) rv = nng_socket_set_size(s->rep, NNG_OPT_RECVMAXSZ, PROTO_MSG_MAX);
     if (rv != 0) {
+        http_stop(s);
         trastenda_store_close(s->store);
         srv_free(s);
         return fail(err, errlen, TRASTENDA_E_IO, "requests socket: %s", nng_strerror(rv));
@@ -637,13 +685,14 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     if (cfg->events != NULL && cfg->events[0] != '\0') {
         rv = nng_pub0_open(&s->pub);
         if (rv == 0) rv = nng_socket_set_size(s->pub, NNG_OPT_RECVMAXSZ, 1024);
-        if (rv == 0) rv = nng_listen(s->pub, cfg->events, NULL, 0);
-        if (rv != 0) {
+        code = rv == 0 ? tls_listen(cfg, s->pub, "events", cfg->events, err, errlen)
+                       : fail(err, errlen, TRASTENDA_E_IO, "events: %s", nng_strerror(rv));
+        if (code != TRASTENDA_OK) {
             nng_close(s->rep);
+            http_stop(s);
             trastenda_store_close(s->store);
             srv_free(s);
-            return fail(err, errlen, TRASTENDA_E_IO, "events: cannot listen on %s: %s", cfg->events,
-                        nng_strerror(rv));
+            return code;
         }
         __atomic_store_n(&s->pub_open, true, __ATOMIC_RELEASE);
     }
@@ -660,11 +709,13 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
     nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_POST, pipe_cb, s);
     nng_pipe_notify(s->rep, NNG_PIPE_EV_REM_POST, pipe_cb, s);
-    rv = nng_listen(s->rep, cfg->listen, NULL, 0);
-    if (rv != 0) {
+    code = tls_listen(cfg, s->rep, "requests", cfg->listen, err, errlen);
+    if (code != TRASTENDA_OK) {
+        char keep[512];
+        snprintf(keep, sizeof(keep), "%s", err);
         trastenda_server_stop(s);
-        return fail(err, errlen, TRASTENDA_E_IO, "requests: cannot listen on %s: %s", cfg->listen,
-                    nng_strerror(rv));
+        snprintf(err, errlen, "%s", keep);
+        return code;
     }
     code = repl_start(s, err, errlen);
     if (code != TRASTENDA_OK) {
@@ -673,6 +724,7 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     }
     for (uint32_t i = 0; i < s->n_ctxs; i++)
         ctx_recv(&s->ctxs[i]);
+    STORE(&s->ready, 1);
     srv_log(s, TRASTENDA_LOG_INFO, "server: serving requests on %s, events on %s (%u contexts)%s",
             cfg->listen, s->pub_open ? cfg->events : "(none)", s->n_ctxs,
             cfg->not_leader != NULL && cfg->not_leader[0] ? " as a test follower" : "");
@@ -685,6 +737,8 @@ trastenda_server_stop(trastenda_server *s)
 {
     if (s == NULL) return;
     STORE(&s->stopping, 1);
+    STORE(&s->ready, 0);
+    http_stop(s);                  /* its requests in flight are answered first */
     srv_waits_check(s, INT64_MAX); /* reads waiting for a min_seq: answered now */
     /* Requests in flight finish: they are made durable and answered (bounded wait). */
     for (int i = 0; i < 1000 && LOAD(&s->busy_ctxs) > 0; i++)

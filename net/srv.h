@@ -13,10 +13,13 @@
 #define TRASTENDA_NET_SRV_H
 
 #include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth.h"
+#include "metrics.h"
 #include "proto.h"
 #include "trastenda/log.h"
 #include "trastenda/server.h"
@@ -73,6 +76,10 @@ struct op_out {
             uint64_t epoch, seq;
         } promote;
         struct {
+            uint32_t n;
+            trastenda_hold_row *rows;
+        } holds;
+        struct {
             trastenda_engine_stats eng;
             trastenda_store_stats st;
         } status;
@@ -92,6 +99,9 @@ struct srv;
 
 struct srv_ctx {
     struct srv *srv;
+    /* Where the reply goes: NULL for the REP socket; net/http.c's for an HTTP request. Called
+     * on an nng thread with the reply encoded in out (msgpack). */
+    void (*on_reply)(struct srv_ctx *c);
     nng_ctx ctx;
     nng_aio *aio;
     enum ctx_state state;
@@ -125,6 +135,7 @@ struct srv_ctx {
     bool wait_ok;
     uint32_t pipe_slot; /* the request's connection, in srv.in_flight */
     int64_t t_start_ns;
+    int64_t t_submit_ns; /* handed to the store (durable ack latency) */
 };
 
 struct repl;
@@ -135,6 +146,7 @@ struct srv_wait {
     pthread_mutex_t mu; /* only requests carrying a min_seq ahead of the node take it */
     uint32_t n;         /* atomic: requests waiting */
 };
+struct http;
 
 struct srv {
     trastenda_server_config cfg;
@@ -162,7 +174,39 @@ struct srv {
     uint32_t pipe_ids[SRV_PIPE_SLOTS];  /* the pipe counted in conns, per slot */
     /* counters (atomic) */
     uint64_t n_requests, n_ops, n_errors, n_bad_requests, n_events, n_refused_conns;
+    struct metrics metrics;
+    struct auth auth;
+    struct http *http; /* net/http.c; NULL without an HTTP listener */
+    uint32_t ready;    /* atomic: recovery finished, serving */
 };
+
+/* server.c */
+/* Runs a decoded and validated request of any encoding, once the node has applied its min_seq
+ * (writes to the store, reads where they run); the reply comes back encoded through
+ * c->on_reply, or the REP socket. A context whose aio completes in CTX_RESUME (its min_seq wait
+ * is over) goes on with srv_resume. */
+void srv_run(struct srv_ctx *c);
+void srv_resume(struct srv_ctx *c);
+/* Frees what a context holds (its aio included); the context's memory is the caller's. */
+void srv_ctx_fini(struct srv_ctx *c);
+int64_t srv_mono_ns(void);
+
+/* http.c: started before the store opens (/health and /ready answer during recovery). */
+trastenda_err http_start(struct srv *s, char *err, size_t errlen);
+/* Refuses new requests, waits (bounded) for those in flight, closes the listener. */
+void http_stop(struct srv *s);
+void http_destroy(struct srv *s);
+uint32_t http_in_flight(const struct srv *s);
+uint64_t http_busy(const struct srv *s);
+
+/* tls.c */
+/* The server-side TLS configuration of cfg (certificate, key, CA, client auth); caller-owned. */
+trastenda_err tls_server_config(const trastenda_server_config *cfg, nng_tls_config **out, char *err,
+                                size_t errlen);
+/* nng_listen, with cfg's TLS configuration when addr is tls+tcp:// or wss://; errors name
+ * `what` ("requests", "events"). */
+trastenda_err tls_listen(const trastenda_server_config *cfg, nng_socket sock, const char *what,
+                         const char *addr, char *err, size_t errlen);
 
 /* exec.c */
 /* Runs the reads of a request that need neither the store nor the slow worker (stock checks). */

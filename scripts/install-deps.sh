@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# scripts/install-deps.sh - install the Debian 12 packages the build needs.
-# Idempotent: does nothing (no apt-get update) when every package is present.
+# scripts/install-deps.sh - install the Debian 12 packages the build and the tests need, and the
+# npm packages of the browser test (tests/web, from its package-lock.json).
+# Idempotent: does nothing (no apt-get update, no network) when everything is present.
 set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 PACKAGES=(
     build-essential
@@ -16,7 +18,19 @@ PACKAGES=(
     librocksdb-dev
     libnng-dev
     libmsgpack-dev
+    libjansson-dev
+    # the HTTP tests: promtool checks /metrics, openssl makes test certificates, curl speaks
+    # HTTPS, headless chromium and node run the dashboard's browser test
+    prometheus
+    openssl
+    curl
+    chromium
+    nodejs
 )
+# npm comes with nodejs when nodejs is NodeSource's; Debian's nodejs needs Debian's npm.
+if ! command -v npm > /dev/null 2>&1; then
+    PACKAGES+=(npm)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -26,17 +40,29 @@ for pkg in "${PACKAGES[@]}"; do
     fi
 done
 
-if [[ ${#missing[@]} -eq 0 ]]; then
-    echo "install-deps: all ${#PACKAGES[@]} packages already installed"
-    exit 0
-fi
-
 SUDO=()
 if [[ "$(id -u)" -ne 0 ]]; then
     SUDO=(sudo)
 fi
 
-echo "install-deps: installing ${missing[*]}"
-"${SUDO[@]}" apt-get update
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y --no-install-recommends "${missing[@]}"
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+else
+    echo "install-deps: installing ${missing[*]}"
+    "${SUDO[@]}" apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# playwright-core for tests/web, at the version of its lock; never a browser download (the test
+# drives Debian's /usr/bin/chromium).
+WEB="$ROOT/tests/web"
+want=$(sed -n 's/.*"playwright-core": "\([0-9.]*\)".*/\1/p' "$WEB/package.json")
+have=$(sed -n 's/.*"version": "\([0-9.]*\)".*/\1/p' \
+    "$WEB/node_modules/playwright-core/package.json" 2>/dev/null | head -n 1 || true)
+if [[ "$have" != "$want" ]]; then
+    echo "install-deps: npm ci in tests/web (playwright-core $want)"
+    (cd "$WEB" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+else
+    echo "install-deps: tests/web has playwright-core $have"
+fi

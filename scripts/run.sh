@@ -7,12 +7,13 @@ BIN=${BIN:-build/release}
 DATA=${DATA:-./var/trastenda}
 LISTEN=${LISTEN:-tcp://127.0.0.1:7878}
 EVENTS=${EVENTS:-tcp://127.0.0.1:7879}
+HTTP=${HTTP:-http://127.0.0.1:7870}
 CLI="$BIN/trastenda-cli --server $LISTEN"
 
 first=no
 [[ -d "$DATA/log" ]] || first=yes
 mkdir -p "$DATA"
-"$BIN/trastenda" --listen "$LISTEN" --events "$EVENTS" --data "$DATA" &
+"$BIN/trastenda" --listen "$LISTEN" --events "$EVENTS" --http "$HTTP" --data "$DATA" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
 for _ in $(seq 1 100); do
@@ -27,13 +28,15 @@ fi
 cat <<MSG
 
 Trastenda is running (pid $pid): requests on $LISTEN, events on $EVENTS, data in $DATA.
-Try, in another terminal:
+The dashboard and the HTTP/JSON API are on $HTTP (docs/HTTP.md). Try, in another terminal:
 
   $BIN/trastenda-cli status
   $BIN/trastenda-cli stock --sku P001-BLA-M
   $BIN/trastenda-cli reserve --line P001-BLA-M@WH-CORUNA:1 --ttl-ms 600000 --key cart-1
   $BIN/trastenda-cli ledger --sku P001-BLA-M
   $BIN/trastenda-cli watch                      # events as they happen
+  curl -s $HTTP/v1/stock/P001-BLA-M
+  curl -s $HTTP/metrics
 
 Ctrl-C stops it (gracefully: what is in flight is made durable and answered).
 MSG

@@ -139,6 +139,7 @@ struct trastenda_store {
     uint64_t st_recovered, st_ledger_chunks, st_ledger_cut, st_archived;
     uint64_t st_not_replicated, st_appended;
     uint64_t st_durable_cmds; /* commands in durable batches since open (writer) */
+    uint64_t st_batch_hist[TRASTENDA_BATCH_HIST_BUCKETS];
     double recovery_ms;
 };
 
@@ -519,6 +520,16 @@ copy_results(trastenda_store *st, struct slot *s)
     }
 }
 
+/* The batch size histogram's bucket of n commands (trastenda_store_stats.batch_cmds_hist). */
+static int
+batch_bucket(uint32_t n)
+{
+    int b = 0;
+    while (b < TRASTENDA_BATCH_HIST_BUCKETS - 1 && n > (1u << b)) /* bound: the buckets */
+        b++;
+    return b;
+}
+
 /* A query alone, between batches (engine thread). */
 static void
 run_query(trastenda_store *st, trastenda_request *r)
@@ -737,6 +748,7 @@ engine_main(void *arg)
             if (q->query != NULL) q->query(q, st->eng);
         ADD(&st->st_batches, 1);
         ADD(&st->st_commands, s->ncmds);
+        ADD(&st->st_batch_hist[batch_bucket(s->ncmds)], 1);
         if (s->ncmds > LOAD(&st->st_batch_max)) STORE(&st->st_batch_max, (uint64_t)s->ncmds);
         STORE(&st->applied_seq, out.seq);
         if (promoting) {
@@ -1394,6 +1406,8 @@ trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out)
     out->busy = LOAD(&st->st_busy);
     out->log_bytes = LOAD(&st->st_log_bytes);
     out->batch_cmds_max = LOAD(&st->st_batch_max);
+    for (int i = 0; i < TRASTENDA_BATCH_HIST_BUCKETS; i++)
+        out->batch_cmds_hist[i] = LOAD(&st->st_batch_hist[i]);
     out->state_writes = LOAD(&st->st_state_writes);
     out->pages_written = LOAD(&st->st_pages_written);
     out->pages_deleted = LOAD(&st->st_pages_deleted);

@@ -31,6 +31,12 @@ typedef struct trastenda_client_config {
     uint32_t batch_max;  /* ops coalesced into one request (default 256, at most 1024) */
     uint32_t in_flight;  /* requests in flight at once (default 2) */
     uint32_t retries;    /* of a keyed write after a timeout or a busy reply (default 3) */
+    /* Access (docs/SECURITY.md): sent as the envelope's `token` with every request; NULL: none. */
+    const char *token;
+    /* TLS, for tls+tcp:// nodes (PEM files): the CA that signed the server's certificate (none:
+     * no server can be verified, so none is accepted), and a client certificate and key for
+     * servers that ask for one (mutual TLS). */
+    const char *tls_ca_file, *tls_cert_file, *tls_key_file;
 } trastenda_client_config;
 
 void trastenda_client_config_default(trastenda_client_config *cfg);

@@ -393,6 +393,21 @@ typedef struct trastenda_order_view {
 
 trastenda_err trastenda_engine_hold_get(const trastenda_engine *e, uint64_t id,
                                         trastenda_hold_view *out);
+
+/* An open hold, as the list of those expiring first gives it. */
+typedef struct trastenda_hold_row {
+    uint64_t id;
+    int64_t created_ms;
+    int64_t expires_ms;
+    uint32_t line_count;
+    int64_t units;         /* held over all its lines */
+    trastenda_alloc first; /* its first line (sku, loc, qty) */
+} trastenda_hold_row;
+
+/* The open holds that expire first, soonest first (ties by id): at most max (1 ..
+ * TRASTENDA_PAGE_MAX) into out, *n of them. Writer thread. */
+trastenda_err trastenda_engine_holds_expiring(const trastenda_engine *e, uint32_t max,
+                                              trastenda_hold_row *out, uint32_t *n);
 trastenda_err trastenda_engine_order_get(const trastenda_engine *e, trastenda_str order_id,
                                          trastenda_order_view *out);
 

@@ -6,6 +6,7 @@
 #ifndef TRASTENDA_SERVER_H
 #define TRASTENDA_SERVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "trastenda.h"
@@ -18,6 +19,14 @@ extern "C" {
 #define TRASTENDA_DEFAULT_LISTEN "tcp://127.0.0.1:7878"
 #define TRASTENDA_DEFAULT_EVENTS "tcp://127.0.0.1:7879"
 #define TRASTENDA_DEFAULT_REPL   "tcp://127.0.0.1:7880"
+#define TRASTENDA_DEFAULT_HTTP   "http://127.0.0.1:7870"
+
+/* Client certificates on TLS listeners (mutual TLS). */
+typedef enum trastenda_tls_client_auth {
+    TRASTENDA_TLS_CLIENT_NONE = 0,     /* not asked for */
+    TRASTENDA_TLS_CLIENT_OPTIONAL = 1, /* verified against tls_ca when a client sends one */
+    TRASTENDA_TLS_CLIENT_REQUIRED = 2  /* a client without one signed by tls_ca is refused */
+} trastenda_tls_client_auth;
 
 typedef struct trastenda_server_config {
     trastenda_store_config store;          /* data directory, durability, engine capacities */
@@ -26,6 +35,23 @@ typedef struct trastenda_server_config {
     uint32_t contexts;                     /* requests served at once (nng contexts) */
     uint32_t max_connections;              /* more are closed as they arrive */
     uint32_t max_in_flight_per_connection; /* more get E_BUSY at once */
+    /* HTTP: the JSON API, /metrics, /health, /ready and the dashboard (docs/HTTP.md); http:// or
+     * https://, NULL or "" for none. */
+    const char *http;
+    uint32_t http_contexts; /* HTTP requests served at once (more get 503, E_BUSY) */
+    uint32_t http_body_max; /* bytes of a request body (more get 413, E_TOO_BIG) */
+    /* TLS for tls+tcp:// and https:// listeners (docs/SECURITY.md): PEM files. */
+    const char *tls_cert; /* the server's certificate, then its chain */
+    const char *tls_key;  /* its private key */
+    const char *tls_ca;   /* the CAs that sign client certificates */
+    trastenda_tls_client_auth tls_client_auth;
+    /* Access (docs/SECURITY.md): "name:secret,..." tokens; with any, writes need one, and so do
+     * reads unless open_reads. NULL or "": none (every listener must then be on loopback). */
+    const char *tokens;
+    bool open_reads;
+    /* A follower's /ready: 200 while it lags its leader by at most this many log entries (0: any
+     * lag, as long as it reaches the leader). */
+    uint32_t ready_max_lag;
     /* Test mode: act as a follower of this leader address (writes get E_NOT_LEADER naming it). */
     const char *not_leader;
     /*

@@ -155,6 +155,8 @@ trastenda_err trastenda_store_submit(trastenda_store *st, trastenda_request *req
 /* The live engine, for the "any thread" reads of engine.h. */
 const trastenda_engine *trastenda_store_engine(const trastenda_store *st);
 
+#define TRASTENDA_BATCH_HIST_BUCKETS 16
+
 typedef struct trastenda_store_stats {
     uint64_t applied_seq;      /* last batch applied in memory */
     uint64_t durable_seq;      /* last batch durable: the watermark */
@@ -164,6 +166,8 @@ typedef struct trastenda_store_stats {
     uint64_t busy;           /* submissions refused with E_BUSY */
     uint64_t log_bytes;      /* bytes of log entries written */
     uint64_t batch_cmds_max; /* largest batch, in commands */
+    /* Batches by size: [i] counts those of at most 2^i commands (i < 15), [15] the larger ones. */
+    uint64_t batch_cmds_hist[TRASTENDA_BATCH_HIST_BUCKETS];
     uint64_t state_writes, pages_written, pages_deleted;
     uint64_t ledger_chunks;     /* ledger index chunks written (one per SKU per state write) */
     uint64_t ledger_chunks_cut; /* removed by ledger retention */

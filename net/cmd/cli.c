@@ -1,7 +1,8 @@
 /*
  * net/cmd/cli.c - trastenda-cli: every operation from a shell, CSV import, event watching.
  *
- *   trastenda-cli [--server ADDR] [--json] [--timeout-ms N] COMMAND [flags]
+ *   trastenda-cli [--server ADDR] [--json] [--timeout-ms N] [--tls-ca PEM] [--tls-cert PEM
+ *                 --tls-key PEM] COMMAND [flags]     (a token: $TRASTENDA_TOKEN)
  *
  * Output is a human-readable table or summary by default, the server's result as JSON with
  * --json. Exit codes: 0 ok, 1 the operation failed (its error is printed), 2 usage, 3 the server
@@ -20,6 +21,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
+#include <nng/supplemental/tls/tls.h>
 
 #define LINES_MAX 64
 
@@ -84,11 +86,13 @@ static const struct cmd CMDS[] = {
 };
 
 static bool json_out;
+static const char *tls_ca_file; /* --tls-ca: the CA of tls+tcp:// servers (requests, watch) */
 
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: trastenda-cli [--server ADDR] [--json] [--timeout-ms N] COMMAND [flags]\n\n"
+    fprintf(f, "usage: trastenda-cli [--server ADDR] [--json] [--timeout-ms N] [--tls-ca PEM]\n"
+               "                     [--tls-cert PEM --tls-key PEM] COMMAND [flags]\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof(CMDS) / sizeof(CMDS[0]); i++)
         fprintf(f, "  %-14s %s\n", CMDS[i].name, CMDS[i].help);
@@ -96,7 +100,8 @@ usage(FILE *f)
     fprintf(f, "  %-14s %s\n", "import",
             "CSV: --locations F --skus F --stock F [--dry-run] [--batch N]");
     fprintf(f, "  %-14s %s\n", "export", "CSV: --locations F --skus F --stock F (- for stdout)");
-    fprintf(f, "\nADDR defaults to $TRASTENDA_SERVER or tcp://127.0.0.1:7878.\n"
+    fprintf(f, "\nADDR defaults to $TRASTENDA_SERVER or tcp://127.0.0.1:7878 (tls+tcp:// with "
+               "--tls-ca).\nA token for servers that need one: $TRASTENDA_TOKEN.\n"
                "Exit codes: 0 ok, 1 the operation failed, 2 usage, 3 server unreachable.\n");
 }
 
@@ -392,7 +397,20 @@ watch(int argc, char **argv)
     for (int i = 0; rv == 0 && i < nt; i++)
         rv = nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, topics[i], strlen(topics[i]));
     if (rv == 0 && nt == 0) rv = nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, "", 0);
-    if (rv == 0) rv = nng_dial(s, addr, NULL, NNG_FLAG_NONBLOCK);
+    nng_dialer d;
+    if (rv == 0) rv = nng_dialer_create(&d, s, addr);
+    /* tls+tcp:// events: the server is verified against --tls-ca (no CA: nothing verifies). */
+    if (rv == 0 && strncmp(addr, "tls+", 4) == 0) {
+        nng_tls_config *t;
+        rv = nng_tls_config_alloc(&t, NNG_TLS_MODE_CLIENT);
+        if (rv == 0) {
+            rv = nng_tls_config_auth_mode(t, NNG_TLS_AUTH_MODE_REQUIRED);
+            if (rv == 0 && tls_ca_file != NULL) rv = nng_tls_config_ca_file(t, tls_ca_file);
+            if (rv == 0) rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, t);
+            nng_tls_config_free(t); /* the dialer holds its own reference */
+        }
+    }
+    if (rv == 0) rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
     if (rv != 0) {
         fprintf(stderr, "watch: %s: %s\n", addr, nng_strerror(rv));
         return 3;
@@ -459,6 +477,7 @@ main(int argc, char **argv)
     const char *servers[8];
     uint32_t n_servers = 0;
     uint32_t timeout_ms = 5000;
+    const char *tls_cert = NULL, *tls_key = NULL;
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--json") == 0)
@@ -470,6 +489,12 @@ main(int argc, char **argv)
             servers[n_servers++] = argv[++i];
         else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc)
             timeout_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc)
+            tls_ca_file = argv[++i];
+        else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
+            tls_cert = argv[++i];
+        else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
+            tls_key = argv[++i];
         else {
             fprintf(stderr, "trastenda-cli: unknown option %s\n", argv[i]);
             usage(stderr);
@@ -490,6 +515,10 @@ main(int argc, char **argv)
     cc.nodes = servers;
     cc.n_nodes = n_servers;
     cc.timeout_ms = timeout_ms;
+    cc.token = getenv("TRASTENDA_TOKEN"); /* not a flag: flags show in ps */
+    cc.tls_ca_file = tls_ca_file;
+    cc.tls_cert_file = tls_cert;
+    cc.tls_key_file = tls_key;
     bool is_import = strcmp(argv[i], "import") == 0;
     bool is_export = strcmp(argv[i], "export") == 0;
     int used = 0;
@@ -560,7 +589,7 @@ main(int argc, char **argv)
             rc = 3;
         } else if (e != TRASTENDA_OK) {
             fprintf(stderr, "trastenda-cli: %s\n", trastenda_err_message(e));
-            rc = e == TRASTENDA_E_INVALID ? 2 : 3;
+            rc = e == TRASTENDA_E_INVALID ? 2 : e == TRASTENDA_E_UNAUTHORIZED ? 1 : 3;
         } else {
             rc = print_reply(cmd->op, &r);
         }

@@ -1,7 +1,7 @@
 /*
  * net/cmd/trastenda.c - the `trastenda` server binary: flags and config file, signals, run.
  *
- *   trastenda [--config FILE] [--listen ADDR] [--events ADDR|none] [--data DIR]
+ *   trastenda [--config FILE] [--listen ADDR] [--events ADDR|none] [--http URL|none] [--data DIR]
  *             [--durability fsync|async] [--log-level error|warn|info|debug] [...]
  *
  * Every flag is also a config file key (the same name without "--"): `key = value` lines,
@@ -26,7 +26,9 @@ enum kind {
     K_I64,
     K_U64,
     K_DUR,
-    K_LEVEL
+    K_LEVEL,
+    K_BOOL,
+    K_CLIENT_AUTH
 };
 
 struct opt {
@@ -42,6 +44,17 @@ static const char *config_file;
 static struct opt opts[] = {
     {"listen", K_STR, &cfg.listen, "requests address (tcp:// or ipc://)"},
     {"events", K_STR, &cfg.events, "events PUB address, or none"},
+    {"http", K_STR, &cfg.http, "HTTP/JSON API, metrics, dashboard (http:// or https://), or none"},
+    {"http-contexts", K_U32, &cfg.http_contexts, "HTTP requests served at once (more get 503)"},
+    {"http-body-max", K_U32, &cfg.http_body_max, "bytes of an HTTP request body (more get 413)"},
+    {"tls-cert", K_STR, &cfg.tls_cert, "PEM certificate (chain) of tls+tcp:// and https://"},
+    {"tls-key", K_STR, &cfg.tls_key, "PEM private key of tls-cert"},
+    {"tls-ca", K_STR, &cfg.tls_ca, "PEM CAs of client certificates (mutual TLS)"},
+    {"tls-client-auth", K_CLIENT_AUTH, &cfg.tls_client_auth, "none (default), optional, required"},
+    {"tokens", K_STR, &cfg.tokens, "name:secret[,...]: writes need one (docs/SECURITY.md)"},
+    {"open-reads", K_BOOL, &cfg.open_reads, "true (default): reads need no token"},
+    {"ready-max-lag", K_U32, &cfg.ready_max_lag,
+     "a follower's /ready: at most this many entries behind (1000; 0: any)"},
     {"data", K_STR, &cfg.store.dir, "data directory"},
     {"durability", K_DUR, &cfg.store.durability, "fsync (default) or async"},
     {"log-level", K_LEVEL, &cfg.log_level, "error, warn, info (default) or debug"},
@@ -87,8 +100,8 @@ usage(FILE *f)
     fprintf(f, "usage: trastenda [--config FILE] [--KEY VALUE ...]\n\nkeys (defaults):\n");
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
         fprintf(f, "  --%-26s %s\n", opts[i].name, opts[i].help);
-    fprintf(f, "\n  defaults: listen %s, events %s, data ./var/trastenda, fsync\n",
-            TRASTENDA_DEFAULT_LISTEN, TRASTENDA_DEFAULT_EVENTS);
+    fprintf(f, "\n  defaults: listen %s, events %s, http %s, data ./var/trastenda, fsync\n",
+            TRASTENDA_DEFAULT_LISTEN, TRASTENDA_DEFAULT_EVENTS, TRASTENDA_DEFAULT_HTTP);
 }
 
 /* Sets one option from its text; a message on stderr and false when the value is bad. */
@@ -102,7 +115,8 @@ set_opt(const char *name, const char *val, const char *where)
         errno = 0;
         switch (o->kind) {
         case K_STR:
-            if ((strcmp(name, "events") == 0 || strcmp(name, "repl") == 0) &&
+            if ((strcmp(name, "events") == 0 || strcmp(name, "repl") == 0 ||
+                 strcmp(name, "http") == 0) &&
                 strcmp(val, "none") == 0)
                 *(const char **)o->dst = "";
             else
@@ -134,6 +148,19 @@ set_opt(const char *name, const char *val, const char *where)
             else
                 break;
             return true;
+        case K_BOOL:
+            if (strcmp(val, "true") != 0 && strcmp(val, "false") != 0) break;
+            *(bool *)o->dst = strcmp(val, "true") == 0;
+            return true;
+        case K_CLIENT_AUTH: {
+            static const char *const ca[] = {"none", "optional", "required"};
+            for (int l = 0; l < 3; l++)
+                if (strcmp(val, ca[l]) == 0) {
+                    *(trastenda_tls_client_auth *)o->dst = (trastenda_tls_client_auth)l;
+                    return true;
+                }
+            break;
+        }
         case K_LEVEL: {
             static const char *const lv[] = {"error", "warn", "info", "debug"};
             for (int l = 0; l < 4; l++)

@@ -1240,3 +1240,52 @@ Test(engine_hold, a_hold_of_more_than_the_placement_limit_is_refused)
     expect_no_trace();
     cr_assert_eq(h_stock("k0", "a").held, 0);
 }
+
+/* ---- the holds that expire first ---- */
+
+Test(engine_hold, holds_expiring_lists_open_holds_soonest_first)
+{
+    h_receive("tee", "madrid", 100);
+    h_receive("cap", "lugo", 100);
+    /* 24 holds (the test table has 32) with scrambled expiries: ttl 10..33 s, 7k mod 24. */
+    uint64_t id_of_ttl[24];
+    for (uint32_t k = 0; k < 24; k++) {
+        uint32_t t = (7 * k) % 24;
+        trastenda_line ln[2] = {h_line("tee", "madrid", 1), h_line("cap", "lugo", 2)};
+        trastenda_cmd c = h_cmd_reserve(ln, k % 2 ? 2 : 1, 10000 + 1000 * (int64_t)t);
+        id_of_ttl[t] = H_OK(&c).id;
+    }
+    /* One released: it is not open any more. */
+    trastenda_cmd rel = h_cmd_hold(TRASTENDA_OP_RELEASE, id_of_ttl[3]);
+    H_OK(&rel);
+    static trastenda_hold_row rows[TRASTENDA_PAGE_MAX];
+    uint32_t n = 0;
+    cr_assert_eq(trastenda_engine_holds_expiring(H.e, 10, rows, &n), TRASTENDA_OK);
+    cr_assert_eq(n, 10);
+    uint32_t t = 0;
+    for (uint32_t i = 0; i < n; i++, t++) {
+        if (t == 3) t++;
+        cr_assert_eq(rows[i].id, id_of_ttl[t], "row %u: hold %llu, want %llu", i,
+                     (unsigned long long)rows[i].id, (unsigned long long)id_of_ttl[t]);
+        cr_assert_eq(rows[i].first.sku_ix, h_sku_ix("tee"));
+        cr_assert(i == 0 || rows[i].expires_ms >= rows[i - 1].expires_ms);
+    }
+    cr_assert(rows[0].line_count == 1 || rows[0].line_count == 2);
+    cr_assert_eq(rows[0].units, rows[0].line_count == 2 ? 3 : 1);
+    /* All of them: 23 open holds, whatever the limit above that. */
+    cr_assert_eq(trastenda_engine_holds_expiring(H.e, TRASTENDA_PAGE_MAX, rows, &n), TRASTENDA_OK);
+    cr_assert_eq(n, 23);
+    for (uint32_t i = 1; i < n; i++)
+        cr_assert_lt(rows[i - 1].expires_ms, rows[i].expires_ms);
+}
+
+Test(engine_hold, holds_expiring_with_none_open_is_empty_and_bad_limits_are_invalid)
+{
+    trastenda_hold_row row;
+    uint32_t n = 7;
+    cr_assert_eq(trastenda_engine_holds_expiring(H.e, 5, &row, &n), TRASTENDA_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(trastenda_engine_holds_expiring(H.e, 0, &row, &n), TRASTENDA_E_INVALID);
+    cr_assert_eq(trastenda_engine_holds_expiring(H.e, TRASTENDA_PAGE_MAX + 1, &row, &n),
+                 TRASTENDA_E_INVALID);
+}

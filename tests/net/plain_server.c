@@ -100,10 +100,10 @@ server_start(void)
         snprintf(log, sizeof(log), "%s/server.log", dir);
         if (freopen(log, "a", stderr) == NULL) _exit(126);
         execl(TS_SERVER_PATH, "trastenda", "--listen", req_addr, "--events", ev_addr, "--repl",
-              "none", "--data", data_dir, "--skus-max", "1000", "--locations-max", "16",
-              "--stock-max", "4000", "--holds-max", "20000", "--orders-max", "4000", "--keys-max",
-              "40000", "--lines-max", "60000", "--pos-max", "256", "--materialize-interval-ms",
-              "50", (char *)NULL);
+              "none", "--http", "none", "--data", data_dir, "--skus-max", "1000", "--locations-max",
+              "16", "--stock-max", "4000", "--holds-max", "20000", "--orders-max", "4000",
+              "--keys-max", "40000", "--lines-max", "60000", "--pos-max", "256",
+              "--materialize-interval-ms", "50", (char *)NULL);
         _exit(127);
     }
     server_pid = pid;
@@ -845,10 +845,10 @@ follower_redirect(void)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (freopen(log, "a", stderr) == NULL) _exit(126);
         execl(TS_SERVER_PATH, "trastenda", "--listen", faddr, "--events", "none", "--repl", "none",
-              "--data", fdata, "--skus-max", "64", "--locations-max", "8", "--stock-max", "256",
-              "--holds-max", "256", "--orders-max", "64", "--keys-max", "256", "--lines-max",
-              "1024", "--pos-max", "16", "--test-not-leader", req_addr, "--max-connections", "2",
-              "--max-in-flight-per-connection", "1", (char *)NULL);
+              "--http", "none", "--data", fdata, "--skus-max", "64", "--locations-max", "8",
+              "--stock-max", "256", "--holds-max", "256", "--orders-max", "64", "--keys-max", "256",
+              "--lines-max", "1024", "--pos-max", "16", "--test-not-leader", req_addr,
+              "--max-connections", "2", "--max-in-flight-per-connection", "1", (char *)NULL);
         _exit(127);
     }
     follower_pid = pid;

@@ -309,6 +309,7 @@ static const char *const every_op[] = {
     "{op:'location.list', limit:10}",
     "{op:'promote', force:true}",
     "{op:'digest'}",
+    "{op:'holds.expiring', limit:20}",
 };
 #define EVERY_N (sizeof(every_op) / sizeof(every_op[0]))
 
@@ -354,6 +355,7 @@ static const uint32_t every_kind[EVERY_N] = {
     PK_LOCATION_LIST,
     PK_PROMOTE,
     PK_DIGEST,
+    PK_HOLDS_EXPIRING,
 };
 
 static char *
