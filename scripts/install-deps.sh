@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
-# scripts/install-deps.sh - install the Debian 12 packages the build needs.
-# Idempotent: does nothing (no apt-get update) when every package is present.
+# scripts/install-deps.sh [--compare] - install the Debian 12 packages the build needs; with
+# --compare, also what bench/compare and bench/plot run (Redis 7, PostgreSQL 15 with pgbench,
+# gnuplot, jq). Idempotent: does nothing (no apt-get update) when every package is present.
 set -euo pipefail
+
+COMPARE=0
+for arg in "$@"; do
+    case "$arg" in
+        --compare) COMPARE=1 ;;
+        *) echo "install-deps: unknown argument '$arg' (usage: install-deps.sh [--compare])" >&2
+           exit 2 ;;
+    esac
+done
 
 PACKAGES=(
     build-essential
@@ -17,6 +27,19 @@ PACKAGES=(
     libnng-dev
     libmsgpack-dev
 )
+
+# The systems bench/compare measures Trastenda against, and its tools. Debian starts no service
+# on install in a container (policy-rc.d); bench/compare starts its own on loopback anyway.
+if [[ $COMPARE -eq 1 ]]; then
+    PACKAGES+=(
+        redis-server
+        redis-tools
+        postgresql
+        postgresql-contrib
+        gnuplot-nox
+        jq
+    )
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
