@@ -7,7 +7,7 @@
  *   - a flash sale that cannot sell out within its limit: FAIL and exit 1;
  *   - short checkout and order-intake runs with --json: exit 0, operations counted, no errors;
  *   - a bad flag: exit 2 before anything connects.
- * Only loopback (ipc://) addresses are used.
+ * The server binds nothing but an ipc:// path in the temporary directory.
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -56,20 +56,45 @@ on_signal(int sig)
     _exit(1);
 }
 
+/* True when the server binary lists `flag` in its --help. */
+static bool
+server_takes(const char *flag)
+{
+    FILE *f = popen(TS_SERVER_PATH " --help", "r");
+    CHECK(f != NULL, "popen");
+    char line[512];
+    bool found = false;
+    while (fgets(line, sizeof(line), f) != NULL)
+        found |= strstr(line, flag) != NULL;
+    pclose(f);
+    return found;
+}
+
 static void
 server_start(void)
 {
     char data[300], log[300];
     snprintf(data, sizeof(data), "%s/data", dir);
     snprintf(log, sizeof(log), "%s/server.log", dir);
+    bool repl = server_takes("--repl ");
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (freopen(log, "w", stderr) == NULL) _exit(126);
-        execl(TS_SERVER_PATH, "trastenda", "--listen", addr, "--events", "none", "--data", data,
-              "--skus-max", "10000", "--stock-max", "20000", "--locations-max", "16", "--log-level",
-              "warn", (char *)NULL);
+        const char *argv[24] = {"trastenda", "--listen",    addr,    "--events",
+                                "none",      "--data",      data,    "--skus-max",
+                                "10000",     "--stock-max", "20000", "--locations-max",
+                                "16",        "--log-level", "warn"};
+        int n = 15;
+        /* A server built with replication listens on a replication port by default
+         * (tcp://127.0.0.1:7880): off, so that the test binds nothing but its ipc:// path. */
+        if (repl) {
+            argv[n++] = "--repl";
+            argv[n++] = "none";
+        }
+        argv[n] = NULL;
+        execv(TS_SERVER_PATH, (char *const *)argv);
         _exit(127);
     }
     server_pid = pid;
