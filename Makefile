@@ -11,7 +11,7 @@ SRC_DIRS     := $(wildcard engine storage net include tests bench)
 FORMAT_FILES := $(if $(SRC_DIRS),find $(SRC_DIRS) -path '*/build' -prune -o -type f \
 	\( -name '*.c' -o -name '*.h' \) -print0,true)
 
-.PHONY: all deps build build-asan build-tsan run demo test install fuzz bench format format-check clean
+.PHONY: all deps build build-asan build-tsan run demo test install fuzz bench compare format format-check clean
 
 all: build
 
@@ -71,6 +71,14 @@ fuzz: build-asan
 bench: build
 	./$(RELEASE_DIR)/trastenda-bench-engine
 	./$(RELEASE_DIR)/trastenda-bench-storage --quick
+
+# Trastenda beside Redis 7 and PostgreSQL 15 on this machine, one system at a time, the same data
+# and work (bench/compare; the table goes to docs/BENCHMARKS.md). Installs them first (make test
+# does not need them). About 10 minutes; COMPARE_FLAGS=--quick for a short run.
+COMPARE_FLAGS ?=
+compare: build
+	bash scripts/install-deps.sh --compare
+	BIN=$(RELEASE_DIR) bash bench/compare $(COMPARE_FLAGS)
 
 format:
 	$(FORMAT_FILES) | xargs -0 -r clang-format -i

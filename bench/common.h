@@ -1,6 +1,7 @@
 /*
- * bench/common.h - what the benchmarks share: fatal errors, the monotonic clock, a log-bucketed
- * latency histogram, medians, number formatting, the machine's description.
+ * bench/common.h - what the benchmarks share: fatal errors and assertions, the monotonic clock, a
+ * log-bucketed latency histogram, medians, number formatting, the machine's description, CPU time
+ * of this process and of another one (from /proc).
  *
  * Header-only; the including file defines BENCH_NAME (its program name, for messages) first.
  */
@@ -12,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef BENCH_NAME
 #error "define BENCH_NAME before including bench/common.h"
@@ -34,6 +38,13 @@ die(const char *fmt, ...)
     va_end(ap);
     exit(1);
 }
+
+/* Our own bugs, in every build (as TS_ASSERT, which the benchmarks linking only the public client
+ * library cannot use). */
+#define BENCH_ASSERT(x)                                                                            \
+    do {                                                                                           \
+        if (!(x)) die("assertion failed: %s:%d: %s", __FILE__, __LINE__, #x);                      \
+    } while (0)
 
 static void *
 xcalloc(size_t n, size_t size)
@@ -88,6 +99,21 @@ hist_merge(struct hist *into, const struct hist *h)
     if (h->max > into->max) into->max = h->max;
 }
 
+/* The values bucket b holds: low <= v < low + width. */
+static uint64_t
+hist_bucket_low(uint32_t b)
+{
+    if (b < HIST_SUB) return b;
+    uint32_t shift = b / HIST_SUB - 1;
+    return (uint64_t)(HIST_SUB + b % HIST_SUB) << shift;
+}
+
+static uint64_t
+hist_bucket_width(uint32_t b)
+{
+    return b < HIST_SUB ? 1 : 1ull << (b / HIST_SUB - 1);
+}
+
 /* The value at quantile q: the middle of its bucket, never above the largest value seen. */
 static double
 hist_quantile(const struct hist *h, double q)
@@ -100,9 +126,7 @@ hist_quantile(const struct hist *h, double q)
         seen += h->n[b];
         if (seen < rank) continue;
         if (b < HIST_SUB) return (double)b;
-        uint32_t shift = b / HIST_SUB - 1;
-        double low = (double)((uint64_t)(HIST_SUB + b % HIST_SUB) << shift);
-        double mid = low + (double)(1ull << shift) / 2;
+        double mid = (double)hist_bucket_low(b) + (double)hist_bucket_width(b) / 2;
         return mid > (double)h->max ? (double)h->max : mid;
     }
     return (double)h->max;
@@ -184,6 +208,60 @@ cpu_model(char *out, size_t cap)
         break;
     }
     fclose(f);
+}
+
+static long
+cpu_cores(void)
+{
+    return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+/* CPU time (user + system, every thread) of process pid so far, from /proc/<pid>/stat; -1 when
+ * it cannot be read. Clock-tick resolution (10 ms at 100 Hz): meant for runs of seconds. */
+static int64_t
+proc_cpu_ns(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* The name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
+     * utime and stime are fields 14 and 15. */
+    const char *p = strrchr(buf, ')');
+    if (p == NULL) return -1;
+    unsigned long long utime = 0, stime = 0;
+    if (sscanf(p + 2, "%*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu", &utime, &stime) != 2)
+        return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    if (hz <= 0) return -1;
+    return (int64_t)((utime + stime) * (1000000000ull / (unsigned long long)hz));
+}
+
+/* The name of process pid (/proc/<pid>/comm), "" when it cannot be read. */
+static void
+proc_name(pid_t pid, char *out, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return;
+    if (fgets(out, (int)cap, f) == NULL) out[0] = 0;
+    out[strcspn(out, "\n")] = 0;
+    fclose(f);
+}
+
+/* CPU time of this process so far (every thread). */
+static int64_t
+self_cpu_ns(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
 
 #if defined(__GNUC__)

@@ -359,13 +359,20 @@ pk_status(struct srv_ctx *c, msgpack_packer *pk, struct op_out *o)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t up_ms = ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - s->started_ns) / 1000000;
     bool follower = srv_is_follower(s);
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
     pk_kv_u(pk, "code", 0);
-    pk_kv_u(pk, "pid", (uint64_t)getpid());
     pk_key(pk, "replication");
     repl_status_pack(s, pk);
     pk_kv_s(pk, "role", follower ? "follower" : "leader");
     pk_kv_s(pk, "version", TRASTENDA_VERSION_STRING);
+    /* The process and its build: a benchmark on the same machine reads the server's CPU time
+     * from /proc/<pid>/stat and says which build it measured. */
+    pk_kv_u(pk, "pid", (uint64_t)getpid());
+#ifdef NDEBUG
+    pk_kv_s(pk, "build", "release");
+#else
+    pk_kv_s(pk, "build", "debug");
+#endif
     pk_kv_i(pk, "uptime_ms", up_ms);
     pk_kv_s(pk, "durability", st.durability == TRASTENDA_DURABILITY_FSYNC ? "fsync" : "async");
     pk_key(pk, "seq");

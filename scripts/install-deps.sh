@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# scripts/install-deps.sh - install the Debian 12 packages the build and the tests need, and the
-# npm packages of the browser test (tests/web, from its package-lock.json).
-# Idempotent: does nothing (no apt-get update, no network) when everything is present.
+# scripts/install-deps.sh [--compare] - install the Debian 12 packages the build and the tests need,
+# and the npm packages of the browser test (tests/web, from its package-lock.json); with
+# --compare, also what bench/compare and bench/plot run (Redis 7, PostgreSQL 15 with pgbench,
+# gnuplot, jq). Idempotent: does nothing (no apt-get update, no network) when everything is present.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+COMPARE=0
+for arg in "$@"; do
+    case "$arg" in
+        --compare) COMPARE=1 ;;
+        *) echo "install-deps: unknown argument '$arg' (usage: install-deps.sh [--compare])" >&2
+           exit 2 ;;
+    esac
+done
 
 PACKAGES=(
     build-essential
@@ -30,6 +40,19 @@ PACKAGES=(
 # npm comes with nodejs when nodejs is NodeSource's; Debian's nodejs needs Debian's npm.
 if ! command -v npm > /dev/null 2>&1; then
     PACKAGES+=(npm)
+fi
+
+# The systems bench/compare measures Trastenda against, and its tools. Debian starts no service
+# on install in a container (policy-rc.d); bench/compare starts its own on loopback anyway.
+if [[ $COMPARE -eq 1 ]]; then
+    PACKAGES+=(
+        redis-server
+        redis-tools
+        postgresql
+        postgresql-contrib
+        gnuplot-nox
+        jq
+    )
 fi
 
 missing=()

@@ -102,7 +102,7 @@ typedef struct trastenda_reply {
     char state[16], rule[16];
     char leader[128];
     uint32_t n_allocs;
-    trastenda_calloc allocs[TRASTENDA_CLIENT_ALLOCS_MAX];
+    trastenda_calloc allocs[TRASTENDA_CLIENT_ALLOCS_MAX]; /* the first n_allocs are set */
     uint64_t seq; /* the durable sequence of the reply (reads on followers: min_seq) */
     uint8_t *raw;
     size_t raw_len;

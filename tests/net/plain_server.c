@@ -38,6 +38,13 @@ static pid_t server_pid, follower_pid;
 
 static bool failed;
 
+/* The server is built with this test: its status names the same build. */
+#ifdef NDEBUG
+#define BUILD_TEXT "\"build\":\"release\""
+#else
+#define BUILD_TEXT "\"build\":\"debug\""
+#endif
+
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
@@ -394,8 +401,11 @@ every_operation(trastenda_client *c)
     CHECK(has_text(&r, "\"move\":\"receive\"") && has_text(&r, "\"move\":\"ship\""), "ledger");
     trastenda_reply_clear(&r);
     trastenda_status(c, &r);
+    char pid_text[40];
+    snprintf(pid_text, sizeof(pid_text), "\"pid\":%d,", (int)server_pid);
     CHECK(r.code == TRASTENDA_OK && has_text(&r, "\"role\":\"leader\"") &&
-              has_text(&r, "\"durability\":\"fsync\""),
+              has_text(&r, "\"durability\":\"fsync\"") && has_text(&r, pid_text) &&
+              has_text(&r, BUILD_TEXT),
           "status");
     trastenda_reply_clear(&r);
     char bdir[700];

@@ -1,0 +1,266 @@
+/*
+ * tests/bench/bench_smoke.c - trastenda-bench against a real server, in a few seconds.
+ *
+ * Starts `trastenda` on an ipc:// path in a temporary directory (stopped by its PID whatever
+ * happens: atexit, and the kernel kills it if this test dies, PR_SET_PDEATHSIG), then runs:
+ *   - flash-sale in order mode and in hold mode (B = 4): exit 0, PASS, nothing oversold;
+ *   - a flash sale that cannot sell out within its limit: FAIL and exit 1;
+ *   - short checkout and order-intake runs with --json: exit 0, operations counted, no errors;
+ *   - a bad flag: exit 2 before anything connects.
+ * The server binds nothing but an ipc:// path in the temporary directory.
+ */
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "trastenda/client.h"
+
+static char dir[256], addr[300];
+static pid_t server_pid;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "bench_smoke: FAIL %s:%d: ", __FILE__, __LINE__);                      \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static void
+cleanup(void)
+{
+    if (server_pid > 0) {
+        kill(server_pid, SIGKILL);
+        waitpid(server_pid, NULL, 0);
+        server_pid = 0;
+    }
+    if (dir[0] != '\0') {
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0) fprintf(stderr, "bench_smoke: could not remove %s\n", dir);
+    }
+}
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    cleanup();
+    _exit(1);
+}
+
+/* True when the server binary lists `flag` in its --help. */
+static bool
+server_takes(const char *flag)
+{
+    FILE *f = popen(TS_SERVER_PATH " --help", "r");
+    CHECK(f != NULL, "popen");
+    char line[512];
+    bool found = false;
+    while (fgets(line, sizeof(line), f) != NULL)
+        found |= strstr(line, flag) != NULL;
+    pclose(f);
+    return found;
+}
+
+static void
+server_start(void)
+{
+    char data[300], log[300];
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(log, sizeof(log), "%s/server.log", dir);
+    bool repl = server_takes("--repl ");
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (freopen(log, "w", stderr) == NULL) _exit(126);
+        const char *argv[24] = {"trastenda", "--listen",    addr,    "--events",
+                                "none",      "--data",      data,    "--skus-max",
+                                "10000",     "--stock-max", "20000", "--locations-max",
+                                "16",        "--log-level", "warn"};
+        int n = 15;
+        /* A server built with replication listens on a replication port by default
+         * (tcp://127.0.0.1:7880): off, so that the test binds nothing but its ipc:// path. */
+        if (repl) {
+            argv[n++] = "--repl";
+            argv[n++] = "none";
+        }
+        argv[n] = NULL;
+        execv(TS_SERVER_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    server_pid = pid;
+}
+
+static void
+server_wait(void)
+{
+    const char *nodes[] = {addr};
+    trastenda_client_config cfg;
+    trastenda_client_config_default(&cfg);
+    cfg.nodes = nodes;
+    cfg.n_nodes = 1;
+    cfg.timeout_ms = 500;
+    trastenda_client *c = NULL;
+    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "client");
+    for (int i = 0; i < 100; i++) {
+        trastenda_reply r;
+        bool up = trastenda_status(c, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK;
+        trastenda_reply_clear(&r);
+        if (up) {
+            trastenda_client_close(c);
+            return;
+        }
+        usleep(50000);
+    }
+    CHECK(0, "the server did not come up (%s/server.log)", dir);
+}
+
+/* Runs trastenda-bench with args (NULL-terminated); its stdout in out; returns its exit code. */
+static int
+bench(char *out, size_t cap, const char *const *args)
+{
+    const char *argv[40] = {"trastenda-bench"};
+    int n = 1;
+    for (; args[n - 1] != NULL && n < 38; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    int fd[2];
+    CHECK(pipe(fd) == 0, "pipe");
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        execv(TS_BENCH_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    close(fd[1]);
+    size_t len = 0;
+    ssize_t got;
+    while ((got = read(fd[0], out + len, cap - 1 - len)) > 0)
+        len += (size_t)got;
+    out[len] = '\0';
+    close(fd[0]);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+    CHECK(WIFEXITED(st), "trastenda-bench %s died (status %d)", args[0], st);
+    return WEXITSTATUS(st);
+}
+
+/* The integer after "key": in a JSON report, after its configuration (which has keys of the
+ * same names); -1 when absent. */
+static long long
+json_int(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    const char *from = strstr(json, "\"elapsed_s\":");
+    const char *p = from != NULL ? strstr(from, pat) : NULL;
+    return p == NULL ? -1 : strtoll(p + strlen(pat), NULL, 10);
+}
+
+static char out[1 << 22];
+
+/* What a failure message shows of a JSON report: from its errors on (the histograms come
+ * before), or the start of the text. */
+static const char *
+tail(const char *s)
+{
+    const char *e = strstr(s, "\"errors\"");
+    return e != NULL ? e : s;
+}
+
+static void
+flash_sales(void)
+{
+    const char *order[] = {"flash-sale", "--addr",    addr, "--skus", "20", "--units",
+                           "200",        "--callers", "16", "--json", NULL};
+    int code = bench(out, sizeof(out), order);
+    CHECK(code == 0 && strstr(out, "\"pass\":true") != NULL, "order mode: exit %d: %.2000s", code,
+          out);
+    CHECK(json_int(out, "sold") == 4000 && json_int(out, "acknowledged") == 4000 &&
+              json_int(out, "oversold") == 0 && json_int(out, "readback") == 4000,
+          "order mode: %.2000s", tail(out));
+    const char *hold[] = {"flash-sale", "--addr",    addr,     "--skus", "10",
+                          "--units",    "100",       "--mode", "hold",   "--batch",
+                          "4",          "--callers", "8",      NULL};
+    code = bench(out, sizeof(out), hold);
+    CHECK(code == 0 && strstr(out, "\nPASS\n") != NULL, "hold mode: exit %d: %.2000s", code,
+          tail(out));
+    /* A sale that cannot end within its limit is a failure, with exit code 1. */
+    const char *limit[] = {"flash-sale", "--addr",        addr,           "--skus", "2",
+                           "--units",    "1000000",       "--duration-s", "0.3",    "--callers",
+                           "4",          "--no-readback", "--json",       NULL};
+    code = bench(out, sizeof(out), limit);
+    CHECK(code == 1 && strstr(out, "\"pass\":false") != NULL &&
+              strstr(out, "\"sold_out\":false") != NULL,
+          "limit: exit %d: %.2000s", code, tail(out));
+}
+
+static void
+timed_runs(void)
+{
+    const char *checkout[] = {
+        "checkout", "--addr",     addr,  "--skus",    "2000", "--locations", "3", "--duration-s",
+        "0.5",      "--warmup-s", "0.2", "--callers", "8",    "--json",      NULL};
+    int code = bench(out, sizeof(out), checkout);
+    CHECK(code == 0 && json_int(out, "ops") > 0 && strstr(out, "\"errors\":{}") != NULL,
+          "checkout: exit %d: %.2000s", code, tail(out));
+    const char *batched[] = {"checkout",    "--addr",  addr,          "--skus", "2000",
+                             "--locations", "3",       "--check-pct", "0",      "--lines",
+                             "1",           "--batch", "16",          "--ops",  "2000",
+                             "--warmup-s",  "0",       "--json",      NULL};
+    code = bench(out, sizeof(out), batched);
+    CHECK(code == 0 && json_int(out, "ops") >= 2000 && strstr(out, "\"errors\":{}") != NULL,
+          "checkout, holds in batches: exit %d: %.2000s", code, tail(out));
+    const char *intake[] = {"order-intake",
+                            "--addr",
+                            addr,
+                            "--skus",
+                            "2000",
+                            "--locations",
+                            "3",
+                            "--duration-s",
+                            "0.5",
+                            "--warmup-s",
+                            "0.2",
+                            "--callers",
+                            "8",
+                            "--json",
+                            NULL};
+    code = bench(out, sizeof(out), intake);
+    CHECK(code == 0 && json_int(out, "ops") > 0 && json_int(out, "shipped") > 0 &&
+              strstr(out, "\"errors\":{}") != NULL,
+          "order-intake: exit %d: %.2000s", code, tail(out));
+    const char *bad[] = {"checkout", "--addr", addr, "--callers", "0", NULL};
+    CHECK(bench(out, sizeof(out), bad) == 2, "a bad flag: exit 2");
+}
+
+int
+main(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/ts-bench-smoke-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(addr, sizeof(addr), "ipc://%s/s.ipc", dir);
+    atexit(cleanup);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    server_start();
+    server_wait();
+    flash_sales();
+    timed_runs();
+    fprintf(stderr, "bench_smoke: ok\n");
+    return 0;
+}
