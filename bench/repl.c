@@ -582,7 +582,22 @@ main(int argc, char **argv)
     node_kill(0, SIGTERM);
     node_start(0, NULL, 1);
     node_wait(0);
-    usleep(500000); /* followers reconnect */
+    { /* the followers are back when a write is acknowledged (it waits for one of them) */
+        trastenda_client *c = client_of(0, 1);
+        uint64_t rng = 99;
+        for (int i = 0; i < 100; i++) {
+            trastenda_args w;
+            trastenda_cline ln;
+            char sku[16], key[32];
+            reserve_args(&w, &ln, sku, key, &rng);
+            trastenda_reply r;
+            memset(&r, 0, sizeof(r));
+            bool ok = trastenda_call(c, &w, &r) == TRASTENDA_OK && r.code == 0;
+            trastenda_reply_clear(&r);
+            if (ok) break;
+        }
+        trastenda_client_close(c);
+    }
     single_reserves(&k1, &p1, &e1);
     printf("64 callers, single durable reserves: K=0 %s/s p99 %.2f ms (%" PRIu64
            " errors); --sync-replicas 1 %s/s p99 %.2f ms (%" PRIu64 " errors): %.0f%% kept\n",

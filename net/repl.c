@@ -1166,6 +1166,8 @@ follower_main(void *arg)
     bool open = false;
     char open_to[ADDR_BYTES] = "";
     uint32_t fails = 0, turn = 0, backoff_ms = 50;
+    char home[ADDR_BYTES]; /* the last leader that answered: tried every other attempt */
+    snprintf(home, sizeof(home), "%s", r->target);
     uint64_t want_dg_seq = 0, want_dg = 0, asked_dg = 0;
     bool warned = false;
     uint32_t timeout = s->cfg.repl_wait_ms + 3000;
@@ -1234,7 +1236,13 @@ follower_main(void *arg)
                      r->target, nng_strerror(rv));
             warned = true;
             fails++;
-            target_rotate(r, &turn);
+            if (fails % 2 == 1) {
+                target_rotate(r, &turn);
+            } else {
+                pthread_mutex_lock(&r->mu);
+                snprintf(r->target, sizeof(r->target), "%s", home);
+                pthread_mutex_unlock(&r->mu);
+            }
             nap(r, backoff_ms);
             backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
             continue;
@@ -1254,6 +1262,7 @@ follower_main(void *arg)
             backoff_ms = 50;
             if (!LOAD(&r->connected) && strcmp(r->target, s->cfg.follow) != 0)
                 leader_file_write(s->cfg.store.dir, r->target);
+            snprintf(home, sizeof(home), "%s", r->target);
             STORE(&r->connected, 1);
             set_leader(r, m.leader);
             epoch_heard(r, m.epoch);
