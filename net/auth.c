@@ -109,6 +109,13 @@ find(const struct auth *a, const char *s, size_t len)
 }
 
 bool
+auth_token_valid(const struct auth *a, const char *token, size_t len)
+{
+    if (a->n == 0) return true;
+    return token != NULL && len > 0 && find(a, token, len) != NULL;
+}
+
+bool
 auth_read_allowed(const struct auth *a, const char *token, size_t len)
 {
     if (a->n == 0 || a->open_reads) return true;

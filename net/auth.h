@@ -51,6 +51,10 @@ bool auth_addr_is_local(const char *addr);
  */
 trastenda_err auth_request(const struct auth *a, struct proto_req *q, char *msg, size_t cap);
 
+/* Whether a token is one of the configured ones (true when none is configured): the replication
+ * endpoint's check, with no open-reads exemption (a stranger must not pull the log). */
+bool auth_token_valid(const struct auth *a, const char *token, size_t len);
+
 /* Whether a read-only surface (metrics, resource reads) may be served for this token (NULL or
  * empty: none given). */
 bool auth_read_allowed(const struct auth *a, const char *token, size_t len);

@@ -51,6 +51,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "auth.h"
 #include "mp.h"
 #include "peer.h"
 #include "repl.h"
@@ -82,6 +83,7 @@ struct rmsg {
     int64_t time;
     char node[ADDR_BYTES], repl[ADDR_BYTES], leader[ADDR_BYTES], leader_repl[ADDR_BYTES];
     char why[256];
+    char token[AUTH_SECRET_BYTES_MAX + 1];
     struct mp_rd entries, files, peers; /* positioned at the array's elements */
     uint32_t n_entries, n_files, n_peers;
     const uint8_t *data;
@@ -160,6 +162,8 @@ rmsg_parse(struct rmsg *m, const void *buf, size_t len)
             rd_cstr(&r, m->leader_repl, sizeof(m->leader_repl));
         else if (KEY("why"))
             rd_cstr(&r, m->why, sizeof(m->why));
+        else if (KEY("token"))
+            rd_cstr(&r, m->token, sizeof(m->token));
         else if (KEY("entries"))
             rd_array(&r, &m->entries, &m->n_entries);
         else if (KEY("files"))
@@ -900,6 +904,16 @@ handle(struct repl *r, struct rctx *c)
         rctx_reply(c, reply_simple("error", "malformed replication message"));
         return;
     }
+    /* With tokens configured, every replication message needs one: a stranger must neither pull
+     * the log nor fake a follower's acknowledgement. */
+    if (!auth_token_valid(&r->s->auth, c->m.token, strlen(c->m.token))) {
+        rlog(r, TRASTENDA_LOG_WARN, "refused a %s from %s: %s", c->m.t,
+             c->m.node[0] ? c->m.node : "a peer",
+             c->m.token[0] ? "its token is not valid" : "it has no token");
+        rctx_reply(c, reply_simple("error", "unauthorized: a valid token is needed "
+                                            "(--repl-token, docs/SECURITY.md)"));
+        return;
+    }
     if (strcmp(c->m.t, "fetch") == 0) {
         handle_fetch(r, c);
         return;
@@ -969,10 +983,22 @@ repl_on_durable(struct srv *s, uint64_t seq)
 
 /* A REQ socket dialed to addr (the dialer retries in the background). */
 static int
-req_open(nng_socket *sock, const char *addr, uint32_t timeout_ms)
+req_open(const trastenda_server_config *cfg, nng_socket *sock, const char *addr,
+         uint32_t timeout_ms)
 {
+    nng_tls_config *tls = NULL;
+    if (strncmp(addr, "tls+", 4) == 0) {
+        char err[300];
+        if (tls_client_config(cfg, addr, &tls, err, sizeof(err)) != TRASTENDA_OK) {
+            cfg->log(cfg->log_ctx, TRASTENDA_LOG_ERROR, err);
+            return NNG_EINVAL;
+        }
+    }
     int rv = nng_req0_open(sock);
-    if (rv != 0) return rv;
+    if (rv != 0) {
+        if (tls != NULL) nng_tls_config_free(tls);
+        return rv;
+    }
     nng_socket_set_ms(*sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     nng_socket_set_ms(*sock, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
     /* A send waits for a connection: short, so that a dead leader is left for the next peer. */
@@ -980,9 +1006,26 @@ req_open(nng_socket *sock, const char *addr, uint32_t timeout_ms)
     nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(*sock, NNG_OPT_RECONNMAXT, 500);
     nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, 64u << 20);
-    rv = nng_dial(*sock, addr, NULL, NNG_FLAG_NONBLOCK);
+    nng_dialer d;
+    rv = nng_dialer_create(&d, *sock, addr);
+    if (rv == 0 && tls != NULL) rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls);
+    if (tls != NULL) nng_tls_config_free(tls); /* the dialer holds its own reference */
+    if (rv == 0) rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
     if (rv != 0) nng_close(*sock);
     return rv;
+}
+
+/* The follower's token, when it has one, as a key of its messages. */
+static bool
+has_token(const trastenda_server_config *cfg)
+{
+    return cfg->repl_token != NULL && cfg->repl_token[0] != '\0';
+}
+
+static void
+pk_token(msgpack_packer *pk, const trastenda_server_config *cfg)
+{
+    if (has_token(cfg)) pk_s(pk, "token", cfg->repl_token);
 }
 
 /* One request, one reply. */
@@ -1181,7 +1224,7 @@ follower_main(void *arg)
         bool stopping = LOAD(&r->stop) || LOAD(&r->fstop);
         int rv = 0;
         if (!open && !stopping) {
-            rv = req_open(&sock, r->target, timeout);
+            rv = req_open(&s->cfg, &sock, r->target, timeout);
             if (rv == 0) {
                 snprintf(open_to, sizeof(open_to), "%s", r->target);
                 r->fsock = sock;
@@ -1213,8 +1256,9 @@ follower_main(void *arg)
         }
         msgpack_packer pk;
         nng_msg *q = msg_new(&pk);
-        msgpack_pack_map(&pk, 10);
+        msgpack_pack_map(&pk, 10 + has_token(&s->cfg));
         pk_s(&pk, "t", "fetch");
+        pk_token(&pk, &s->cfg);
         pk_u(&pk, "seq", st.durable_seq);
         pk_u(&pk, "epoch", st.epoch);
         pk_u(&pk, "ack", st.durable_seq);
@@ -1303,9 +1347,11 @@ follower_main(void *arg)
             backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
             continue;
         }
-        rlog(r, TRASTENDA_LOG_WARN, "%s answered %s: %s", r->target, m.t, m.why);
+        if (!warned) rlog(r, TRASTENDA_LOG_WARN, "%s answered %s: %s", r->target, m.t, m.why);
+        warned = true;
         nng_msg_free(rep);
         nap(r, backoff_ms);
+        backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
     }
     pthread_mutex_lock(&r->mu);
     if (r->fsock_open) nng_close(sock);
@@ -1353,15 +1399,16 @@ bootstrap_from(const trastenda_server_config *cfg, const char *leader, char *err
     snprintf(staging, sizeof(staging), "%s.bootstrap", cfg->store.dir);
     (void)trastenda_rmtree(staging);
     nng_socket sock;
-    if (req_open(&sock, leader, 30000) != 0) {
+    if (req_open(cfg, &sock, leader, 30000) != 0) {
         snprintf(err, errlen, "bootstrap: cannot dial %s", leader);
         return TRASTENDA_E_CONNECT;
     }
     msgpack_packer pk;
     nng_msg *q = msg_new(&pk);
-    msgpack_pack_map(&pk, 2);
+    msgpack_pack_map(&pk, 2 + has_token(cfg));
     pk_s(&pk, "t", "snap");
     pk_s(&pk, "node", cfg->listen);
+    pk_token(&pk, cfg);
     nng_msg *manifest = NULL;
     struct rmsg man;
     trastenda_err code = boot_call(sock, q, &man, &manifest, err, errlen);
@@ -1395,8 +1442,9 @@ bootstrap_from(const trastenda_server_config *cfg, const char *leader, char *err
         uint64_t off = 0;
         do {
             q = msg_new(&pk);
-            msgpack_pack_map(&pk, 4);
+            msgpack_pack_map(&pk, 4 + has_token(cfg));
             pk_s(&pk, "t", "chunk");
+            pk_token(&pk, cfg);
             pk_u(&pk, "id", man.id);
             pk_u(&pk, "file", i);
             pk_u(&pk, "off", off);
@@ -1423,8 +1471,9 @@ bootstrap_from(const trastenda_server_config *cfg, const char *leader, char *err
     if (code == TRASTENDA_E_MALFORMED) snprintf(err, errlen, "bootstrap: a malformed reply");
     if (code == TRASTENDA_OK) {
         q = msg_new(&pk);
-        msgpack_pack_map(&pk, 2);
+        msgpack_pack_map(&pk, 2 + has_token(cfg));
         pk_s(&pk, "t", "snap_done");
+        pk_token(&pk, cfg);
         pk_u(&pk, "id", man.id);
         nng_msg *rep = NULL;
         struct rmsg c;
@@ -1503,13 +1552,15 @@ repl_start(struct srv *s, char *err, size_t errlen)
                 if (nng_aio_alloc(&c->aio, rctx_cb, c) != 0 || nng_ctx_open(&c->ctx, r->rep) != 0)
                     abort();
             }
-            rv = nng_listen(r->rep, s->cfg.repl, NULL, 0);
         }
-        if (rv != 0) {
-            snprintf(err, errlen, "replication: cannot listen on %s: %s", s->cfg.repl,
-                     nng_strerror(rv));
+        trastenda_err lc = TRASTENDA_E_IO;
+        if (rv == 0) lc = tls_listen(&s->cfg, r->rep, "replication", s->cfg.repl, err, errlen);
+        if (rv != 0 || lc != TRASTENDA_OK) {
+            if (rv != 0)
+                snprintf(err, errlen, "replication: cannot listen on %s: %s", s->cfg.repl,
+                         nng_strerror(rv));
             repl_stop(s);
-            return TRASTENDA_E_IO;
+            return rv != 0 ? TRASTENDA_E_IO : lc;
         }
         for (int i = 0; i < RCTXS; i++)
             rctx_recv(&r->ctxs[i]);

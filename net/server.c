@@ -651,7 +651,7 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
         }
     }
     /* Access, then HTTP: it answers /health and /ready while the store recovers. */
-    const char *listeners[] = {cfg->listen, cfg->events, cfg->http, NULL};
+    const char *listeners[] = {cfg->listen, cfg->events, cfg->http, cfg->repl, NULL};
     trastenda_err code = auth_init(&s->auth, cfg->tokens, cfg->open_reads, listeners, err, errlen);
     if (code == TRASTENDA_OK) code = http_start(s, err, errlen);
     if (code != TRASTENDA_OK) {

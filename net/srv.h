@@ -205,6 +205,11 @@ trastenda_err tls_server_config(const trastenda_server_config *cfg, nng_tls_conf
                                 size_t errlen);
 /* nng_listen, with cfg's TLS configuration when addr is tls+tcp:// or wss://; errors name
  * `what` ("requests", "events"). */
+/* A client TLS configuration for dialing addr (tls+tcp://): the peer verified against tls_ca,
+ * this node's tls_cert/tls_key sent when configured (mutual TLS). The name checked against the
+ * certificate is the address's host (nng's default). */
+trastenda_err tls_client_config(const trastenda_server_config *cfg, const char *addr,
+                                nng_tls_config **out, char *err, size_t errlen);
 trastenda_err tls_listen(const trastenda_server_config *cfg, nng_socket sock, const char *what,
                          const char *addr, char *err, size_t errlen);
 

@@ -84,6 +84,46 @@ tls_server_config(const trastenda_server_config *cfg, nng_tls_config **out, char
 }
 
 trastenda_err
+tls_client_config(const trastenda_server_config *cfg, const char *addr, nng_tls_config **out,
+                  char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg->tls_ca == NULL || cfg->tls_ca[0] == '\0') {
+        snprintf(err, errlen,
+                 "config: following %s needs tls-ca (the CA of the leader's "
+                 "certificate)",
+                 addr);
+        return TRASTENDA_E_INVALID;
+    }
+    bool own = cfg->tls_cert != NULL && cfg->tls_cert[0] != '\0' && cfg->tls_key != NULL &&
+               cfg->tls_key[0] != '\0';
+    char *ca = read_pem(cfg->tls_ca, err, errlen, "tls-ca");
+    char *cert = ca != NULL && own ? read_pem(cfg->tls_cert, err, errlen, "tls-cert") : NULL;
+    char *key = cert != NULL ? read_pem(cfg->tls_key, err, errlen, "tls-key") : NULL;
+    nng_tls_config *t = NULL;
+    int rv = 0;
+    trastenda_err code = TRASTENDA_OK;
+    if (ca == NULL || (own && (cert == NULL || key == NULL))) {
+        code = TRASTENDA_E_INVALID;
+    } else if ((rv = nng_tls_config_alloc(&t, NNG_TLS_MODE_CLIENT)) != 0 ||
+               (rv = nng_tls_config_ca_chain(t, ca, NULL)) != 0 ||
+               (own && (rv = nng_tls_config_own_cert(t, cert, key, NULL)) != 0) ||
+               (rv = nng_tls_config_auth_mode(t, NNG_TLS_AUTH_MODE_REQUIRED)) != 0) {
+        snprintf(err, errlen, "config: TLS client configuration refused (%s)", nng_strerror(rv));
+        code = TRASTENDA_E_INVALID;
+    }
+    free(ca);
+    free(cert);
+    free(key);
+    if (code != TRASTENDA_OK) {
+        if (t != NULL) nng_tls_config_free(t);
+        return code;
+    }
+    *out = t;
+    return TRASTENDA_OK;
+}
+
+trastenda_err
 tls_listen(const trastenda_server_config *cfg, nng_socket sock, const char *what, const char *addr,
            char *err, size_t errlen)
 {

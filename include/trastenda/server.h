@@ -63,6 +63,7 @@ typedef struct trastenda_server_config {
      */
     const char *repl;
     const char *follow;
+    const char *repl_token; /* a follower's token for its leader's endpoint (docs/SECURITY.md) */
     const char *advertise, *advertise_repl;
     uint32_t repl_wait_ms;       /* a caught-up follower's fetch waits this long (long poll) */
     uint32_t digest_interval_ms; /* the leader's anti-entropy digests */

@@ -82,6 +82,8 @@ static struct opt opts[] = {
     {"key-retention-ms", K_I64, &cfg.store.engine.key_retention_ms, "idempotency window"},
     {"repl", K_STR, &cfg.repl, "replication endpoint (default tcp://127.0.0.1:7880), or none"},
     {"follow", K_STR, &cfg.follow, "start as a follower of this leader replication address"},
+    {"repl-token", K_STR, &cfg.repl_token,
+     "a follower's token for its leader's replication endpoint"},
     {"advertise", K_STR, &cfg.advertise, "request address told to peers (default: listen)"},
     {"advertise-repl", K_STR, &cfg.advertise_repl, "replication address told to peers"},
     {"sync-replicas", K_U32, &cfg.store.sync_replicas,

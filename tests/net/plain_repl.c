@@ -39,6 +39,7 @@ static char dir[512];
 static char req_addr[NODES][600], repl_addr[NODES][600], data_dir[NODES][600];
 static pid_t pids[NODES];
 static bool failed;
+static const char *client_token; /* sent by every client of the test (NULL: none) */
 
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
@@ -91,7 +92,7 @@ on_signal(int sig)
 /* Starts node n; follow: the replication address of its leader, or NULL for a leader; ns: a
  * network namespace to run it in (NULL: this one); sync: --sync-replicas 1. */
 static void
-node_start_ex(int n, const char *follow, const char *ns, bool sync)
+node_start_ex(int n, const char *follow, const char *ns, bool sync, const char *const *extra)
 {
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
@@ -154,6 +155,8 @@ node_start_ex(int n, const char *follow, const char *ns, bool sync)
             argv[k++] = "--follow";
             argv[k++] = follow;
         }
+        for (int i = 0; extra != NULL && extra[i] != NULL && k < 62; i++)
+            argv[k++] = extra[i];
         argv[k] = NULL;
         if (ns != NULL)
             execvp("ip", (char *const *)argv);
@@ -167,7 +170,7 @@ node_start_ex(int n, const char *follow, const char *ns, bool sync)
 static void
 node_start(int n, const char *follow)
 {
-    node_start_ex(n, follow, NULL, true);
+    node_start_ex(n, follow, NULL, true, NULL);
 }
 
 static trastenda_client *
@@ -179,6 +182,7 @@ client_of(int n, uint32_t timeout_ms)
     cfg.nodes = nodes;
     cfg.n_nodes = 1;
     cfg.timeout_ms = timeout_ms;
+    cfg.token = client_token;
     trastenda_client *c = NULL;
     char err[256];
     CHECK(trastenda_client_open(&cfg, &c, err, sizeof(err)) == TRASTENDA_OK, "client: %s", err);
@@ -349,6 +353,7 @@ writer_main(void *arg)
     cfg.n_nodes = w->n_nodes;
     cfg.timeout_ms = 2000;
     cfg.retries = 2;
+    cfg.token = client_token;
     trastenda_client *c = NULL;
     char err[256];
     CHECK(trastenda_client_open(&cfg, &c, err, sizeof(err)) == TRASTENDA_OK, "client: %s", err);
@@ -525,10 +530,27 @@ partition(void)
     snprintf(data_dir[4], sizeof(data_dir[4]), "%s/data4", dir);
     snprintf(repl_addr[4], sizeof(repl_addr[4]), "tcp://10.213.7.1:%d", 20000 + getpid() % 20000);
     snprintf(repl_addr[5], sizeof(repl_addr[5]), "tcp://10.213.7.2:%d", 20000 + getpid() % 20000);
-    node_start_ex(4, NULL, NULL, false);
+    /* Beyond loopback, replication needs tokens: a follower with a wrong one gets nothing. */
+    static const char *const tok[] = {"--tokens", "repl:0123456789abcdef0123", "--repl-token",
+                                      "0123456789abcdef0123", NULL};
+    static const char *const bad[] = {"--tokens", "repl:0123456789abcdef0123", "--repl-token",
+                                      "0123456789abcdef9999", NULL};
+    client_token = "0123456789abcdef0123";
+    node_start_ex(4, NULL, NULL, false, tok);
     node_wait(4);
     catalog(4);
-    node_start_ex(5, repl_addr[4], ns_name, false);
+    node_start_ex(5, repl_addr[4], ns_name, false, bad);
+    node_wait(5);
+    sleep_ms(1500);
+    CHECK(status_u64(5, "replication.durable") == 0 && status_u64(5, "replication.connected") == 0,
+          "a follower with a wrong token replicates");
+    node_kill(5);
+    char cmd[1400];
+    snprintf(cmd, sizeof(cmd), "grep -q 'refused a fetch .*token is not valid' '%s/node4.log'",
+             dir);
+    CHECK(system(cmd) == 0, "the leader did not log the refused token");
+    printf("plain_repl: a follower with a wrong token is refused\n");
+    node_start_ex(5, repl_addr[4], ns_name, false, tok);
     node_wait(5);
     const int f5[] = {5};
     digests_equal(4, f5, 1);
@@ -549,6 +571,69 @@ partition(void)
     printf("plain_repl: partition (veth cut %.1f s under load, follower at %" PRIu64 " of %" PRIu64
            "), restored: converged\n",
            1.5, f, l);
+    node_kill(5);
+    node_kill(4);
+}
+
+/* ---- TLS on the replication endpoint, client certificates required ---- */
+
+static void
+tls_replication(void)
+{
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    int rc = sh("cd '%s' && openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 "
+                "-subj '/CN=Repl CA' 2>/dev/null && openssl req -x509 %s -keyout other.key "
+                "-out other.pem -days 2 -subj '/CN=Other' 2>/dev/null",
+                dir, ec, ec);
+    rc |=
+        sh("cd '%s' && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && "
+           "openssl req %s -keyout server.key -out server.csr -subj '/CN=127.0.0.1' 2>/dev/null && "
+           "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+           "-out server.pem -days 2 -extfile san.ext 2>/dev/null",
+           dir, ec);
+    rc |= sh("cd '%s' && openssl req %s -keyout f.key -out f.csr -subj '/CN=follower' "
+             "2>/dev/null && openssl x509 -req -in f.csr -CA ca.pem -CAkey ca.key "
+             "-CAcreateserial -out f.pem -days 2 2>/dev/null",
+             dir, ec);
+    rc |= sh("cd '%s' && openssl req %s -keyout rogue.key -out rogue.csr -subj '/CN=rogue' "
+             "2>/dev/null && openssl x509 -req -in rogue.csr -CA other.pem -CAkey other.key "
+             "-CAcreateserial -out rogue.pem -days 2 2>/dev/null",
+             dir, ec);
+    CHECK(rc == 0, "openssl could not make the certificates");
+    char ca[700], scert[700], skey[700], fcert[700], fkey[700], rcert[700], rkey[700];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(scert, sizeof(scert), "%s/server.pem", dir);
+    snprintf(skey, sizeof(skey), "%s/server.key", dir);
+    snprintf(fcert, sizeof(fcert), "%s/f.pem", dir);
+    snprintf(fkey, sizeof(fkey), "%s/f.key", dir);
+    snprintf(rcert, sizeof(rcert), "%s/rogue.pem", dir);
+    snprintf(rkey, sizeof(rkey), "%s/rogue.key", dir);
+    snprintf(data_dir[4], sizeof(data_dir[4]), "%s/data4tls", dir);
+    snprintf(data_dir[5], sizeof(data_dir[5]), "%s/data5tls", dir);
+    snprintf(repl_addr[4], sizeof(repl_addr[4]), "tls+tcp://127.0.0.1:%d",
+             20000 + (int)(getpid() % 20000) + 7);
+    snprintf(repl_addr[5], sizeof(repl_addr[5]), "ipc://%s/n5tls.repl", dir);
+    const char *const leader[] = {"--tls-cert", scert, "--tls-key",         skey,
+                                  "--tls-ca",   ca,    "--tls-client-auth", "required",
+                                  NULL};
+    const char *const rogue[] = {"--tls-ca", ca, "--tls-cert", rcert, "--tls-key", rkey, NULL};
+    const char *const good[] = {"--tls-ca", ca, "--tls-cert", fcert, "--tls-key", fkey, NULL};
+    client_token = NULL;
+    node_start_ex(4, NULL, NULL, false, leader);
+    node_wait(4);
+    catalog(4);
+    node_start_ex(5, repl_addr[4], NULL, false, rogue);
+    node_wait(5);
+    sleep_ms(1500);
+    CHECK(status_u64(5, "replication.durable") == 0 && status_u64(5, "replication.connected") == 0,
+          "a follower whose certificate another CA signed replicates over TLS");
+    node_kill(5);
+    node_start_ex(5, repl_addr[4], NULL, false, good);
+    node_wait(5);
+    const int f5[] = {5};
+    digests_equal(4, f5, 1);
+    printf("plain_repl: TLS replication with client certificates: the right one follows, one of "
+           "another CA is refused\n");
     node_kill(5);
     node_kill(4);
 }
@@ -785,6 +870,7 @@ main(void)
         printf("plain_repl: partition test skipped: %s\n", why);
     else
         partition();
+    tls_replication();
     printf("plain_repl: ok\n");
     return 0;
 }
