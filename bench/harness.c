@@ -18,10 +18,11 @@
 #include <string.h>
 #include <unistd.h>
 
-extern const struct workload wl_checkout, wl_flash_sale, wl_order_intake;
+extern const struct workload wl_checkout, wl_flash_sale, wl_order_intake, wl_replica_reads;
 
 /* Every workload, in the order --help lists them. */
-static const struct workload *const WORKLOADS[] = {&wl_checkout, &wl_flash_sale, &wl_order_intake};
+static const struct workload *const WORKLOADS[] = {&wl_checkout, &wl_flash_sale, &wl_order_intake,
+                                                   &wl_replica_reads};
 #define N_WORKLOADS (sizeof(WORKLOADS) / sizeof(WORKLOADS[0]))
 
 static struct bench B = {
@@ -129,6 +130,21 @@ flag_set(const struct bench_flag *fl, const char *val)
             return false;
         }
         *(const char **)fl->dst = val;
+        return true;
+    }
+    if (fl->kind == FLAG_STRS) {
+        struct bench_strs *l = fl->dst;
+        BENCH_ASSERT(fl->max >= 1 && fl->max <= BENCH_STRS_MAX);
+        if (val[0] == '\0') {
+            fprintf(stderr, BENCH_NAME ": --%s: must not be empty\n", fl->name);
+            return false;
+        }
+        if (l->n >= (uint32_t)fl->max) {
+            fprintf(stderr, BENCH_NAME ": --%s: at most %.0f times (got '%s' as one more)\n",
+                    fl->name, fl->max, val);
+            return false;
+        }
+        l->v[l->n++] = val;
         return true;
     }
     if (fl->kind == FLAG_F64) {
@@ -408,10 +424,11 @@ addr_is_local(const char *addr)
     return false;
 }
 
-static trastenda_client *
-client_open(const struct bench *b)
+trastenda_client *
+bench_client_open(const struct bench *b, const char *addr)
 {
-    const char *nodes[] = {b->o.addr};
+    BENCH_ASSERT(addr != NULL && addr[0] != '\0');
+    const char *nodes[] = {addr};
     trastenda_client_config cfg;
     trastenda_client_config_default(&cfg);
     cfg.nodes = nodes;
@@ -423,7 +440,7 @@ client_open(const struct bench *b)
     trastenda_client *c = NULL;
     char err[256];
     if (trastenda_client_open(&cfg, &c, err, sizeof(err)) != TRASTENDA_OK)
-        die("cannot open a client for %s: %s", b->o.addr, err);
+        die("cannot open a client for %s: %s", addr, err);
     return c;
 }
 
@@ -506,7 +523,7 @@ callers_start(struct bench *b)
         struct caller *c = &b->callers[i];
         c->id = i;
         c->b = b;
-        c->client = b->o.client_per_caller ? client_open(b) : b->client;
+        c->client = b->o.client_per_caller ? bench_client_open(b, b->o.addr) : b->client;
         c->rng = b->o.seed * 0x9e3779b97f4a7c15ull + (uint64_t)(i + 1) * 0xd1b54a32d192ed03ull;
         c->args = xcalloc(b->ops_per_call, sizeof(*c->args));
         c->replies = xcalloc(b->ops_per_call, sizeof(*c->replies));
@@ -614,7 +631,7 @@ main(int argc, char **argv)
     b->ops_per_call = b->wl->ops_per_call(b);
     BENCH_ASSERT(b->ops_per_call >= 1 && b->ops_per_call <= BENCH_OPS_MAX);
     run_id_make(b);
-    b->client = client_open(b);
+    b->client = bench_client_open(b, b->o.addr);
     server_status(b);
     b->wl->setup(b);
     run(b);

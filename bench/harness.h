@@ -49,7 +49,15 @@ enum bench_flag_kind {
     FLAG_U64,
     FLAG_F64,
     FLAG_STR,
-    FLAG_BOOL /* no value: present means true */
+    FLAG_STRS, /* repeatable: dst is a struct bench_strs, at most `max` values */
+    FLAG_BOOL  /* no value: present means true */
+};
+
+/* The values of a repeatable flag, in the order given (borrowed from argv). */
+#define BENCH_STRS_MAX 4
+struct bench_strs {
+    const char *v[BENCH_STRS_MAX];
+    uint32_t n;
 };
 
 struct bench_flag {
@@ -139,6 +147,10 @@ _Noreturn void bench_usage_error(const char *fmt, ...) __attribute__((format(pri
 trastenda_err bench_call(struct caller *c, uint32_t kinds, uint32_t n);
 void bench_replies_clear(struct caller *c, uint32_t n);
 
+/* A client of the node at `addr` with the run's client options (caller owns; dies when it cannot
+ * be opened). */
+trastenda_client *bench_client_open(const struct bench *b, const char *addr);
+
 /* 0 .. n-1, from the caller's own generator. */
 uint32_t bench_rand_below(struct caller *c, uint32_t n);
 
@@ -197,5 +209,25 @@ void catalogue_location(char *out, size_t cap, uint32_t index);
 void catalogue_ship_to(struct caller *c, int64_t *lat_e6, int64_t *lon_e6);
 
 #define BENCH_CHANNEL "web"
+
+/* ---- the flash sale (wl_flash_sale.c), whole or as the write load of replica-reads ---- */
+
+#define FLASH_SALE_LOCATION "FS-1"
+extern const struct bench_flag FLASH_SALE_FLAGS[];
+
+/* The flash-sale workload's functions (struct workload says when each runs). Its writers are
+ * callers 0..W-1, W = every caller unless flash_sale_writers_set (before setup) says fewer;
+ * their kinds of call are 0 (take) and 1 (confirm). */
+uint32_t flash_sale_ops_per_call(const struct bench *b);
+void flash_sale_writers_set(const struct bench *b, uint32_t writers);
+void flash_sale_setup(struct bench *b);
+void flash_sale_caller_init(struct bench *b, struct caller *c);
+bool flash_sale_step(struct bench *b, struct caller *c); /* false: sold out or stopped */
+int flash_sale_finish(struct bench *b);
+void flash_sale_report_text(const struct bench *b, FILE *f);
+void flash_sale_report_json(const struct bench *b, FILE *f);
+/* The sale's hot SKUs, after setup: how many, and the id of one (borrowed, for the run). */
+uint32_t flash_sale_skus(void);
+const char *flash_sale_sku(uint32_t index);
 
 #endif /* TRASTENDA_BENCH_HARNESS_H */

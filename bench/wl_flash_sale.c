@@ -31,7 +31,7 @@ static struct {
     bool no_readback;
 } fs = {100, 10000, 3600000, "order", 60, false};
 
-static const struct bench_flag FLAGS[] = {
+const struct bench_flag FLASH_SALE_FLAGS[] = {
     {"skus", FLAG_U32, &fs.skus, 1, 100000, "hot SKUs (100)"},
     {"units", FLAG_U64, &fs.units, 1, TRASTENDA_QTY_MAX, "units of each SKU (10000)"},
     {"mode", FLAG_STR, &fs.mode, 0, 0,
@@ -44,8 +44,6 @@ static const struct bench_flag FLAGS[] = {
      "do not read back every acknowledged order at the end"},
     {0},
 };
-
-#define FS_LOCATION "FS-1"
 
 enum intent_state {
     I_FREE,
@@ -86,14 +84,15 @@ static struct {
     atomic_bool aborted;
     char abort_msg[TRASTENDA_MESSAGE_BYTES + 64];
     pthread_mutex_t abort_mu;
+    uint32_t writers; /* callers 0..writers-1 take part (0 until setup: every caller) */
     /* the check */
     int64_t sold, acked_total, oversold, unsold, unacked, missing, on_hand_changed;
     uint64_t readback, readback_bad, retries, given_up;
     bool checked, pass;
 } st = {.abort_mu = PTHREAD_MUTEX_INITIALIZER};
 
-static uint32_t
-fs_ops_per_call(const struct bench *b)
+uint32_t
+flash_sale_ops_per_call(const struct bench *b)
 {
     if (strcmp(fs.mode, "order") != 0 && strcmp(fs.mode, "hold") != 0)
         bench_usage_error("--mode: must be order or hold (got '%s')", fs.mode);
@@ -103,13 +102,13 @@ fs_ops_per_call(const struct bench *b)
 
 /* ---- setup: the location and the hot SKUs of this run ---- */
 
-static void
-fs_setup(struct bench *b)
+void
+flash_sale_setup(struct bench *b)
 {
     static const char *const channels[] = {BENCH_CHANNEL};
     static trastenda_args a[BENCH_OPS_MAX];
     trastenda_args_init(&a[0], "location.upsert");
-    a[0].loc = FS_LOCATION;
+    a[0].loc = FLASH_SALE_LOCATION;
     a[0].channels = channels;
     a[0].n_channels = 1;
     a[0].lat_e6 = 40416800;
@@ -134,17 +133,40 @@ fs_setup(struct bench *b)
             uint64_t q = left < TRASTENDA_LINE_QTY_MAX ? left : TRASTENDA_LINE_QTY_MAX;
             trastenda_args_init(&a[n], "receive");
             a[n].sku = st.skus[k];
-            a[n].loc = FS_LOCATION;
+            a[n].loc = FLASH_SALE_LOCATION;
             a[n++].qty = (int64_t)q;
             left -= q;
         }
     }
     bench_call_ok(b, a, n, "flash sale: the SKUs", "the server needs a larger --skus-max");
     atomic_init(&st.aborted, false);
+    if (st.writers == 0) st.writers = b->o.callers;
 }
 
-static void
-fs_caller_init(struct bench *b, struct caller *c)
+void
+flash_sale_writers_set(const struct bench *b, uint32_t writers)
+{
+    BENCH_ASSERT(writers >= 1 && writers <= b->o.callers);
+    BENCH_ASSERT(st.skus == NULL); /* before setup */
+    st.writers = writers;
+}
+
+const char *
+flash_sale_sku(uint32_t index)
+{
+    BENCH_ASSERT(index < fs.skus);
+    BENCH_ASSERT(st.skus != NULL);
+    return st.skus[index];
+}
+
+uint32_t
+flash_sale_skus(void)
+{
+    return fs.skus;
+}
+
+void
+flash_sale_caller_init(struct bench *b, struct caller *c)
 {
     struct fs_caller *s = xcalloc(1, sizeof(*s));
     s->intents = xcalloc(b->o.batch, sizeof(*s->intents));
@@ -198,7 +220,7 @@ ops_build(struct bench *b, struct caller *c, struct fs_caller *s)
             a->order = it->key;
         } else if (st.hold_mode) {
             trastenda_args_init(a, "reserve");
-            s->lines[n] = (trastenda_cline){st.skus[it->sku], FS_LOCATION, 1, 0};
+            s->lines[n] = (trastenda_cline){st.skus[it->sku], FLASH_SALE_LOCATION, 1, 0};
             a->lines = &s->lines[n];
             a->n_lines = 1;
             a->ttl_ms = (int64_t)fs.ttl_ms;
@@ -272,8 +294,8 @@ result_apply(struct fs_caller *s, struct intent *it, const trastenda_reply *r)
     return 0;
 }
 
-static bool
-fs_step(struct bench *b, struct caller *c)
+bool
+flash_sale_step(struct bench *b, struct caller *c)
 {
     struct fs_caller *s = c->wl;
     if (atomic_load(&st.aborted)) return false;
@@ -306,7 +328,7 @@ check_state(struct bench *b)
         for (uint32_t i = 0; i < n; i++) {
             trastenda_args_init(&a[i], "stock");
             a[i].sku = st.skus[first + i];
-            a[i].loc = FS_LOCATION;
+            a[i].loc = FLASH_SALE_LOCATION;
         }
         trastenda_err e = trastenda_call_batch(b->client, a, n, r);
         for (uint32_t i = 0; i < n; i++) {
@@ -376,10 +398,11 @@ readback_caller(void *arg, uint64_t index)
     free(ids);
 }
 
-static int
-fs_finish(struct bench *b)
+int
+flash_sale_finish(struct bench *b)
 {
-    for (uint32_t i = 0; i < b->o.callers; i++) {
+    BENCH_ASSERT(st.writers >= 1 && st.writers <= b->o.callers);
+    for (uint32_t i = 0; i < st.writers; i++) {
         const struct fs_caller *s = b->callers[i].wl;
         st.retries += s->retries;
         st.given_up += s->given_up;
@@ -389,7 +412,7 @@ fs_finish(struct bench *b)
         struct readback rb = {.b = b};
         atomic_init(&rb.bad, 0);
         atomic_init(&rb.done, 0);
-        bench_parallel(4, b->o.callers, readback_caller, &rb);
+        bench_parallel(4, st.writers, readback_caller, &rb);
         st.readback = atomic_load(&rb.done);
         st.readback_bad = atomic_load(&rb.bad);
     }
@@ -401,8 +424,8 @@ fs_finish(struct bench *b)
     return st.pass ? 0 : 1;
 }
 
-static void
-fs_report_text(const struct bench *b, FILE *f)
+void
+flash_sale_report_text(const struct bench *b, FILE *f)
 {
     char a[40], d[40], e[40], g[40], h[40], k[40];
     double el = bench_elapsed_s(b);
@@ -428,8 +451,8 @@ fs_report_text(const struct bench *b, FILE *f)
     fprintf(f, "%s\n", st.pass ? "PASS" : "FAIL");
 }
 
-static void
-fs_report_json(const struct bench *b, FILE *f)
+void
+flash_sale_report_json(const struct bench *b, FILE *f)
 {
     double el = bench_elapsed_s(b);
     fprintf(f,
@@ -452,15 +475,15 @@ fs_report_json(const struct bench *b, FILE *f)
 const struct workload wl_flash_sale = {
     .name = "flash-sale",
     .summary = "hot SKUs sold out one unit at a time with idempotency keys, then verified",
-    .flag_sets = {FLAGS},
+    .flag_sets = {FLASH_SALE_FLAGS},
     .kinds = {"take", "confirm"},
     .expected_codes = 1ull << TRASTENDA_E_SHORT,
     .runs_to_end = true,
-    .ops_per_call = fs_ops_per_call,
-    .setup = fs_setup,
-    .caller_init = fs_caller_init,
-    .step = fs_step,
-    .finish = fs_finish,
-    .report_text = fs_report_text,
-    .report_json = fs_report_json,
+    .ops_per_call = flash_sale_ops_per_call,
+    .setup = flash_sale_setup,
+    .caller_init = flash_sale_caller_init,
+    .step = flash_sale_step,
+    .finish = flash_sale_finish,
+    .report_text = flash_sale_report_text,
+    .report_json = flash_sale_report_json,
 };

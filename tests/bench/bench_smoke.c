@@ -6,8 +6,11 @@
  *   - flash-sale in order mode and in hold mode (B = 4): exit 0, PASS, nothing oversold;
  *   - a flash sale that cannot sell out within its limit: FAIL and exit 1;
  *   - short checkout and order-intake runs with --json: exit 0, operations counted, no errors;
- *   - a bad flag: exit 2 before anything connects.
- * The server binds nothing but an ipc:// path in the temporary directory.
+ *   - a bad flag: exit 2 before anything connects;
+ *   - replica-reads against a second server, a leader, and its follower (both on ipc:// paths,
+ *     replication too): exit 0, reads counted on the follower, lag sampled, the sale PASS;
+ *     a missing or bad --follower: exit 2 before anything connects.
+ * The servers bind nothing but ipc:// paths in the temporary directory.
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -21,7 +24,8 @@
 #include "trastenda/client.h"
 
 static char dir[256], addr[300];
-static pid_t server_pid;
+static pid_t server_pid, repl_pids[2];
+static char leader_addr[300], follower_addr[300];
 
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
@@ -41,6 +45,12 @@ cleanup(void)
         waitpid(server_pid, NULL, 0);
         server_pid = 0;
     }
+    for (int i = 0; i < 2; i++)
+        if (repl_pids[i] > 0) {
+            kill(repl_pids[i], SIGKILL);
+            waitpid(repl_pids[i], NULL, 0);
+            repl_pids[i] = 0;
+        }
     if (dir[0] != '\0') {
         char cmd[400];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -100,10 +110,55 @@ server_start(void)
     server_pid = pid;
 }
 
-static void
-server_wait(void)
+/* Starts node n of the replicated pair: 0 the leader, 1 its follower; returns its PID. */
+static pid_t
+repl_node_start(int n)
 {
-    const char *nodes[] = {addr};
+    char data[300], log[300], repl[300], leader_repl[300];
+    snprintf(data, sizeof(data), "%s/data-%s", dir, n == 0 ? "leader" : "follower");
+    snprintf(log, sizeof(log), "%s/%s.log", dir, n == 0 ? "leader" : "follower");
+    snprintf(repl, sizeof(repl), "ipc://%s/%s-repl.ipc", dir, n == 0 ? "leader" : "follower");
+    snprintf(leader_repl, sizeof(leader_repl), "ipc://%s/leader-repl.ipc", dir);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (freopen(log, "w", stderr) == NULL) _exit(126);
+        const char *argv[32] = {"trastenda",
+                                "--listen",
+                                n == 0 ? leader_addr : follower_addr,
+                                "--repl",
+                                repl,
+                                "--http",
+                                "none",
+                                "--events",
+                                "none",
+                                "--data",
+                                data,
+                                "--skus-max",
+                                "1000",
+                                "--stock-max",
+                                "2000",
+                                "--locations-max",
+                                "16",
+                                "--log-level",
+                                "warn"};
+        int k = 19;
+        if (n == 1) {
+            argv[k++] = "--follow";
+            argv[k++] = leader_repl;
+        }
+        argv[k] = NULL;
+        execv(TS_SERVER_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void
+server_wait_at(const char *at)
+{
+    const char *nodes[] = {at};
     trastenda_client_config cfg;
     trastenda_client_config_default(&cfg);
     cfg.nodes = nodes;
@@ -121,7 +176,13 @@ server_wait(void)
         }
         usleep(50000);
     }
-    CHECK(0, "the server did not come up (%s/server.log)", dir);
+    CHECK(0, "the server at %s did not come up (logs in %s)", at, dir);
+}
+
+static void
+server_wait(void)
+{
+    server_wait_at(addr);
 }
 
 /* Runs trastenda-bench with args (NULL-terminated); its stdout in out; returns its exit code. */
@@ -247,6 +308,50 @@ timed_runs(void)
     CHECK(bench(out, sizeof(out), bad) == 2, "a bad flag: exit 2");
 }
 
+/* The replicated pair comes up only on a server built with replication. */
+static void
+replica_reads(void)
+{
+    if (!server_takes("--follow")) {
+        fprintf(stderr, "bench_smoke: replica-reads skipped: the server has no --follow\n");
+        return;
+    }
+    snprintf(leader_addr, sizeof(leader_addr), "ipc://%s/leader.ipc", dir);
+    snprintf(follower_addr, sizeof(follower_addr), "ipc://%s/follower.ipc", dir);
+    const char *missing[] = {"replica-reads", "--addr", leader_addr, NULL};
+    CHECK(bench(out, sizeof(out), missing) == 2, "replica-reads without --follower: exit 2");
+    const char *bad[] = {"replica-reads", "--addr",        leader_addr,
+                         "--follower",    "tcp://nowhere", NULL};
+    CHECK(bench(out, sizeof(out), bad) == 2, "replica-reads, a bad --follower: exit 2");
+    repl_pids[0] = repl_node_start(0);
+    server_wait_at(leader_addr);
+    repl_pids[1] = repl_node_start(1);
+    server_wait_at(follower_addr);
+    const char *run[] = {"replica-reads",
+                         "--addr",
+                         leader_addr,
+                         "--follower",
+                         follower_addr,
+                         "--skus",
+                         "10",
+                         "--units",
+                         "300",
+                         "--callers",
+                         "12",
+                         "--readers",
+                         "4",
+                         "--json",
+                         NULL};
+    int code = bench(out, sizeof(out), run);
+    CHECK(code == 0 && strstr(out, "\"pass\":true") != NULL, "replica-reads: exit %d: %.3000s",
+          code, tail(out));
+    CHECK(json_int(out, "reads") > 0 && json_int(out, "follower_reads") > 0 &&
+              json_int(out, "samples") > 0 && json_int(out, "probes") > 0 &&
+              json_int(out, "failed") == 0 && json_int(out, "oversold") == 0 &&
+              json_int(out, "sold") == 3000 && strstr(out, "\"errors\":{}") != NULL,
+          "replica-reads: %.3000s", tail(out));
+}
+
 int
 main(void)
 {
@@ -261,6 +366,7 @@ main(void)
     server_wait();
     flash_sales();
     timed_runs();
+    replica_reads();
     fprintf(stderr, "bench_smoke: ok\n");
     return 0;
 }
