@@ -66,44 +66,24 @@ on_signal(int sig)
     _exit(1);
 }
 
-/* True when the server binary lists `flag` in its --help. */
-static bool
-server_takes(const char *flag)
-{
-    FILE *f = popen(TS_SERVER_PATH " --help", "r");
-    CHECK(f != NULL, "popen");
-    char line[512];
-    bool found = false;
-    while (fgets(line, sizeof(line), f) != NULL)
-        found |= strstr(line, flag) != NULL;
-    pclose(f);
-    return found;
-}
-
 static void
 server_start(void)
 {
     char data[300], log[300];
     snprintf(data, sizeof(data), "%s/data", dir);
     snprintf(log, sizeof(log), "%s/server.log", dir);
-    bool repl = server_takes("--repl ");
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (freopen(log, "w", stderr) == NULL) _exit(126);
-        const char *argv[24] = {"trastenda", "--listen",    addr,    "--events",
-                                "none",      "--data",      data,    "--skus-max",
-                                "10000",     "--stock-max", "20000", "--locations-max",
-                                "16",        "--log-level", "warn"};
-        int n = 15;
-        /* A server built with replication listens on a replication port by default
-         * (tcp://127.0.0.1:7880): off, so that the test binds nothing but its ipc:// path. */
-        if (repl) {
-            argv[n++] = "--repl";
-            argv[n++] = "none";
-        }
-        argv[n] = NULL;
+        /* Replication and HTTP listen on default TCP ports: off, so that the test binds nothing
+         * but its ipc:// path. */
+        const char *argv[] = {"trastenda", "--listen",    addr,    "--events",
+                              "none",      "--repl",      "none",  "--http",
+                              "none",      "--data",      data,    "--skus-max",
+                              "10000",     "--stock-max", "20000", "--locations-max",
+                              "16",        "--log-level", "warn",  NULL};
         execv(TS_SERVER_PATH, (char *const *)argv);
         _exit(127);
     }
@@ -308,14 +288,10 @@ timed_runs(void)
     CHECK(bench(out, sizeof(out), bad) == 2, "a bad flag: exit 2");
 }
 
-/* The replicated pair comes up only on a server built with replication. */
+/* A leader and its follower of their own. */
 static void
 replica_reads(void)
 {
-    if (!server_takes("--follow")) {
-        fprintf(stderr, "bench_smoke: replica-reads skipped: the server has no --follow\n");
-        return;
-    }
     snprintf(leader_addr, sizeof(leader_addr), "ipc://%s/leader.ipc", dir);
     snprintf(follower_addr, sizeof(follower_addr), "ipc://%s/follower.ipc", dir);
     const char *missing[] = {"replica-reads", "--addr", leader_addr, NULL};
