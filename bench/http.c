@@ -33,7 +33,7 @@
 
 #define BENCH_NAME "trastenda-bench-http"
 #include "common.h"
-#include "trastenda/client.h"
+#include "server_bench.h"
 
 #define CLIENTS_MAX 64
 #define ROUNDS_MAX  9
@@ -79,10 +79,7 @@ static void
 server_start(const char *self)
 {
     char bin[512];
-    snprintf(bin, sizeof(bin), "%s", self);
-    char *slash = strrchr(bin, '/');
-    snprintf(slash != NULL ? slash + 1 : bin, sizeof(bin) - (size_t)(slash ? slash + 1 - bin : 0),
-             "trastenda");
+    sb_sibling(self, "trastenda", bin, sizeof(bin));
     snprintf(dir, sizeof(dir), "/tmp/trastenda-bench-http-XXXXXX");
     if (mkdtemp(dir) == NULL) die("mkdtemp");
     char data[300], skus[32], http[64];
@@ -106,64 +103,6 @@ server_start(const char *self)
     }
     server_pid = pid;
     atexit(server_stop);
-}
-
-static trastenda_client *
-client(uint32_t in_flight)
-{
-    const char *nodes[] = {addr};
-    trastenda_client_config cfg;
-    trastenda_client_config_default(&cfg);
-    cfg.nodes = nodes;
-    cfg.n_nodes = 1;
-    cfg.timeout_ms = 30000;
-    cfg.batch_max = 1024;
-    cfg.in_flight = in_flight;
-    trastenda_client *c;
-    if (trastenda_client_open(&cfg, &c, NULL, 0) != TRASTENDA_OK) die("client");
-    return c;
-}
-
-static void
-load(trastenda_client *c)
-{
-    for (int tries = 0;; tries++) {
-        trastenda_reply r;
-        if (trastenda_status(c, &r) == TRASTENDA_OK && r.code == 0) {
-            trastenda_reply_clear(&r);
-            break;
-        }
-        trastenda_reply_clear(&r);
-        if (tries > 200) die("the server did not start (%s/server.log)", dir);
-        usleep(50000);
-    }
-    static trastenda_args a[1024];
-    static trastenda_reply r[1024];
-    static char ids[1024][16];
-    trastenda_args_init(&a[0], "location.upsert");
-    a[0].loc = "W1";
-    trastenda_call_batch(c, a, 1, r);
-    trastenda_reply_clear(&r[0]);
-    for (int base = 0; base < n_skus; base += 512) {
-        uint32_t n = 0;
-        for (int k = base; k < base + 512 && k < n_skus; k++) {
-            uint32_t j = (uint32_t)(k - base);
-            snprintf(ids[j], sizeof(ids[0]), "S%d", k);
-            trastenda_args_init(&a[n], "sku.upsert");
-            a[n].sku = ids[j];
-            n++;
-            trastenda_args_init(&a[n], "receive");
-            a[n].sku = ids[j];
-            a[n].loc = "W1";
-            a[n].qty = 1000000;
-            n++;
-        }
-        trastenda_call_batch(c, a, n, r);
-        for (uint32_t i = 0; i < n; i++) {
-            if (r[i].code != 0) die("load: %s", r[i].msg);
-            trastenda_reply_clear(&r[i]);
-        }
-    }
 }
 
 /* ---- HTTP/1.1 keep-alive client ---- */
@@ -400,11 +339,14 @@ main(int argc, char **argv)
         die("--clients 1..%d, --rounds 1..%d, --skus >= 1", CLIENTS_MAX, ROUNDS_MAX);
     signal(SIGPIPE, SIG_IGN);
     server_start(argv[0]);
-    trastenda_client *shared = client(4);
-    load(shared);
+    trastenda_client *shared = sb_client(addr, 4);
+    char log[300];
+    snprintf(log, sizeof(log), "%s/server.log", dir);
+    sb_wait(shared, log);
+    sb_load(shared, n_skus, 1000000);
     static trastenda_client *own[CLIENTS_MAX];
     for (int i = 0; i < n_clients; i++)
-        own[i] = client(1);
+        own[i] = sb_client(addr, 1);
     printf("trastenda-bench-http: %ld cores, server durability fsync, %d SKUs, %d clients, "
            "%.0f s per case, median of %d interleaved rounds, loopback TCP\n\n",
            sysconf(_SC_NPROCESSORS_ONLN), n_skus, n_clients, seconds, rounds);

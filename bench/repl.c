@@ -32,7 +32,7 @@
 
 #define BENCH_NAME "trastenda-bench-repl"
 #include "common.h"
-#include "trastenda/client.h"
+#include "server_bench.h"
 
 #define NODES 4
 
@@ -125,17 +125,7 @@ node_start(int n, const char *follow, int sync)
 static trastenda_client *
 client_of(int n, uint32_t in_flight)
 {
-    const char *nodes[] = {req_addr[n]};
-    trastenda_client_config cfg;
-    trastenda_client_config_default(&cfg);
-    cfg.nodes = nodes;
-    cfg.n_nodes = 1;
-    cfg.timeout_ms = 30000;
-    cfg.batch_max = 1024;
-    cfg.in_flight = in_flight;
-    trastenda_client *c;
-    if (trastenda_client_open(&cfg, &c, NULL, 0) != TRASTENDA_OK) die("client");
-    return c;
+    return sb_client(req_addr[n], in_flight);
 }
 
 /* The node's durable sequence (its status reply's envelope), 0 when it does not answer. */
@@ -154,18 +144,10 @@ static void
 node_wait(int n)
 {
     trastenda_client *c = client_of(n, 1);
-    for (int i = 0; i < 400; i++) {
-        trastenda_reply r;
-        memset(&r, 0, sizeof(r));
-        bool ok = trastenda_status(c, &r) == TRASTENDA_OK && r.code == 0;
-        trastenda_reply_clear(&r);
-        if (ok) {
-            trastenda_client_close(c);
-            return;
-        }
-        usleep(50000);
-    }
-    die("node %d did not start (%s/node%d.log)", n, dir, n);
+    char log[300];
+    snprintf(log, sizeof(log), "%s/node%d.log", dir, n);
+    sb_wait(c, log);
+    trastenda_client_close(c);
 }
 
 static void
@@ -182,33 +164,7 @@ static void
 load_catalogue(void)
 {
     trastenda_client *c = client_of(0, 4);
-    static trastenda_args a[1024];
-    static trastenda_reply r[1024];
-    static char ids[512][16];
-    trastenda_args_init(&a[0], "location.upsert");
-    a[0].loc = "W1";
-    if (trastenda_call_batch(c, a, 1, r) != TRASTENDA_OK || r[0].code != 0) die("location");
-    trastenda_reply_clear(&r[0]);
-    for (int base = 0; base < n_skus; base += 512) {
-        uint32_t n = 0;
-        for (int k = base; k < base + 512 && k < n_skus; k++) {
-            uint32_t j = (uint32_t)(k - base);
-            snprintf(ids[j], sizeof(ids[0]), "S%d", k);
-            trastenda_args_init(&a[n], "sku.upsert");
-            a[n].sku = ids[j];
-            n++;
-            trastenda_args_init(&a[n], "receive");
-            a[n].sku = ids[j];
-            a[n].loc = "W1";
-            a[n].qty = 1000000000;
-            n++;
-        }
-        if (trastenda_call_batch(c, a, n, r) != TRASTENDA_OK) die("load");
-        for (uint32_t i = 0; i < n; i++) {
-            if (r[i].code != 0) die("load: %s", r[i].msg);
-            trastenda_reply_clear(&r[i]);
-        }
-    }
+    sb_load(c, n_skus, 1000000000);
     trastenda_client_close(c);
 }
 
@@ -453,10 +409,7 @@ main(int argc, char **argv)
     if (seconds <= 0 || rate <= 0 || stop_seconds < 0 || n_skus < 1)
         die("--seconds, --rate and --skus must be positive");
     signal(SIGPIPE, SIG_IGN);
-    snprintf(bin, sizeof(bin), "%s", argv[0]);
-    char *slash = strrchr(bin, '/');
-    snprintf(slash != NULL ? slash + 1 : bin, sizeof(bin) - (size_t)(slash ? slash + 1 - bin : 0),
-             "trastenda");
+    sb_sibling(argv[0], "trastenda", bin, sizeof(bin));
     snprintf(dir, sizeof(dir), "/tmp/trastenda-bench-repl-XXXXXX");
     if (mkdtemp(dir) == NULL) die("mkdtemp");
     atexit(cleanup);

@@ -30,7 +30,7 @@
 
 #define BENCH_NAME "trastenda-bench-server"
 #include "common.h"
-#include "trastenda/client.h"
+#include "server_bench.h"
 
 static double seconds = 5;
 static int n_skus = 100000;
@@ -58,10 +58,7 @@ static void
 server_start(const char *self)
 {
     char bin[512];
-    snprintf(bin, sizeof(bin), "%s", self);
-    char *slash = strrchr(bin, '/');
-    snprintf(slash != NULL ? slash + 1 : bin, sizeof(bin) - (size_t)(slash ? slash + 1 - bin : 0),
-             "trastenda");
+    sb_sibling(self, "trastenda", bin, sizeof(bin));
     snprintf(dir, sizeof(dir), "/tmp/trastenda-bench-server-XXXXXX");
     if (mkdtemp(dir) == NULL) exit(1);
     char data[300], skus[32];
@@ -82,70 +79,6 @@ server_start(const char *self)
     }
     server_pid = pid;
     atexit(server_stop);
-}
-
-static trastenda_client *
-client(void)
-{
-    const char *nodes[] = {addr};
-    trastenda_client_config cfg;
-    trastenda_client_config_default(&cfg);
-    cfg.nodes = nodes;
-    cfg.n_nodes = 1;
-    cfg.timeout_ms = 30000;
-    cfg.batch_max = 1024;
-    cfg.in_flight = 4;
-    trastenda_client *c;
-    if (trastenda_client_open(&cfg, &c, NULL, 0) != TRASTENDA_OK) exit(1);
-    return c;
-}
-
-static void
-load(trastenda_client *c)
-{
-    for (int tries = 0;; tries++) {
-        trastenda_reply r;
-        if (trastenda_status(c, &r) == TRASTENDA_OK && r.code == 0) {
-            trastenda_reply_clear(&r);
-            break;
-        }
-        trastenda_reply_clear(&r);
-        if (tries > 200) {
-            fprintf(stderr, "bench: the server did not start (%s/server.log)\n", dir);
-            exit(1);
-        }
-        usleep(50000);
-    }
-    static trastenda_args a[1024];
-    static trastenda_reply r[1024];
-    static char ids[1024][16];
-    trastenda_args_init(&a[0], "location.upsert");
-    a[0].loc = "W1";
-    trastenda_call_batch(c, a, 1, r);
-    trastenda_reply_clear(&r[0]);
-    for (int base = 0; base < n_skus; base += 512) {
-        uint32_t n = 0;
-        for (int k = base; k < base + 512 && k < n_skus; k++) {
-            uint32_t j = (uint32_t)(k - base);
-            snprintf(ids[j], sizeof(ids[0]), "S%d", k);
-            trastenda_args_init(&a[n], "sku.upsert");
-            a[n].sku = ids[j];
-            n++;
-            trastenda_args_init(&a[n], "receive");
-            a[n].sku = ids[j];
-            a[n].loc = "W1";
-            a[n].qty = 1000000;
-            n++;
-        }
-        trastenda_call_batch(c, a, n, r);
-        for (uint32_t i = 0; i < n; i++) {
-            if (r[i].code != 0) {
-                fprintf(stderr, "bench: load: %s\n", r[i].msg);
-                exit(1);
-            }
-            trastenda_reply_clear(&r[i]);
-        }
-    }
 }
 
 /* ---- the echo baseline ---- */
@@ -329,8 +262,11 @@ main(int argc, char **argv)
     snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", port);
     snprintf(echo_addr, sizeof(echo_addr), "tcp://127.0.0.1:%d", port + 1);
     server_start(argv[0]);
-    trastenda_client *c = client();
-    load(c);
+    trastenda_client *c = sb_client(addr, 4);
+    char log[300];
+    snprintf(log, sizeof(log), "%s/server.log", dir);
+    sb_wait(c, log);
+    sb_load(c, n_skus, 1000000);
     echo_start();
     nng_socket echo;
     if (nng_req0_open(&echo) != 0 || nng_dial(echo, echo_addr, NULL, 0) != 0) return 1;

@@ -665,8 +665,6 @@ reply_entries(struct repl *r, const struct rmsg *q)
         (void)trastenda_store_log_scan(s->store, from, FETCH_ENTRIES, visit_count, &count, &next);
     msgpack_packer pk;
     nng_msg *m = msg_new(&pk);
-    const struct rmsg *dgm = NULL;
-    (void)dgm;
     msgpack_pack_map(&pk, 10);
     pk_s(&pk, "t", "entries");
     pk_u(&pk, "epoch", st.epoch);
@@ -702,9 +700,8 @@ reply_entries(struct repl *r, const struct rmsg *q)
     if (count.n > 0) {
         struct fill f = {.pk = &pk, .n = count.n};
         (void)trastenda_store_log_scan(s->store, from, count.n, visit_pack, &f, &next);
-        /* The log cannot lose entries between the two scans (they are behind no cut: a cut
-         * never passes a fetch's start, which is after what the follower has). If it did, the
-         * array would be short: pad with nothing is impossible, so say bootstrap instead. */
+        /* Entries the first scan counted that the second did not find were cut meanwhile: the
+         * array would be short, so the follower is told to bootstrap instead. */
         if (f.n != 0) {
             nng_msg_free(m);
             return reply_simple("bootstrap", "the log moved while it was read");

@@ -1,0 +1,106 @@
+/*
+ * bench/server_bench.h - what the benchmarks that drive a real `trastenda` process share (the
+ * server, HTTP and replication benchmarks): the server binary next to the benchmark's own, a
+ * client of one address, waiting until a node answers, and the catalogue they load (one
+ * location W1, SKUs S0 .. S<n-1> with stock there).
+ *
+ * Header-only, after bench/common.h (which needs BENCH_NAME).
+ */
+#ifndef TRASTENDA_BENCH_SERVER_BENCH_H
+#define TRASTENDA_BENCH_SERVER_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "trastenda/client.h"
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+
+/* The path of the binary `name` in the directory of `self` (argv[0]). */
+static void
+sb_sibling(const char *self, const char *name, char *out, size_t cap)
+{
+    const char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        snprintf(out, cap, "%s", name);
+    else
+        snprintf(out, cap, "%.*s/%s", (int)(slash - self), self, name);
+}
+
+/* A client of one node; dies when it cannot be made. */
+static trastenda_client *
+sb_client(const char *addr, uint32_t in_flight)
+{
+    const char *nodes[] = {addr};
+    trastenda_client_config cfg;
+    trastenda_client_config_default(&cfg);
+    cfg.nodes = nodes;
+    cfg.n_nodes = 1;
+    cfg.timeout_ms = 30000;
+    cfg.batch_max = 1024;
+    cfg.in_flight = in_flight;
+    trastenda_client *c;
+    if (trastenda_client_open(&cfg, &c, NULL, 0) != TRASTENDA_OK) die("client of %s", addr);
+    return c;
+}
+
+/* Waits (up to about 20 s) until the node answers status; dies naming its log otherwise. */
+static void
+sb_wait(trastenda_client *c, const char *log)
+{
+    for (int tries = 0; tries < 400; tries++) {
+        trastenda_reply r;
+        memset(&r, 0, sizeof(r));
+        bool up = trastenda_status(c, &r) == TRASTENDA_OK && r.code == 0;
+        trastenda_reply_clear(&r);
+        if (up) return;
+        usleep(50000);
+    }
+    die("the server did not start (%s)", log);
+}
+
+/* Location W1 and SKUs S0 .. S<n_skus-1>, each received at W1 with qty units. */
+static void
+sb_load(trastenda_client *c, int n_skus, int64_t qty)
+{
+    static trastenda_args a[1024];
+    static trastenda_reply r[1024];
+    static char ids[512][16];
+    trastenda_args_init(&a[0], "location.upsert");
+    a[0].loc = "W1";
+    if (trastenda_call_batch(c, a, 1, r) != TRASTENDA_OK || r[0].code != 0)
+        die("load: location: %s", r[0].msg);
+    trastenda_reply_clear(&r[0]);
+    for (int base = 0; base < n_skus; base += 512) {
+        uint32_t n = 0;
+        for (int k = base; k < base + 512 && k < n_skus; k++) {
+            uint32_t j = (uint32_t)(k - base);
+            snprintf(ids[j], sizeof(ids[0]), "S%d", k);
+            trastenda_args_init(&a[n], "sku.upsert");
+            a[n].sku = ids[j];
+            n++;
+            trastenda_args_init(&a[n], "receive");
+            a[n].sku = ids[j];
+            a[n].loc = "W1";
+            a[n].qty = qty;
+            n++;
+        }
+        if (trastenda_call_batch(c, a, n, r) != TRASTENDA_OK) die("load: no reply");
+        for (uint32_t i = 0; i < n; i++) {
+            if (r[i].code != 0) die("load: %s", r[i].msg);
+            trastenda_reply_clear(&r[i]);
+        }
+    }
+}
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* TRASTENDA_BENCH_SERVER_BENCH_H */
