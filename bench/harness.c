@@ -5,11 +5,15 @@
  *   trastenda-bench WORKLOAD [--addr ADDR] [--callers C] [--batch B] [--duration-s S | --ops N]
  *                   [--json] [...]          (trastenda-bench WORKLOAD --help lists every flag)
  *
- * Drives the server over nng through the public client library (libtrastenda): C callers
- * (threads) share one client with automatic batching, as a checkout service would, or have one
- * client each; each call carries B ops and waits for its results before the next.
+ * Drives the server over nng through the public client library (libtrastenda): C callers share
+ * one client with automatic batching, as a checkout service would, or have one client each; each
+ * call carries B ops and waits for its results before the next. The callers are coroutines on a
+ * few threads making asynchronous calls (bench/coro.h; as redis-benchmark and pgbench multiplex
+ * their connections), or with --caller-threads 0 one blocked thread each.
  */
 #include "harness.h"
+
+#include "coro.h"
 
 #include <errno.h>
 #include <math.h>
@@ -35,6 +39,7 @@ static struct bench B = {
             .client_batch_max = 1024,
             .timeout_ms = 5000,
             .retries = 3,
+            .caller_threads = 1,
             .duration_s = -1, /* defaults resolved once the workload is known */
             .warmup_s = -1,
         },
@@ -51,6 +56,9 @@ static const struct bench_flag COMMON_FLAGS[] = {
     {"ops", FLAG_U64, &B.o.ops, 1, 1e15, "stop after N operations instead of the duration"},
     {"client-per-caller", FLAG_BOOL, &B.o.client_per_caller, 0, 0,
      "one client per caller (default: all callers share one, with automatic batching)"},
+    {"caller-threads", FLAG_U32, &B.o.caller_threads, 0, 64,
+     "threads the callers run on as coroutines with asynchronous calls; 0: one blocked thread "
+     "per caller (1)"},
     {"in-flight", FLAG_U32, &B.o.in_flight, 1, 64, "requests in flight per client (4)"},
     {"client-batch-max", FLAG_U32, &B.o.client_batch_max, 1, BENCH_OPS_MAX,
      "operations a client coalesces into one request (1024)"},
@@ -242,8 +250,9 @@ bench_call(struct caller *c, uint32_t kinds, uint32_t n)
     BENCH_ASSERT(n >= 1 && n <= b->ops_per_call);
     BENCH_ASSERT(kinds != 0 && kinds < (1u << BENCH_KINDS_MAX));
     uint64_t t0 = now_ns();
-    trastenda_err e = n == 1 ? trastenda_call(c->client, &c->args[0], &c->replies[0])
-                             : trastenda_call_batch(c->client, c->args, n, c->replies);
+    trastenda_err e = co_inside() ? co_call(c->client, c->args, n, c->replies)
+                      : n == 1    ? trastenda_call(c->client, &c->args[0], &c->replies[0])
+                                  : trastenda_call_batch(c->client, c->args, n, c->replies);
     uint64_t ns = now_ns() - t0;
     /* The client refuses only arguments it cannot encode: our bug, and no result was written. */
     if (e == TRASTENDA_E_INVALID || e == TRASTENDA_E_NOMEM)
@@ -504,14 +513,28 @@ run_id_make(struct bench *b)
 
 /* ---- the run ---- */
 
-static void *
-caller_main(void *arg)
+static void
+caller_run(void *arg)
 {
     struct caller *c = arg;
     struct bench *b = c->b;
     while (!atomic_load_explicit(&b->stop, memory_order_acquire))
         if (!b->wl->step(b, c)) break;
     atomic_fetch_add_explicit(&b->callers_done, 1, memory_order_release);
+}
+
+static void *
+caller_main(void *arg)
+{
+    caller_run(arg);
+    return NULL;
+}
+
+/* A thread of coroutine callers. */
+static void *
+sched_main(void *arg)
+{
+    co_sched_run(arg);
     return NULL;
 }
 
@@ -529,9 +552,27 @@ callers_start(struct bench *b)
         c->replies = xcalloc(b->ops_per_call, sizeof(*c->replies));
         if (b->wl->caller_init != NULL) b->wl->caller_init(b, c);
     }
-    for (uint32_t i = 0; i < b->o.callers; i++)
-        if (pthread_create(&b->callers[i].th, NULL, caller_main, &b->callers[i]) != 0)
-            die("cannot start caller %u", i);
+    if (b->o.caller_threads == 0) {
+        for (uint32_t i = 0; i < b->o.callers; i++)
+            if (pthread_create(&b->callers[i].th, NULL, caller_main, &b->callers[i]) != 0)
+                die("cannot start caller %u", i);
+        return;
+    }
+    /* caller i runs on thread i mod T */
+    uint32_t t = b->o.caller_threads < b->o.callers ? b->o.caller_threads : b->o.callers;
+    b->sched_threads = xcalloc(t, sizeof(*b->sched_threads));
+    b->n_sched_threads = t;
+    struct co_sched **s = xcalloc(t, sizeof(*s));
+    for (uint32_t k = 0; k < t; k++)
+        s[k] = co_sched_new();
+    for (uint32_t i = 0; i < b->o.callers; i++) {
+        co_sched_cork_client(s[i % t], b->callers[i].client);
+        co_spawn(s[i % t], caller_run, &b->callers[i]);
+    }
+    for (uint32_t k = 0; k < t; k++)
+        if (pthread_create(&b->sched_threads[k], NULL, sched_main, s[k]) != 0)
+            die("cannot start caller thread %u", k);
+    free(s);
 }
 
 static void
@@ -581,8 +622,12 @@ run(struct bench *b)
     wait_until(b, b->t0_ns + (uint64_t)(b->o.duration_s * 1e9), true);
     b->limit_reached = atomic_load_explicit(&b->callers_done, memory_order_acquire) != b->o.callers;
     clock_stop(b);
-    for (uint32_t i = 0; i < b->o.callers; i++)
-        pthread_join(b->callers[i].th, NULL);
+    if (b->o.caller_threads == 0)
+        for (uint32_t i = 0; i < b->o.callers; i++)
+            pthread_join(b->callers[i].th, NULL);
+    for (uint32_t k = 0; k < b->n_sched_threads; k++)
+        pthread_join(b->sched_threads[k], NULL);
+    free(b->sched_threads);
 }
 
 /* Defaults that depend on the workload; flags that do not apply to it are refused. */

@@ -13,7 +13,8 @@
  *
  * Design notes:
  * (1) A call is one round trip of one caller: B ops in one request (trastenda_call_batch), or
- *     one op (trastenda_call) when B = 1. Its latency goes into the histogram of the run and
+ *     one op (trastenda_call) when B = 1; from a coroutine caller, the asynchronous form of the
+ *     same (co_call). Its latency goes into the histogram of the run and
  *     into the histogram of each kind of op it carried.
  * (2) Only calls that complete while the clock runs are counted: after the warm-up and before
  *     the stop. Setup and final checks use the shared client outside the clock.
@@ -35,7 +36,7 @@
 
 /* Kinds of call a workload names (checkout: check, hold; order-intake: place .. ship). */
 #define BENCH_KINDS_MAX 4
-/* Callers: threads of this process; more only adds context switches on a small machine. */
+/* Callers: coroutines on a few threads, or threads of this process (--caller-threads 0). */
 #define BENCH_CALLERS_MAX 1024
 /* Ops in one call: the protocol's limit on one request (docs/PROTOCOL.md). */
 #define BENCH_OPS_MAX 1024
@@ -92,6 +93,7 @@ struct workload {
 struct bench_opts {
     const char *addr;
     uint32_t callers, batch, in_flight, client_batch_max, timeout_ms, retries;
+    uint32_t caller_threads; /* 0: a thread per caller; else coroutines on this many threads */
     double duration_s, warmup_s;
     uint64_t ops; /* stop after this many ops instead of the duration (0: by duration) */
     bool client_per_caller, json;
@@ -133,6 +135,8 @@ struct bench {
     uint64_t t0_ns, t1_ns;
     int64_t server_cpu0, server_cpu1, self_cpu0, self_cpu1;
     struct caller *callers;
+    pthread_t *sched_threads; /* the coroutine callers' threads */
+    uint32_t n_sched_threads;
     void *wl_state; /* the workload's shared state */
 };
 

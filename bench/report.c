@@ -87,6 +87,11 @@ text_header(const struct bench *b, FILE *f)
         fprintf(f, "%u callers, one client each", b->o.callers);
     else
         fprintf(f, "%u callers sharing one client (automatic batching)", b->o.callers);
+    if (b->o.caller_threads == 0)
+        fprintf(f, ", a thread each");
+    else
+        fprintf(f, ", as coroutines on %u thread%s", b->o.caller_threads,
+                b->o.caller_threads == 1 ? "" : "s");
     fprintf(f, ", %u requests in flight per client, B = %u op%s per call; run %s\n", b->o.in_flight,
             b->o.batch, b->o.batch == 1 ? "" : "s", b->run_id);
 }
@@ -221,12 +226,14 @@ json_header(const struct bench *b, FILE *f)
     fprintf(f, "\"machine\":{\"cores\":%ld,\"cpu\":", cpu_cores());
     bench_json_print_str(f, cpu);
     fprintf(f,
-            "},\"config\":{\"callers\":%u,\"batch\":%u,\"shared_client\":%s,\"in_flight\":%u,"
+            "},\"config\":{\"callers\":%u,\"caller_threads\":%u,\"batch\":%u,\"shared_client\":%s,"
+            "\"in_flight\":%u,"
             "\"client_batch_max\":%u,\"duration_s\":%.3f,\"warmup_s\":%.3f,\"ops\":%llu,"
             "\"seed\":%llu},",
-            b->o.callers, b->o.batch, b->o.client_per_caller ? "false" : "true", b->o.in_flight,
-            b->o.client_batch_max, b->o.duration_s, b->wl->runs_to_end ? 0.0 : b->o.warmup_s,
-            (unsigned long long)b->o.ops, (unsigned long long)b->o.seed);
+            b->o.callers, b->o.caller_threads, b->o.batch,
+            b->o.client_per_caller ? "false" : "true", b->o.in_flight, b->o.client_batch_max,
+            b->o.duration_s, b->wl->runs_to_end ? 0.0 : b->o.warmup_s, (unsigned long long)b->o.ops,
+            (unsigned long long)b->o.seed);
 }
 
 static void

@@ -3,7 +3,9 @@
  *
  * Starts the real `trastenda` binary on loopback TCP with a temporary data directory (fsync), loads
  * a catalogue, and drives it from C concurrent callers in this process sharing ONE client
- * (automatic batching), each waiting for its result before its next call:
+ * (automatic batching), each waiting for its result before its next call; the callers are
+ * coroutines on one thread making asynchronous calls (bench/coro.h), or with --caller-threads 0
+ * a blocked thread each:
  *   - stock checks of a random SKU, C = 1, 16, 64;
  *   - durable single-line reserves (qty 1, an idempotency key each), C = 1, 16, 64;
  *   - the same reserves with an explicit batch of 64 operations per request, C = 1, 16, 64.
@@ -11,7 +13,7 @@
  * transport's own cost), so the server's overhead shows as a ratio. Latencies come from a
  * log-bucketed histogram (p50, p99), throughput from the wall clock.
  *
- *   trastenda-bench-server [--seconds N] [--skus N]
+ *   trastenda-bench-server [--seconds N] [--skus N] [--caller-threads T]
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -30,6 +32,7 @@
 
 #define BENCH_NAME "trastenda-bench-server"
 #include "common.h"
+#include "coro.h"
 #include "server_bench.h"
 
 static double seconds = 5;
@@ -132,6 +135,14 @@ enum work {
     RESERVE_B64
 };
 
+/* A caller's requests and replies: on the heap, since coroutine callers share their thread. */
+struct calls {
+    trastenda_args a[64];
+    trastenda_reply r[64];
+    trastenda_cline lines[64];
+    char skus[64][16], keys[64][32];
+};
+
 struct worker {
     pthread_t th;
     int id;
@@ -141,21 +152,23 @@ struct worker {
     volatile int *stop;
     struct hist h;
     uint64_t ops, errors;
+    struct calls *calls;
 };
 
 static uint64_t key_seq;
+static uint32_t caller_threads = 1;
 
-static void *
-work_main(void *arg)
+static void
+work_run(void *arg)
 {
     struct worker *k = arg;
     uint64_t rng = 0x9e3779b97f4a7c15ull * (uint64_t)(k->id + 1);
     nng_ctx ctx;
     if (k->w == ECHO) nng_ctx_open(&ctx, k->echo);
-    static __thread trastenda_args a[64];
-    static __thread trastenda_reply r[64];
-    static __thread trastenda_cline lines[64];
-    static __thread char skus[64][16], keys[64][32];
+    trastenda_args *a = k->calls->a;
+    trastenda_reply *r = k->calls->r;
+    trastenda_cline *lines = k->calls->lines;
+    char(*skus)[16] = k->calls->skus, (*keys)[32] = k->calls->keys;
     while (!*k->stop) {
         uint64_t t0 = now_ns();
         if (k->w == ECHO) {
@@ -193,8 +206,9 @@ work_main(void *arg)
                     a[i].key = keys[i];
                 }
             }
-            trastenda_err e =
-                n == 1 ? trastenda_call(k->c, &a[0], &r[0]) : trastenda_call_batch(k->c, a, n, r);
+            trastenda_err e = co_inside() ? co_call(k->c, a, n, r)
+                              : n == 1    ? trastenda_call(k->c, &a[0], &r[0])
+                                          : trastenda_call_batch(k->c, a, n, r);
             for (uint32_t i = 0; i < n; i++) {
                 if (e != TRASTENDA_OK || r[i].code != TRASTENDA_OK) k->errors++;
                 trastenda_reply_clear(&r[i]);
@@ -204,6 +218,19 @@ work_main(void *arg)
         hist_add(&k->h, now_ns() - t0);
     }
     if (k->w == ECHO) nng_ctx_close(ctx);
+}
+
+static void *
+work_main(void *arg)
+{
+    work_run(arg);
+    return NULL;
+}
+
+static void *
+sched_main(void *arg)
+{
+    co_sched_run(arg);
     return NULL;
 }
 
@@ -216,6 +243,7 @@ static struct result
 run(enum work w, int callers, trastenda_client *c, nng_socket echo)
 {
     static struct worker ws[64];
+    static struct calls *calls[64];
     volatile int stop = 0;
     for (int i = 0; i < callers; i++) {
         memset(&ws[i], 0, sizeof(ws[i]));
@@ -224,17 +252,38 @@ run(enum work w, int callers, trastenda_client *c, nng_socket echo)
         ws[i].c = c;
         ws[i].echo = echo;
         ws[i].stop = &stop;
+        if (calls[i] == NULL && (calls[i] = calloc(1, sizeof(*calls[i]))) == NULL) exit(1);
+        ws[i].calls = calls[i];
     }
+    /* The client's callers as coroutines (bench/coro.h); the bare echo keeps a thread each. */
+    uint32_t t = w == ECHO                            ? 0
+                 : caller_threads < (uint32_t)callers ? caller_threads
+                                                      : (uint32_t)callers;
+    pthread_t sth[64];
     uint64_t t0 = now_ns();
-    for (int i = 0; i < callers; i++)
-        pthread_create(&ws[i].th, NULL, work_main, &ws[i]);
+    if (t == 0)
+        for (int i = 0; i < callers; i++)
+            pthread_create(&ws[i].th, NULL, work_main, &ws[i]);
+    else {
+        struct co_sched *sc[64];
+        for (uint32_t j = 0; j < t; j++) {
+            sc[j] = co_sched_new();
+            co_sched_cork_client(sc[j], c);
+        }
+        for (int i = 0; i < callers; i++)
+            co_spawn(sc[(uint32_t)i % t], work_run, &ws[i]);
+        for (uint32_t j = 0; j < t; j++)
+            pthread_create(&sth[j], NULL, sched_main, sc[j]);
+    }
     usleep((useconds_t)(seconds * 1e6));
     stop = 1;
     static struct hist h;
     memset(&h, 0, sizeof(h));
     uint64_t ops = 0, errors = 0;
+    for (uint32_t j = 0; j < t; j++)
+        pthread_join(sth[j], NULL);
     for (int i = 0; i < callers; i++) {
-        pthread_join(ws[i].th, NULL);
+        if (t == 0) pthread_join(ws[i].th, NULL);
         hist_merge(&h, &ws[i].h);
         ops += ws[i].ops;
         errors += ws[i].errors;
@@ -252,8 +301,12 @@ main(int argc, char **argv)
             seconds = atof(argv[++i]);
         else if (strcmp(argv[i], "--skus") == 0 && i + 1 < argc)
             n_skus = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--caller-threads") == 0 && i + 1 < argc &&
+                 atoi(argv[i + 1]) >= 0 && atoi(argv[i + 1]) <= 64)
+            caller_threads = (uint32_t)atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: trastenda-bench-server [--seconds N] [--skus N]\n");
+            fprintf(stderr, "usage: trastenda-bench-server [--seconds N] [--skus N] "
+                            "[--caller-threads T (1; 0: a thread per caller)]\n");
             return 2;
         }
     }
@@ -272,8 +325,13 @@ main(int argc, char **argv)
     if (nng_req0_open(&echo) != 0 || nng_dial(echo, echo_addr, NULL, 0) != 0) return 1;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     printf("trastenda-bench-server: %ld cores, server durability fsync, %d SKUs, %.0f s per case, "
-           "loopback TCP, one shared client\n\n",
+           "loopback TCP, one shared client; ",
            cores, n_skus, seconds);
+    if (caller_threads == 0)
+        printf("a thread per caller\n\n");
+    else
+        printf("callers as coroutines on %u thread%s (the echo: a thread per caller)\n\n",
+               caller_threads, caller_threads == 1 ? "" : "s");
     printf("%-34s %8s %12s %10s %10s %8s\n", "case", "callers", "ops/s", "p50 us", "p99 us",
            "errors");
     const int cs[] = {1, 16, 64};

@@ -7,9 +7,14 @@
  * others that queued meanwhile. Each reply's results are cut into per-op byte ranges and handed
  * to their callers, who decode them. A client-side mutex guards the queue: the client is not the
  * server's hot path, and the callers block anyway.
+ *
+ * Asynchronous calls (trastenda_call_async) queue the same way; the I/O thread that receives
+ * their reply decodes their results straight from the message and calls their completion, with
+ * the client corked for that thread, so that calls made by the completions leave together.
  */
 #include <msgpack.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +31,8 @@
 
 #define BATCH_HARD_MAX 1024
 
+struct agroup;
+
 struct call {
     uint8_t *op; /* the encoded op map */
     size_t op_len;
@@ -38,8 +45,27 @@ struct call {
     uint64_t seq;
     uint64_t min_seq;
     bool done;
-    pthread_cond_t cv;
+    pthread_cond_t cv;     /* synchronous calls */
+    struct agroup *group;  /* asynchronous calls: the call_async they belong to */
+    uint32_t index;        /* ... and their place in it */
+    const uint8_t *res_in; /* asynchronous: the result, inside the reply message */
     struct call *next;
+};
+
+/* The calls of one trastenda_call_async. */
+struct agroup {
+    trastenda_reply *replies;
+    trastenda_done_fn done;
+    void *arg;
+    atomic_uint pending;
+    _Atomic trastenda_err status; /* the last failure, OK when none */
+    struct call calls[];
+};
+
+/* Calls whose reply came back, for the completions run after the lock is released. */
+struct finished {
+    struct call *c[BATCH_HARD_MAX];
+    uint32_t n;
 };
 
 struct slot {
@@ -372,6 +398,8 @@ result_route(const uint8_t *buf, size_t len, uint64_t *code, char *leader, size_
         if (!mp_read_str(&rd, &k, &kl)) return false;
         if (key_is(k, kl, "code")) {
             if (!mp_read_u64(&rd, code)) return false;
+            /* only these two name a leader or are retried: the rest need not be read */
+            if (*code != TRASTENDA_E_NOT_LEADER && *code != TRASTENDA_E_BUSY) return true;
         } else if (key_is(k, kl, "leader")) {
             if (!mp_read_str(&rd, &v, &vl)) return false;
             copy_str(leader, cap, v, vl);
@@ -384,7 +412,42 @@ result_route(const uint8_t *buf, size_t len, uint64_t *code, char *leader, size_
 
 /* ---- sending and receiving ---- */
 
-static void slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv);
+static void slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv,
+                       struct finished *fin);
+static void async_complete(struct trastenda_client *cl, struct finished *fin);
+static void async_end(struct call *c);
+
+/* The clients this thread has corked (trastenda_client_cork); more than CORKS_MAX are not. */
+#define CORKS_MAX 8
+static __thread const struct trastenda_client *tl_corked[CORKS_MAX];
+static __thread uint32_t tl_n_corked;
+
+static bool
+corked(const struct trastenda_client *cl)
+{
+    for (uint32_t i = 0; i < tl_n_corked; i++)
+        if (tl_corked[i] == cl) return true;
+    return false;
+}
+
+/* Corks cl for this thread; false when it already was (or cannot be). */
+static bool
+cork(const struct trastenda_client *cl)
+{
+    if (corked(cl) || tl_n_corked == CORKS_MAX) return false;
+    tl_corked[tl_n_corked++] = cl;
+    return true;
+}
+
+static void
+uncork(const struct trastenda_client *cl)
+{
+    for (uint32_t i = 0; i < tl_n_corked; i++)
+        if (tl_corked[i] == cl) {
+            tl_corked[i] = tl_corked[--tl_n_corked];
+            return;
+        }
+}
 
 static void
 slot_send(struct trastenda_client *cl, struct slot *sl)
@@ -416,10 +479,15 @@ slot_send(struct trastenda_client *cl, struct slot *sl)
     nng_msg *m;
     if (w.p == NULL || nng_msg_alloc(&m, w.len) != 0) {
         free(w.p);
+        struct finished *fin = malloc(sizeof(*fin));
+        if (fin == NULL) abort(); /* no memory for even the failure's bookkeeping */
+        fin->n = 0;
         pthread_mutex_lock(&cl->mu);
-        slot_reply(cl, sl, NULL, NNG_ENOMEM);
+        slot_reply(cl, sl, NULL, NNG_ENOMEM, fin);
         sl->busy = false;
         pthread_mutex_unlock(&cl->mu);
+        async_complete(cl, fin);
+        free(fin);
         return;
     }
     memcpy(nng_msg_body(m), w.p, w.len);
@@ -474,17 +542,23 @@ enqueue_front(struct trastenda_client *cl, struct call *c)
     cl->queued++;
 }
 
+/* A call ends (lock held): a synchronous caller is woken; an asynchronous call is kept in `fin`
+ * for its completion, with its result still inside the reply message. */
 static void
-finish_call(struct call *c, trastenda_err status)
+finish_call(struct call *c, trastenda_err status, struct finished *fin)
 {
     c->status = status;
     c->done = true;
-    pthread_cond_signal(&c->cv);
+    if (c->group == NULL)
+        pthread_cond_signal(&c->cv);
+    else
+        fin->c[fin->n++] = c;
 }
 
-/* The reply of a slot: cut results, wake callers, retry what must be retried (lock held). */
+/* The reply of a slot: cut results, wake callers, retry what must be retried (lock held).
+ * Asynchronous calls that ended are added to `fin`. */
 static void
-slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv)
+slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv, struct finished *fin)
 {
     struct mp_rd rd;
     const uint8_t *body = m != NULL ? nng_msg_body(m) : NULL;
@@ -550,9 +624,11 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv)
                 continue;
             }
             c->nng_rv = rv;
-            finish_call(c, rv == NNG_ETIMEDOUT ? TRASTENDA_E_TIMEOUT
-                           : rv != 0           ? TRASTENDA_E_CONNECT
-                                               : env_err);
+            finish_call(c,
+                        rv == NNG_ETIMEDOUT ? TRASTENDA_E_TIMEOUT
+                        : rv != 0           ? TRASTENDA_E_CONNECT
+                                            : env_err,
+                        fin);
             continue;
         }
         /* Not the leader: follow the redirect; busy: again, when that is safe. */
@@ -568,15 +644,20 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv)
             enqueue_front(cl, c);
             continue;
         }
+        c->res_len = res_len[i];
+        c->seq = seq;
+        if (c->group != NULL) { /* decoded from the message before it is freed */
+            c->res_in = res_at[i];
+            finish_call(c, TRASTENDA_OK, fin);
+            continue;
+        }
         c->res = malloc(res_len[i]);
         if (c->res == NULL) {
-            finish_call(c, TRASTENDA_E_NOMEM);
+            finish_call(c, TRASTENDA_E_NOMEM, fin);
             continue;
         }
         memcpy(c->res, res_at[i], res_len[i]);
-        c->res_len = res_len[i];
-        c->seq = seq;
-        finish_call(c, TRASTENDA_OK);
+        finish_call(c, TRASTENDA_OK, fin);
     }
     sl->n = 0;
 }
@@ -596,13 +677,17 @@ slot_cb(void *arg)
         nng_msg_free(nng_aio_get_msg(sl->aio)); /* not sent: still ours */
     }
     nng_msg *m = rv == 0 ? nng_aio_get_msg(sl->aio) : NULL;
+    struct finished fin;
+    fin.n = 0;
     pthread_mutex_lock(&cl->mu);
-    slot_reply(cl, sl, m, rv);
-    if (m != NULL) nng_msg_free(m);
+    slot_reply(cl, sl, m, rv, &fin);
     sl->busy = false;
-    /* Send what queued meanwhile, from this thread. */
-    struct slot *next = cl->closing ? NULL : slot_fill(cl);
+    /* Send what queued meanwhile, from this thread; with asynchronous calls ended, after their
+     * completions, which may add to it. */
+    struct slot *next = cl->closing || fin.n > 0 ? NULL : slot_fill(cl);
     pthread_mutex_unlock(&cl->mu);
+    if (fin.n > 0) async_complete(cl, &fin); /* their results are inside m */
+    if (m != NULL) nng_msg_free(m);
     if (next != NULL) slot_send(cl, next);
 }
 
@@ -733,6 +818,7 @@ void
 trastenda_client_close(trastenda_client *cl)
 {
     if (cl == NULL) return;
+    uncork(cl); /* this thread's cork must not outlive the client */
     pthread_mutex_lock(&cl->mu);
     cl->closing = true;
     pthread_mutex_unlock(&cl->mu);
@@ -744,6 +830,28 @@ trastenda_client_close(trastenda_client *cl)
     for (uint32_t i = 0; i < nn; i++) {
         if (cl->nodes != NULL && cl->nodes[i] != NULL) nng_close(cl->socks[i]);
         if (cl->nodes != NULL) free(cl->nodes[i]);
+    }
+    /* Nothing is sent any more: asynchronous calls still queued end here. */
+    for (;;) {
+        pthread_mutex_lock(&cl->mu);
+        struct call *c = cl->head;
+        while (c != NULL && c->group == NULL)
+            c = c->next;
+        if (c != NULL) { /* unlink it */
+            struct call **pp = &cl->head, *prev = NULL;
+            while (*pp != c) {
+                prev = *pp;
+                pp = &(*pp)->next;
+            }
+            *pp = c->next;
+            if (cl->tail == c) cl->tail = prev;
+            cl->queued--;
+        }
+        pthread_mutex_unlock(&cl->mu);
+        if (c == NULL) break;
+        c->status = TRASTENDA_E_CONNECT;
+        c->nng_rv = NNG_ECLOSED;
+        async_end(c);
     }
     for (uint32_t i = 0; i < nn * cl->cfg.in_flight; i++) {
         if (cl->slots[i].aio != NULL) nng_aio_free(cl->slots[i].aio);
@@ -757,20 +865,25 @@ trastenda_client_close(trastenda_client *cl)
     free(cl);
 }
 
+static void
+enqueue_back(struct trastenda_client *cl, struct call *c)
+{
+    c->next = NULL;
+    if (cl->tail != NULL)
+        cl->tail->next = c;
+    else
+        cl->head = c;
+    cl->tail = c;
+    cl->queued++;
+}
+
 /* Queues calls, sends if a slot is idle, waits for all of them. */
 static void
 run_calls(struct trastenda_client *cl, struct call *const *calls, uint32_t n)
 {
     pthread_mutex_lock(&cl->mu);
-    for (uint32_t i = 0; i < n; i++) {
-        calls[i]->next = NULL;
-        if (cl->tail != NULL)
-            cl->tail->next = calls[i];
-        else
-            cl->head = calls[i];
-        cl->tail = calls[i];
-        cl->queued++;
-    }
+    for (uint32_t i = 0; i < n; i++)
+        enqueue_back(cl, calls[i]);
     struct slot *sl = slot_fill(cl);
     pthread_mutex_unlock(&cl->mu);
     if (sl != NULL) slot_send(cl, sl); /* an idle client: sent from this thread */
@@ -781,12 +894,13 @@ run_calls(struct trastenda_client *cl, struct call *const *calls, uint32_t n)
     pthread_mutex_unlock(&cl->mu);
 }
 
+/* A call's reply, from its result bytes `res` or its failure. */
 static trastenda_err
-call_finish(struct call *c, trastenda_reply *reply)
+call_result(const struct call *c, const uint8_t *res, trastenda_reply *reply)
 {
     trastenda_err st = c->status;
     if (st == TRASTENDA_OK) {
-        st = decode_result(c->res, c->res_len, reply);
+        st = decode_result(res, c->res_len, reply);
         reply->seq = c->seq;
     } else {
         reply_reset(reply);
@@ -798,14 +912,65 @@ call_finish(struct call *c, trastenda_reply *reply)
         else
             snprintf(reply->msg, sizeof(reply->msg), "%s", trastenda_err_message(st));
     }
+    return st;
+}
+
+static trastenda_err
+call_finish(struct call *c, trastenda_reply *reply)
+{
+    trastenda_err st = call_result(c, c->res, reply);
     free(c->res);
     free(c->op);
     pthread_cond_destroy(&c->cv);
     return st;
 }
 
+/* An asynchronous call's end: its reply is decoded (from c->res_in, inside the reply message,
+ * when it has one), and the last call of its group calls the completion and frees the group. */
+static void
+async_end(struct call *c)
+{
+    struct agroup *g = c->group;
+    trastenda_err st = call_result(c, c->res_in, &g->replies[c->index]);
+    free(c->op);
+    c->op = NULL;
+    if (st != TRASTENDA_OK) atomic_store_explicit(&g->status, st, memory_order_relaxed);
+    if (atomic_fetch_sub_explicit(&g->pending, 1, memory_order_acq_rel) == 1) {
+        g->done(g->arg, atomic_load_explicit(&g->status, memory_order_relaxed));
+        free(g);
+    }
+}
+
+/* Sends what is queued on every idle slot. */
+static void
+client_flush(struct trastenda_client *cl)
+{
+    for (;;) {
+        pthread_mutex_lock(&cl->mu);
+        struct slot *sl = cl->closing ? NULL : slot_fill(cl);
+        pthread_mutex_unlock(&cl->mu);
+        if (sl == NULL) return;
+        slot_send(cl, sl);
+    }
+}
+
+/* The completions of asynchronous calls that ended, run with the client corked for this thread;
+ * what they queued is sent afterwards. */
+static void
+async_complete(struct trastenda_client *cl, struct finished *fin)
+{
+    bool corked_here = cork(cl);
+    for (uint32_t i = 0; i < fin->n; i++)
+        async_end(fin->c[i]);
+    fin->n = 0;
+    if (corked_here) {
+        uncork(cl);
+        client_flush(cl);
+    }
+}
+
 static trastenda_err
-call_prepare(struct call *c, const trastenda_args *a)
+call_prepare(struct call *c, const trastenda_args *a, struct agroup *group, uint32_t index)
 {
     memset(c, 0, sizeof(*c));
     struct wbuf w = {0};
@@ -818,7 +983,9 @@ call_prepare(struct call *c, const trastenda_args *a)
     c->write = is_write_op(a->op);
     c->min_seq = a->min_seq;
     c->keyed = a->key != NULL || (a->order != NULL && strcmp(a->op, "order.place") == 0);
-    pthread_cond_init(&c->cv, NULL);
+    c->group = group;
+    c->index = index;
+    if (group == NULL) pthread_cond_init(&c->cv, NULL);
     return TRASTENDA_OK;
 }
 
@@ -827,7 +994,7 @@ trastenda_call(trastenda_client *cl, const trastenda_args *a, trastenda_reply *r
 {
     if (cl == NULL || a == NULL || reply == NULL) return TRASTENDA_E_INVALID;
     struct call c;
-    trastenda_err err = call_prepare(&c, a);
+    trastenda_err err = call_prepare(&c, a, NULL, 0);
     if (err != TRASTENDA_OK) return err;
     struct call *p = &c;
     run_calls(cl, &p, 1);
@@ -850,7 +1017,7 @@ trastenda_call_batch(trastenda_client *cl, const trastenda_args *args, uint32_t 
     trastenda_err err = TRASTENDA_OK;
     uint32_t ready = 0;
     for (; ready < n && err == TRASTENDA_OK; ready++) {
-        err = call_prepare(&calls[ready], &args[ready]);
+        err = call_prepare(&calls[ready], &args[ready], NULL, 0);
         ptrs[ready] = &calls[ready];
     }
     if (err != TRASTENDA_OK) {
@@ -871,6 +1038,53 @@ trastenda_call_batch(trastenda_client *cl, const trastenda_args *args, uint32_t 
     free(calls);
     free(ptrs);
     return worst;
+}
+
+trastenda_err
+trastenda_call_async(trastenda_client *cl, const trastenda_args *args, uint32_t n,
+                     trastenda_reply *replies, trastenda_done_fn done, void *arg)
+{
+    if (cl == NULL || args == NULL || replies == NULL || done == NULL || n == 0 ||
+        n > BATCH_HARD_MAX)
+        return TRASTENDA_E_INVALID;
+    struct agroup *g = malloc(sizeof(*g) + (size_t)n * sizeof(struct call));
+    if (g == NULL) return TRASTENDA_E_NOMEM;
+    g->replies = replies;
+    g->done = done;
+    g->arg = arg;
+    atomic_init(&g->pending, n);
+    atomic_init(&g->status, TRASTENDA_OK);
+    for (uint32_t i = 0; i < n; i++) {
+        trastenda_err err = call_prepare(&g->calls[i], &args[i], g, i);
+        if (err != TRASTENDA_OK) {
+            for (uint32_t j = 0; j < i; j++)
+                free(g->calls[j].op);
+            free(g);
+            return err;
+        }
+    }
+    pthread_mutex_lock(&cl->mu);
+    for (uint32_t i = 0; i < n; i++)
+        enqueue_back(cl, &g->calls[i]);
+    /* g may end on another thread as soon as the lock is released */
+    struct slot *sl = corked(cl) || cl->closing ? NULL : slot_fill(cl);
+    pthread_mutex_unlock(&cl->mu);
+    if (sl != NULL) slot_send(cl, sl);
+    return TRASTENDA_OK;
+}
+
+void
+trastenda_client_cork(trastenda_client *c)
+{
+    if (c != NULL) cork(c);
+}
+
+void
+trastenda_client_uncork(trastenda_client *c)
+{
+    if (c == NULL) return;
+    uncork(c);
+    client_flush(c);
 }
 
 /* ---- typed calls ---- */

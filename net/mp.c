@@ -3,60 +3,20 @@
  */
 #include "mp.h"
 
-enum mp_type
-mp_peek(const struct mp_rd *r)
-{
-    if (r->bad || r->p >= r->end) return MP_NONE;
-    uint8_t b = *r->p;
-    if (b <= 0x7f || b >= 0xe0) return MP_INT;
-    if (b >= 0x80 && b <= 0x8f) return MP_MAP;
-    if (b >= 0x90 && b <= 0x9f) return MP_ARRAY;
-    if (b >= 0xa0 && b <= 0xbf) return MP_STR;
-    switch (b) {
-    case 0xc0:
-        return MP_NIL;
-    case 0xc2:
-    case 0xc3:
-        return MP_BOOL;
-    case 0xc4:
-    case 0xc5:
-    case 0xc6:
-        return MP_BIN;
-    case 0xc7:
-    case 0xc8:
-    case 0xc9:
-    case 0xd4:
-    case 0xd5:
-    case 0xd6:
-    case 0xd7:
-    case 0xd8:
-        return MP_EXT;
-    case 0xca:
-    case 0xcb:
-        return MP_FLOAT;
-    case 0xcc:
-    case 0xcd:
-    case 0xce:
-    case 0xcf:
-    case 0xd0:
-    case 0xd1:
-    case 0xd2:
-    case 0xd3:
-        return MP_INT;
-    case 0xd9:
-    case 0xda:
-    case 0xdb:
-        return MP_STR;
-    case 0xdc:
-    case 0xdd:
-        return MP_ARRAY;
-    case 0xde:
-    case 0xdf:
-        return MP_MAP;
-    default: /* 0xc1 is never used */
-        return MP_NONE;
-    }
-}
+/* The type of each first byte (0xc1 is never used). */
+#define R16(t) t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t
+const uint8_t mp_type_of[256] = {R16(MP_INT), R16(MP_INT), R16(MP_INT), R16(MP_INT), R16(MP_INT),
+                                 R16(MP_INT), R16(MP_INT), R16(MP_INT), R16(MP_MAP), R16(MP_ARRAY),
+                                 R16(MP_STR), R16(MP_STR),
+                                 /* 0xc0 .. 0xcf */
+                                 MP_NIL, MP_NONE, MP_BOOL, MP_BOOL, MP_BIN, MP_BIN, MP_BIN, MP_EXT,
+                                 MP_EXT, MP_EXT, MP_FLOAT, MP_FLOAT, MP_INT, MP_INT, MP_INT, MP_INT,
+                                 /* 0xd0 .. 0xdf */
+                                 MP_INT, MP_INT, MP_INT, MP_INT, MP_EXT, MP_EXT, MP_EXT, MP_EXT,
+                                 MP_EXT, MP_STR, MP_STR, MP_STR, MP_ARRAY, MP_ARRAY, MP_MAP, MP_MAP,
+                                 /* 0xe0 .. 0xff: negative fixints */
+                                 R16(MP_INT), R16(MP_INT)};
+#undef R16
 
 bool
 mp_read_nil(struct mp_rd *r)

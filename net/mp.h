@@ -68,6 +68,16 @@ mp_be(const uint8_t *p, int n)
     return v;
 }
 
+extern const uint8_t mp_type_of[256];
+
+/* The type of the next value; MP_NONE at the end or after a failure. */
+static inline enum mp_type
+mp_peek(const struct mp_rd *r)
+{
+    if (r->bad || r->p >= r->end) return MP_NONE;
+    return (enum mp_type)mp_type_of[*r->p];
+}
+
 /* Takes n bytes; false when fewer remain. */
 static inline bool
 mp_take(struct mp_rd *r, size_t n, const uint8_t **out)
@@ -78,7 +88,6 @@ mp_take(struct mp_rd *r, size_t n, const uint8_t **out)
     return true;
 }
 
-enum mp_type mp_peek(const struct mp_rd *r);
 bool mp_read_nil(struct mp_rd *r);
 bool mp_read_bool(struct mp_rd *r, bool *v);
 /* Any integer encoding whose value fits in int64 / uint64. */

@@ -42,7 +42,8 @@ typedef struct trastenda_client_config {
 void trastenda_client_config_default(trastenda_client_config *cfg);
 trastenda_err trastenda_client_open(const trastenda_client_config *cfg, trastenda_client **out,
                                     char *err, size_t errlen);
-/* Waits for the calls in flight. Accepts NULL. */
+/* Waits for the calls in flight; asynchronous calls still queued end with E_CONNECT. Accepts
+ * NULL. */
 void trastenda_client_close(trastenda_client *c);
 
 /* A line of a reserve, order, return or purchase order. */
@@ -121,6 +122,31 @@ trastenda_err trastenda_call(trastenda_client *c, const trastenda_args *a, trast
 /* An explicit batch: n operations in one request (not coalesced), replies[i] for args[i]. */
 trastenda_err trastenda_call_batch(trastenda_client *c, const trastenda_args *args, uint32_t n,
                                    trastenda_reply *replies);
+
+/*
+ * Asynchronous calls, for callers that run on an event loop or as coroutines instead of one
+ * blocked thread each: n operations (coalesced with other calls, like trastenda_call), their
+ * results decoded into replies[0..n) as trastenda_call_batch does, then done(arg, status) is
+ * called once, with the worst transport status of the n. `replies` must stay valid until then.
+ * Returns E_INVALID (bad args; done is not called) or OK (done will be called exactly once: when
+ * the client closes first, with E_CONNECT).
+ *
+ * `done` runs on one of the client's I/O threads. It must not block (no trastenda_call), and may
+ * make more asynchronous calls: those are sent together once the callbacks of the same reply have
+ * run, so callers that answer each other's completions are batched without waiting.
+ */
+typedef void (*trastenda_done_fn)(void *arg, trastenda_err status);
+trastenda_err trastenda_call_async(trastenda_client *c, const trastenda_args *args, uint32_t n,
+                                   trastenda_reply *replies, trastenda_done_fn done, void *arg);
+
+/*
+ * Corking, per thread: while the calling thread has corked the client, its asynchronous calls are
+ * queued but not sent; uncorking sends everything queued. An event loop corks before it runs the
+ * callers that became ready and uncorks after, so that their calls leave in one request instead
+ * of one each. Synchronous calls are never held back. A thread corks at most 8 clients at once.
+ */
+void trastenda_client_cork(trastenda_client *c);
+void trastenda_client_uncork(trastenda_client *c);
 
 /* The result map as JSON text (malloc'ed; free it). */
 char *trastenda_result_json(const trastenda_reply *r);

@@ -10,7 +10,8 @@
  *   - graceful stop (SIGTERM) and restart keep the state; a reserve acknowledged just before
  *     SIGTERM is there after the restart;
  *   - 32 threads sharing one client sell 10 SKUs of limited stock: sold = stock exactly, every
- *     call answered, each with its own result;
+ *     call answered, each with its own result; 64 shoppers driven by the completions of
+ *     asynchronous calls do the same, their calls batched into far fewer requests;
  *   - bad input of every class gets its error code and changes nothing; the server still answers.
  */
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -607,6 +609,150 @@ flash_sale(void)
     trastenda_client_close(shared);
 }
 
+/* ---- asynchronous calls: shoppers driven by their completions ---- */
+
+static void
+last_done(void *arg, trastenda_err status)
+{
+    *(trastenda_err *)arg = status;
+}
+
+#define ASHOPPERS 64
+
+struct ashopper {
+    uint32_t id, n, misses;
+    char sku[8], key[32];
+    trastenda_cline line;
+    trastenda_args args;
+    trastenda_reply reply;
+};
+
+static struct ashopper ashoppers[ASHOPPERS];
+static uint64_t async_sold[HOT];
+static atomic_uint async_active;
+static pthread_mutex_t async_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t async_cv = PTHREAD_COND_INITIALIZER;
+
+static void ashopper_done(void *arg, trastenda_err status);
+
+/* The shopper's next reserve; false when it stops (3 HOT misses in a row). */
+static bool
+ashopper_next(struct ashopper *a)
+{
+    if (a->misses >= 3 * HOT) return false;
+    uint64_t rng = 0x9e3779b97f4a7c15ull * (a->id + 1) + 0xd1b54a32d192ed03ull * a->n;
+    rng ^= rng >> 29;
+    snprintf(a->sku, sizeof(a->sku), "A%d", (int)(rng % HOT));
+    snprintf(a->key, sizeof(a->key), "a%u-%u", a->id, a->n++);
+    a->line = (trastenda_cline){a->sku, "W1", 1, 0};
+    trastenda_args_init(&a->args, "reserve");
+    a->args.lines = &a->line;
+    a->args.n_lines = 1;
+    a->args.ttl_ms = 600000;
+    a->args.key = a->key;
+    CHECK(trastenda_call_async(shared, &a->args, 1, &a->reply, ashopper_done, a) == TRASTENDA_OK,
+          "call_async refused a reserve");
+    return true;
+}
+
+/* A completion: count the unit, and the next reserve from this I/O thread (corked). */
+static void
+ashopper_done(void *arg, trastenda_err status)
+{
+    struct ashopper *a = arg;
+    CHECK(status == TRASTENDA_OK, "async transport: %s", trastenda_err_name(status));
+    if (a->reply.code == TRASTENDA_OK) {
+        CHECK(a->reply.n_allocs == 1 && strcmp(a->reply.allocs[0].sku, a->sku) == 0,
+              "an async reply for another shopper's request");
+        __atomic_fetch_add(&async_sold[a->sku[1] - '0'], 1, __ATOMIC_RELAXED);
+        a->misses = 0;
+    } else {
+        CHECK(a->reply.code == TRASTENDA_E_SHORT, "async reserve: %s %s", a->reply.name,
+              a->reply.msg);
+        a->misses++;
+    }
+    trastenda_reply_clear(&a->reply);
+    if (!ashopper_next(a) && atomic_fetch_sub(&async_active, 1) == 1) {
+        pthread_mutex_lock(&async_mu);
+        pthread_cond_signal(&async_cv);
+        pthread_mutex_unlock(&async_mu);
+    }
+}
+
+static uint64_t
+requests_served(trastenda_client *c)
+{
+    trastenda_reply r;
+    CHECK(trastenda_status(c, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK, "status");
+    char *j = trastenda_result_json(&r);
+    const char *p = j != NULL ? strstr(j, "\"requests\":") : NULL;
+    CHECK(p != NULL, "status without a requests counter");
+    uint64_t n = strtoull(p + strlen("\"requests\":"), NULL, 10);
+    free(j);
+    trastenda_reply_clear(&r);
+    return n;
+}
+
+/* 64 shoppers on one client, no thread of their own: each completion makes the next call. Sold =
+ * stock exactly, each reply its own; the first wave, made corked, and the completions' calls
+ * travel in shared requests (fewer requests than calls); closing with calls queued ends them. */
+static void
+async_flash_sale(void)
+{
+    shared = client_open(256);
+    for (int k = 0; k < HOT; k++) {
+        char sku[8];
+        snprintf(sku, sizeof(sku), "A%d", k);
+        trastenda_args a;
+        trastenda_args_init(&a, "sku.upsert");
+        a.sku = sku;
+        trastenda_reply r = ok(shared, &a);
+        trastenda_reply_clear(&r);
+        trastenda_receive(shared, sku, "W1", UNITS, NULL, &r);
+        CHECK(r.code == TRASTENDA_OK, "receive");
+        trastenda_reply_clear(&r);
+    }
+    uint64_t req0 = requests_served(shared);
+    atomic_init(&async_active, ASHOPPERS);
+    trastenda_client_cork(shared);
+    for (uint32_t i = 0; i < ASHOPPERS; i++) {
+        ashoppers[i].id = i;
+        ashopper_next(&ashoppers[i]);
+    }
+    trastenda_client_uncork(shared);
+    pthread_mutex_lock(&async_mu);
+    while (atomic_load(&async_active) > 0)
+        pthread_cond_wait(&async_cv, &async_mu);
+    pthread_mutex_unlock(&async_mu);
+    uint64_t calls = 0;
+    for (uint32_t i = 0; i < ASHOPPERS; i++)
+        calls += ashoppers[i].n;
+    uint64_t requests = requests_served(shared) - req0 - 1; /* less this status call */
+    CHECK(requests < calls / 4, "%" PRIu64 " requests for %" PRIu64 " calls: not batched", requests,
+          calls);
+    for (int k = 0; k < HOT; k++) {
+        char sku[8];
+        snprintf(sku, sizeof(sku), "A%d", k);
+        CHECK(async_sold[k] == UNITS, "%s: sold %" PRIu64 " of %d", sku, async_sold[k], UNITS);
+        CHECK(available(shared, sku) == 0, "%s still available", sku);
+    }
+    /* queued (corked) calls end with E_CONNECT when the client closes */
+    static trastenda_args la[3];
+    static trastenda_reply lr[3];
+    static trastenda_err lst = TRASTENDA_OK;
+    for (int i = 0; i < 3; i++) {
+        trastenda_args_init(&la[i], "stock");
+        la[i].sku = "A0";
+    }
+    trastenda_client_cork(shared);
+    CHECK(trastenda_call_async(shared, la, 3, lr, last_done, &lst) == TRASTENDA_OK, "call_async");
+    trastenda_client_close(shared);
+    CHECK(lst == TRASTENDA_E_CONNECT && lr[2].code == TRASTENDA_E_CONNECT,
+          "a queued call at close: %s", trastenda_err_name(lst));
+    CHECK(trastenda_call_async(NULL, la, 3, lr, last_done, &lst) == TRASTENDA_E_INVALID,
+          "call_async without a client");
+}
+
 /* ---- bad input ---- */
 
 static nng_socket raw;
@@ -1005,6 +1151,8 @@ main(void)
     trastenda_client_close(c);
     flash_sale();
     printf("plain_server: 32 threads flash sale ok\n");
+    async_flash_sale();
+    printf("plain_server: asynchronous flash sale ok\n");
     follower_redirect();
     printf("plain_server: not_leader redirect ok\n");
     restart_keeps_state();

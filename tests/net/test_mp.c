@@ -171,3 +171,25 @@ Test(net_mp, every_truncation_of_a_valid_message_is_refused)
         free(copy);
     }
 }
+
+/* The first-byte table against the msgpack specification's ranges, for all 256 bytes. */
+Test(net_mp, every_first_byte_has_its_type)
+{
+    for (int b = 0; b < 256; b++) {
+        enum mp_type want = b <= 0x7f || b >= 0xe0                                 ? MP_INT
+                            : b <= 0x8f || b == 0xde || b == 0xdf                  ? MP_MAP
+                            : b <= 0x9f || b == 0xdc || b == 0xdd                  ? MP_ARRAY
+                            : b <= 0xbf || (b >= 0xd9 && b <= 0xdb)                ? MP_STR
+                            : b == 0xc0                                            ? MP_NIL
+                            : b == 0xc2 || b == 0xc3                               ? MP_BOOL
+                            : b >= 0xc4 && b <= 0xc6                               ? MP_BIN
+                            : (b >= 0xc7 && b <= 0xc9) || (b >= 0xd4 && b <= 0xd8) ? MP_EXT
+                            : b == 0xca || b == 0xcb                               ? MP_FLOAT
+                            : b >= 0xcc && b <= 0xd3                               ? MP_INT
+                                                                                   : MP_NONE;
+        uint8_t byte = (uint8_t)b;
+        struct mp_rd r;
+        mp_rd_init(&r, &byte, 1);
+        cr_assert_eq(mp_peek(&r), want, "byte 0x%02x", b);
+    }
+}
