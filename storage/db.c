@@ -73,6 +73,14 @@ options_set(rocksdb_options_t *o, enum db_kind kind)
     /* The log takes one put per batch, large ones under load; the state takes pages. */
     rocksdb_options_set_write_buffer_size(o, kind == DB_LOG ? 64u << 20 : 32u << 20);
     rocksdb_options_set_max_write_buffer_number(o, 3);
+    /* Table files are written in bursts of tens of MB (the state: every changed page, once a
+     * second, made durable by a flush; the log: its memtable when full): they are written back as
+     * they grow and paced, so that the log's fsync on the same disk does not queue behind a whole
+     * burst. */
+    rocksdb_options_set_bytes_per_sync(o, 1u << 20);
+    rocksdb_ratelimiter_t *rl = rocksdb_ratelimiter_create(DB_FILES_BYTES_PER_S, DB_REFILL_US, 10);
+    rocksdb_options_set_ratelimiter(o, rl); /* the options keep their own reference */
+    rocksdb_ratelimiter_destroy(rl);
 }
 
 static trastenda_err
@@ -209,6 +217,10 @@ db_open(struct db *d, const char *path, enum db_kind kind, bool read_only, char 
     rocksdb_writeoptions_set_sync(d->wsync, 1);
     d->wnosync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(d->wnosync, 0);
+    d->wnowal = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_disable_WAL(d->wnowal, 1);
+    d->fwait = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(d->fwait, 1);
     d->ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_verify_checksums(d->ro, 1);
     char *rerr = NULL;
@@ -231,6 +243,8 @@ db_close(struct db *d)
     if (d->opts != NULL) rocksdb_options_destroy(d->opts);
     if (d->wsync != NULL) rocksdb_writeoptions_destroy(d->wsync);
     if (d->wnosync != NULL) rocksdb_writeoptions_destroy(d->wnosync);
+    if (d->wnowal != NULL) rocksdb_writeoptions_destroy(d->wnowal);
+    if (d->fwait != NULL) rocksdb_flushoptions_destroy(d->fwait);
     if (d->ro != NULL) rocksdb_readoptions_destroy(d->ro);
     memset(d, 0, sizeof(*d));
 }

@@ -25,6 +25,11 @@
 #define DB_PAGE_KEY_BYTES 6
 #define DB_META_BYTES     24
 
+/* Each database's table-file writes (flushes, compactions) are paced at this rate, in refills of
+ * this period; the log's own appends are not. */
+#define DB_FILES_BYTES_PER_S (512ll << 20)
+#define DB_REFILL_US         5000
+
 enum db_kind {
     DB_LOG = 1,
     DB_STATE = 2
@@ -34,6 +39,8 @@ struct db {
     rocksdb_t *db;
     rocksdb_options_t *opts;
     rocksdb_writeoptions_t *wsync, *wnosync;
+    rocksdb_writeoptions_t *wnowal; /* memtable only: durable once flushed (fwait) */
+    rocksdb_flushoptions_t *fwait;
     rocksdb_readoptions_t *ro;
     bool created; /* the format record was written by this open */
 };

@@ -8,7 +8,8 @@
  *   log writer     - writes a full slot's entry as one put (fsync'ed in FSYNC mode), publishes
  *                    the durable sequence, runs the slot's completions in order, frees the slot.
  *   materializer   - its own engine, fed by log entries read back from the log database up to
- *                    the durable sequence; writes changed pages and the meta in one write, then
+ *                    the durable sequence; writes changed pages and the meta in one write to
+ *                    the state's memtable, flushes it to a table file (durable, paced), then
  *                    cuts the log behind what it wrote and older than the retention window.
  * Two slots make the pipeline: while batch n is written, batch n+1 is applied; the batch after
  * that takes everything that queued up meanwhile, so batches grow with the load and a request
@@ -1026,8 +1027,12 @@ state_write(trastenda_store *st)
     }
     char *rerr = NULL;
     rocksdb_writebatch_put(wb, "M", 1, (const char *)meta, sizeof(meta));
-    rocksdb_write(st->state.db, st->state.wsync, wb, &rerr);
+    /* Into the memtable without the state's WAL, then durable by a flush to a table file (paced,
+     * written back as it grows: db.c): the pages are written once instead of twice, and a crash
+     * before the flush ends leaves the previous state and its M, whose log is not cut yet. */
+    rocksdb_write(st->state.db, st->state.wnowal, wb, &rerr);
     rocksdb_writebatch_destroy(wb);
+    if (rerr == NULL) rocksdb_flush(st->state.db, st->state.fwait, &rerr);
     if (rerr != NULL) {
         char msg[600];
         snprintf(msg, sizeof(msg), "writing the materialized state failed (%s)", rerr);

@@ -5,8 +5,9 @@
  *
  * Faults: the parent runs this binary again as a child ("plain_faults child <dir> <fd> <run>
  * <flags>", fork + execve) with LD_PRELOAD=TS_FAULTFS_PATH (tests/storage/faultfs.c) in its
- * environment, set to fail the log database's WAL writes or syncs (or the state database's, for
- * the materializer) after a random number of them, counted from when the store has opened. The
+ * environment, set to fail the log database's WAL writes or syncs (or the syncs of the state
+ * database's table files, which make the materializer's writes durable) after a random number of
+ * them, counted from when the store has opened. The
  * child runs the load of stload.h (RECEIVE + RESERVE requests, FSYNC) from PRODUCERS threads and
  * reports through the pipe what was acknowledged and what failed. It checks the fail-stop rules
  * itself:
@@ -42,7 +43,9 @@
 #define RUN_MAX         (PRODUCERS * PER_THREAD_MAX)
 #define CHILD_TIMEOUT   60000
 #define CALLS_AFTER_MAX 150 /* the fault fires after 0..this many counted calls */
-#define ENV_MAX         512
+/* The state is durable by flushes to table files, one file per state write: fewer calls. */
+#define STATE_CALLS_AFTER_MAX 15
+#define ENV_MAX               512
 
 extern char **environ;
 
@@ -276,7 +279,8 @@ env_build(struct env *e, const struct scenario *sc, const char *dir, uint32_t af
     env_add(e, "LD_PRELOAD=%s", TS_FAULTFS_PATH);
     env_add(e, "TS_FAULT_DIR=%s", dir);
     env_add(e, "TS_FAULT_MATCH=%s", sc->state ? "/state/" : "/log/");
-    env_add(e, "TS_FAULT_SUFFIX=.log"); /* the WAL files (000004.log), not RocksDB's LOG */
+    /* the log's WAL files (000004.log, not RocksDB's LOG); the state's table files */
+    env_add(e, "TS_FAULT_SUFFIX=%s", sc->state ? ".sst" : ".log");
     env_add(e, "TS_FAULT_WAIT_ARM=1");
     env_add(e, "TS_FAULT_ERRNO=%s", sc->errno_name);
     if (sc->permille > 0) {
@@ -334,7 +338,7 @@ run_scenario(const struct scenario *sc, uint32_t run, struct rng *rng)
     char dir[PT_PATH_BYTES];
     st_tmpdir(dir, sizeof(dir), "faults");
     pt_dir_add(dir);
-    uint32_t after = rng_below(rng, CALLS_AFTER_MAX + 1);
+    uint32_t after = rng_below(rng, (sc->state ? STATE_CALLS_AFTER_MAX : CALLS_AFTER_MAX) + 1);
     uint64_t seed = rng_u64(rng);
     static struct env env;
     env_build(&env, sc, dir, after, seed);
