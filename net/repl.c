@@ -302,6 +302,7 @@ struct repl {
     /* the repl thread's */
     struct follower fol[FOLLOWERS_MAX];
     struct rctx *parked;
+    uint32_t n_parked; /* atomic: the durable path wakes this thread only when some are */
     struct {
         uint64_t seq, dg;
     } digests[DIGESTS]; /* the leader's, newest at digests_n - 1 */
@@ -766,6 +767,15 @@ handle_fetch(struct repl *r, struct rctx *c)
     digest_compare(r, f, m);
     acks_update(r);
     if (m->seq >= durable && m->wait > 0) { /* nothing new: wait for the next entry */
+        /* Counted before durable is read again: an entry made durable meanwhile either is seen
+         * here or sees the count and wakes this thread (repl_on_durable). */
+        __atomic_fetch_add(&r->n_parked, 1, __ATOMIC_SEQ_CST);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (m->seq < trastenda_store_durable_seq(r->s->store)) {
+            __atomic_fetch_sub(&r->n_parked, 1, __ATOMIC_SEQ_CST);
+            rctx_reply(c, reply_entries(r, m));
+            return;
+        }
         uint64_t w = m->wait > 10000 ? 10000 : m->wait;
         c->deadline_ns = mono_ns() + (int64_t)w * 1000000;
         c->state = RC_PARKED;
@@ -788,6 +798,7 @@ parked_serve(struct repl *r)
         bool fenced = trastenda_store_is_follower(r->s->store);
         if (fenced || c->m.seq < durable || now >= c->deadline_ns || LOAD(&r->stop)) {
             *pp = c->next;
+            __atomic_fetch_sub(&r->n_parked, 1, __ATOMIC_SEQ_CST);
             rctx_reply(c, fenced ? reply_not_leader(r) : reply_entries(r, &c->m));
             continue;
         }
@@ -973,7 +984,10 @@ repl_on_durable(struct srv *s, uint64_t seq)
     __atomic_store_n(&r->dur[seq % DUR_RING].cmds, trastenda_store_durable_commands(s->store),
                      __ATOMIC_RELAXED);
     STORE(&r->dur[seq % DUR_RING].seq, seq);
-    wake(r); /* parked fetches: a futex wake, no lock */
+    /* Parked fetches: a futex wake, no lock; none parked (no follower, or followers still busy
+     * with earlier entries), no wake-up: a leader alone would switch threads once a batch. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&r->n_parked, __ATOMIC_SEQ_CST) > 0) wake(r);
 }
 
 /* ---- the follower ---- */

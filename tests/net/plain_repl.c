@@ -696,7 +696,12 @@ main(void)
     /* Followers answer "events since N" from the entries they applied: the leader's events. */
     {
         char *ev[2];
-        /* From where both logs still hold entries (no writes now: no more cuts). */
+        /* From where both logs still hold entries. No writes now, but the last state write
+         * (which cuts the log) may still come: wait until each node has materialized all. */
+        for (int k = 0; k < 2; k++)
+            for (int t = 0;
+                 t < 200 && status_u64(k, "seq.materialized") < status_u64(k, "seq.durable"); t++)
+                sleep_ms(50);
         uint64_t since = status_u64(0, "seq.log_first"), f1 = status_u64(1, "seq.log_first");
         if (f1 > since) since = f1;
         for (int k = 0; k < 2; k++) {
