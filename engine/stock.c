@@ -149,6 +149,42 @@ trastenda_engine_stock_read(const trastenda_engine *e, uint32_t sku_ix, uint32_t
     return TRASTENDA_OK;
 }
 
+/* SKUs warmed per round: their map slots, then entries, then first records (stack arrays). */
+#define PREFETCH_CHUNK 32
+
+void
+trastenda_engine_stock_prefetch(const trastenda_engine *e, const trastenda_str *skus, uint32_t n)
+{
+    if (e == NULL || skus == NULL) return;
+    uint32_t hash[PREFETCH_CHUNK], ix[PREFETCH_CHUNK];
+    for (uint32_t from = 0; from < n; from += PREFETCH_CHUNK) {
+        uint32_t k = TS_MIN(n - from, PREFETCH_CHUNK);
+        for (uint32_t i = 0; i < k; i++) { /* the home slots */
+            trastenda_str id = skus[from + i];
+            hash[i] = id.len > 0 && id.len <= TRASTENDA_ID_BYTES_MAX && id.ptr != NULL
+                          ? eng_str_hash(id)
+                          : 0;
+            __builtin_prefetch(&e->sku_map.slots[hash[i] & e->sku_map.mask]);
+        }
+        uint32_t count = __atomic_load_n(&e->sku_count, __ATOMIC_ACQUIRE);
+        for (uint32_t i = 0; i < k; i++) { /* the entries the home slots name (a guess) */
+            uint64_t slot = eng_map_slot_load(&e->sku_map, hash[i] & e->sku_map.mask);
+            ix[i] = slot != 0 && (uint32_t)(slot >> 32) == hash[i] ? (uint32_t)slot - 1u : ENG_NONE;
+            if (ix[i] >= count) {
+                ix[i] = ENG_NONE;
+                continue;
+            }
+            __builtin_prefetch(&e->skus[ix[i]].id);
+            __builtin_prefetch(&e->skus[ix[i]].first_stock);
+        }
+        for (uint32_t i = 0; i < k; i++) { /* each SKU's first stock record */
+            if (ix[i] == ENG_NONE) continue;
+            uint32_t rec = __atomic_load_n(&e->skus[ix[i]].first_stock, __ATOMIC_ACQUIRE);
+            if (rec != ENG_NONE) __builtin_prefetch(&e->stock[rec]);
+        }
+    }
+}
+
 trastenda_err
 trastenda_engine_availability(const trastenda_engine *e, uint32_t sku_ix, trastenda_scope scope,
                               trastenda_str channel, int64_t *available, trastenda_stock *recs,

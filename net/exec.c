@@ -189,9 +189,20 @@ do_stock(const trastenda_engine *e, const struct proto_op *op, struct op_out *o)
 void
 exec_fast_reads(struct srv_ctx *c)
 {
-    for (uint32_t i = 0; i < c->q.n_ops; i++)
-        if (c->outs[i] != NULL && c->q.ops[i].kind == PK_STOCK)
-            do_stock(c->srv->eng, &c->q.ops[i], c->outs[i]);
+    /* In windows of up to 64 checks: the window's SKUs are warmed together (a large catalogue
+     * misses the cache), then read. */
+    uint32_t from = 0;
+    while (from < c->q.n_ops) {
+        trastenda_str ids[64];
+        uint32_t n = 0, to = from;
+        for (; to < c->q.n_ops && n < sizeof(ids) / sizeof(ids[0]); to++)
+            if (c->outs[to] != NULL && c->q.ops[to].kind == PK_STOCK) ids[n++] = c->q.ops[to].sku;
+        if (n > 1) trastenda_engine_stock_prefetch(c->srv->eng, ids, n);
+        for (uint32_t i = from; i < to; i++)
+            if (c->outs[i] != NULL && c->q.ops[i].kind == PK_STOCK)
+                do_stock(c->srv->eng, &c->q.ops[i], c->outs[i]);
+        from = to;
+    }
 }
 
 /* ---- the engine thread ---- */

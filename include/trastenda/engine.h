@@ -338,6 +338,15 @@ trastenda_err trastenda_engine_availability(const trastenda_engine *e, uint32_t 
                                             int64_t *available, trastenda_stock *recs,
                                             uint32_t rec_max, uint32_t *rec_count);
 
+/*
+ * Warms the cache for stock reads of these SKUs (a request's stock checks): their index slots,
+ * entries and first stock records, each step for all of them before the next, so that the
+ * memory misses of a large catalogue overlap instead of queueing one lookup after another.
+ * Reads nothing back; ids that are not SKUs are skipped. Any thread.
+ */
+void trastenda_engine_stock_prefetch(const trastenda_engine *e, const trastenda_str *skus,
+                                     uint32_t n);
+
 /* ---- Queries through the writer thread ---- */
 
 typedef enum trastenda_hold_state {

@@ -58,6 +58,28 @@ Test(engine_query, stock_read_shows_every_figure_and_the_derived_available)
 
 /* ---- availability ---- */
 
+Test(engine_query, stock_prefetch_changes_nothing_and_skips_ids_that_are_not_skus)
+{
+    h_receive("tee", "madrid", 20);
+    uint64_t before = trastenda_engine_digest(H.e);
+    /* more than one round of 32, with unknown, empty, too long and NULL ids among them */
+    trastenda_str ids[70];
+    static const char long_id[] =
+        "an-id-longer-than-sixty-four-bytes-is-no-sku-and-must-be-skipped-"
+        "by-the-prefetch";
+    for (int i = 0; i < 70; i++)
+        ids[i] = i % 5 == 0   ? (trastenda_str){"tee", 3}
+                 : i % 5 == 1 ? (trastenda_str){"nope", 4}
+                 : i % 5 == 2 ? (trastenda_str){"", 0}
+                 : i % 5 == 3 ? (trastenda_str){long_id, sizeof(long_id) - 1}
+                              : (trastenda_str){NULL, 3};
+    trastenda_engine_stock_prefetch(H.e, ids, 70);
+    trastenda_engine_stock_prefetch(H.e, ids, 0);
+    trastenda_engine_stock_prefetch(NULL, ids, 70);
+    cr_assert_eq(trastenda_engine_digest(H.e), before);
+    cr_assert_eq(h_stock("tee", "madrid").available, 20);
+}
+
 static int64_t
 availability(trastenda_scope scope, const char *channel, trastenda_stock *recs, uint32_t max,
              uint32_t *n)
