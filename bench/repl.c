@@ -8,6 +8,7 @@
  *      min_seq = that write's sequence; the time between the write's reply and the read's reply is
  *      the follower's lag (it includes one loopback round trip), p50/p99 over the run;
  *   2. stock checks served by the two followers (64 callers each) while the leader takes that load;
+ *      (the callers of 2 and 5 are coroutines on one thread making asynchronous calls: coro.h)
  *   3. a follower stopped with SIGSTOP for --stop-seconds under the load: how long after SIGCONT
  *      it is back in sync (its durable sequence reaches the leader's of the previous poll);
  *   4. follower apply throughput: a third follower started from nothing after the runs above
@@ -32,6 +33,7 @@
 
 #define BENCH_NAME "trastenda-bench-repl"
 #include "common.h"
+#include "coro.h"
 #include "server_bench.h"
 
 #define NODES 4
@@ -301,8 +303,17 @@ struct reader {
     int id;
 };
 
+/* The callers of cases 2 and 5 are coroutines on one thread (bench/coro.h), as in
+ * trastenda-bench-server and trastenda-bench. */
 static void *
-reader_main(void *arg)
+sched_main(void *arg)
+{
+    co_sched_run(arg);
+    return NULL;
+}
+
+static void
+reader_run(void *arg)
 {
     struct reader *k = arg;
     uint64_t rng = 0x51ed2701ull * (uint64_t)(k->id + 7);
@@ -315,13 +326,12 @@ reader_main(void *arg)
         a.sku = sku;
         trastenda_reply r;
         memset(&r, 0, sizeof(r));
-        if (trastenda_call(k->c, &a, &r) == TRASTENDA_OK && r.code == 0)
+        if (co_call(k->c, &a, 1, &r) == TRASTENDA_OK && r.code == 0)
             k->ops++;
         else
             k->errors++;
         trastenda_reply_clear(&r);
     }
-    return NULL;
 }
 
 /* ---- 5. single reserves from 64 callers ---- */
@@ -333,8 +343,8 @@ struct caller {
     int id;
 };
 
-static void *
-caller_main(void *arg)
+static void
+caller_run(void *arg)
 {
     struct caller *k = arg;
     uint64_t rng = 0xabcdefull * (uint64_t)(k->id + 3);
@@ -346,7 +356,7 @@ caller_main(void *arg)
         trastenda_reply r;
         memset(&r, 0, sizeof(r));
         uint64_t t0 = now_ns();
-        if (trastenda_call(k->c, &a, &r) == TRASTENDA_OK && r.code == 0) {
+        if (co_call(k->c, &a, 1, &r) == TRASTENDA_OK && r.code == 0) {
             hist_add(&k->h, now_ns() - t0);
             k->ops++;
         } else {
@@ -354,7 +364,6 @@ caller_main(void *arg)
         }
         trastenda_reply_clear(&r);
     }
-    return NULL;
 }
 
 static void
@@ -362,23 +371,26 @@ single_reserves(double *ops_s, double *p99_us, uint64_t *errors)
 {
     trastenda_client *c = client_of(0, 4);
     static struct caller cs[64];
-    static pthread_t th[64];
     load_stop = 0;
     uint64_t t0 = now_ns();
+    struct co_sched *sc = co_sched_new();
+    co_sched_cork_client(sc, c);
     for (int i = 0; i < 64; i++) {
         memset(&cs[i], 0, sizeof(cs[i]));
         cs[i].c = c;
         cs[i].id = i;
-        pthread_create(&th[i], NULL, caller_main, &cs[i]);
+        co_spawn(sc, caller_run, &cs[i]);
     }
+    pthread_t th;
+    pthread_create(&th, NULL, sched_main, sc);
     usleep((useconds_t)(seconds * 1e6));
     load_stop = 1;
+    pthread_join(th, NULL);
     static struct hist h;
     memset(&h, 0, sizeof(h));
     uint64_t ops = 0;
     *errors = 0;
     for (int i = 0; i < 64; i++) {
-        pthread_join(th[i], NULL);
         hist_merge(&h, &cs[i].h);
         ops += cs[i].ops;
         *errors += cs[i].errors;
@@ -457,20 +469,24 @@ main(int argc, char **argv)
     /* 2: stock checks on both followers while the leader takes the paced load. */
     load_start();
     static struct reader rd[2 * READERS];
-    static pthread_t rth[2 * READERS];
     trastenda_client *fc[2] = {client_of(1, 4), client_of(2, 4)};
+    struct co_sched *rs = co_sched_new();
+    co_sched_cork_client(rs, fc[0]);
+    co_sched_cork_client(rs, fc[1]);
     for (int i = 0; i < 2 * READERS; i++) {
         rd[i] = (struct reader){fc[i / READERS], 0, 0, i};
-        pthread_create(&rth[i], NULL, reader_main, &rd[i]);
+        co_spawn(rs, reader_run, &rd[i]);
     }
+    pthread_t rth;
+    pthread_create(&rth, NULL, sched_main, rs);
     t0 = now_ns();
     usleep((useconds_t)(seconds * 1e6));
     el = (double)(now_ns() - t0) / 1e9;
     uint64_t writes2 = __atomic_load_n(&load_ops, __ATOMIC_RELAXED);
     load_end();
     uint64_t reads = 0, rerr = 0;
+    pthread_join(rth, NULL);
     for (int i = 0; i < 2 * READERS; i++) {
-        pthread_join(rth[i], NULL);
         reads += rd[i].ops;
         rerr += rd[i].errors;
     }
