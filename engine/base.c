@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "trastenda.h"
 
@@ -34,6 +35,19 @@ injected_failure(void)
     return n == 1;
 }
 
+/* Tables of millions of entries are read at random: with 4 KiB pages nearly every access also
+ * misses the TLB, and the first write to each page faults. Their whole 2 MiB pages are asked to
+ * be huge pages (transparent huge pages in `madvise` mode, the usual default; elsewhere a no-op). */
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
+
+static void
+advise_huge(void *p, size_t size)
+{
+    uintptr_t lo = ((uintptr_t)p + HUGE_PAGE_BYTES - 1) & ~(uintptr_t)(HUGE_PAGE_BYTES - 1);
+    uintptr_t hi = ((uintptr_t)p + size) & ~(uintptr_t)(HUGE_PAGE_BYTES - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* advice: failure is fine */
+}
+
 void *
 ts_alloc(size_t size)
 {
@@ -45,6 +59,7 @@ ts_alloc(size_t size)
     void *p = mallocx(size, MALLOCX_ZERO);
 #endif
     if (p != NULL) atomic_fetch_add_explicit(&allocated_bytes, size, memory_order_relaxed);
+    if (p != NULL && size >= HUGE_PAGE_BYTES) advise_huge(p, size);
     return p;
 }
 
