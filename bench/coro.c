@@ -5,7 +5,8 @@
  * Completions of their asynchronous calls arrive on the client's I/O threads and append the
  * caller to its scheduler's ready list (a mutex and a condition variable: one hand-off per reply,
  * not per call); the scheduler takes the whole list, corks its clients, resumes each caller until
- * it waits again or returns, and uncorks.
+ * it waits again or returns, and uncorks. A caller that sleeps (co_sleep_ms) waits in the
+ * scheduler's own list, which bounds the scheduler's wait.
  */
 #include "coro.h"
 
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -28,7 +30,8 @@ struct co {
     size_t map_len;
     bool finished;
     trastenda_err status; /* of the pending co_call */
-    struct co *next;      /* in the ready list, or the list of every caller */
+    int64_t wake_ns;      /* co_sleep_ms: when it is ready again */
+    struct co *next;      /* in the ready list or the sleepers */
 };
 
 struct co_sched {
@@ -40,7 +43,16 @@ struct co_sched {
     uint32_t live;
     trastenda_client *clients[CO_CLIENTS_MAX];
     uint32_t n_clients;
+    struct co *sleepers; /* the scheduler thread's own: no lock */
 };
+
+static int64_t
+mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static __thread struct co *tl_current;
 
@@ -57,7 +69,11 @@ co_sched_new(void)
     struct co_sched *s = calloc(1, sizeof(*s));
     if (s == NULL) co_die("out of memory");
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
     return s;
 }
 
@@ -121,10 +137,27 @@ void
 co_sched_run(struct co_sched *s)
 {
     while (s->live > 0) {
+        /* Sleepers whose time has come are ready; the next one's time bounds the wait. */
+        int64_t now = mono_ns(), next = INT64_MAX;
+        for (struct co **pp = &s->sleepers; *pp != NULL;) {
+            struct co *c = *pp;
+            if (c->wake_ns <= now) {
+                *pp = c->next;
+                co_ready(c);
+                continue;
+            }
+            if (c->wake_ns < next) next = c->wake_ns;
+            pp = &c->next;
+        }
         pthread_mutex_lock(&s->mu);
-        while (s->head == NULL) {
+        while (s->head == NULL && mono_ns() < next) {
             s->sleeping = true;
-            pthread_cond_wait(&s->cv, &s->mu);
+            if (next == INT64_MAX) {
+                pthread_cond_wait(&s->cv, &s->mu);
+            } else {
+                struct timespec ts = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
+                pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            }
         }
         s->sleeping = false;
         struct co *list = s->head;
@@ -164,6 +197,17 @@ co_done(void *arg, trastenda_err status)
     struct co *c = arg;
     c->status = status;
     co_ready(c);
+}
+
+void
+co_sleep_ms(uint32_t ms)
+{
+    struct co *c = tl_current;
+    if (c == NULL) co_die("co_sleep_ms outside a caller");
+    c->wake_ns = mono_ns() + (int64_t)ms * 1000000;
+    c->next = c->s->sleepers;
+    c->s->sleepers = c;
+    if (swapcontext(&c->ctx, &c->s->main) != 0) co_die("swapcontext failed");
 }
 
 trastenda_err

@@ -38,4 +38,8 @@ bool co_inside(void);
 trastenda_err co_call(trastenda_client *cl, const trastenda_args *args, uint32_t n,
                       trastenda_reply *replies);
 
+/* From a caller: lets the others run for ms milliseconds (a back-off that must not block the
+ * thread, as usleep would for every caller on it). */
+void co_sleep_ms(uint32_t ms);
+
 #endif /* TRASTENDA_BENCH_CORO_H */

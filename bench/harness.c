@@ -279,6 +279,16 @@ bench_call(struct caller *c, uint32_t kinds, uint32_t n)
 }
 
 void
+bench_pause_ms(struct caller *c, uint32_t ms)
+{
+    (void)c;
+    if (co_inside())
+        co_sleep_ms(ms); /* the other callers of the thread go on */
+    else
+        usleep((useconds_t)ms * 1000);
+}
+
+void
 bench_replies_clear(struct caller *c, uint32_t n)
 {
     BENCH_ASSERT(n <= c->b->ops_per_call);

@@ -150,6 +150,8 @@ _Noreturn void bench_usage_error(const char *fmt, ...) __attribute__((format(pri
  * transport status. */
 trastenda_err bench_call(struct caller *c, uint32_t kinds, uint32_t n);
 void bench_replies_clear(struct caller *c, uint32_t n);
+/* A caller's back-off (after busy): the other callers on its thread keep running meanwhile. */
+void bench_pause_ms(struct caller *c, uint32_t ms);
 
 /* A client of the node at `addr` with the run's client options (caller owns; dies when it cannot
  * be opened). */

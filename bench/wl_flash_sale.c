@@ -311,7 +311,7 @@ flash_sale_step(struct bench *b, struct caller *c)
         if (w > wait_ms) wait_ms = w;
     }
     bench_replies_clear(c, n);
-    if (wait_ms > 0) usleep((useconds_t)(wait_ms < 100 ? wait_ms : 100) * 1000);
+    if (wait_ms > 0) bench_pause_ms(c, (uint32_t)(wait_ms < 100 ? wait_ms : 100));
     return true;
 }
 
@@ -353,6 +353,9 @@ check_state(struct bench *b)
     }
 }
 
+/* Rounds of re-reading the orders a busy server did not answer (20 ms apart). */
+#define READBACK_BUSY_ROUNDS 100
+
 struct readback {
     struct bench *b;
     atomic_uint_fast64_t bad, done;
@@ -379,6 +382,24 @@ readback_caller(void *arg, uint64_t index)
             a[i].order = ids[i];
         }
         trastenda_call_batch(rb->b->client, a, n, r);
+        /* A busy server asks to be asked again: those reads go again (not a missing order). */
+        for (uint32_t round = 0; round < READBACK_BUSY_ROUNDS; round++) {
+            trastenda_args again[CHUNK];
+            uint32_t at[CHUNK], k = 0;
+            for (uint32_t i = 0; i < n; i++)
+                if (r[i].code == TRASTENDA_E_BUSY) {
+                    trastenda_reply_clear(&r[i]);
+                    again[k] = a[i];
+                    at[k++] = i;
+                }
+            if (k == 0) break;
+            usleep(20000);
+            trastenda_reply *r2 = xcalloc(k, sizeof(*r2));
+            trastenda_call_batch(rb->b->client, again, k, r2);
+            for (uint32_t j = 0; j < k; j++)
+                r[at[j]] = r2[j];
+            free(r2);
+        }
         uint64_t bad = 0;
         for (uint32_t i = 0; i < n; i++) {
             const char *want = st.skus[s->acks[first + i].sku];
