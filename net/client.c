@@ -12,6 +12,7 @@
  * their reply decodes their results straight from the message and calls their completion, with
  * the client corked for that thread, so that calls made by the completions leave together.
  */
+#include <linux/futex.h>
 #include <msgpack.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mp.h"
 #include "mpjson.h"
@@ -44,8 +47,7 @@ struct call {
     size_t res_len;
     uint64_t seq;
     uint64_t min_seq;
-    bool done;
-    pthread_cond_t cv;     /* synchronous calls */
+    uint32_t done;         /* synchronous calls: futex word, 1 once the result is in */
     struct agroup *group;  /* asynchronous calls: the call_async they belong to */
     uint32_t index;        /* ... and their place in it */
     const uint8_t *res_in; /* asynchronous: the result, inside the reply message */
@@ -62,10 +64,12 @@ struct agroup {
     struct call calls[];
 };
 
-/* Calls whose reply came back, for the completions run after the lock is released. */
+/* Calls whose reply came back, woken or completed after the lock is released. */
 struct finished {
-    struct call *c[BATCH_HARD_MAX];
+    struct call *c[BATCH_HARD_MAX]; /* asynchronous: their completions */
     uint32_t n;
+    struct call *w[BATCH_HARD_MAX]; /* synchronous: their callers to wake */
+    uint32_t nw;
 };
 
 struct slot {
@@ -416,6 +420,7 @@ static void slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m,
                        struct finished *fin);
 static void async_complete(struct trastenda_client *cl, struct finished *fin);
 static void async_end(struct call *c);
+static void wake_sync(struct finished *fin);
 
 /* The clients this thread has corked (trastenda_client_cork); more than CORKS_MAX are not. */
 #define CORKS_MAX 8
@@ -481,11 +486,12 @@ slot_send(struct trastenda_client *cl, struct slot *sl)
         free(w.p);
         struct finished *fin = malloc(sizeof(*fin));
         if (fin == NULL) abort(); /* no memory for even the failure's bookkeeping */
-        fin->n = 0;
+        fin->n = fin->nw = 0;
         pthread_mutex_lock(&cl->mu);
         slot_reply(cl, sl, NULL, NNG_ENOMEM, fin);
         sl->busy = false;
         pthread_mutex_unlock(&cl->mu);
+        wake_sync(fin);
         async_complete(cl, fin);
         free(fin);
         return;
@@ -542,17 +548,37 @@ enqueue_front(struct trastenda_client *cl, struct call *c)
     cl->queued++;
 }
 
-/* A call ends (lock held): a synchronous caller is woken; an asynchronous call is kept in `fin`
- * for its completion, with its result still inside the reply message. */
+/* A call ends (lock held). It is kept in `fin`: a synchronous caller is woken once the lock is
+ * released (woken under it, it would only block again on the lock), an asynchronous call is
+ * completed then, its result still inside the reply message. */
 static void
 finish_call(struct call *c, trastenda_err status, struct finished *fin)
 {
     c->status = status;
-    c->done = true;
     if (c->group == NULL)
-        pthread_cond_signal(&c->cv);
+        fin->w[fin->nw++] = c;
     else
         fin->c[fin->n++] = c;
+}
+
+static void
+futex_wait(uint32_t *word, uint32_t val)
+{
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+/* Wakes the synchronous callers of `fin` (lock not held). A caller may return as soon as it sees
+ * done, so its futex word may be gone by the wake: a stray wake-up of whoever waits there next,
+ * which re-checks its own word, as every futex waiter does. */
+static void
+wake_sync(struct finished *fin)
+{
+    for (uint32_t i = 0; i < fin->nw; i++) {
+        uint32_t *word = &fin->w[i]->done;
+        __atomic_store_n(word, 1, __ATOMIC_RELEASE);
+        syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+    fin->nw = 0;
 }
 
 /* The reply of a slot: cut results, wake callers, retry what must be retried (lock held).
@@ -677,8 +703,8 @@ slot_cb(void *arg)
         nng_msg_free(nng_aio_get_msg(sl->aio)); /* not sent: still ours */
     }
     nng_msg *m = rv == 0 ? nng_aio_get_msg(sl->aio) : NULL;
-    struct finished fin;
-    fin.n = 0;
+    struct finished fin; /* 16 KB: I/O threads have full-size stacks */
+    fin.n = fin.nw = 0;
     pthread_mutex_lock(&cl->mu);
     slot_reply(cl, sl, m, rv, &fin);
     sl->busy = false;
@@ -686,6 +712,7 @@ slot_cb(void *arg)
      * completions, which may add to it. */
     struct slot *next = cl->closing || fin.n > 0 ? NULL : slot_fill(cl);
     pthread_mutex_unlock(&cl->mu);
+    wake_sync(&fin);
     if (fin.n > 0) async_complete(cl, &fin); /* their results are inside m */
     if (m != NULL) nng_msg_free(m);
     if (next != NULL) slot_send(cl, next);
@@ -887,11 +914,9 @@ run_calls(struct trastenda_client *cl, struct call *const *calls, uint32_t n)
     struct slot *sl = slot_fill(cl);
     pthread_mutex_unlock(&cl->mu);
     if (sl != NULL) slot_send(cl, sl); /* an idle client: sent from this thread */
-    pthread_mutex_lock(&cl->mu);
     for (uint32_t i = 0; i < n; i++)
-        while (!calls[i]->done)
-            pthread_cond_wait(&calls[i]->cv, &cl->mu);
-    pthread_mutex_unlock(&cl->mu);
+        while (__atomic_load_n(&calls[i]->done, __ATOMIC_ACQUIRE) == 0)
+            futex_wait(&calls[i]->done, 0);
 }
 
 /* A call's reply, from its result bytes `res` or its failure. */
@@ -921,7 +946,6 @@ call_finish(struct call *c, trastenda_reply *reply)
     trastenda_err st = call_result(c, c->res, reply);
     free(c->res);
     free(c->op);
-    pthread_cond_destroy(&c->cv);
     return st;
 }
 
@@ -985,7 +1009,6 @@ call_prepare(struct call *c, const trastenda_args *a, struct agroup *group, uint
     c->keyed = a->key != NULL || (a->order != NULL && strcmp(a->op, "order.place") == 0);
     c->group = group;
     c->index = index;
-    if (group == NULL) pthread_cond_init(&c->cv, NULL);
     return TRASTENDA_OK;
 }
 
@@ -1021,10 +1044,8 @@ trastenda_call_batch(trastenda_client *cl, const trastenda_args *args, uint32_t 
         ptrs[ready] = &calls[ready];
     }
     if (err != TRASTENDA_OK) {
-        for (uint32_t i = 0; i + 1 < ready; i++) {
+        for (uint32_t i = 0; i + 1 < ready; i++)
             free(calls[i].op);
-            pthread_cond_destroy(&calls[i].cv);
-        }
         free(calls);
         free(ptrs);
         return err;
