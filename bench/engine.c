@@ -208,11 +208,14 @@ sku_ids_make(struct bench *b, uint32_t skus)
         snprintf(b->sku_id[i], SKU_ID_BYTES, "SKU-%07u", i);
 }
 
+static int huge_pages; /* --huge-pages */
+
 static void
 config_make(trastenda_engine_config *cfg, uint32_t batch, uint32_t skus, bool sales)
 {
     uint32_t half = batch / 2 > 0 ? batch / 2 : 1;
     trastenda_engine_config_default(cfg);
+    cfg->huge_pages = huge_pages;
     cfg->locations_max = 16;
     cfg->skus_max = skus;
     cfg->stock_max = skus * LOCS;
@@ -838,16 +841,19 @@ print_json(const struct opts *o, const struct figures *f, const char *cpu)
 static void
 usage(FILE *to)
 {
-    fprintf(to,
-            "usage: trastenda-bench-engine [--json] [--quick] [--only NAME[,NAME...]]\n"
-            "                              [--duration-s N] [--batch N] [--runs N] [--cpu-clock]\n"
-            "  NAME: uniform, hot, routed, read, memory\n"
-            "  --duration-s  seconds per run of each workload (default %.0f; --quick %.2f)\n"
-            "  --batch       commands per batch (default %u)\n"
-            "  --runs        runs per workload, median reported (default %d; --quick 1)\n"
-            "  --cpu-clock   time apply with the writer thread's CPU time, not CLOCK_MONOTONIC\n"
-            "                (to compare builds on a busy machine)\n",
-            DEFAULT_DURATION_S, QUICK_DURATION_S, DEFAULT_BATCH, RUNS);
+    fprintf(
+        to,
+        "usage: trastenda-bench-engine [--json] [--quick] [--only NAME[,NAME...]]\n"
+        "                              [--duration-s N] [--batch N] [--runs N] [--cpu-clock]\n"
+        "                              [--huge-pages]\n"
+        "  NAME: uniform, hot, routed, read, memory\n"
+        "  --duration-s  seconds per run of each workload (default %.0f; --quick %.2f)\n"
+        "  --batch       commands per batch (default %u)\n"
+        "  --runs        runs per workload, median reported (default %d; --quick 1)\n"
+        "  --cpu-clock   time apply with the writer thread's CPU time, not CLOCK_MONOTONIC\n"
+        "                (to compare builds on a busy machine)\n"
+        "  --huge-pages  tables on transparent huge pages (trastenda_engine_config.huge_pages)\n",
+        DEFAULT_DURATION_S, QUICK_DURATION_S, DEFAULT_BATCH, RUNS);
 }
 
 static bool
@@ -877,6 +883,8 @@ parse(int argc, char **argv, struct opts *o)
             o->json = true;
         } else if (strcmp(a, "--cpu-clock") == 0) {
             apply_clock = CLOCK_THREAD_CPUTIME_ID;
+        } else if (strcmp(a, "--huge-pages") == 0) {
+            huge_pages = 1;
         } else if (strcmp(a, "--quick") == 0) {
             o->quick = true;
         } else if (strcmp(a, "--only") == 0 && v != NULL) {
@@ -924,6 +932,7 @@ print_header(const struct opts *o, const char *cpu)
            "(post-images,\n       ledger entries, events); every reserve carries a unique "
            "idempotency key\n",
            apply_clock == CLOCK_MONOTONIC ? "CLOCK_MONOTONIC" : "thread CPU time, --cpu-clock");
+    printf("tables: %s\n", huge_pages ? "transparent huge pages (--huge-pages)" : "4 KiB pages");
     printf("retention (simulated ms): holds %d, keys %d, orders %d\n", HOLD_RETENTION_MS,
            KEY_RETENTION_MS, ORDER_RETENTION_MS);
     fflush(stdout);

@@ -36,9 +36,18 @@ injected_failure(void)
 }
 
 /* Tables of millions of entries are read at random: with 4 KiB pages nearly every access also
- * misses the TLB, and the first write to each page faults. Their whole 2 MiB pages are asked to
- * be huge pages (transparent huge pages in `madvise` mode, the usual default; elsewhere a no-op). */
+ * misses the TLB. When asked (ts_alloc_huge_pages), allocations of 2 MiB and more are advised
+ * into huge pages (transparent huge pages in `madvise` mode, the usual default; elsewhere a
+ * no-op). Off by default: the first write to each 2 MiB page then zeroes it (and may compact
+ * memory) on the writing thread, milliseconds of latency while tables fill. */
 #define HUGE_PAGE_BYTES ((size_t)2 << 20)
+static __thread bool huge_pages;
+
+void
+ts_alloc_huge_pages(bool on)
+{
+    huge_pages = on;
+}
 
 static void
 advise_huge(void *p, size_t size)
@@ -59,7 +68,7 @@ ts_alloc(size_t size)
     void *p = mallocx(size, MALLOCX_ZERO);
 #endif
     if (p != NULL) atomic_fetch_add_explicit(&allocated_bytes, size, memory_order_relaxed);
-    if (p != NULL && size >= HUGE_PAGE_BYTES) advise_huge(p, size);
+    if (p != NULL && huge_pages && size >= HUGE_PAGE_BYTES) advise_huge(p, size);
     return p;
 }
 

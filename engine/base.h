@@ -7,6 +7,7 @@
 #ifndef TRASTENDA_ENGINE_BASE_H
 #define TRASTENDA_ENGINE_BASE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,8 @@ _Noreturn void ts_assert_fail(const char *file, int line, const char *expr);
 
 /* Zeroed memory of size bytes; NULL when out of memory (or when fault injection says so). */
 void *ts_alloc(size_t size);
+/* This thread's next ts_alloc calls of 2 MiB and more are advised into huge pages (or not). */
+void ts_alloc_huge_pages(bool on);
 /* size must be the size passed to ts_alloc. Accepts NULL. */
 void ts_free(void *ptr, size_t size);
 

@@ -116,8 +116,10 @@ trastenda_engine_create(const trastenda_engine_config *cfg, trastenda_engine **o
     trastenda_engine *e = ts_alloc(sizeof(*e));
     if (e == NULL) return TRASTENDA_E_NOMEM;
     e->cfg = *cfg;
+    ts_alloc_huge_pages(cfg->huge_pages != 0);
     err = tables_alloc(e);
     if (err == TRASTENDA_OK) err = indices_init(e);
+    ts_alloc_huge_pages(false);
     if (err != TRASTENDA_OK) {
         trastenda_engine_destroy(e);
         return err;

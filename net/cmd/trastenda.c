@@ -40,6 +40,7 @@ struct opt {
 
 static trastenda_server_config cfg;
 static const char *config_file;
+static bool huge_pages;
 
 static struct opt opts[] = {
     {"listen", K_STR, &cfg.listen, "requests address (tcp:// or ipc://)"},
@@ -77,6 +78,8 @@ static struct opt opts[] = {
     {"keys-max", K_U32, &cfg.store.engine.keys_max, "idempotency keys in memory"},
     {"lines-max", K_U32, &cfg.store.engine.lines_max, "hold, order and PO lines"},
     {"batch-max", K_U32, &cfg.store.engine.batch_cmds_max, "commands per engine batch"},
+    {"huge-pages", K_BOOL, &huge_pages,
+     "false (default); true: tables on transparent huge pages (docs/ENGINE.md)"},
     {"hold-retention-ms", K_I64, &cfg.store.engine.hold_retention_ms, "resolved holds kept"},
     {"order-retention-ms", K_I64, &cfg.store.engine.order_retention_ms, "finished orders kept"},
     {"key-retention-ms", K_I64, &cfg.store.engine.key_retention_ms, "idempotency window"},
@@ -255,6 +258,7 @@ main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    cfg.store.engine.huge_pages = huge_pages;
     trastenda_server *s = NULL;
     char err[1024];
     trastenda_err code = trastenda_server_start(&cfg, &s, err, sizeof(err));

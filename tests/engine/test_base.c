@@ -555,3 +555,43 @@ Test(engine_base, every_error_has_a_stable_name_and_a_message)
     cr_assert_str_eq(trastenda_err_name((trastenda_err)999), "TRASTENDA_E_?");
     cr_assert_str_eq(trastenda_err_message((trastenda_err)999), "unknown error");
 }
+
+/* huge_pages changes where tables live, not what they hold: the same commands give the same state
+ * (its digest) on tables of several MiB with and without it, and the advice does not outlive the
+ * engine's own allocations. */
+Test(engine_base, huge_pages_changes_no_state)
+{
+    uint64_t digest[2];
+    for (int hp = 0; hp < 2; hp++) {
+        trastenda_engine_config cfg;
+        trastenda_engine_config_default(&cfg);
+        cfg.huge_pages = hp;
+        cfg.stock_max = 100000; /* 6+ MiB of stock records: advised when hp */
+        trastenda_engine *e;
+        cr_assert_eq(trastenda_engine_create(&cfg, &e), TRASTENDA_OK);
+        trastenda_cmd c[3] = {{0}};
+        c[0].op = TRASTENDA_OP_LOCATION_UPSERT;
+        c[0].loc = (trastenda_ref){{"w1", 2}, TRASTENDA_IX_NONE};
+        c[1].op = TRASTENDA_OP_SKU_UPSERT;
+        c[1].sku = (trastenda_ref){{"s1", 2}, TRASTENDA_IX_NONE};
+        c[2].op = TRASTENDA_OP_RECEIVE;
+        c[2].sku = (trastenda_ref){{"s1", 2}, TRASTENDA_IX_NONE};
+        c[2].loc = (trastenda_ref){{"w1", 2}, TRASTENDA_IX_NONE};
+        c[2].qty = 7;
+        trastenda_result r[3];
+        trastenda_batch_out out;
+        cr_assert_eq(trastenda_engine_apply(e, 1000, c, 3, r, &out), TRASTENDA_OK);
+        for (int i = 0; i < 3; i++)
+            cr_assert_eq(r[i].code, TRASTENDA_OK, "command %d: %s", i, r[i].message);
+        uint32_t sku, loc;
+        trastenda_stock st;
+        cr_assert_eq(trastenda_engine_sku_lookup(e, (trastenda_str){"s1", 2}, &sku), TRASTENDA_OK);
+        cr_assert_eq(trastenda_engine_location_lookup(e, (trastenda_str){"w1", 2}, &loc),
+                     TRASTENDA_OK);
+        cr_assert_eq(trastenda_engine_stock_read(e, sku, loc, &st), TRASTENDA_OK);
+        cr_assert_eq(st.on_hand, 7);
+        digest[hp] = trastenda_engine_digest(e);
+        trastenda_engine_destroy(e);
+    }
+    cr_assert_eq(digest[0], digest[1]);
+}
