@@ -144,6 +144,7 @@ trastenda_err trastenda_call_async(trastenda_client *c, const trastenda_args *ar
  * queued but not sent; uncorking sends everything queued. An event loop corks before it runs the
  * callers that became ready and uncorks after, so that their calls leave in one request instead
  * of one each. Synchronous calls are never held back. A thread corks at most 8 clients at once.
+ * Uncork before another thread closes the client (closing uncorks it for the closing thread).
  */
 void trastenda_client_cork(trastenda_client *c);
 void trastenda_client_uncork(trastenda_client *c);
