@@ -419,6 +419,8 @@ result_route(const uint8_t *buf, size_t len, uint64_t *code, char *leader, size_
 static void slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv,
                        struct finished *fin);
 static void async_complete(struct trastenda_client *cl, struct finished *fin);
+static void async_run(struct trastenda_client *cl, struct finished *fin);
+static void client_flush(struct trastenda_client *cl);
 static void async_end(struct call *c);
 static void wake_sync(struct finished *fin);
 
@@ -707,13 +709,23 @@ slot_cb(void *arg)
     fin.n = fin.nw = 0;
     pthread_mutex_lock(&cl->mu);
     slot_reply(cl, sl, m, rv, &fin);
-    sl->busy = false;
-    /* Send what queued meanwhile, from this thread; with asynchronous calls ended, after their
-     * completions, which may add to it. */
-    struct slot *next = cl->closing || fin.n > 0 ? NULL : slot_fill(cl);
+    /* Without asynchronous calls ended, the slot is free and sends what queued meanwhile, from
+     * this thread. With them, it stays taken while their completions run (which may queue more),
+     * so that no other thread starts an operation on this aio before its callback is over. */
+    struct slot *next = NULL;
+    if (fin.n == 0) {
+        sl->busy = false;
+        next = cl->closing ? NULL : slot_fill(cl);
+    }
     pthread_mutex_unlock(&cl->mu);
     wake_sync(&fin);
-    if (fin.n > 0) async_complete(cl, &fin); /* their results are inside m */
+    if (fin.n > 0) {
+        async_run(cl, &fin); /* their results are inside m */
+        pthread_mutex_lock(&cl->mu);
+        sl->busy = false;
+        pthread_mutex_unlock(&cl->mu);
+        if (!corked(cl)) client_flush(cl);
+    }
     if (m != NULL) nng_msg_free(m);
     if (next != NULL) slot_send(cl, next);
 }
@@ -854,6 +866,21 @@ trastenda_client_close(trastenda_client *cl)
         struct slot *sl = &cl->slots[i];
         if (sl->aio != NULL) nng_aio_stop(sl->aio);
     }
+    /* No callback runs any more. A slot still taken had its request dropped by a stopped aio (a
+     * send or receive started on it after its stop, by another slot's callback): its calls end. */
+    struct finished *fin = malloc(sizeof(*fin));
+    if (fin == NULL) abort(); /* no memory for even the failure's bookkeeping */
+    for (uint32_t i = 0; i < nn * cl->cfg.in_flight; i++) {
+        struct slot *sl = &cl->slots[i];
+        fin->n = fin->nw = 0;
+        pthread_mutex_lock(&cl->mu);
+        if (sl->busy && sl->n > 0) slot_reply(cl, sl, NULL, NNG_ECLOSED, fin);
+        sl->busy = false;
+        pthread_mutex_unlock(&cl->mu);
+        wake_sync(fin);
+        async_run(cl, fin);
+    }
+    free(fin);
     for (uint32_t i = 0; i < nn; i++) {
         if (cl->nodes != NULL && cl->nodes[i] != NULL) nng_close(cl->socks[i]);
         if (cl->nodes != NULL) free(cl->nodes[i]);
@@ -978,19 +1005,25 @@ client_flush(struct trastenda_client *cl)
     }
 }
 
-/* The completions of asynchronous calls that ended, run with the client corked for this thread;
- * what they queued is sent afterwards. */
+/* The completions of asynchronous calls that ended, run with the client corked for this thread
+ * (what they queue is sent afterwards, by the caller of this). */
 static void
-async_complete(struct trastenda_client *cl, struct finished *fin)
+async_run(struct trastenda_client *cl, struct finished *fin)
 {
     bool corked_here = cork(cl);
     for (uint32_t i = 0; i < fin->n; i++)
         async_end(fin->c[i]);
     fin->n = 0;
-    if (corked_here) {
-        uncork(cl);
-        client_flush(cl);
-    }
+    if (corked_here) uncork(cl);
+}
+
+/* async_run, then what the completions queued is sent (unless this thread keeps the client
+ * corked). */
+static void
+async_complete(struct trastenda_client *cl, struct finished *fin)
+{
+    async_run(cl, fin);
+    if (!corked(cl)) client_flush(cl);
 }
 
 static trastenda_err
@@ -1085,10 +1118,17 @@ trastenda_call_async(trastenda_client *cl, const trastenda_args *args, uint32_t 
         }
     }
     pthread_mutex_lock(&cl->mu);
+    if (cl->closing) { /* nothing would send it: refused (a completion retrying at close) */
+        pthread_mutex_unlock(&cl->mu);
+        for (uint32_t i = 0; i < n; i++)
+            free(g->calls[i].op);
+        free(g);
+        return TRASTENDA_E_CONNECT;
+    }
     for (uint32_t i = 0; i < n; i++)
         enqueue_back(cl, &g->calls[i]);
     /* g may end on another thread as soon as the lock is released */
-    struct slot *sl = corked(cl) || cl->closing ? NULL : slot_fill(cl);
+    struct slot *sl = corked(cl) ? NULL : slot_fill(cl);
     pthread_mutex_unlock(&cl->mu);
     if (sl != NULL) slot_send(cl, sl);
     return TRASTENDA_OK;

@@ -128,12 +128,13 @@ trastenda_err trastenda_call_batch(trastenda_client *c, const trastenda_args *ar
  * blocked thread each: n operations (coalesced with other calls, like trastenda_call), their
  * results decoded into replies[0..n) as trastenda_call_batch does, then done(arg, status) is
  * called once, with the worst transport status of the n. `replies` must stay valid until then.
- * Returns E_INVALID (bad args; done is not called) or OK (done will be called exactly once: when
- * the client closes first, with E_CONNECT).
+ * Returns E_INVALID (bad args), E_CONNECT (the client is closing) — done is not called then — or
+ * OK: done will be called exactly once (with E_CONNECT when the client closes first).
  *
- * `done` runs on one of the client's I/O threads. It must not block (no trastenda_call), and may
- * make more asynchronous calls: those are sent together once the callbacks of the same reply have
- * run, so callers that answer each other's completions are batched without waiting.
+ * `done` runs on one of the client's I/O threads (or on the thread closing the client, for calls
+ * it ends; or, when out of memory, on the calling thread). It must not block (no trastenda_call),
+ * and may make more asynchronous calls: those are sent together once the callbacks of the same
+ * reply have run, so callers that answer each other's completions are batched without waiting.
  */
 typedef void (*trastenda_done_fn)(void *arg, trastenda_err status);
 trastenda_err trastenda_call_async(trastenda_client *c, const trastenda_args *args, uint32_t n,

@@ -617,6 +617,17 @@ last_done(void *arg, trastenda_err status)
     *(trastenda_err *)arg = status;
 }
 
+#define CLOSE_CALLS 400
+static atomic_uint close_done, close_bad;
+
+static void
+count_done(void *arg, trastenda_err status)
+{
+    (void)arg;
+    if (status != TRASTENDA_OK && status != TRASTENDA_E_CONNECT) atomic_fetch_add(&close_bad, 1);
+    atomic_fetch_add(&close_done, 1);
+}
+
 #define ASHOPPERS 64
 
 struct ashopper {
@@ -751,6 +762,19 @@ async_flash_sale(void)
           "a queued call at close: %s", trastenda_err_name(lst));
     CHECK(trastenda_call_async(NULL, la, 3, lr, last_done, &lst) == TRASTENDA_E_INVALID,
           "call_async without a client");
+    /* Closing with calls in flight and queued: each completion runs exactly once, with its
+     * result or E_CONNECT. */
+    static trastenda_reply cr[CLOSE_CALLS];
+    trastenda_client *c = client_open(4);
+    for (uint32_t i = 0; i < CLOSE_CALLS; i++)
+        CHECK(trastenda_call_async(c, &la[0], 1, &cr[i], count_done, NULL) == TRASTENDA_OK,
+              "call_async before the close");
+    trastenda_client_close(c);
+    CHECK(atomic_load(&close_done) == CLOSE_CALLS && atomic_load(&close_bad) == 0,
+          "%u of %u completions at close (%u with another status)", atomic_load(&close_done),
+          CLOSE_CALLS, atomic_load(&close_bad));
+    for (uint32_t i = 0; i < CLOSE_CALLS; i++)
+        trastenda_reply_clear(&cr[i]);
 }
 
 /* ---- bad input ---- */
