@@ -185,6 +185,19 @@ co_sched_run(struct co_sched *s)
     free(s);
 }
 
+static void *
+co_sched_main(void *arg)
+{
+    co_sched_run(arg);
+    return NULL;
+}
+
+void
+co_sched_start(struct co_sched *s, pthread_t *th)
+{
+    if (pthread_create(th, NULL, co_sched_main, s) != 0) co_die("cannot start a caller thread");
+}
+
 bool
 co_inside(void)
 {

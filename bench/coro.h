@@ -15,6 +15,7 @@
 #ifndef TRASTENDA_BENCH_CORO_H
 #define TRASTENDA_BENCH_CORO_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,6 +31,8 @@ void co_sched_cork_client(struct co_sched *s, trastenda_client *cl);
 void co_spawn(struct co_sched *s, void (*fn)(void *arg), void *arg);
 /* Runs the callers on the calling thread until every one has returned, then frees the scheduler. */
 void co_sched_run(struct co_sched *s);
+/* co_sched_run on a new thread (join it); dies when the thread cannot start. */
+void co_sched_start(struct co_sched *s, pthread_t *th);
 
 /* True on a caller's stack (inside co_sched_run). */
 bool co_inside(void);

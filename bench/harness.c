@@ -540,14 +540,6 @@ caller_main(void *arg)
     return NULL;
 }
 
-/* A thread of coroutine callers. */
-static void *
-sched_main(void *arg)
-{
-    co_sched_run(arg);
-    return NULL;
-}
-
 static void
 callers_start(struct bench *b)
 {
@@ -580,8 +572,7 @@ callers_start(struct bench *b)
         co_spawn(s[i % t], caller_run, &b->callers[i]);
     }
     for (uint32_t k = 0; k < t; k++)
-        if (pthread_create(&b->sched_threads[k], NULL, sched_main, s[k]) != 0)
-            die("cannot start caller thread %u", k);
+        co_sched_start(s[k], &b->sched_threads[k]);
     free(s);
 }
 

@@ -305,13 +305,6 @@ struct reader {
 
 /* The callers of cases 2 and 5 are coroutines on one thread (bench/coro.h), as in
  * trastenda-bench-server and trastenda-bench. */
-static void *
-sched_main(void *arg)
-{
-    co_sched_run(arg);
-    return NULL;
-}
-
 static void
 reader_run(void *arg)
 {
@@ -382,7 +375,7 @@ single_reserves(double *ops_s, double *p99_us, uint64_t *errors)
         co_spawn(sc, caller_run, &cs[i]);
     }
     pthread_t th;
-    pthread_create(&th, NULL, sched_main, sc);
+    co_sched_start(sc, &th);
     usleep((useconds_t)(seconds * 1e6));
     load_stop = 1;
     pthread_join(th, NULL);
@@ -478,7 +471,7 @@ main(int argc, char **argv)
         co_spawn(rs, reader_run, &rd[i]);
     }
     pthread_t rth;
-    pthread_create(&rth, NULL, sched_main, rs);
+    co_sched_start(rs, &rth);
     t0 = now_ns();
     usleep((useconds_t)(seconds * 1e6));
     el = (double)(now_ns() - t0) / 1e9;

@@ -227,13 +227,6 @@ work_main(void *arg)
     return NULL;
 }
 
-static void *
-sched_main(void *arg)
-{
-    co_sched_run(arg);
-    return NULL;
-}
-
 struct result {
     double ops_s, p50, p99;
     uint64_t errors;
@@ -273,7 +266,7 @@ run(enum work w, int callers, trastenda_client *c, nng_socket echo)
         for (int i = 0; i < callers; i++)
             co_spawn(sc[(uint32_t)i % t], work_run, &ws[i]);
         for (uint32_t j = 0; j < t; j++)
-            pthread_create(&sth[j], NULL, sched_main, sc[j]);
+            co_sched_start(sc[j], &sth[j]);
     }
     usleep((useconds_t)(seconds * 1e6));
     stop = 1;

@@ -51,11 +51,12 @@ eng_map_home(const struct eng_map *m, uint32_t hash)
     return m->slots[hash & m->mask];
 }
 
-/* The entry the home slot names when it holds this hash; ENG_MAP_NONE otherwise (a guess). */
+/* The entry the home slot names when it holds this hash; ENG_MAP_NONE otherwise (a guess). Any
+ * thread for insert-only maps. */
 static inline uint32_t
 eng_map_home_entry(const struct eng_map *m, uint32_t hash)
 {
-    uint64_t s = eng_map_home(m, hash);
+    uint64_t s = eng_map_slot_load(m, hash & m->mask);
     return s != 0 && (uint32_t)(s >> 32) == hash ? (uint32_t)s - 1u : ENG_MAP_NONE;
 }
 

@@ -168,8 +168,7 @@ trastenda_engine_stock_prefetch(const trastenda_engine *e, const trastenda_str *
         }
         uint32_t count = __atomic_load_n(&e->sku_count, __ATOMIC_ACQUIRE);
         for (uint32_t i = 0; i < k; i++) { /* the entries the home slots name (a guess) */
-            uint64_t slot = eng_map_slot_load(&e->sku_map, hash[i] & e->sku_map.mask);
-            ix[i] = slot != 0 && (uint32_t)(slot >> 32) == hash[i] ? (uint32_t)slot - 1u : ENG_NONE;
+            ix[i] = eng_map_home_entry(&e->sku_map, hash[i]);
             if (ix[i] >= count) {
                 ix[i] = ENG_NONE;
                 continue;

@@ -26,6 +26,7 @@
 
 #include "mp.h"
 #include "mpjson.h"
+#include "pem.h"
 #include "trastenda/client.h"
 
 #include <nng/nng.h>
@@ -732,26 +733,6 @@ slot_cb(void *arg)
 
 /* ---- open, close, call ---- */
 
-/* A whole PEM file with its NUL (mbedTLS parses PEM only with it); NULL when unreadable. */
-static char *
-read_pem(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return NULL;
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n <= (1 << 20) &&
-        fseek(f, 0, SEEK_SET) == 0)
-        buf = malloc((size_t)n + 1);
-    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf != NULL) buf[n] = '\0';
-    return buf;
-}
-
 /* The TLS configuration of a tls+tcp:// dialer: verify the server against the CA (always: with
  * no CA nothing verifies), and present a client certificate when one is configured. */
 static int
@@ -763,7 +744,7 @@ tls_client_config(const trastenda_client_config *cfg, nng_tls_config **out)
     rv = nng_tls_config_auth_mode(t, NNG_TLS_AUTH_MODE_REQUIRED);
     if (rv == 0 && cfg->tls_ca_file != NULL) rv = nng_tls_config_ca_file(t, cfg->tls_ca_file);
     if (rv == 0 && cfg->tls_cert_file != NULL && cfg->tls_key_file != NULL) {
-        char *cert = read_pem(cfg->tls_cert_file), *key = read_pem(cfg->tls_key_file);
+        char *cert = pem_read(cfg->tls_cert_file), *key = pem_read(cfg->tls_key_file);
         rv =
             cert != NULL && key != NULL ? nng_tls_config_own_cert(t, cert, key, NULL) : NNG_ECRYPTO;
         free(cert);

@@ -6,32 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pem.h"
 #include "srv.h"
 
-/* A whole PEM file, NUL-terminated (mbedTLS parses PEM only with its NUL); caller frees. */
+/* pem_read with the config's message when it fails. */
 static char *
 read_pem(const char *path, char *err, size_t errlen, const char *what)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "config: %s: cannot read %s", what, path);
-        return NULL;
-    }
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n <= (1 << 20) &&
-        fseek(f, 0, SEEK_SET) == 0)
-        buf = malloc((size_t)n + 1);
-    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf == NULL) {
+    char *buf = pem_read(path);
+    if (buf == NULL)
         snprintf(err, errlen, "config: %s: cannot read %s (at most 1 MiB)", what, path);
-        return NULL;
-    }
-    buf[n] = '\0';
     return buf;
 }
 

@@ -548,6 +548,36 @@ cli_checks(void)
 static trastenda_client *shared;
 static uint64_t sold[HOT];
 
+/* HOT SKUs "<prefix>0".."<prefix>9" with UNITS units each at W1, on the shared client. */
+static void
+hot_skus_make(const char *prefix)
+{
+    for (int k = 0; k < HOT; k++) {
+        char sku[8];
+        snprintf(sku, sizeof(sku), "%s%d", prefix, k);
+        trastenda_args a;
+        trastenda_args_init(&a, "sku.upsert");
+        a.sku = sku;
+        trastenda_reply r = ok(shared, &a);
+        trastenda_reply_clear(&r);
+        trastenda_receive(shared, sku, "W1", UNITS, NULL, &r);
+        CHECK(r.code == TRASTENDA_OK, "receive");
+        trastenda_reply_clear(&r);
+    }
+}
+
+/* Each of those SKUs sold exactly its UNITS (counted by the sellers), none left available. */
+static void
+hot_skus_sold(const uint64_t *counted, const char *prefix)
+{
+    for (int k = 0; k < HOT; k++) {
+        char sku[8];
+        snprintf(sku, sizeof(sku), "%s%d", prefix, k);
+        CHECK(counted[k] == UNITS, "%s: sold %" PRIu64 " of %d", sku, counted[k], UNITS);
+        CHECK(available(shared, sku) == 0, "%s still available", sku);
+    }
+}
+
 static void *
 shopper(void *arg)
 {
@@ -583,29 +613,13 @@ static void
 flash_sale(void)
 {
     shared = client_open(256);
-    for (int k = 0; k < HOT; k++) {
-        char sku[8];
-        snprintf(sku, sizeof(sku), "H%d", k);
-        trastenda_args a;
-        trastenda_args_init(&a, "sku.upsert");
-        a.sku = sku;
-        trastenda_reply r = ok(shared, &a);
-        trastenda_reply_clear(&r);
-        trastenda_receive(shared, sku, "W1", UNITS, NULL, &r);
-        CHECK(r.code == TRASTENDA_OK, "receive");
-        trastenda_reply_clear(&r);
-    }
+    hot_skus_make("H");
     pthread_t th[THREADS];
     for (uintptr_t i = 0; i < THREADS; i++)
         pthread_create(&th[i], NULL, shopper, (void *)i);
     for (int i = 0; i < THREADS; i++)
         pthread_join(th[i], NULL);
-    for (int k = 0; k < HOT; k++) {
-        char sku[8];
-        snprintf(sku, sizeof(sku), "H%d", k);
-        CHECK(sold[k] == UNITS, "%s: sold %" PRIu64 " of %d", sku, sold[k], UNITS);
-        CHECK(available(shared, sku) == 0, "%s still available", sku);
-    }
+    hot_skus_sold(sold, "H");
     trastenda_client_close(shared);
 }
 
@@ -711,18 +725,7 @@ static void
 async_flash_sale(void)
 {
     shared = client_open(256);
-    for (int k = 0; k < HOT; k++) {
-        char sku[8];
-        snprintf(sku, sizeof(sku), "A%d", k);
-        trastenda_args a;
-        trastenda_args_init(&a, "sku.upsert");
-        a.sku = sku;
-        trastenda_reply r = ok(shared, &a);
-        trastenda_reply_clear(&r);
-        trastenda_receive(shared, sku, "W1", UNITS, NULL, &r);
-        CHECK(r.code == TRASTENDA_OK, "receive");
-        trastenda_reply_clear(&r);
-    }
+    hot_skus_make("A");
     uint64_t req0 = requests_served(shared);
     atomic_init(&async_active, ASHOPPERS);
     trastenda_client_cork(shared);
@@ -741,12 +744,7 @@ async_flash_sale(void)
     uint64_t requests = requests_served(shared) - req0 - 1; /* less this status call */
     CHECK(requests < calls / 4, "%" PRIu64 " requests for %" PRIu64 " calls: not batched", requests,
           calls);
-    for (int k = 0; k < HOT; k++) {
-        char sku[8];
-        snprintf(sku, sizeof(sku), "A%d", k);
-        CHECK(async_sold[k] == UNITS, "%s: sold %" PRIu64 " of %d", sku, async_sold[k], UNITS);
-        CHECK(available(shared, sku) == 0, "%s still available", sku);
-    }
+    hot_skus_sold(async_sold, "A");
     /* queued (corked) calls end with E_CONNECT when the client closes */
     static trastenda_args la[3];
     static trastenda_reply lr[3];
