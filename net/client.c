@@ -27,6 +27,7 @@
 #include "mp.h"
 #include "mpjson.h"
 #include "pem.h"
+#include "sockclose.h"
 #include "trastenda/client.h"
 
 #include <nng/nng.h>
@@ -93,6 +94,8 @@ struct trastenda_client {
     uint32_t leader;    /* index of the node writes go to */
     uint32_t rr;        /* reads round robin */
     pthread_mutex_t mu;
+    pthread_cond_t idle; /* signalled, once closing, when a slot is released */
+    uint32_t n_busy;     /* slots taken */
     struct call *head, *tail;
     uint32_t queued;
     uint64_t next_id;
@@ -457,6 +460,16 @@ uncork(const struct trastenda_client *cl)
         }
 }
 
+/* A slot is free again (lock held); a closing client waits for every slot to be. */
+static void
+slot_release(struct trastenda_client *cl, struct slot *sl)
+{
+    if (!sl->busy) return;
+    sl->busy = false;
+    cl->n_busy--;
+    if (cl->closing && cl->n_busy == 0) pthread_cond_broadcast(&cl->idle);
+}
+
 static void
 slot_send(struct trastenda_client *cl, struct slot *sl)
 {
@@ -492,7 +505,7 @@ slot_send(struct trastenda_client *cl, struct slot *sl)
         fin->n = fin->nw = 0;
         pthread_mutex_lock(&cl->mu);
         slot_reply(cl, sl, NULL, NNG_ENOMEM, fin);
-        sl->busy = false;
+        slot_release(cl, sl);
         pthread_mutex_unlock(&cl->mu);
         wake_sync(fin);
         async_complete(cl, fin);
@@ -529,6 +542,7 @@ slot_fill(struct trastenda_client *cl)
     }
     if (sl == NULL) return NULL;
     sl->busy = true;
+    cl->n_busy++;
     sl->node = node;
     sl->n = 0;
     while (cl->head != NULL && sl->n < cl->cfg.batch_max) {
@@ -715,7 +729,7 @@ slot_cb(void *arg)
      * so that no other thread starts an operation on this aio before its callback is over. */
     struct slot *next = NULL;
     if (fin.n == 0) {
-        sl->busy = false;
+        slot_release(cl, sl);
         next = cl->closing ? NULL : slot_fill(cl);
     }
     pthread_mutex_unlock(&cl->mu);
@@ -723,7 +737,7 @@ slot_cb(void *arg)
     if (fin.n > 0) {
         async_run(cl, &fin); /* their results are inside m */
         pthread_mutex_lock(&cl->mu);
-        sl->busy = false;
+        slot_release(cl, sl);
         pthread_mutex_unlock(&cl->mu);
         if (!corked(cl)) client_flush(cl);
     }
@@ -801,6 +815,11 @@ trastenda_client_open(const trastenda_client_config *cfg, trastenda_client **out
     if (cl->cfg.batch_max > BATCH_HARD_MAX) cl->cfg.batch_max = BATCH_HARD_MAX;
     if (cl->cfg.in_flight == 0) cl->cfg.in_flight = 2;
     pthread_mutex_init(&cl->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cl->idle, &ca);
+    pthread_condattr_destroy(&ca);
     uint32_t nn = cfg->n_nodes;
     cl->nodes = calloc(nn, sizeof(char *));
     cl->socks = calloc(nn, sizeof(nng_socket));
@@ -839,8 +858,16 @@ trastenda_client_close(trastenda_client *cl)
 {
     if (cl == NULL) return;
     uncork(cl); /* this thread's cork must not outlive the client */
+    /* Requests in flight are answered before the sockets close (nothing new is sent once closing;
+     * each request ends by its timeout at the latest, once to send and once to answer). nng 1.5.2
+     * can hang forever in nng_close when a reply is still arriving on a connection it tears down
+     * (the transport drops the read it re-arms on a stopped aio, and the pipe waits for it). */
+    struct timespec until;
+    mono_deadline(&until, 2 * (uint64_t)cl->cfg.timeout_ms + 1000);
     pthread_mutex_lock(&cl->mu);
     cl->closing = true;
+    while (cl->n_busy > 0 && pthread_cond_timedwait(&cl->idle, &cl->mu, &until) == 0)
+        ;
     pthread_mutex_unlock(&cl->mu);
     uint32_t nn = cl->cfg.n_nodes;
     for (uint32_t i = 0; i < nn * cl->cfg.in_flight; i++) {
@@ -856,14 +883,18 @@ trastenda_client_close(trastenda_client *cl)
         fin->n = fin->nw = 0;
         pthread_mutex_lock(&cl->mu);
         if (sl->busy && sl->n > 0) slot_reply(cl, sl, NULL, NNG_ECLOSED, fin);
-        sl->busy = false;
+        slot_release(cl, sl);
         pthread_mutex_unlock(&cl->mu);
         wake_sync(fin);
         async_run(cl, fin);
     }
     free(fin);
     for (uint32_t i = 0; i < nn; i++) {
-        if (cl->nodes != NULL && cl->nodes[i] != NULL) nng_close(cl->socks[i]);
+        if (cl->nodes != NULL && cl->nodes[i] != NULL && !sock_close_bounded(cl->socks[i], 5000))
+            fprintf(stderr,
+                    "trastenda client: closing the connection to %s did not finish in 5 s "
+                    "(nng 1.5.2 defect); left to finish in the background\n",
+                    cl->nodes[i]);
         if (cl->nodes != NULL) free(cl->nodes[i]);
     }
     /* Nothing is sent any more: asynchronous calls still queued end here. */
@@ -896,6 +927,7 @@ trastenda_client_close(trastenda_client *cl)
     free(cl->socks);
     free(cl->nodes);
     free(cl->token);
+    pthread_cond_destroy(&cl->idle);
     pthread_mutex_destroy(&cl->mu);
     free(cl);
 }

@@ -1229,7 +1229,7 @@ follower_main(void *arg)
         if (!trastenda_store_is_follower(s->store)) break; /* promoted */
         pthread_mutex_lock(&r->mu);
         if (open && (strcmp(open_to, r->target) != 0 || !r->fsock_open)) {
-            if (r->fsock_open) nng_close(sock);
+            if (r->fsock_open) srv_close_sock(s, sock, "replication");
             r->fsock_open = open = false;
         }
         bool stopping = LOAD(&r->stop) || LOAD(&r->fstop);
@@ -1365,7 +1365,7 @@ follower_main(void *arg)
         backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
     }
     pthread_mutex_lock(&r->mu);
-    if (r->fsock_open) nng_close(sock);
+    if (r->fsock_open) srv_close_sock(s, sock, "replication");
     r->fsock_open = false;
     pthread_mutex_unlock(&r->mu);
     STORE(&r->connected, 0);
@@ -1378,7 +1378,7 @@ follower_stop(struct repl *r)
 {
     STORE(&r->fstop, 1);
     pthread_mutex_lock(&r->mu);
-    if (r->fsock_open) nng_close(r->fsock);
+    if (r->fsock_open) srv_close_sock(r->s, r->fsock, "replication");
     r->fsock_open = false;
     pthread_mutex_unlock(&r->mu);
     if (r->fth_started) pthread_join(r->fth, NULL);
@@ -1607,7 +1607,7 @@ repl_stop(struct srv *s)
             if (r->ctxs[i].aio != NULL) nng_aio_free(r->ctxs[i].aio);
             if (r->ctxs[i].req != NULL) nng_msg_free(r->ctxs[i].req);
         }
-        nng_close(r->rep);
+        srv_close_sock(r->s, r->rep, "replication");
     }
     /* A digest query in flight finishes on the engine thread before the store closes: wait. */
     while (LOAD(&r->dg_busy) == 1)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "repl.h"
+#include "sockclose.h"
 #include "srv.h" /* nng.h before its protocol headers */
 
 #include <nng/protocol/pubsub0/pub.h>
@@ -37,6 +38,16 @@ srv_log(struct srv *s, trastenda_log_level level, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     s->cfg.log(s->cfg.log_ctx, level, msg);
+}
+
+void
+srv_close_sock(struct srv *s, nng_socket sock, const char *what)
+{
+    if (!sock_close_bounded(sock, SOCK_CLOSE_WAIT_MS))
+        srv_log(s, TRASTENDA_LOG_WARN,
+                "%s: the socket did not close in %u ms (an nng 1.5.2 defect when a message "
+                "arrives while it closes); left to close in the background",
+                what, SOCK_CLOSE_WAIT_MS);
 }
 
 void
@@ -755,12 +766,12 @@ trastenda_server_stop(trastenda_server *s)
     pthread_join(s->slow_th, NULL);
     for (uint32_t i = 0; i < s->n_ctxs; i++)
         nng_ctx_close(s->ctxs[i].ctx);
-    nng_close(s->rep);
+    srv_close_sock(s, s->rep, "server");
     repl_stop(s);
     trastenda_store_close(s->store); /* finishes and persists what was queued */
     if (s->pub_open) {
         __atomic_store_n(&s->pub_open, false, __ATOMIC_RELEASE);
-        nng_close(s->pub);
+        srv_close_sock(s, s->pub, "events");
     }
     srv_log(s, TRASTENDA_LOG_INFO, "server: stopped after %llu requests",
             (unsigned long long)LOAD(&s->n_requests));

@@ -42,8 +42,9 @@ typedef struct trastenda_client_config {
 void trastenda_client_config_default(trastenda_client_config *cfg);
 trastenda_err trastenda_client_open(const trastenda_client_config *cfg, trastenda_client **out,
                                     char *err, size_t errlen);
-/* Waits for the calls in flight; asynchronous calls still queued end with E_CONNECT. Accepts
- * NULL. */
+/* Sends nothing more and waits for the requests in flight to be answered (each at most twice
+ * timeout_ms: to send, then to answer); asynchronous calls still queued end with E_CONNECT.
+ * Must not be called from a completion (`done`) of the same client. Accepts NULL. */
 void trastenda_client_close(trastenda_client *c);
 
 /* A line of a reserve, order, return or purchase order. */
