@@ -12,6 +12,9 @@
  *            table fills
  *   read     trastenda_engine_stock_read on random records from a reader thread while the
  *            writer runs `uniform`
+ *   replay   trastenda_engine_apply_entry of uniform's log entries into a second engine, as the
+ *            materializer, a follower and recovery apply them (after the same catalogue and
+ *            warm-up entries, untimed)
  *   memory   RSS per stock record before and after creating 10,000,000 records (2,000,000 SKUs
  *            x 5 locations) with RECEIVE commands, and the engine's table bytes per record
  *
@@ -57,6 +60,7 @@
 #define DEFAULT_DURATION_S  3.0
 #define QUICK_DURATION_S    0.25
 #define RUNS                3
+#define RUNS_MAX            15
 #define TARGET_UNIFORM      4000000.0
 #define TARGET_HOT          10000000.0
 #define TARGET_ROUTED       1000000.0
@@ -172,7 +176,28 @@ struct bench {
     uint32_t n_pending;
     uint64_t failures;
     char first_failure[TRASTENDA_MESSAGE_BYTES + 64];
+    bool capturing; /* replay: every entry is kept */
+    uint8_t **cap_entry;
+    uint32_t *cap_len, cap_n, cap_max;
 };
+
+/* Keeps a copy of the batch's log entry (replay). */
+static void
+capture(struct bench *b, const trastenda_batch_out *out)
+{
+    if (!b->capturing) return;
+    if (b->cap_n == b->cap_max) {
+        b->cap_max = b->cap_max ? 2 * b->cap_max : 4096;
+        b->cap_entry = realloc(b->cap_entry, b->cap_max * sizeof(*b->cap_entry));
+        b->cap_len = realloc(b->cap_len, b->cap_max * sizeof(*b->cap_len));
+        if (b->cap_entry == NULL || b->cap_len == NULL) die("out of memory for the entries");
+    }
+    uint8_t *copy = malloc(out->entry_len);
+    if (copy == NULL) die("out of memory for the entries");
+    memcpy(copy, out->entry, out->entry_len);
+    b->cap_entry[b->cap_n] = copy;
+    b->cap_len[b->cap_n++] = (uint32_t)out->entry_len;
+}
 
 static void
 bench_buffers(struct bench *b, const struct opts *o)
@@ -196,6 +221,10 @@ bench_free(struct bench *b)
     free(b->lines);
     free(b->text);
     free(b->pending);
+    for (uint32_t i = 0; i < b->cap_n; i++)
+        free(b->cap_entry[i]);
+    free(b->cap_entry);
+    free(b->cap_len);
     memset(b, 0, sizeof(*b));
 }
 
@@ -275,6 +304,7 @@ apply_untimed(struct bench *b, uint32_t n, trastenda_err tolerated, const char *
     trastenda_batch_out out;
     trastenda_err err = trastenda_engine_apply(b->e, ++b->now_ms, b->cmds, n, b->res, &out);
     if (err != TRASTENDA_OK) die("%s: apply: %s", what, trastenda_err_name(err));
+    capture(b, &out);
     for (uint32_t i = 0; i < n; i++)
         if (b->res[i].code != TRASTENDA_OK && b->res[i].code != tolerated)
             die("%s: command %u: %s: %s", what, i, trastenda_err_name(b->res[i].code),
@@ -288,6 +318,7 @@ apply_timed(struct bench *b, uint32_t n, trastenda_batch_out *out)
     trastenda_err err = trastenda_engine_apply(b->e, ++b->now_ms, b->cmds, n, b->res, out);
     uint64_t t1 = clock_ns(apply_clock);
     if (err != TRASTENDA_OK) die("apply: %s", trastenda_err_name(err));
+    capture(b, out);
     return t1 - t0;
 }
 
@@ -689,8 +720,8 @@ run_memory(const struct opts *o)
 /* ---- output ---- */
 
 struct figures {
-    bool has[5];
-    struct run med[4], all[4][RUNS];
+    bool has[6];
+    struct run med[5], all[5][RUNS_MAX];
     uint32_t n_runs;
     struct mem_fig mem;
     double catalog_s, catalog_rate;
@@ -701,24 +732,30 @@ enum {
     W_HOT,
     W_ROUTED,
     W_READ,
+    W_REPLAY,
     W_MEMORY,
     W_COUNT_
 };
 
-static const char *const W_NAMES[W_COUNT_] = {"uniform", "hot", "routed", "read", "memory"};
-static const double W_TARGETS[4] = {TARGET_UNIFORM, TARGET_HOT, TARGET_ROUTED, TARGET_UNIFORM};
-static const char *const W_UNITS[4] = {"pairs", "pairs", "orders", "pairs"};
+static const char *const W_NAMES[W_COUNT_] = {"uniform", "hot",    "routed",
+                                              "read",    "replay", "memory"};
+/* replay has no target of its own (0): it is the cost of following the log. */
+static const double W_TARGETS[W_MEMORY] = {TARGET_UNIFORM, TARGET_HOT, TARGET_ROUTED,
+                                           TARGET_UNIFORM, 0};
+static const char *const W_UNITS[W_MEMORY] = {"pairs", "pairs", "orders", "pairs", "pairs"};
 
 static void
 print_run_text(int w, const struct figures *f, uint32_t batch)
 {
-    static const char *const what[4] = {
+    static const char *const what[W_MEMORY] = {
         "[a] uniform  reserve+release pairs uniform over 1,000,000 records (200,000 SKUs x 5 "
         "locations)",
         "[b] hot      reserve+release pairs over 100 hot SKUs at one location (100 records)",
         "[c] routed   ORDER_PLACE, 3 lines without location, channel 'web' + ship-to, 5 locations",
         "[d] read     trastenda_engine_stock_read on random records from a reader thread, writer "
-        "running [a]"};
+        "running [a]",
+        "[f] replay   trastenda_engine_apply_entry of [a]'s log entries into a second engine (as "
+        "the materializer,\n             a follower and recovery do)"};
     const struct run *r = &f->med[w];
     char a[32], c[32], d[32], e[32];
     double ops_per_batch = w == W_ROUTED ? batch : batch / 2;
@@ -728,6 +765,9 @@ print_run_text(int w, const struct figures *f, uint32_t batch)
         printf("    reads     %s stock reads/s (one reader thread)\n", num(a, r->reads_per_s));
         printf("    writer    %s pairs/s at the same time   (alone: target >= %s/s)\n",
                num(a, r->rate), num(c, W_TARGETS[w]));
+    } else if (W_TARGETS[w] == 0) {
+        printf("    rate      %s %s/s   (%s entries/s; no target of its own)\n", num(a, r->rate),
+               unit, num(c, r->batches / ((double)r->ops / r->rate)));
     } else {
         printf("    rate      %s %s/s   target >= %s/s   %.0f%% of target%s\n", num(a, r->rate),
                unit, num(c, W_TARGETS[w]), 100.0 * r->rate / W_TARGETS[w],
@@ -739,8 +779,11 @@ print_run_text(int w, const struct figures *f, uint32_t batch)
     printf("    batch     p50 %.1f us   p99 %.1f us   p99.9 %.1f us   max %.1f us   (%s batches)\n",
            r->batch_us[Q_P50], r->batch_us[Q_P99], r->batch_us[Q_P999], r->batch_us[Q_MAX],
            num(a, r->batches));
-    printf("    log       %.2f ledger entries, %.2f events, %.0f entry bytes per %s\n",
-           r->ledger_per_op, r->events_per_op, r->bytes_per_op, one);
+    if (w == W_REPLAY)
+        printf("    log       %.0f entry bytes per %s read and applied\n", r->bytes_per_op, one);
+    else
+        printf("    log       %.2f ledger entries, %.2f events, %.0f entry bytes per %s\n",
+               r->ledger_per_op, r->events_per_op, r->bytes_per_op, one);
     printf("    runs     ");
     for (uint32_t i = 0; i < f->n_runs; i++)
         printf(" %s%s", num(a, f->all[w][i].rate), i + 1 < f->n_runs ? " /" : "");
@@ -846,7 +889,7 @@ usage(FILE *to)
         "usage: trastenda-bench-engine [--json] [--quick] [--only NAME[,NAME...]]\n"
         "                              [--duration-s N] [--batch N] [--runs N] [--cpu-clock]\n"
         "                              [--huge-pages]\n"
-        "  NAME: uniform, hot, routed, read, memory\n"
+        "  NAME: uniform, hot, routed, read, replay, memory\n"
         "  --duration-s  seconds per run of each workload (default %.0f; --quick %.2f)\n"
         "  --batch       commands per batch (default %u)\n"
         "  --runs        runs per workload, median reported (default %d; --quick 1)\n"
@@ -905,7 +948,7 @@ parse(int argc, char **argv, struct opts *o)
     }
     if (o->duration_s < 0) o->duration_s = o->quick ? QUICK_DURATION_S : DEFAULT_DURATION_S;
     if (o->runs == 0) o->runs = o->quick ? 1 : RUNS;
-    if (o->batch < 2 || o->batch > 65536 || o->runs > 15 || o->duration_s <= 0)
+    if (o->batch < 2 || o->batch > 65536 || o->runs > RUNS_MAX || o->duration_s <= 0)
         die("--batch must be 2..65536, --runs 1..15, --duration-s > 0");
     for (const char *p = o->only; p != NULL && *p;) { /* every name must be a workload */
         size_t n = strcspn(p, ","), w = 0;
@@ -970,7 +1013,7 @@ run_sales(const struct opts *o, struct figures *f)
     }
     fflush(stdout);
     for (int w = 0; w < W_MEMORY; w++) {
-        if (!f->has[w]) continue;
+        if (!f->has[w] || w == W_REPLAY) continue;
         for (uint32_t i = 0; i < f->n_runs; i++) {
             if (w == W_UNIFORM) f->all[w][i] = run_pairs(&b, b.skus, LOCS, o->duration_s);
             if (w == W_HOT) f->all[w][i] = run_pairs(&b, HOT_SKUS, 1, o->duration_s);
@@ -985,6 +1028,76 @@ run_sales(const struct opts *o, struct figures *f)
     if (b.failures > 0)
         fprintf(stderr, "trastenda-bench-engine: %llu commands failed; first: %s\n",
                 (unsigned long long)b.failures, b.first_failure);
+    bench_free(&b);
+}
+
+/* ---- f: replaying the log entries of uniform into a second engine ---- */
+
+/* Entries of uniform's pairs captured per run of replay (after the catalogue and the warm-up). */
+#define REPLAY_BATCHES       400u
+#define REPLAY_BATCHES_QUICK 40u
+
+static void
+replay_untimed(trastenda_engine *e, const struct bench *b, uint32_t from, uint32_t to)
+{
+    for (uint32_t i = from; i < to; i++) {
+        trastenda_err err = trastenda_engine_apply_entry(e, b->cap_entry[i], b->cap_len[i]);
+        if (err != TRASTENDA_OK) die("replay: entry %u: %s", i, trastenda_err_name(err));
+    }
+}
+
+static void
+run_replay(const struct opts *o, struct figures *f)
+{
+    struct bench b;
+    bench_open(&b, o, CAT_SKUS, true);
+    b.capturing = true;
+    catalog_locations(&b);
+    catalog_skus(&b);
+    (void)catalog_stock(&b, UNITS_PER_RECORD);
+    pairs_warm(&b, b.skus, LOCS, o->quick ? 200 : KEY_RETENTION_MS + 100);
+    uint32_t first = b.cap_n, batches = o->quick ? REPLAY_BATCHES_QUICK : REPLAY_BATCHES;
+    b.n_pending = 0;
+    for (uint32_t i = 0; i < batches; i++) { /* one run of uniform's batches, kept */
+        uint32_t n_release = b.n_pending;
+        uint32_t n = pairs_build(&b, b.skus, LOCS);
+        trastenda_batch_out out;
+        (void)apply_timed(&b, n, &out);
+        pairs_collect(&b, n, n_release);
+    }
+    b.capturing = false;
+    uint32_t half = o->batch / 2;
+    trastenda_engine_config cfg;
+    config_make(&cfg, o->batch, CAT_SKUS, true);
+    static struct hist h;
+    for (uint32_t run = 0; run < f->n_runs; run++) {
+        trastenda_engine *e;
+        if (trastenda_engine_create(&cfg, &e) != TRASTENDA_OK) die("engine create failed");
+        replay_untimed(e, &b, 0, first + 1); /* + 1: its first batch only reserves */
+        memset(&h, 0, sizeof(h));
+        struct run r;
+        memset(&r, 0, sizeof(r));
+        uint64_t engine_ns = 0, bytes = 0, start = now_ns();
+        for (uint32_t i = first + 1; i < b.cap_n; i++) {
+            uint64_t t0 = clock_ns(apply_clock);
+            trastenda_err err = trastenda_engine_apply_entry(e, b.cap_entry[i], b.cap_len[i]);
+            uint64_t ns = clock_ns(apply_clock) - t0;
+            if (err != TRASTENDA_OK) die("replay: entry %u: %s", i, trastenda_err_name(err));
+            hist_add(&h, ns);
+            engine_ns += ns;
+            bytes += b.cap_len[i];
+            r.ops += half;
+        }
+        if (trastenda_engine_digest(e) != trastenda_engine_digest(b.e))
+            die("replay: the second engine's state differs from the first's");
+        struct run_totals t = {engine_ns, 0, 0, bytes, 0, (double)(now_ns() - start) / 1e9};
+        run_finish(&r, &h, &t, half);
+        f->all[W_REPLAY][run] = r;
+        trastenda_engine_destroy(e);
+    }
+    f->med[W_REPLAY] = run_median(f->all[W_REPLAY], f->n_runs);
+    if (!o->json) print_run_text(W_REPLAY, f, o->batch);
+    fflush(stdout);
     bench_free(&b);
 }
 
@@ -1007,6 +1120,7 @@ main(int argc, char **argv)
         fflush(stdout);
     }
     if (f.has[W_UNIFORM] || f.has[W_HOT] || f.has[W_ROUTED] || f.has[W_READ]) run_sales(&o, &f);
+    if (f.has[W_REPLAY]) run_replay(&o, &f);
     if (o.json) print_json(&o, &f, cpu);
     return 0;
 }

@@ -154,3 +154,58 @@ Test(engine_replica, an_entry_naming_a_sku_nobody_created_is_corrupt_not_fatal)
     cr_assert_eq(trastenda_engine_apply_entry(f, H.entry, H.entry_len), TRASTENDA_OK);
     cr_assert_eq(trastenda_engine_digest(f), trastenda_engine_digest(H.e));
 }
+
+/* An entry of many records (chunks of the apply's touch ahead), some naming SKUs the same entry
+ * creates, over maps small enough that home slots collide: the follower's guesses must fall back
+ * to searches, and its state must equal the writer's after each batch (h_apply_batch_at). */
+Test(engine_replica, long_entries_with_new_skus_and_colliding_slots_apply_alike)
+{
+    trastenda_engine_config cfg;
+    h_config_small(&cfg);
+    cfg.skus_max = 64;
+    cfg.stock_max = 256;
+    cfg.holds_max = 256;
+    cfg.keys_max = 256;
+    cfg.lines_max = 2048;
+    cfg.batch_cmds_max = 256;
+    h_setup_with(&cfg, 1);
+    (void)h_add_location("madrid");
+    (void)h_add_location("sevilla");
+    enum {
+        N = 60
+    };
+    static char ids[N][16];
+    trastenda_cmd cmds[3 * N];
+    trastenda_result res[3 * N];
+    uint32_t n = 0;
+    for (int i = 0; i < N; i++) { /* each SKU, then its stock at both locations, in one entry */
+        snprintf(ids[i], sizeof(ids[i]), "sku-%02d", i);
+        cmds[n++] = h_cmd_sku(ids[i], 0, 0, 0, 0);
+        cmds[n++] = h_cmd_stock(TRASTENDA_OP_RECEIVE, ids[i], "madrid", 10 + i);
+        cmds[n++] = h_cmd_stock(TRASTENDA_OP_RECEIVE, ids[i], i % 2 ? "sevilla" : "madrid", 5);
+    }
+    h_apply_batch_at(H.now + 1, cmds, n, res);
+    for (uint32_t i = 0; i < n; i++)
+        cr_assert_eq(res[i].code, TRASTENDA_OK, "command %u: %s", i, res[i].message);
+    trastenda_line lines[N];
+    n = 0;
+    for (int i = 0; i < N; i++) { /* holds across every SKU, keyed, then half released */
+        lines[i] = h_line(ids[i], i % 2 ? "sevilla" : "madrid", 1);
+        cmds[n] = h_cmd_reserve(&lines[i], 1, 60000);
+        char key[16];
+        snprintf(key, sizeof(key), "k-%02d", i);
+        cmds[n].key = (trastenda_str){strdup(key), (uint32_t)strlen(key)};
+        n++;
+    }
+    h_apply_batch_at(H.now + 1, cmds, n, res);
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        free((char *)cmds[i].key.ptr);
+        if (res[i].code == TRASTENDA_OK && i % 2 == 0)
+            cmds[m++] = h_cmd_hold(TRASTENDA_OP_RELEASE, res[i].id);
+    }
+    cr_assert_eq(m, N / 2, "holds refused: %s", res[0].message);
+    h_apply_batch_at(H.now + 1, cmds, m, res);
+    for (uint32_t i = 0; i < m; i++)
+        cr_assert_eq(res[i].code, TRASTENDA_OK, "release %u: %s", i, res[i].message);
+}
