@@ -94,14 +94,7 @@ lines_put(trastenda_engine *e, uint32_t head, const struct img_line *img, uint32
     return list.head;
 }
 
-/*
- * The check pass. Besides the shape of every record it checks what records refer to: a SKU or
- * location must exist in the engine or be defined earlier in the same entry, a channel must be
- * the next one or an existing one with the same name. A corrupt entry that is well formed but
- * names what does not exist is refused (E_CORRUPT) before anything changes, never an abort.
- * Ids defined by the entry go into a small hash set, allocated only for entries that define some
- * (catalog changes).
- */
+/* Records touched ahead together (the touch ahead is described below, before touch_slots). */
 #define APPLY_TOUCH 32u
 
 /* What the touch ahead found for one record of the chunk (guesses, checked before any use). */
@@ -113,6 +106,14 @@ struct touch {
     uint32_t rec;  /* stock, apply pass: the record the stock map's home slot names */
 };
 
+/*
+ * The check pass. Besides the shape of every record it checks what records refer to: a SKU or
+ * location must exist in the engine or be defined earlier in the same entry, a channel must be
+ * the next one or an existing one with the same name. A corrupt entry that is well formed but
+ * names what does not exist is refused (E_CORRUPT) before anything changes, never an abort.
+ * Ids defined by the entry go into a small hash set, allocated only for entries that define some
+ * (catalog changes).
+ */
 struct pass {
     bool apply;
     uint32_t next_channel;
