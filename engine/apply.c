@@ -76,15 +76,23 @@ need_rec(trastenda_engine *e, const struct img_line *l)
     return rec_of(e, need_sku(e, l->sku), need_loc(e, l->loc));
 }
 
-/* Replaces the lines of an owner with the image's; links those that count on their record. */
+struct pass;
+static uint32_t guess_sku(const trastenda_engine *e, const struct pass *ps, trastenda_str id);
+static uint32_t guess_rec(trastenda_engine *e, const struct pass *ps, uint32_t sku,
+                          trastenda_str loc_id);
+
+/* Replaces the lines of an owner with the image's; links those that count on their record. The
+ * first line uses what the touch ahead found for it, when it names the same SKU. */
 static uint32_t
-lines_put(trastenda_engine *e, uint32_t head, const struct img_line *img, uint32_t n, uint8_t kind,
-          uint32_t owner, bool (*linked)(const struct img_line *, const void *), const void *ctx)
+lines_put(trastenda_engine *e, const struct pass *ps, uint32_t head, const struct img_line *img,
+          uint32_t n, uint8_t kind, uint32_t owner,
+          bool (*linked)(const struct img_line *, const void *), const void *ctx)
 {
     eng_lines_free(e, head);
     struct eng_line_list list = {ENG_NONE, ENG_NONE};
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t rec = need_rec(e, &img[i]);
+        uint32_t sku = i == 0 ? guess_sku(e, ps, img[0].sku) : ENG_NONE;
+        uint32_t rec = sku != ENG_NONE ? guess_rec(e, ps, sku, img[0].loc) : need_rec(e, &img[i]);
         uint32_t l = eng_line_append(e, &list, kind, owner, e->stock[rec].sku_ix,
                                      e->stock[rec].loc_ix, img[i].qty, img[i].state);
         e->lines[l].done = img[i].done;
@@ -99,11 +107,13 @@ lines_put(trastenda_engine *e, uint32_t head, const struct img_line *img, uint32
 
 /* What the touch ahead found for one record of the chunk (guesses, checked before any use). */
 struct touch {
-    uint8_t type;  /* STOCK, HOLD or KEY (removals included); 0: nothing to touch */
-    uint32_t hash; /* of the SKU id (stock), the hold id or the key */
-    uint32_t loc;  /* stock: the location's index, ENG_NONE when unknown */
-    uint32_t ix;   /* the entry the home slot names, ENG_NONE when none */
-    uint32_t rec;  /* stock, apply pass: the record the stock map's home slot names */
+    uint8_t type;      /* STOCK, HOLD or KEY (removals included); 0: nothing to touch */
+    bool line;         /* a stock record's (SKU, location), or a hold's first line's: below */
+    uint32_t hash;     /* of the hold id or the key, for their maps */
+    uint32_t sku_hash; /* of the line's SKU id */
+    uint32_t sku;      /* the SKU the home slot names, ENG_NONE when none */
+    uint32_t loc;      /* apply pass: the location's index, ENG_NONE when unknown */
+    uint32_t rec;      /* apply pass: the record the stock map's home slot names */
 };
 
 /*
@@ -191,24 +201,25 @@ known(const trastenda_engine *e, const struct pass *ps, uint8_t type, trastenda_
     return def_has(ps, type, id);
 }
 
+/* The SKU the touch ahead guessed for this record's (first) line, when it is the one the line
+ * names (ids are unique: the same id is the same SKU); ENG_NONE otherwise. */
+static uint32_t
+guess_sku(const trastenda_engine *e, const struct pass *ps, trastenda_str id)
+{
+    const struct touch *g = ps->guess;
+    if (g == NULL || !g->line || g->sku == ENG_NONE) return ENG_NONE;
+    return eng_id_eq(&e->skus[g->sku].id, id) ? g->sku : ENG_NONE;
+}
+
 static void
 check_lines(const trastenda_engine *e, const struct pass *ps, struct eng_rd *r,
             const struct img_line *lines, uint32_t n)
 {
     for (uint32_t i = 0; i < n && !r->bad && !ps->apply; i++)
-        if (!known(e, ps, TRASTENDA_REC_SKU, lines[i].sku) ||
+        if (!((i == 0 && guess_sku(e, ps, lines[0].sku) != ENG_NONE) ||
+              known(e, ps, TRASTENDA_REC_SKU, lines[i].sku)) ||
             !known(e, ps, TRASTENDA_REC_LOCATION, lines[i].loc))
             r->bad = true;
-}
-
-/* The SKU the touch ahead guessed for this stock record, when it is the one the record names
- * (ids are unique: the same id is the same SKU); ENG_NONE otherwise. */
-static uint32_t
-guess_sku(const trastenda_engine *e, const struct pass *ps, trastenda_str id)
-{
-    const struct touch *g = ps->guess;
-    if (g == NULL || g->type != TRASTENDA_REC_STOCK || g->ix == ENG_NONE) return ENG_NONE;
-    return eng_id_eq(&e->skus[g->ix].id, id) ? g->ix : ENG_NONE;
 }
 
 /* need_rec for a stock record whose SKU is known: the guessed location and record when they are
@@ -382,7 +393,7 @@ put_hold(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     if (hd->heap_pos != ENG_NONE) eng_hold_heap_remove(e, h);
     if (!keep && eng_fifo_has(&e->hold_fifo, h)) eng_fifo_remove(&e->hold_fifo, h);
     hd->lines_head =
-        lines_put(e, hd->lines_head, lines, n, ENG_LINE_HOLD, h, hold_line_linked, &img.state);
+        lines_put(e, ps, hd->lines_head, lines, n, ENG_LINE_HOLD, h, hold_line_linked, &img.state);
     hd->line_count = n;
     hd->state = img.state;
     hd->channel = img.channel;
@@ -448,7 +459,7 @@ put_order(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
                 od->state == img.state && od->finished_ms == img.finished_ms;
     if (!keep && eng_fifo_has(&e->order_fifo, o)) eng_fifo_remove(&e->order_fifo, o);
     od->lines_head =
-        lines_put(e, od->lines_head, lines, n, ENG_LINE_ORDER, o, order_line_linked, NULL);
+        lines_put(e, ps, od->lines_head, lines, n, ENG_LINE_ORDER, o, order_line_linked, NULL);
     od->alloc_count = n;
     od->no = img.no;
     od->payload_hash = img.payload_hash;
@@ -497,7 +508,7 @@ put_po(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     struct eng_po *po = &e->pos[p];
     bool keep = eng_fifo_has(&e->po_fifo, p) && !open; /* Design note (6) */
     if (!keep && eng_fifo_has(&e->po_fifo, p)) eng_fifo_remove(&e->po_fifo, p);
-    po->lines_head = lines_put(e, po->lines_head, lines, n, ENG_LINE_PO, p, never_linked, NULL);
+    po->lines_head = lines_put(e, ps, po->lines_head, lines, n, ENG_LINE_PO, p, never_linked, NULL);
     po->line_count = n;
     po->open = open;
     po->created_ms = created;
@@ -652,10 +663,27 @@ put_record(trastenda_engine *e, uint8_t type, const uint8_t *body, uint32_t len,
  * Here prefetches beat loads (bench-engine replay: 436,000 pairs/s with loads, 541,000 with
  * prefetched slots, 555,000 with everything prefetched): the decoding between two records would
  * hold a load's stall in the reorder window. The check pass touches the SKUs only, the apply pass
- * everything. A stock record then uses what the touch found (its SKU, location and record) once
- * their ids are compared, instead of searching again. Nothing is trusted: a malformed record or a
- * wrong guess is a wasted prefetch (the check pass has not run yet when the first touch does).
+ * everything. A stock record, and a hold's first line, then use what the touch found (the SKU,
+ * location and record) once their ids are compared, instead of searching again. Nothing is trusted:
+ * a malformed record or a wrong guess is a wasted prefetch (the check pass has not run yet when the
+ * first touch does).
  */
+
+/* Bytes of a hold's post-image between its id and its lines (state, channel, ship-to flag, three
+ * times, the order number, the coordinates). */
+#define HOLD_IMG_FIXED 43u
+
+/* A line's SKU and location for the stages that follow. */
+static void
+touch_line(const trastenda_engine *e, struct touch *x, trastenda_str sku, trastenda_str loc,
+           bool all)
+{
+    if (sku.len == 0) return;
+    x->line = true;
+    x->sku_hash = eng_str_hash(sku);
+    if (all && loc.len > 0) x->loc = eng_location_find(e, loc); /* a small table */
+    __builtin_prefetch(&e->sku_map.slots[x->sku_hash & e->sku_map.mask]);
+}
 
 /* Stage 1: what each record names, the home slots of its maps. */
 static void
@@ -670,25 +698,30 @@ touch_slots(const trastenda_engine *e, trastenda_entry_iter it, bool all, struct
         struct eng_rd r = {body, body + blen, false};
         struct touch *x = &t[n++];
         x->type = 0;
-        x->loc = x->ix = x->rec = ENG_NONE;
+        x->line = false;
+        x->sku = x->loc = x->rec = ENG_NONE;
         if (type == TRASTENDA_REC_STOCK) {
             trastenda_str sku = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
             trastenda_str loc = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
-            if (r.bad || sku.len == 0) continue;
-            x->hash = eng_str_hash(sku);
-            if (all && loc.len > 0) x->loc = eng_location_find(e, loc); /* a small table */
-            __builtin_prefetch(&e->sku_map.slots[x->hash & e->sku_map.mask]);
+            if (!r.bad) touch_line(e, x, sku, loc, all);
             x->type = type;
-        } else if (!all) {
-            continue;
         } else if (type == TRASTENDA_REC_HOLD || type == TRASTENDA_REC_HOLD_REMOVED) {
             uint64_t id = rd_u64(&r);
             if (r.bad) continue;
-            x->hash = eng_hold_hash(id);
-            __builtin_prefetch(&e->hold_map.slots[x->hash & e->hold_map.mask]);
             x->type = TRASTENDA_REC_HOLD;
-            *new_holds += type == TRASTENDA_REC_HOLD;
-        } else if (type == TRASTENDA_REC_KEY || type == TRASTENDA_REC_KEY_REMOVED) {
+            if (all) {
+                x->hash = eng_hold_hash(id);
+                __builtin_prefetch(&e->hold_map.slots[x->hash & e->hold_map.mask]);
+                *new_holds += type == TRASTENDA_REC_HOLD;
+            }
+            if (type == TRASTENDA_REC_HOLD_REMOVED || (size_t)(r.end - r.p) < HOLD_IMG_FIXED + 2)
+                continue;
+            r.p += HOLD_IMG_FIXED;
+            if (rd_u16(&r) == 0) continue;
+            trastenda_str sku = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
+            trastenda_str loc = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
+            if (!r.bad) touch_line(e, x, sku, loc, all);
+        } else if (all && (type == TRASTENDA_REC_KEY || type == TRASTENDA_REC_KEY_REMOVED)) {
             trastenda_str key = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
             if (r.bad || key.len == 0) continue;
             x->hash = eng_str_hash(key);
@@ -720,15 +753,17 @@ touch_records(const trastenda_engine *e, trastenda_entry_iter it, bool all, stru
     uint32_t skus = e->sku_count;
     for (uint32_t i = 0; i < n; i++) { /* stage 2: the entries the slots name */
         struct touch *x = &t[i];
-        if (x->type == TRASTENDA_REC_STOCK) {
-            uint32_t k = eng_map_home_entry(&e->sku_map, x->hash);
-            if (k >= skus) continue;
-            x->ix = k;
-            __builtin_prefetch(&e->skus[k].id); /* compared with the record's id */
-            if (x->loc != ENG_NONE)
-                __builtin_prefetch(
-                    &e->stock_map.slots[eng_stock_hash(k, x->loc) & e->stock_map.mask]);
-        } else if (x->type == TRASTENDA_REC_HOLD) {
+        if (x->line) {
+            uint32_t k = eng_map_home_entry(&e->sku_map, x->sku_hash);
+            if (k < skus) {
+                x->sku = k;
+                __builtin_prefetch(&e->skus[k].id); /* compared with the line's id */
+                if (x->loc != ENG_NONE)
+                    __builtin_prefetch(
+                        &e->stock_map.slots[eng_stock_hash(k, x->loc) & e->stock_map.mask]);
+            }
+        }
+        if (x->type == TRASTENDA_REC_HOLD && all) {
             uint32_t h = eng_map_home_entry(&e->hold_map, x->hash);
             if (h < e->cfg.holds_max) __builtin_prefetch(&e->holds[h]);
         } else if (x->type == TRASTENDA_REC_KEY) {
@@ -739,8 +774,8 @@ touch_records(const trastenda_engine *e, trastenda_entry_iter it, bool all, stru
     if (!all) return;
     for (uint32_t i = 0; i < n; i++) { /* stage 3: the stock records */
         struct touch *x = &t[i];
-        if (x->type != TRASTENDA_REC_STOCK || x->ix == ENG_NONE || x->loc == ENG_NONE) continue;
-        uint32_t rec = eng_map_home_entry(&e->stock_map, eng_stock_hash(x->ix, x->loc));
+        if (!x->line || x->sku == ENG_NONE || x->loc == ENG_NONE) continue;
+        uint32_t rec = eng_map_home_entry(&e->stock_map, eng_stock_hash(x->sku, x->loc));
         if (rec >= e->stock_count) continue;
         x->rec = rec;
         __builtin_prefetch(&e->stock[rec]);
