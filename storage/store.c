@@ -43,8 +43,10 @@
 #define SPIN_ROUNDS_FEW_CORES  32
 #define IDLE_WAIT_MS           1000
 #define TRUNC_RING             64
-#define PATH_BYTES             4096
-#define ACK_RING               1024 /* batches waiting for followers' acknowledgements */
+/* A state write's batch buffer up to this size is kept for the next one (page faults otherwise). */
+#define STATE_WB_KEEP_BYTES (64u << 20)
+#define PATH_BYTES          4096
+#define ACK_RING            1024 /* batches waiting for followers' acknowledgements */
 
 enum {
     SLOT_FREE = 0,
@@ -132,6 +134,7 @@ struct trastenda_store {
     uint32_t mat_progress;   /* futex word: bumped after each state write */
     int64_t ledger_swept_ms; /* last ledger retention sweep */
     int64_t last_state_write_ns;
+    rocksdb_writebatch_t *state_wb; /* kept between state writes: its buffer stays faulted in */
     struct {
         uint64_t seq;
         int64_t time_ms;
@@ -989,7 +992,9 @@ static bool
 state_write(trastenda_store *st)
 {
     trastenda_engine *m = st->mat;
-    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    if (st->state_wb == NULL) st->state_wb = rocksdb_writebatch_create();
+    rocksdb_writebatch_t *wb = st->state_wb;
+    rocksdb_writebatch_clear(wb); /* keeps its buffer's capacity */
     uint64_t written = 0, deleted = 0;
     for (uint8_t i = 0; i < TRASTENDA_IMAGE_TABLES; i++) {
         uint8_t t = trastenda_image_tables[i];
@@ -1031,7 +1036,12 @@ state_write(trastenda_store *st)
      * written back as it grows: db.c): the pages are written once instead of twice, and a crash
      * before the flush ends leaves the previous state and its M, whose log is not cut yet. */
     rocksdb_write(st->state.db, st->state.wnowal, wb, &rerr);
-    rocksdb_writebatch_destroy(wb);
+    size_t wb_bytes;
+    (void)rocksdb_writebatch_data(wb, &wb_bytes);
+    if (wb_bytes > STATE_WB_KEEP_BYTES) { /* a whole state's (a close, a catch-up): not kept */
+        rocksdb_writebatch_destroy(wb);
+        st->state_wb = NULL;
+    }
     if (rerr == NULL) rocksdb_flush(st->state.db, st->state.fwait, &rerr);
     if (rerr != NULL) {
         char msg[600];
@@ -1194,6 +1204,7 @@ store_free(trastenda_store *st)
     pthread_mutex_destroy(&st->trunc_lock);
     trastenda_engine_destroy(st->eng);
     trastenda_engine_destroy(st->mat);
+    if (st->state_wb != NULL) rocksdb_writebatch_destroy(st->state_wb);
     ledger_acc_fini(&st->lacc);
     archive_acc_fini(&st->aacc);
     db_close(&st->log);
