@@ -588,13 +588,17 @@ futex_wait(uint32_t *word, uint32_t val)
  * done, so its futex word may be gone by the wake: a stray wake-up of whoever waits there next,
  * which re-checks its own word, as every futex waiter does. */
 static void
+wake_one(struct call *c)
+{
+    __atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &c->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void
 wake_sync(struct finished *fin)
 {
-    for (uint32_t i = 0; i < fin->nw; i++) {
-        uint32_t *word = &fin->w[i]->done;
-        __atomic_store_n(word, 1, __ATOMIC_RELEASE);
-        syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-    }
+    for (uint32_t i = 0; i < fin->nw; i++)
+        wake_one(fin->w[i]);
     fin->nw = 0;
 }
 
@@ -897,27 +901,25 @@ trastenda_client_close(trastenda_client *cl)
                     cl->nodes[i]);
         if (cl->nodes != NULL) free(cl->nodes[i]);
     }
-    /* Nothing is sent any more: asynchronous calls still queued end here. */
+    /* Nothing is sent any more: calls still queued end here (asynchronous ones completed,
+     * synchronous callers woken). */
     for (;;) {
         pthread_mutex_lock(&cl->mu);
         struct call *c = cl->head;
-        while (c != NULL && c->group == NULL)
-            c = c->next;
-        if (c != NULL) { /* unlink it */
-            struct call **pp = &cl->head, *prev = NULL;
-            while (*pp != c) {
-                prev = *pp;
-                pp = &(*pp)->next;
-            }
-            *pp = c->next;
-            if (cl->tail == c) cl->tail = prev;
+        if (c != NULL) {
+            cl->head = c->next;
+            if (cl->head == NULL) cl->tail = NULL;
             cl->queued--;
         }
         pthread_mutex_unlock(&cl->mu);
         if (c == NULL) break;
         c->status = TRASTENDA_E_CONNECT;
         c->nng_rv = NNG_ECLOSED;
-        async_end(c);
+        if (c->group != NULL) {
+            async_end(c);
+        } else {
+            wake_one(c);
+        }
     }
     for (uint32_t i = 0; i < nn * cl->cfg.in_flight; i++) {
         if (cl->slots[i].aio != NULL) nng_aio_free(cl->slots[i].aio);
@@ -949,6 +951,14 @@ static void
 run_calls(struct trastenda_client *cl, struct call *const *calls, uint32_t n)
 {
     pthread_mutex_lock(&cl->mu);
+    if (cl->closing) { /* nothing is sent any more: they end at once */
+        pthread_mutex_unlock(&cl->mu);
+        for (uint32_t i = 0; i < n; i++) {
+            calls[i]->status = TRASTENDA_E_CONNECT;
+            calls[i]->nng_rv = NNG_ECLOSED;
+        }
+        return;
+    }
     for (uint32_t i = 0; i < n; i++)
         enqueue_back(cl, calls[i]);
     struct slot *sl = slot_fill(cl);

@@ -1229,8 +1229,13 @@ follower_main(void *arg)
         if (!trastenda_store_is_follower(s->store)) break; /* promoted */
         pthread_mutex_lock(&r->mu);
         if (open && (strcmp(open_to, r->target) != 0 || !r->fsock_open)) {
-            if (r->fsock_open) srv_close_sock(s, sock, "replication");
+            bool mine = r->fsock_open; /* who clears the flag closes the socket */
             r->fsock_open = open = false;
+            if (mine) { /* not under the lock: nng's callbacks may need it to let the close end */
+                pthread_mutex_unlock(&r->mu);
+                srv_close_sock(s, sock, "replication");
+                pthread_mutex_lock(&r->mu);
+            }
         }
         bool stopping = LOAD(&r->stop) || LOAD(&r->fstop);
         int rv = 0;
@@ -1365,9 +1370,10 @@ follower_main(void *arg)
         backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
     }
     pthread_mutex_lock(&r->mu);
-    if (r->fsock_open) srv_close_sock(s, sock, "replication");
+    bool mine = r->fsock_open;
     r->fsock_open = false;
     pthread_mutex_unlock(&r->mu);
+    if (mine) srv_close_sock(s, sock, "replication");
     STORE(&r->connected, 0);
     return NULL;
 }
@@ -1378,9 +1384,11 @@ follower_stop(struct repl *r)
 {
     STORE(&r->fstop, 1);
     pthread_mutex_lock(&r->mu);
-    if (r->fsock_open) srv_close_sock(r->s, r->fsock, "replication");
+    bool mine = r->fsock_open; /* who clears the flag closes the socket, outside the lock */
+    nng_socket sock = r->fsock;
     r->fsock_open = false;
     pthread_mutex_unlock(&r->mu);
+    if (mine) srv_close_sock(r->s, sock, "replication");
     if (r->fth_started) pthread_join(r->fth, NULL);
     r->fth_started = false;
 }

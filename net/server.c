@@ -40,14 +40,15 @@ srv_log(struct srv *s, trastenda_log_level level, const char *fmt, ...)
     s->cfg.log(s->cfg.log_ctx, level, msg);
 }
 
-void
+bool
 srv_close_sock(struct srv *s, nng_socket sock, const char *what)
 {
-    if (!sock_close_bounded(sock, SOCK_CLOSE_WAIT_MS))
-        srv_log(s, TRASTENDA_LOG_WARN,
-                "%s: the socket did not close in %u ms (an nng 1.5.2 defect when a message "
-                "arrives while it closes); left to close in the background",
-                what, SOCK_CLOSE_WAIT_MS);
+    if (sock_close_bounded(sock, SOCK_CLOSE_WAIT_MS)) return true;
+    srv_log(s, TRASTENDA_LOG_WARN,
+            "%s: the socket did not close in %u ms (an nng 1.5.2 defect when a message arrives "
+            "while it closes); left to close in the background",
+            what, SOCK_CLOSE_WAIT_MS);
+    return false;
 }
 
 void
@@ -766,7 +767,11 @@ trastenda_server_stop(trastenda_server *s)
     pthread_join(s->slow_th, NULL);
     for (uint32_t i = 0; i < s->n_ctxs; i++)
         nng_ctx_close(s->ctxs[i].ctx);
-    srv_close_sock(s, s->rep, "server");
+    /* Its pipe callbacks name s: none may run once s is freed, even from a close left behind. */
+    nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_PRE, NULL, NULL);
+    nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_POST, NULL, NULL);
+    nng_pipe_notify(s->rep, NNG_PIPE_EV_REM_POST, NULL, NULL);
+    bool rep_closed = srv_close_sock(s, s->rep, "server");
     repl_stop(s);
     trastenda_store_close(s->store); /* finishes and persists what was queued */
     if (s->pub_open) {
@@ -775,5 +780,6 @@ trastenda_server_stop(trastenda_server *s)
     }
     srv_log(s, TRASTENDA_LOG_INFO, "server: stopped after %llu requests",
             (unsigned long long)LOAD(&s->n_requests));
-    srv_free(s);
+    /* A close left behind may still run a callback fetched before the unregistering: s stays. */
+    if (rep_closed) srv_free(s);
 }

@@ -12,7 +12,9 @@
  *   - 32 threads sharing one client sell 10 SKUs of limited stock: sold = stock exactly, every
  *     call answered, each with its own result; 64 shoppers driven by the completions of
  *     asynchronous calls do the same, their calls batched into far fewer requests;
- *   - bad input of every class gets its error code and changes nothing; the server still answers.
+ *   - bad input of every class gets its error code and changes nothing; the server still answers;
+ *   - closing a client whose server never answers ends the call in flight by its timeout and a
+ *     synchronous call still queued with E_CONNECT, without hanging.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,11 +27,13 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <msgpack.h>
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
 #include "mp.h"
@@ -1146,6 +1150,73 @@ follower_redirect(void)
     follower_pid = 0;
 }
 
+/* ---- close with a call in flight and one queued, against a server that never answers ---- */
+
+struct silent_call {
+    trastenda_client *c;
+    trastenda_err transport;
+    trastenda_reply r;
+};
+
+static void *
+silent_call_main(void *arg)
+{
+    struct silent_call *sc = arg;
+    trastenda_args a;
+    trastenda_args_init(&a, "status");
+    sc->transport = trastenda_call(sc->c, &a, &sc->r);
+    return NULL;
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+close_with_a_silent_server(void)
+{
+    char addr[700];
+    snprintf(addr, sizeof(addr), "ipc://%s/silent", dir);
+    nng_socket rep;
+    CHECK(nng_rep0_open(&rep) == 0 && nng_listen(rep, addr, NULL, 0) == 0, "silent listener");
+    const char *nodes[] = {addr};
+    trastenda_client_config cfg;
+    trastenda_client_config_default(&cfg);
+    cfg.nodes = nodes;
+    cfg.n_nodes = 1;
+    cfg.timeout_ms = 400;
+    cfg.in_flight = 1; /* the second call waits in the queue */
+    cfg.retries = 0;
+    trastenda_client *c = NULL;
+    char err[256];
+    CHECK(trastenda_client_open(&cfg, &c, err, sizeof(err)) == TRASTENDA_OK, "client: %s", err);
+    struct silent_call first = {.c = c}, second = {.c = c};
+    pthread_t t1, t2;
+    CHECK(pthread_create(&t1, NULL, silent_call_main, &first) == 0, "thread");
+    nng_msg *m = NULL; /* the first call's request reached the server: it holds the only slot */
+    CHECK(nng_recvmsg(rep, &m, 0) == 0, "the silent server got no request");
+    nng_msg_free(m);
+    CHECK(pthread_create(&t2, NULL, silent_call_main, &second) == 0, "thread");
+    usleep(100000); /* the second call is queued behind it */
+    int64_t t0 = now_ms();
+    trastenda_client_close(c);
+    int64_t took = now_ms() - t0;
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    CHECK(first.transport == TRASTENDA_E_TIMEOUT, "the call in flight: %s",
+          trastenda_err_name(first.transport));
+    CHECK(second.transport == TRASTENDA_E_CONNECT, "the queued call: %s",
+          trastenda_err_name(second.transport));
+    CHECK(took < 3000, "close took %lld ms", (long long)took);
+    trastenda_reply_clear(&first.r);
+    trastenda_reply_clear(&second.r);
+    nng_close(rep);
+}
+
 int
 main(void)
 {
@@ -1177,6 +1248,8 @@ main(void)
     printf("plain_server: asynchronous flash sale ok\n");
     follower_redirect();
     printf("plain_server: not_leader redirect ok\n");
+    close_with_a_silent_server();
+    printf("plain_server: close with a silent server ok\n");
     restart_keeps_state();
     printf("plain_server: restart ok\n");
     server_stop();
