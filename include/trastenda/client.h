@@ -43,8 +43,8 @@ void trastenda_client_config_default(trastenda_client_config *cfg);
 trastenda_err trastenda_client_open(const trastenda_client_config *cfg, trastenda_client **out,
                                     char *err, size_t errlen);
 /* Sends nothing more and waits for the requests in flight to be answered (each at most twice
- * timeout_ms: to send, then to answer); asynchronous calls still queued end with E_CONNECT.
- * Must not be called from a completion (`done`) of the same client. Accepts NULL. */
+ * timeout_ms: to send, then to answer); calls still queued, and calls made meanwhile, end with
+ * E_CONNECT. Must not be called from a completion (`done`) of the same client. Accepts NULL. */
 void trastenda_client_close(trastenda_client *c);
 
 /* A line of a reserve, order, return or purchase order. */
