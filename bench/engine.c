@@ -460,9 +460,9 @@ pairs_drain(struct bench *b)
     b->n_pending = 0;
 }
 
-/* Untimed batches until the hold and key tables hold their steady-state population. */
+/* Batches of pairs outside any figure; the last batch's holds stay pending. */
 static void
-pairs_warm(struct bench *b, uint32_t sku_span, uint32_t loc_span, uint32_t batches)
+pairs_untimed(struct bench *b, uint32_t sku_span, uint32_t loc_span, uint32_t batches)
 {
     for (uint32_t i = 0; i < batches; i++) {
         uint32_t n_release = b->n_pending;
@@ -471,6 +471,13 @@ pairs_warm(struct bench *b, uint32_t sku_span, uint32_t loc_span, uint32_t batch
         (void)apply_timed(b, n, &out);
         pairs_collect(b, n, n_release);
     }
+}
+
+/* Untimed batches until the hold and key tables hold their steady-state population. */
+static void
+pairs_warm(struct bench *b, uint32_t sku_span, uint32_t loc_span, uint32_t batches)
+{
+    pairs_untimed(b, sku_span, loc_span, batches);
     pairs_drain(b);
 }
 
@@ -765,7 +772,7 @@ print_run_text(int w, const struct figures *f, uint32_t batch)
         printf("    reads     %s stock reads/s (one reader thread)\n", num(a, r->reads_per_s));
         printf("    writer    %s pairs/s at the same time   (alone: target >= %s/s)\n",
                num(a, r->rate), num(c, W_TARGETS[w]));
-    } else if (W_TARGETS[w] == 0) {
+    } else if (w == W_REPLAY) {
         printf("    rate      %s %s/s   (%s entries/s; no target of its own)\n", num(a, r->rate),
                unit, num(c, r->batches / ((double)r->ops / r->rate)));
     } else {
@@ -1057,14 +1064,7 @@ run_replay(const struct opts *o, struct figures *f)
     (void)catalog_stock(&b, UNITS_PER_RECORD);
     pairs_warm(&b, b.skus, LOCS, o->quick ? 200 : KEY_RETENTION_MS + 100);
     uint32_t first = b.cap_n, batches = o->quick ? REPLAY_BATCHES_QUICK : REPLAY_BATCHES;
-    b.n_pending = 0;
-    for (uint32_t i = 0; i < batches; i++) { /* one run of uniform's batches, kept */
-        uint32_t n_release = b.n_pending;
-        uint32_t n = pairs_build(&b, b.skus, LOCS);
-        trastenda_batch_out out;
-        (void)apply_timed(&b, n, &out);
-        pairs_collect(&b, n, n_release);
-    }
+    pairs_untimed(&b, b.skus, LOCS, batches); /* one run of uniform's batches, kept */
     b.capturing = false;
     uint32_t half = o->batch / 2;
     trastenda_engine_config cfg;

@@ -77,9 +77,8 @@ need_rec(trastenda_engine *e, const struct img_line *l)
 }
 
 struct pass;
-static uint32_t guess_sku(const trastenda_engine *e, const struct pass *ps, trastenda_str id);
-static uint32_t guess_rec(trastenda_engine *e, const struct pass *ps, uint32_t sku,
-                          trastenda_str loc_id);
+static uint32_t first_line_rec(trastenda_engine *e, const struct pass *ps,
+                               const struct img_line *l);
 
 /* Replaces the lines of an owner with the image's; links those that count on their record. The
  * first line uses what the touch ahead found for it, when it names the same SKU. */
@@ -91,8 +90,7 @@ lines_put(trastenda_engine *e, const struct pass *ps, uint32_t head, const struc
     eng_lines_free(e, head);
     struct eng_line_list list = {ENG_NONE, ENG_NONE};
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t sku = i == 0 ? guess_sku(e, ps, img[0].sku) : ENG_NONE;
-        uint32_t rec = sku != ENG_NONE ? guess_rec(e, ps, sku, img[0].loc) : need_rec(e, &img[i]);
+        uint32_t rec = i == 0 ? first_line_rec(e, ps, &img[0]) : need_rec(e, &img[i]);
         uint32_t l = eng_line_append(e, &list, kind, owner, e->stock[rec].sku_ix,
                                      e->stock[rec].loc_ix, img[i].qty, img[i].state);
         e->lines[l].done = img[i].done;
@@ -107,7 +105,7 @@ lines_put(trastenda_engine *e, const struct pass *ps, uint32_t head, const struc
 
 /* What the touch ahead found for one record of the chunk (guesses, checked before any use). */
 struct touch {
-    uint8_t type;      /* STOCK, HOLD or KEY (removals included); 0: nothing to touch */
+    uint8_t type;      /* HOLD or KEY (removals included): their map; 0: none */
     bool line;         /* a stock record's (SKU, location), or a hold's first line's: below */
     uint32_t hash;     /* of the hold id or the key, for their maps */
     uint32_t sku_hash; /* of the line's SKU id */
@@ -222,14 +220,16 @@ check_lines(const trastenda_engine *e, const struct pass *ps, struct eng_rd *r,
             r->bad = true;
 }
 
-/* need_rec for a stock record whose SKU is known: the guessed location and record when they are
- * the ones named, a search otherwise. */
+/* need_rec for a record's (first) line: the SKU, location and record the touch ahead guessed,
+ * each when it is the one named, a search otherwise. */
 static uint32_t
-guess_rec(trastenda_engine *e, const struct pass *ps, uint32_t sku, trastenda_str loc_id)
+first_line_rec(trastenda_engine *e, const struct pass *ps, const struct img_line *l)
 {
+    uint32_t sku = guess_sku(e, ps, l->sku);
+    if (sku == ENG_NONE) return need_rec(e, l);
     const struct touch *g = ps->guess;
     uint32_t loc =
-        g->loc != ENG_NONE && eng_id_eq(&e->locs[g->loc].id, loc_id) ? g->loc : need_loc(e, loc_id);
+        g->loc != ENG_NONE && eng_id_eq(&e->locs[g->loc].id, l->loc) ? g->loc : need_loc(e, l->loc);
     if (g->rec != ENG_NONE && e->stock[g->rec].sku_ix == sku && e->stock[g->rec].loc_ix == loc)
         return g->rec;
     return rec_of(e, sku, loc);
@@ -331,13 +331,9 @@ put_stock(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
         v.units[i] = rd_u32(r);
     if (sku.len == 0 || loc.len == 0 || flags > 7) r->bad = true;
     struct img_line l = {.sku = sku, .loc = loc};
-    uint32_t sku_ix = r->bad ? ENG_NONE : guess_sku(e, ps, sku);
-    if (sku_ix == ENG_NONE)
-        check_lines(e, ps, r, &l, 1);
-    else if (!ps->apply && !known(e, ps, TRASTENDA_REC_LOCATION, loc))
-        r->bad = true;
+    check_lines(e, ps, r, &l, 1);
     if (r->bad || !ps->apply) return;
-    uint32_t rec = sku_ix == ENG_NONE ? need_rec(e, &l) : guess_rec(e, ps, sku_ix, loc);
+    uint32_t rec = first_line_rec(e, ps, &l);
     eng_page_touch(e, TRASTENDA_REC_STOCK, rec);
     struct eng_stock *s = &e->stock[rec];
     eng_stock_publish(s, q);
@@ -704,7 +700,6 @@ touch_slots(const trastenda_engine *e, trastenda_entry_iter it, bool all, struct
             trastenda_str sku = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
             trastenda_str loc = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
             if (!r.bad) touch_line(e, x, sku, loc, all);
-            x->type = type;
         } else if (type == TRASTENDA_REC_HOLD || type == TRASTENDA_REC_HOLD_REMOVED) {
             uint64_t id = rd_u64(&r);
             if (r.bad) continue;

@@ -819,11 +819,7 @@ trastenda_client_open(const trastenda_client_config *cfg, trastenda_client **out
     if (cl->cfg.batch_max > BATCH_HARD_MAX) cl->cfg.batch_max = BATCH_HARD_MAX;
     if (cl->cfg.in_flight == 0) cl->cfg.in_flight = 2;
     pthread_mutex_init(&cl->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&cl->idle, &ca);
-    pthread_condattr_destroy(&ca);
+    mono_cond_init(&cl->idle);
     uint32_t nn = cfg->n_nodes;
     cl->nodes = calloc(nn, sizeof(char *));
     cl->socks = calloc(nn, sizeof(nng_socket));
@@ -894,11 +890,12 @@ trastenda_client_close(trastenda_client *cl)
     }
     free(fin);
     for (uint32_t i = 0; i < nn; i++) {
-        if (cl->nodes != NULL && cl->nodes[i] != NULL && !sock_close_bounded(cl->socks[i], 5000))
+        if (cl->nodes != NULL && cl->nodes[i] != NULL &&
+            !sock_close_bounded(cl->socks[i], SOCK_CLOSE_WAIT_MS))
             fprintf(stderr,
-                    "trastenda client: closing the connection to %s did not finish in 5 s "
+                    "trastenda client: closing the connection to %s did not finish in %u ms "
                     "(nng 1.5.2 defect); left to finish in the background\n",
-                    cl->nodes[i]);
+                    cl->nodes[i], SOCK_CLOSE_WAIT_MS);
         if (cl->nodes != NULL) free(cl->nodes[i]);
     }
     /* Nothing is sent any more: calls still queued end here (asynchronous ones completed,
@@ -915,11 +912,10 @@ trastenda_client_close(trastenda_client *cl)
         if (c == NULL) break;
         c->status = TRASTENDA_E_CONNECT;
         c->nng_rv = NNG_ECLOSED;
-        if (c->group != NULL) {
+        if (c->group != NULL)
             async_end(c);
-        } else {
+        else
             wake_one(c);
-        }
     }
     for (uint32_t i = 0; i < nn * cl->cfg.in_flight; i++) {
         if (cl->slots[i].aio != NULL) nng_aio_free(cl->slots[i].aio);

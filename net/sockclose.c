@@ -18,6 +18,16 @@ struct closing {
 };
 
 void
+mono_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+void
 mono_deadline(struct timespec *ts, uint64_t ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
@@ -61,11 +71,7 @@ sock_close_bounded(nng_socket sock, uint32_t wait_ms)
     }
     c->sock = sock;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    mono_cond_init(&c->cv);
     pthread_t th;
     pthread_attr_t ta;
     pthread_attr_init(&ta);

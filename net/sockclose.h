@@ -15,7 +15,13 @@
 #include <stdint.h>
 #include <time.h>
 
-/* CLOCK_MONOTONIC now plus ms, for pthread_cond_timedwait on a condition set to that clock. */
+#include <pthread.h>
+
+/* How long every close of ours waits for nng_close before leaving it to the background. */
+#define SOCK_CLOSE_WAIT_MS 5000u
+
+/* A condition variable timed on CLOCK_MONOTONIC, and a deadline ms from now on that clock. */
+void mono_cond_init(pthread_cond_t *cv);
 void mono_deadline(struct timespec *ts, uint64_t ms);
 
 /* nng_close(sock), waiting at most wait_ms for it; false when it did not return in time (the

@@ -241,7 +241,6 @@ void srv_log(struct srv *s, trastenda_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* nng_close bounded to SOCK_CLOSE_WAIT_MS (net/sockclose.h says why), with a warning past it;
  * false then (the close goes on in the background). */
-#define SOCK_CLOSE_WAIT_MS 5000u
 bool srv_close_sock(struct srv *s, nng_socket sock, const char *what);
 /* Is this node a follower (writes refused), and the leader's address it names. Any thread. */
 bool srv_is_follower(struct srv *s);
