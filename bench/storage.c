@@ -774,16 +774,24 @@ enum case_kind {
 
 static const char *const CASE_NAMES[C_RESERVE_COUNT_] = {"fsync", "async", "paced"};
 
+/* The number of the first line of a /proc file that matches fmt (one %llu); 0 when none. */
+static unsigned long long
+proc_number(const char *path, const char *fmt)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return 0;
+    char line[256];
+    unsigned long long v = 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, fmt, &v) == 1) break;
+    fclose(f);
+    return v;
+}
+
 static uint64_t
 mem_available_bytes(void)
 {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (f == NULL) return 8ull << 30;
-    char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
-    fclose(f);
+    unsigned long long kb = proc_number("/proc/meminfo", "MemAvailable: %llu kB");
     return kb > 0 ? kb * 1024ull : 8ull << 30;
 }
 
@@ -796,6 +804,13 @@ rss_mb(void)
     if (fscanf(f, "%lu %lu", &size, &res) != 2) res = 0;
     fclose(f);
     return (double)res * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
+
+/* Memory of this process on transparent huge pages. */
+static double
+huge_mb(void)
+{
+    return (double)proc_number("/proc/self/smaps_rollup", "AnonHugePages: %llu kB") / 1024.0;
 }
 
 /* Hands freed memory back to the system between cases (jemalloc keeps it otherwise). */
@@ -934,14 +949,7 @@ machine_busy_ticks(void)
 static uint64_t
 disk_write_bytes(void)
 {
-    FILE *f = fopen("/proc/self/io", "r");
-    if (f == NULL) return 0;
-    char line[128];
-    unsigned long long v = 0;
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (sscanf(line, "write_bytes: %llu", &v) == 1) break;
-    fclose(f);
-    return v;
+    return proc_number("/proc/self/io", "write_bytes: %llu");
 }
 
 static void
@@ -1516,7 +1524,9 @@ struct rec_fig {
     double records, build_s, build_rate, log_entries;
     double replay_ms, replay_open_ms, replay_rate, replayed_entries;
     double close_ms, state_ms, state_open_ms, state_rate, state_replayed;
-    double rss_mb;
+    double rss_mb, state_rss_mb, state_huge_mb;
+    double state_all_ms[RUNS_MAX]; /* each open from the state (--runs); state_ms is their median */
+    uint32_t state_opens;
     bool digests_equal;
 };
 
@@ -1559,9 +1569,25 @@ recovery_run(const struct opts *o)
     trastenda_store_close(st); /* writes the whole state */
     f.close_ms = (double)(now_ns() - c0) / 1e6;
     memory_purge();
-    st = recovery_open(&cfg, digest, &f.state_ms, &f.state_open_ms, &f.state_replayed,
-                       &f.digests_equal);
-    trastenda_store_close(st);
+    /* Opened from the state --runs times (nothing changes in between): the median of the
+     * recoveries, and the open and memory of the first. */
+    f.state_opens = o->runs;
+    for (uint32_t i = 0; i < f.state_opens; i++) {
+        double open_ms, replayed;
+        st = recovery_open(&cfg, digest, &f.state_all_ms[i], &open_ms, &replayed, &f.digests_equal);
+        if (i == 0) {
+            f.state_open_ms = open_ms;
+            f.state_replayed = replayed;
+            f.state_rss_mb = rss_mb();
+            f.state_huge_mb = huge_mb();
+        }
+        trastenda_store_close(st);
+        memory_purge();
+    }
+    double sorted[RUNS_MAX];
+    memcpy(sorted, f.state_all_ms, f.state_opens * sizeof(double));
+    qsort(sorted, f.state_opens, sizeof(double), dbl_cmp);
+    f.state_ms = sorted[f.state_opens / 2];
     f.replay_rate = f.records / (f.replay_ms / 1e3);
     f.state_rate = f.records / (f.state_ms / 1e3);
     rm_tree_quiet(dir);
@@ -1797,6 +1823,14 @@ print_recovery(const struct rec_fig *f)
     printf("    from state    recovery %.0f ms = %s records/s (%s entries replayed); open %.0f ms "
            "(two copies)\n",
            f->state_ms, num(a, f->state_rate), num(c, f->state_replayed), f->state_open_ms);
+    if (f->state_opens > 1) {
+        printf("                  opens        ");
+        for (uint32_t i = 0; i < f->state_opens; i++)
+            printf(" %.0f%s", f->state_all_ms[i],
+                   i + 1 < f->state_opens ? " /" : " ms (median above)\n");
+    }
+    printf("                  RSS after the open %s MB, %s MB of it on huge pages\n",
+           num(a, f->state_rss_mb), num(b, f->state_huge_mb));
     double scaled = f->state_ms / 1e3 * TARGET_RECORDS / f->records;
     printf("    target        %s records <= %.0f s: %s", num(a, TARGET_RECORDS), TARGET_RECOVERY_S,
            f->records >= TARGET_RECORDS ? met(f->state_ms / 1e3 <= TARGET_RECOVERY_S) : "");
@@ -1893,11 +1927,13 @@ json_recovery(const struct rec_fig *f)
     printf("\"recovery\":{\"records\":%.0f,\"build_s\":%.3f,\"log_entries\":%.0f,"
            "\"from_log\":{\"recovery_ms\":%.1f,\"records_per_s\":%.0f,\"open_ms\":%.1f,"
            "\"replayed_entries\":%.0f},\"close_ms\":%.1f,\"from_state\":{\"recovery_ms\":%.1f,"
-           "\"records_per_s\":%.0f,\"open_ms\":%.1f,\"replayed_entries\":%.0f},"
-           "\"rss_mb\":%.0f,\"digests_equal\":%s,\"target_s\":%.0f}",
+           "\"records_per_s\":%.0f,\"open_ms\":%.1f,\"replayed_entries\":%.0f,"
+           "\"rss_mb\":%.0f,\"huge_pages_mb\":%.0f},\"rss_mb\":%.0f,\"digests_equal\":%s,"
+           "\"target_s\":%.0f}",
            f->records, f->build_s, f->log_entries, f->replay_ms, f->replay_rate, f->replay_open_ms,
            f->replayed_entries, f->close_ms, f->state_ms, f->state_rate, f->state_open_ms,
-           f->state_replayed, f->rss_mb, f->digests_equal ? "true" : "false", TARGET_RECOVERY_S);
+           f->state_replayed, f->state_rss_mb, f->state_huge_mb, f->rss_mb,
+           f->digests_equal ? "true" : "false", TARGET_RECOVERY_S);
 }
 
 static void
@@ -1940,29 +1976,31 @@ static const char *const SECTION_NAMES[] = {"raw", "fsync", "async", "paced", "r
 static void
 usage(FILE *to)
 {
-    fprintf(to,
-            "usage: trastenda-bench-storage [--json] [--quick] [--only NAME[,NAME...]]\n"
-            "         [--seconds N] [--warmup N] [--runs N] [--threads N] [--window N]\n"
-            "         [--rate N] [--records N] [--capacity N] [--batch-max N]\n"
-            "         [--materialize-ms N] [--mat-nice N]\n"
-            "  NAME: raw, fsync, async, paced, recovery\n"
-            "  --seconds    measured seconds per reserve case (default %.0f; --quick %.0f)\n"
-            "  --warmup     unmeasured seconds before each (default %.0f; --quick %.0f)\n"
-            "  --runs       runs of each reserve case, median reported (default 1, max %u)\n"
-            "  --threads    producer threads (default %u); --window requests in flight each "
-            "(default %u)\n"
-            "  --rate       offered reserves/s of the paced case (default %.0f)\n"
-            "  --records    stock records of the recovery case (default %llu; --quick %llu)\n"
-            "  --capacity   reserves a case may make (hold/key/line tables; default: the seconds "
-            "at\n"
-            "               %.0f/s, within %.0f%% of MemAvailable at %.0f bytes each)\n"
-            "  --batch-max  engine batch_cmds_max of the reserve cases (default: the engine's)\n"
-            "  --materialize-ms  the store's materialize_interval_ms (default: the store's)\n"
-            "  --mat-nice   experiment: renice the materializer thread (1..19) for the window\n"
-            "  --timeline   print every %d-ms sample of each window on stderr\n",
-            DEFAULT_SECONDS, QUICK_SECONDS, DEFAULT_WARMUP_S, QUICK_WARMUP_S, RUNS_MAX,
-            DEFAULT_THREADS, DEFAULT_WINDOW, DEFAULT_PACED_RATE, DEFAULT_RECORDS, QUICK_RECORDS,
-            CAPACITY_RATE, MEM_SHARE * 100, BYTES_PER_RESERVE, SAMPLE_MS);
+    fprintf(
+        to,
+        "usage: trastenda-bench-storage [--json] [--quick] [--only NAME[,NAME...]]\n"
+        "         [--seconds N] [--warmup N] [--runs N] [--threads N] [--window N]\n"
+        "         [--rate N] [--records N] [--capacity N] [--batch-max N]\n"
+        "         [--materialize-ms N] [--mat-nice N]\n"
+        "  NAME: raw, fsync, async, paced, recovery\n"
+        "  --seconds    measured seconds per reserve case (default %.0f; --quick %.0f)\n"
+        "  --warmup     unmeasured seconds before each (default %.0f; --quick %.0f)\n"
+        "  --runs       runs of each reserve case, and opens from the state of the recovery case;\n"
+        "               median reported (default 1, max %u)\n"
+        "  --threads    producer threads (default %u); --window requests in flight each "
+        "(default %u)\n"
+        "  --rate       offered reserves/s of the paced case (default %.0f)\n"
+        "  --records    stock records of the recovery case (default %llu; --quick %llu)\n"
+        "  --capacity   reserves a case may make (hold/key/line tables; default: the seconds "
+        "at\n"
+        "               %.0f/s, within %.0f%% of MemAvailable at %.0f bytes each)\n"
+        "  --batch-max  engine batch_cmds_max of the reserve cases (default: the engine's)\n"
+        "  --materialize-ms  the store's materialize_interval_ms (default: the store's)\n"
+        "  --mat-nice   experiment: renice the materializer thread (1..19) for the window\n"
+        "  --timeline   print every %d-ms sample of each window on stderr\n",
+        DEFAULT_SECONDS, QUICK_SECONDS, DEFAULT_WARMUP_S, QUICK_WARMUP_S, RUNS_MAX, DEFAULT_THREADS,
+        DEFAULT_WINDOW, DEFAULT_PACED_RATE, DEFAULT_RECORDS, QUICK_RECORDS, CAPACITY_RATE,
+        MEM_SHARE * 100, BYTES_PER_RESERVE, SAMPLE_MS);
 }
 
 static bool

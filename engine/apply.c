@@ -805,8 +805,8 @@ eng_apply_records(trastenda_engine *e, trastenda_entry_iter it, uint8_t only_typ
         uint32_t blen;
         ps.apply = pass == 1;
         for (uint32_t i = 0;; i++) {
-            if (i % APPLY_TOUCH == 0 && only_type == 0) touch_records(e, cur, ps.apply, ps.touch);
-            ps.guess = only_type == 0 ? &ps.touch[i % APPLY_TOUCH] : NULL;
+            if (i % APPLY_TOUCH == 0) touch_records(e, cur, ps.apply, ps.touch);
+            ps.guess = &ps.touch[i % APPLY_TOUCH];
             if ((err = trastenda_entry_next(&cur, &type, &body, &blen)) != TRASTENDA_OK) break;
             if (only_type != 0 && type != only_type) break;
             if (!put_record(e, type, body, blen, &ps)) break;

@@ -49,12 +49,27 @@ ts_alloc_huge_pages(bool on)
     huge_pages = on;
 }
 
-static void
-advise_huge(void *p, size_t size)
+void
+ts_advise_huge(void *p, size_t size, bool on)
 {
     uintptr_t lo = ((uintptr_t)p + HUGE_PAGE_BYTES - 1) & ~(uintptr_t)(HUGE_PAGE_BYTES - 1);
     uintptr_t hi = ((uintptr_t)p + size) & ~(uintptr_t)(HUGE_PAGE_BYTES - 1);
-    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* advice: failure is fine */
+    /* Advice: failure is fine. MADV_NOHUGEPAGE leaves the huge pages already mapped in place. */
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+}
+
+void
+ts_prefault(void *p, size_t size)
+{
+    uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+    uintptr_t hi = ((uintptr_t)p + size) & ~(uintptr_t)4095;
+#ifdef MADV_POPULATE_WRITE
+    /* Advice: older kernels refuse it (EINVAL), and the pages then fault in when written. */
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+#else
+    (void)lo;
+    (void)hi;
+#endif
 }
 
 void *
@@ -68,7 +83,7 @@ ts_alloc(size_t size)
     void *p = mallocx(size, MALLOCX_ZERO);
 #endif
     if (p != NULL) atomic_fetch_add_explicit(&allocated_bytes, size, memory_order_relaxed);
-    if (p != NULL && huge_pages && size >= HUGE_PAGE_BYTES) advise_huge(p, size);
+    if (p != NULL && huge_pages && size >= HUGE_PAGE_BYTES) ts_advise_huge(p, size, true);
     return p;
 }
 

@@ -35,6 +35,12 @@ _Noreturn void ts_assert_fail(const char *file, int line, const char *expr);
 void *ts_alloc(size_t size);
 /* This thread's next ts_alloc calls of 2 MiB and more are advised into huge pages (or not). */
 void ts_alloc_huge_pages(bool on);
+/* Advises the whole 2 MiB pages inside [p, p + size) onto transparent huge pages (on), or keeps
+ * what is not mapped yet on 4 KiB pages (off; huge pages already there stay). */
+void ts_advise_huge(void *p, size_t size, bool on);
+/* Faults the whole 4 KiB pages inside [p, p + size) in, writable, without changing a byte
+ * (MADV_POPULATE_WRITE): safe while another thread writes there. */
+void ts_prefault(void *p, size_t size);
 /* size must be the size passed to ts_alloc. Accepts NULL. */
 void ts_free(void *ptr, size_t size);
 

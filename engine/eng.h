@@ -254,6 +254,7 @@ struct trastenda_engine {
     uint64_t *page_bits[16];
     uint32_t page_words[16];
     struct eng_buf page_buf; /* the page being encoded */
+    uint16_t load_huge;      /* tables advised onto huge pages while loading (image.c) */
 
     /* the batch being built */
     struct eng_buf entry;

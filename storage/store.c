@@ -190,6 +190,43 @@ clock_now(trastenda_store *st)
 
 /* ---- loading: the materialized state, then the log after it ---- */
 
+/* While the state loads: its tables' memory faulted in on another core. */
+struct prefault {
+    trastenda_engine *e;
+    uint64_t records[TRASTENDA_IMAGE_TABLES];
+};
+
+static void *
+prefault_main(void *arg)
+{
+    struct prefault *pf = arg;
+    for (uint8_t i = 0; i < TRASTENDA_IMAGE_TABLES; i++) /* in the order the load fills them */
+        if (pf->records[i] > 0)
+            (void)trastenda_engine_load_prefault(pf->e, trastenda_image_tables[i], pf->records[i]);
+    return NULL;
+}
+
+/* Tells e about how many records of each table the state holds: the slots up to its last page
+ * (trastenda_engine_load_expect), also kept in pf. */
+static void
+state_expect(rocksdb_iterator_t *it, trastenda_engine *e, struct prefault *pf)
+{
+    memset(pf, 0, sizeof(*pf));
+    pf->e = e;
+    for (uint8_t i = 0; i < TRASTENDA_IMAGE_TABLES; i++) {
+        uint8_t k[DB_PAGE_KEY_BYTES];
+        db_page_key(k, i, UINT32_MAX);
+        rocksdb_iter_seek_for_prev(it, (const char *)k, sizeof(k));
+        if (!rocksdb_iter_valid(it)) continue;
+        size_t klen;
+        const uint8_t *last = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen != DB_PAGE_KEY_BYTES || last[0] != 'P' || last[1] != i) continue;
+        uint64_t pages = ((uint64_t)last[2] << 24 | last[3] << 16 | last[4] << 8 | last[5]) + 1;
+        pf->records[i] = pages * TRASTENDA_PAGE_SLOTS;
+        (void)trastenda_engine_load_expect(e, trastenda_image_tables[i], pf->records[i]);
+    }
+}
+
 /* Loads the state database's pages into e (fresh). *m is the sequence they reflect (0: none). */
 static trastenda_err
 state_load(trastenda_store *st, trastenda_engine *e, uint64_t *m, uint64_t *records, char *err,
@@ -215,6 +252,11 @@ state_load(trastenda_store *st, trastenda_engine *e, uint64_t *m, uint64_t *reco
     }
     rocksdb_free(meta);
     rocksdb_iterator_t *it = rocksdb_create_iterator(st->state.db, st->state.ro);
+    struct prefault pf;
+    state_expect(it, e, &pf);
+    pthread_t pf_thread;
+    /* Without the thread (it cannot start), the load faults its memory in itself. */
+    bool pf_started = pthread_create(&pf_thread, NULL, prefault_main, &pf) == 0;
     trastenda_err code = TRASTENDA_OK;
     uint64_t pages = 0;
     int64_t t0 = sys_mono_ns(), last_report = t0;
@@ -254,6 +296,7 @@ state_load(trastenda_store *st, trastenda_engine *e, uint64_t *m, uint64_t *reco
         if (rerr != NULL) code = db_error(rerr, "state: reading pages", err, errlen);
     }
     rocksdb_iter_destroy(it);
+    if (pf_started) pthread_join(pf_thread, NULL);
     if (code != TRASTENDA_OK) return code;
     code = trastenda_engine_load_finish(e, v[0], (int64_t)v[1], v[2]);
     if (code != TRASTENDA_OK) {

@@ -269,6 +269,20 @@ trastenda_err trastenda_engine_page_encode(trastenda_engine *e, uint8_t table, u
  */
 trastenda_err trastenda_engine_load_page(trastenda_engine *e, uint8_t table, const uint8_t *page,
                                          size_t len);
+/*
+ * Before loading pages: about how many records of a table the pages hold (an upper bound will
+ * do). A table filled densely is loaded onto transparent huge pages, then returned to 4 KiB pages
+ * for what is not mapped yet by load_finish (engine/image.c says why). Optional; E_INVALID as
+ * load_page.
+ */
+trastenda_err trastenda_engine_load_expect(trastenda_engine *e, uint8_t table, uint64_t records);
+/*
+ * Faults in, ahead of the load, the memory a load of that many records of a table will write (its
+ * map whole when the table is dense, the start of its entries), so that the loading thread does
+ * not wait for page faults. It changes no byte and reads nothing the load writes: call it from
+ * another thread while this engine loads pages (storage does). E_INVALID on an unknown table.
+ */
+trastenda_err trastenda_engine_load_prefault(trastenda_engine *e, uint8_t table, uint64_t records);
 /* Ends a load: the engine continues from seq (its next batch or entry is seq + 1). */
 trastenda_err trastenda_engine_load_finish(trastenda_engine *e, uint64_t seq, int64_t time_ms,
                                            uint64_t epoch);
