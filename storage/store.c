@@ -199,6 +199,7 @@ struct prefault {
 static void *
 prefault_main(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "ts-prefault"); /* top -H, perf */
     struct prefault *pf = arg;
     for (uint8_t i = 0; i < TRASTENDA_IMAGE_TABLES; i++) /* in the order the load fills them */
         if (pf->records[i] > 0)
@@ -705,6 +706,7 @@ promote_begin(trastenda_store *st)
 static void *
 engine_main(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "ts-engine"); /* top -H, perf */
     trastenda_store *st = arg;
     for (;;) {
         enum wait_result w = engine_wait(st);
@@ -882,6 +884,7 @@ slot_write(trastenda_store *st, struct slot *s, char **rerr)
 static void *
 writer_main(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "ts-log"); /* top -H, perf */
     trastenda_store *st = arg;
     for (uint64_t next = 0;; next++) {
         struct slot *s = &st->slots[next % SLOTS];
@@ -946,6 +949,7 @@ out:
 static void *
 ack_main(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "ts-acks"); /* top -H, perf */
     trastenda_store *st = arg;
     for (;;) {
         uint32_t w = LOAD(&st->ack_wake);
@@ -1165,6 +1169,7 @@ mat_catch_up(trastenda_store *st)
 static void *
 mat_main(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "ts-materialize"); /* top -H, perf */
     trastenda_store *st = arg;
     /* Its own copy: the same state loaded again (it never reads the live tables). The log it
      * replays may grow meanwhile; what it misses, mat_catch_up applies. */
