@@ -438,7 +438,7 @@ tasks_find(const struct tasks *ts, pid_t tid)
 }
 
 /* The threads a store runs: the engine thread answers a query, the log writer runs done(), and
- * the materializer is the next thread the store started after the writer (same name as ours). */
+ * the materializer is the store's thread named ts-materialize. */
 struct store_threads {
     pid_t engine, writer, mat;
     struct tasks before_open; /* threads that existed before trastenda_store_open */
@@ -447,14 +447,11 @@ struct store_threads {
 static void
 mat_find(struct store_threads *th, const struct tasks *now)
 {
-    struct task self;
-    if (!task_read(thread_id(), &self)) return;
     th->mat = 0;
     for (uint32_t i = 0; i < now->n; i++) {
         const struct task *t = &now->t[i];
         if (tasks_find(&th->before_open, t->tid) != NULL) continue;
-        if (t->tid <= th->writer || t->tid == th->engine) continue;
-        if (strcmp(t->comm, self.comm) != 0) continue;
+        if (strcmp(t->comm, "ts-materialize") != 0) continue;
         if (th->mat == 0 || t->tid < th->mat) th->mat = t->tid;
     }
 }
