@@ -518,6 +518,9 @@ void eng_enc_channel(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
 /* Checks every record of it (only records of only_type unless 0), then applies them all; nothing
  * is applied when one is malformed (E_CORRUPT). */
 trastenda_err eng_apply_records(trastenda_engine *e, trastenda_entry_iter it, uint8_t only_type);
+/* Ends the huge-page advice of a load (image.c): load_finish, or an engine destroyed before it,
+ * whose memory the allocator hands out again. */
+void eng_load_huge_end(trastenda_engine *e);
 
 /* ---- image.c: pages of the materialized state ---- */
 /* With page tracking on, marks the page holding slot ix of a table (a record type) changed. */

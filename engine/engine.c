@@ -137,6 +137,7 @@ void
 trastenda_engine_destroy(trastenda_engine *e)
 {
     if (e == NULL) return;
+    if (e->load_huge != 0) eng_load_huge_end(e);
     const trastenda_engine_config *c = &e->cfg;
     FREE_ARRAY(e->locs, c->locations_max);
     FREE_ARRAY(e->skus, c->skus_max);

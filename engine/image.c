@@ -113,16 +113,32 @@ slot_live(const trastenda_engine *e, uint8_t t, uint32_t ix)
     }
 }
 
+trastenda_err
+trastenda_engine_pages_mark_table(trastenda_engine *e, uint8_t table)
+{
+    if (e == NULL || table >= 16 || !table_known(table) || e->page_bits[table] == NULL)
+        return TRASTENDA_E_INVALID;
+    uint32_t slots = table_slots(e, table);
+    for (uint32_t ix = 0; ix < slots; ix++)
+        if (slot_live(e, table, ix)) eng_page_touch(e, table, ix);
+    return TRASTENDA_OK;
+}
+
 void
 trastenda_engine_pages_mark_all(trastenda_engine *e)
 {
-    for (int i = 0; i < TRASTENDA_IMAGE_TABLES; i++) {
-        uint8_t t = trastenda_image_tables[i];
-        if (e->page_bits[t] == NULL) continue;
-        uint32_t slots = table_slots(e, t);
-        for (uint32_t ix = 0; ix < slots; ix++)
-            if (slot_live(e, t, ix)) eng_page_touch(e, t, ix);
-    }
+    for (int i = 0; i < TRASTENDA_IMAGE_TABLES; i++)
+        if (e->page_bits[trastenda_image_tables[i]] != NULL)
+            (void)trastenda_engine_pages_mark_table(e, trastenda_image_tables[i]);
+}
+
+bool
+trastenda_engine_load_keeps_slots(uint8_t table)
+{
+    /* Insert-only tables have no holes: page p's records load, in order, into the slots they
+     * had. Holds, orders, POs and keys take their slots from a pool: packed from slot 0. */
+    return table != TRASTENDA_REC_HOLD && table != TRASTENDA_REC_ORDER &&
+           table != TRASTENDA_REC_PO && table != TRASTENDA_REC_KEY;
 }
 
 uint32_t
@@ -198,14 +214,17 @@ trastenda_engine_page_encode(trastenda_engine *e, uint8_t table, uint32_t page, 
 /*
  * Huge pages while loading. A large state loaded into 4 KiB pages spends much of its time in page
  * faults and TLB misses: each record lands at a random slot of its table's map, a miss that a
- * prefetch cannot hide when the page walk misses too (10,000,000 stock records: 6.9 s on 4 KiB
- * pages, 4.2 s on huge pages). So the tables the state fills densely are advised onto
- * transparent huge pages until load_finish, then back to 4 KiB pages for what is not mapped yet:
- * the huge pages the load faulted in stay (fewer TLB misses later too), and the writer never
- * faults a 2 MiB page in while it serves (what trastenda_engine_config.huge_pages costs).
- * Densely: at least one record per 4 KiB of the table's map, where 4 KiB pages would have mapped
- * nearly the whole map anyway; a sparse table stays on 4 KiB pages, as huge ones would map up
- * to 512 times more memory for it.
+ * prefetch cannot hide when the page walk misses too. So the tables the state fills densely are
+ * advised onto transparent huge pages until load_finish, then back to 4 KiB pages for what is
+ * not mapped yet: the huge pages the load faulted in stay (fewer TLB misses later too), and the
+ * writer never faults a 2 MiB page in while it serves (what trastenda_engine_config.huge_pages
+ * costs). In the `madvise` mode of transparent huge pages, that is; in `always` mode the advice
+ * off takes the tables off huge pages for what is not mapped yet, as it says. Densely: at least
+ * one record per 4 KiB of the table's map, where 4 KiB pages would map most of it anyway (63% of
+ * its pages at exactly one record per 4 KiB); a sparse table stays on 4 KiB pages, as huge ones
+ * would map up to 512 times more memory for it. With a second thread faulting the memory in
+ * meanwhile (load_prefault), 10,000,000 stock records load in 3.9 s against 7.4 s on 4 KiB
+ * pages (median of 5 opens; huge pages without that thread: 6.8 s; docs/BENCHMARKS.md).
  */
 static uint32_t
 table_regions(trastenda_engine *e, uint8_t t, void **p, size_t *size, const struct eng_map **map)
@@ -257,6 +276,14 @@ table_advise(trastenda_engine *e, uint8_t t, bool on)
     uint32_t n = table_regions(e, t, p, size, &map);
     for (uint32_t i = 0; i < n; i++)
         ts_advise_huge(p[i], size[i], on);
+}
+
+void
+eng_load_huge_end(trastenda_engine *e)
+{
+    for (uint8_t t = 0; t < 16; t++)
+        if ((e->load_huge & 1u << t) != 0) table_advise(e, t, false);
+    e->load_huge = 0;
 }
 
 trastenda_err
@@ -402,14 +429,12 @@ trastenda_engine_load_finish(trastenda_engine *e, uint64_t seq, int64_t time_ms,
     if (e == NULL || e->seq != 0 || e->building || seq == 0 || time_ms < 0 ||
         time_ms > TRASTENDA_TIME_MS_MAX)
         return TRASTENDA_E_INVALID;
+    eng_load_huge_end(e); /* first: a failed sort must not leave the advice on */
     trastenda_err err = fifo_sort(e, &e->hold_fifo, cmp_hold);
     if (err == TRASTENDA_OK) err = fifo_sort(e, &e->order_fifo, cmp_order);
     if (err == TRASTENDA_OK) err = fifo_sort(e, &e->po_fifo, cmp_po);
     if (err == TRASTENDA_OK) err = fifo_sort(e, &e->key_fifo, cmp_key);
     if (err != TRASTENDA_OK) return err;
-    for (uint8_t t = 0; t < 16; t++)
-        if ((e->load_huge & 1u << t) != 0) table_advise(e, t, false);
-    e->load_huge = 0;
     e->seq = seq;
     e->time_ms = time_ms;
     if (epoch > e->cfg.epoch) e->cfg.epoch = epoch;

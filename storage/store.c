@@ -11,6 +11,7 @@
  *                    the durable sequence; writes changed pages and the meta in one write to
  *                    the state's memtable, flushes it to a table file (durable, paced), then
  *                    cuts the log behind what it wrote and older than the retention window.
+ *   prefault       - only while the live engine loads the state: faults its tables in ahead.
  * Two slots make the pipeline: while batch n is written, batch n+1 is applied; the batch after
  * that takes everything that queued up meanwhile, so batches grow with the load and a request
  * arriving at an idle node is applied at once. Hand-offs are futex waits on the slot states.
@@ -151,6 +152,7 @@ struct trastenda_store {
     uint64_t st_durable_cmds; /* commands in durable batches since open (writer) */
     uint64_t st_batch_hist[TRASTENDA_BATCH_HIST_BUCKETS];
     double recovery_ms;
+    bool mat_repack; /* materializer: its next state write rewrites the packed tables whole */
 };
 
 #define LOAD(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -228,10 +230,13 @@ state_expect(rocksdb_iterator_t *it, trastenda_engine *e, struct prefault *pf)
     }
 }
 
-/* Loads the state database's pages into e (fresh). *m is the sequence they reflect (0: none). */
+/* Loads the state database's pages into e (fresh). *m is the sequence they reflect (0: none).
+ * With prefault, a second thread faults the tables' memory in meanwhile: for the live engine,
+ * while the other core has nothing else to do (not for the materializer's copy, loaded while
+ * the node already serves). */
 static trastenda_err
-state_load(trastenda_store *st, trastenda_engine *e, uint64_t *m, uint64_t *records, char *err,
-           size_t errlen)
+state_load(trastenda_store *st, trastenda_engine *e, bool prefault, uint64_t *m, uint64_t *records,
+           char *err, size_t errlen)
 {
     *m = 0;
     *records = 0;
@@ -257,7 +262,7 @@ state_load(trastenda_store *st, trastenda_engine *e, uint64_t *m, uint64_t *reco
     state_expect(it, e, &pf);
     pthread_t pf_thread;
     /* Without the thread (it cannot start), the load faults its memory in itself. */
-    bool pf_started = pthread_create(&pf_thread, NULL, prefault_main, &pf) == 0;
+    bool pf_started = prefault && pthread_create(&pf_thread, NULL, prefault_main, &pf) == 0;
     trastenda_err code = TRASTENDA_OK;
     uint64_t pages = 0;
     int64_t t0 = sys_mono_ns(), last_report = t0;
@@ -1043,6 +1048,21 @@ state_write(trastenda_store *st)
     rocksdb_writebatch_t *wb = st->state_wb;
     rocksdb_writebatch_clear(wb); /* keeps its buffer's capacity */
     uint64_t written = 0, deleted = 0;
+    if (st->mat_repack) {
+        /* The first write after the materializer loaded its copy: the tables the load packed
+         * (trastenda_engine_load_keeps_slots) are written whole, their old pages deleted first
+         * in the same batch (a later put of the same key wins). */
+        for (uint8_t i = 0; i < TRASTENDA_IMAGE_TABLES; i++) {
+            uint8_t t = trastenda_image_tables[i];
+            if (trastenda_engine_load_keeps_slots(t)) continue;
+            uint8_t lo[DB_PAGE_KEY_BYTES], hi[DB_PAGE_KEY_BYTES];
+            db_page_key(lo, i, 0);
+            db_page_key(hi, (uint8_t)(i + 1), 0);
+            rocksdb_writebatch_delete_range(wb, (const char *)lo, sizeof(lo), (const char *)hi,
+                                            sizeof(hi));
+            if (trastenda_engine_pages_mark_table(m, t) != TRASTENDA_OK) abort(); /* tracked */
+        }
+    }
     for (uint8_t i = 0; i < TRASTENDA_IMAGE_TABLES; i++) {
         uint8_t t = trastenda_image_tables[i];
         for (uint32_t p = trastenda_engine_page_next(m, t, 0); p != UINT32_MAX;
@@ -1097,6 +1117,7 @@ state_write(trastenda_store *st)
         fail_stop(st, msg);
         return false;
     }
+    st->mat_repack = false;
     ADD(&st->st_state_writes, 1);
     ADD(&st->st_pages_written, written);
     ADD(&st->st_pages_deleted, deleted);
@@ -1184,6 +1205,7 @@ mat_main(void *arg)
     }
     slog(st, TRASTENDA_LOG_DEBUG, "materializer: its copy loaded in %.1f ms",
          (double)(sys_mono_ns() - t0) / 1e6);
+    st->mat_repack = true; /* the load moved records to other pages: state_write */
     st->last_state_write_ns = sys_mono_ns();
     int64_t interval_ns = (int64_t)st->cfg.materialize_interval_ms * 1000000;
     for (;;) {
@@ -1278,7 +1300,7 @@ recover(trastenda_store *st, bool track_pages, trastenda_engine **out, uint64_t 
         snprintf(err, errlen, "engine: cannot create the tables: %s", trastenda_err_message(code));
         return code;
     }
-    code = state_load(st, e, m, records, err, errlen);
+    code = state_load(st, e, !track_pages, m, records, err, errlen);
     /* The materializer marks what the replay changes: its next state write must carry it. */
     if (code == TRASTENDA_OK && track_pages) code = trastenda_engine_pages_track(e);
     if (code == TRASTENDA_OK)

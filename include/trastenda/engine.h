@@ -16,6 +16,7 @@
 #ifndef TRASTENDA_ENGINE_H
 #define TRASTENDA_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -254,6 +255,17 @@ extern const uint8_t trastenda_image_tables[TRASTENDA_IMAGE_TABLES];
 trastenda_err trastenda_engine_pages_track(trastenda_engine *e);
 /* Marks every page that holds a record (a first full write). */
 void trastenda_engine_pages_mark_all(trastenda_engine *e);
+/* The same for one table; E_INVALID on an unknown table or before pages_track. */
+trastenda_err trastenda_engine_pages_mark_table(trastenda_engine *e, uint8_t table);
+/*
+ * Does loading keep each record of this table in the slot (so the page) it had? Yes for
+ * locations, SKUs and stock records (insert-only, no holes), channels and meta; no for holds,
+ * orders, POs and keys, which a load packs from slot 0. A materializer that loaded its copy
+ * must therefore rewrite those tables whole, without their old pages, at its first write: a page
+ * of the old layout left beside the new ones would load a stale copy of a record (storage does
+ * it, docs/STORAGE.md).
+ */
+bool trastenda_engine_load_keeps_slots(uint8_t table);
 /* The next marked page >= from of a table, UINT32_MAX when none. */
 uint32_t trastenda_engine_page_next(const trastenda_engine *e, uint8_t table, uint32_t from);
 /*
@@ -270,10 +282,10 @@ trastenda_err trastenda_engine_page_encode(trastenda_engine *e, uint8_t table, u
 trastenda_err trastenda_engine_load_page(trastenda_engine *e, uint8_t table, const uint8_t *page,
                                          size_t len);
 /*
- * Before loading pages: about how many records of a table the pages hold (an upper bound will
- * do). A table filled densely is loaded onto transparent huge pages, then returned to 4 KiB pages
- * for what is not mapped yet by load_finish (engine/image.c says why). Optional; E_INVALID as
- * load_page.
+ * Before loading pages: about how many records of a table the pages hold (an estimate; one too
+ * high may put a sparse table on huge pages). A table filled densely is loaded onto transparent
+ * huge pages, then returned to 4 KiB pages for what is not mapped yet by load_finish (or by
+ * destroy, when the load fails; engine/image.c says why). Optional; E_INVALID as load_page.
  */
 trastenda_err trastenda_engine_load_expect(trastenda_engine *e, uint8_t table, uint64_t records);
 /*

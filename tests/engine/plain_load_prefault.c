@@ -4,13 +4,13 @@
  *
  * A plain executable (exit 0 = pass; Criterion does not run under ThreadSanitizer, and the point
  * here is a second thread beside the load). A materializer engine builds 60,000 stock records
- * (60,000 SKUs at one location, each received, some adjusted) on tables of several MiB, so that
- * the stock and SKU tables are dense enough to be loaded onto huge pages, and writes its pages
- * to memory. A fresh engine is told what the pages hold, and loads them while a second thread
- * prefaults the same tables; it must then have the materializer's digest, pass the invariant
- * check, and keep the same digest as the materializer over more batches that create records past
- * the loaded ones (tables back on 4 KiB pages for what was not mapped). The calls refuse what
- * they must: an unknown table, an engine past load_finish.
+ * (60,000 SKUs at one location, each received, some adjusted, a quarter reserved under an
+ * idempotency key) on tables of several MiB, so that the stock and SKU tables are dense enough
+ * to be loaded onto huge pages, and writes its pages to memory. A fresh engine is told what the
+ * pages hold, and loads them while a second thread prefaults the same tables; it must then have the
+ * materializer's digest, pass the invariant check, and keep the same digest as the materializer
+ * over more batches that create records past the loaded ones (tables back on 4 KiB pages for what
+ * was not mapped). The calls refuse what they must: an unknown table, an engine past load_finish.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -77,28 +77,41 @@ apply(trastenda_engine *a, trastenda_engine *b, trastenda_engine *c, int64_t now
     CHECK(err == TRASTENDA_OK, "apply_entry (loaded engine): %s", trastenda_err_name(err));
 }
 
-/* SKUs from..to-1, each created and received at w1 (some adjusted too), in batches. */
+/* SKUs from..to-1, each created and received at w1 (some adjusted too); every fourth one also
+ * reserved under an idempotency key (holds and keys: tables a load packs from slot 0). */
 static void
 skus_add(trastenda_engine *a, trastenda_engine *b, trastenda_engine *c, int64_t *now, uint32_t from,
          uint32_t to)
 {
-    static char ids[BATCH][16];
+    static char ids[BATCH][16], keys[BATCH][16];
     static trastenda_cmd cmds[BATCH];
+    static trastenda_line lines[BATCH];
     for (uint32_t base = from; base < to;) {
         uint32_t n = 0;
-        for (; n + 2 <= BATCH && base < to; base++) {
-            char *id = ids[n / 2];
+        for (uint32_t k = 0; n + 3 <= BATCH && base < to; base++, k++) {
+            char *id = ids[k];
             int len = snprintf(id, 16, "sku-%u", base);
             trastenda_ref sku = {{id, (uint32_t)len}, TRASTENDA_IX_NONE};
-            memset(&cmds[n], 0, 2 * sizeof(cmds[0]));
+            trastenda_ref w1 = {{"w1", 2}, TRASTENDA_IX_NONE};
+            memset(&cmds[n], 0, 3 * sizeof(cmds[0]));
             cmds[n].op = TRASTENDA_OP_SKU_UPSERT;
             cmds[n].sku = sku;
+            cmds[n].active = 1;
             cmds[n + 1].op = base % 7 == 0 ? TRASTENDA_OP_ADJUST : TRASTENDA_OP_RECEIVE;
             cmds[n + 1].sku = sku;
-            cmds[n + 1].loc = (trastenda_ref){{"w1", 2}, TRASTENDA_IX_NONE};
+            cmds[n + 1].loc = w1;
             cmds[n + 1].qty = (int32_t)(1 + base % 50);
             cmds[n + 1].reason = TRASTENDA_REASON_FOUND;
             n += 2;
+            if (base % 4 != 0) continue;
+            lines[k] = (trastenda_line){sku, w1, 1, 0};
+            int klen = snprintf(keys[k], 16, "k-%u", base);
+            cmds[n].op = TRASTENDA_OP_RESERVE;
+            cmds[n].key = (trastenda_str){keys[k], (uint32_t)klen};
+            cmds[n].lines = &lines[k];
+            cmds[n].line_count = 1;
+            cmds[n].ttl_ms = 3600000;
+            n++;
         }
         apply(a, b, c, ++*now, cmds, n);
     }
@@ -160,6 +173,7 @@ main(void)
     trastenda_cmd loc = {0};
     loc.op = TRASTENDA_OP_LOCATION_UPSERT;
     loc.loc = (trastenda_ref){{"w1", 2}, TRASTENDA_IX_NONE};
+    loc.active = 1;
     apply(leader, mat, NULL, ++now, &loc, 1);
     skus_add(leader, mat, NULL, &now, 0, SKUS);
     pages_write(mat);
