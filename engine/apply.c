@@ -124,6 +124,7 @@ struct touch {
  */
 struct pass {
     bool apply;
+    bool page; /* a state page into a fresh engine: each record must be new (put_hold etc.) */
     uint32_t next_channel;
     trastenda_str channels[TRASTENDA_CHANNELS_MAX];
     trastenda_str *defs; /* SKU and location ids the entry defines; type in the hash */
@@ -369,6 +370,7 @@ put_hold(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
         img.channel > TRASTENDA_CHANNELS_MAX)
         r->bad = true;
     check_lines(e, ps, r, lines, n);
+    if (ps->page && !ps->apply && !r->bad) r->bad = eng_hold_find(e, img.id) != ENG_NONE;
     if (r->bad || !ps->apply) return;
     uint32_t h = eng_hold_find(e, img.id);
     if (h == ENG_NONE) {
@@ -435,6 +437,7 @@ put_order(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
         img.rule > TRASTENDA_RULE_GREEDY || img.channel > TRASTENDA_CHANNELS_MAX)
         r->bad = true;
     check_lines(e, ps, r, lines, n);
+    if (ps->page && !ps->apply && !r->bad) r->bad = eng_order_find(e, id) != ENG_NONE;
     if (r->bad || !ps->apply) return;
     uint32_t o = eng_order_find(e, id);
     if (o == ENG_NONE) {
@@ -489,6 +492,7 @@ put_po(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     uint32_t n = rd_lines(r, lines, TRASTENDA_LINES_MAX);
     if (id.len == 0 || open > 1) r->bad = true;
     check_lines(e, ps, r, lines, n);
+    if (ps->page && !ps->apply && !r->bad) r->bad = eng_po_find(e, id) != ENG_NONE;
     if (r->bad || !ps->apply) return;
     uint32_t p = eng_po_find(e, id);
     if (p == ENG_NONE) {
@@ -525,6 +529,8 @@ put_key(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     img.rule = rd_u8(r);
     img.state = rd_u8(r);
     if (key.len == 0 || img.op == 0 || img.op >= TRASTENDA_OP_COUNT_) r->bad = true;
+    if (ps->page && !ps->apply && !r->bad)
+        r->bad = eng_key_find_hashed(e, key, eng_str_hash(key)) != ENG_NONE;
     if (r->bad || !ps->apply) return;
     uint32_t hash = eng_str_hash(key);
     uint32_t k = eng_key_find_hashed(e, key, hash);
@@ -797,6 +803,9 @@ eng_apply_records(trastenda_engine *e, trastenda_entry_iter it, uint8_t only_typ
     struct pass ps;
     memset(&ps, 0, sizeof(ps));
     ps.next_channel = e->channel_count;
+    /* A record of a state page already loaded came from another page too: a page left behind
+     * by an older layout (storage's repack), or damage; refused rather than a silent choice. */
+    ps.page = only_type != 0;
     trastenda_err err = defs_init(&ps, count_defs(it));
     for (int pass = 0; pass < 2 && err == TRASTENDA_OK; pass++) {
         trastenda_entry_iter cur = it;

@@ -276,8 +276,9 @@ trastenda_err trastenda_engine_page_encode(trastenda_engine *e, uint8_t table, u
                                            const uint8_t **out, size_t *len);
 /*
  * Loads one page into an engine that has applied nothing yet. E_CORRUPT when the page is
- * malformed, holds records of another table or names what earlier tables do not define; nothing
- * of that page is loaded then. E_INVALID after load_finish or on an engine that applied batches.
+ * malformed, holds records of another table, names what earlier tables do not define, or holds
+ * a hold, order, PO or key an earlier page loaded already; nothing of that page is loaded then.
+ * E_INVALID after load_finish or on an engine that applied batches.
  */
 trastenda_err trastenda_engine_load_page(trastenda_engine *e, uint8_t table, const uint8_t *page,
                                          size_t len);

@@ -204,6 +204,21 @@ Test(engine_image, malformed_pages_are_refused_and_change_nothing)
     cr_assert_eq(trastenda_engine_load_page(e, TRASTENDA_REC_LOCATION, locs, ll), TRASTENDA_OK);
     cr_assert_eq(trastenda_engine_load_page(e, TRASTENDA_REC_SKU, skus, sl), TRASTENDA_OK);
     cr_assert_eq(trastenda_engine_load_page(e, TRASTENDA_REC_STOCK, stock, kl), TRASTENDA_OK);
+    /* A record already loaded, from a second page holding it again (a page of an older layout
+     * left behind, storage's repack), is refused, not silently preferred. */
+    size_t hl, yl;
+    uint8_t *holds = page_copy(mat, TRASTENDA_REC_HOLD, &hl);
+    uint8_t *keys = page_copy(mat, TRASTENDA_REC_KEY, &yl);
+    cr_assert_eq(trastenda_engine_load_page(e, TRASTENDA_REC_HOLD, holds, hl), TRASTENDA_OK);
+    uint64_t before = trastenda_engine_digest(e);
+    cr_assert_eq(trastenda_engine_load_page(e, TRASTENDA_REC_HOLD, holds, hl), TRASTENDA_E_CORRUPT);
+    cr_assert_eq(trastenda_engine_load_page(e, TRASTENDA_REC_KEY, keys, yl), TRASTENDA_OK);
+    cr_assert_neq(trastenda_engine_digest(e), before);
+    before = trastenda_engine_digest(e);
+    cr_assert_eq(trastenda_engine_load_page(e, TRASTENDA_REC_KEY, keys, yl), TRASTENDA_E_CORRUPT);
+    cr_assert_eq(trastenda_engine_digest(e), before, "a refused page changed the state");
+    free(holds);
+    free(keys);
     cr_assert_eq(trastenda_engine_load_page(e, 99, stock, kl), TRASTENDA_E_INVALID);
     cr_assert_eq(trastenda_engine_load_finish(e, 0, 0, 1), TRASTENDA_E_INVALID);
     cr_assert_eq(trastenda_engine_load_finish(e, 40, trastenda_engine_time_ms(mat), 1),
