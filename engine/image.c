@@ -267,6 +267,13 @@ table_regions(trastenda_engine *e, uint8_t t, void **p, size_t *size, const stru
     return n;
 }
 
+/* The density rule above: at least one record per 4 KiB of the map. */
+static bool
+map_dense(const struct eng_map *map, uint64_t records)
+{
+    return records >= eng_map_bytes(map) / 4096;
+}
+
 static void
 table_advise(trastenda_engine *e, uint8_t t, bool on)
 {
@@ -295,8 +302,7 @@ trastenda_engine_load_expect(trastenda_engine *e, uint8_t table, uint64_t record
     size_t size[3];
     const struct eng_map *map;
     if (e->cfg.huge_pages || table_regions(e, table, p, size, &map) == 0) return TRASTENDA_OK;
-    if (records < eng_map_bytes(map) / 4096 || (e->load_huge & 1u << table) != 0)
-        return TRASTENDA_OK;
+    if (!map_dense(map, records) || (e->load_huge & 1u << table) != 0) return TRASTENDA_OK;
     table_advise(e, table, true);
     e->load_huge |= (uint16_t)(1u << table);
     return TRASTENDA_OK;
@@ -314,8 +320,8 @@ trastenda_engine_load_prefault(trastenda_engine *e, uint8_t table, uint64_t reco
     uint64_t slots = table_slots(e, table);
     if (records > slots) records = slots;
     for (uint32_t i = 0; i + 1 < n; i++) /* entries: the prefix the records fill */
-        ts_prefault(p[i], (size_t)((double)size[i] * (double)records / (double)slots));
-    if (records >= eng_map_bytes(map) / 4096) ts_prefault(p[n - 1], size[n - 1]);
+        ts_prefault(p[i], size[i] / slots * records);
+    if (map_dense(map, records)) ts_prefault(p[n - 1], size[n - 1]);
     return TRASTENDA_OK;
 }
 

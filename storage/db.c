@@ -60,6 +60,12 @@ db_page_key(uint8_t k[DB_PAGE_KEY_BYTES], uint8_t table, uint32_t page)
         k[2 + i] = (uint8_t)(page >> (24 - 8 * i));
 }
 
+uint32_t
+db_page_key_page(const uint8_t *k)
+{
+    return (uint32_t)k[2] << 24 | (uint32_t)k[3] << 16 | (uint32_t)k[4] << 8 | k[5];
+}
+
 static void
 options_set(rocksdb_options_t *o, enum db_kind kind)
 {

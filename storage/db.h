@@ -53,6 +53,8 @@ void db_close(struct db *d);
 void db_log_key(uint8_t k[DB_LOG_KEY_BYTES], uint64_t seq);
 uint64_t db_log_key_seq(const char *k, size_t len); /* 0 when not a log key */
 void db_page_key(uint8_t k[DB_PAGE_KEY_BYTES], uint8_t table, uint32_t page);
+/* The page number of a page key (DB_PAGE_KEY_BYTES long). */
+uint32_t db_page_key_page(const uint8_t *k);
 
 /* A RocksDB error string into err (and frees it); returns E_CORRUPT for corruption, else E_IO. */
 trastenda_err db_error(char *rerr, const char *what, char *err, size_t errlen);

@@ -224,7 +224,7 @@ state_expect(rocksdb_iterator_t *it, trastenda_engine *e, struct prefault *pf)
         size_t klen;
         const uint8_t *last = (const uint8_t *)rocksdb_iter_key(it, &klen);
         if (klen != DB_PAGE_KEY_BYTES || last[0] != 'P' || last[1] != i) continue;
-        uint64_t pages = ((uint64_t)last[2] << 24 | last[3] << 16 | last[4] << 8 | last[5]) + 1;
+        uint64_t pages = (uint64_t)db_page_key_page(last) + 1;
         pf->records[i] = pages * TRASTENDA_PAGE_SLOTS;
         (void)trastenda_engine_load_expect(e, trastenda_image_tables[i], pf->records[i]);
     }
@@ -280,9 +280,8 @@ state_load(trastenda_store *st, trastenda_engine *e, bool prefault, uint64_t *m,
         code = trastenda_engine_load_page(e, table, page, plen);
         if (code != TRASTENDA_OK) {
             snprintf(err, errlen, "state: page %u of table %u does not load: %s",
-                     (unsigned)((uint8_t)k[2] << 24 | (uint8_t)k[3] << 16 | (uint8_t)k[4] << 8 |
-                                (uint8_t)k[5]),
-                     (unsigned)table, trastenda_err_message(code));
+                     (unsigned)db_page_key_page((const uint8_t *)k), (unsigned)table,
+                     trastenda_err_message(code));
             code = TRASTENDA_E_CORRUPT;
             break;
         }
