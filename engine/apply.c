@@ -14,29 +14,56 @@
 #include "eng.h"
 
 struct img_line {
-    trastenda_str sku, loc;
+    trastenda_str sku, loc; /* empty when the line refers to a stock post-image */
+    uint32_t ref;           /* that post-image's ordinal in the entry; ENG_NONE: sku and loc */
     int32_t qty, done, returned;
     uint8_t state;
 };
 
+/* How the post-images being read were written (docs/LOG.md): times relative to base_ms; lines
+ * may refer to one of the `stocks` stock post-images read so far only when refs is set (log
+ * entries; never pages or single records). */
+struct img_ctx {
+    int64_t base_ms;
+    int32_t base_day;
+    bool refs;
+    uint32_t stocks;
+};
+
+/* Single records (the archive's) stand alone: times from 0, no references. */
+static const struct img_ctx ALONE = {0, 0, false, 0};
+
+/* First byte of a line that refers to a stock post-image (a string length is at most 64). */
+#define LINE_REF 0xff
+
 /* Lines of a hold, order or PO post-image. */
 static uint32_t
-rd_lines(struct eng_rd *r, struct img_line *out, uint32_t max)
+rd_lines(struct eng_rd *r, const struct img_ctx *c, struct img_line *out, uint32_t max)
 {
-    uint32_t n = rd_u16(r);
+    uint32_t n = rd_uv32(r);
     if (n > max) {
         r->bad = true;
         return 0;
     }
     for (uint32_t i = 0; i < n && !r->bad; i++) {
-        out[i].sku = rd_str(r, TRASTENDA_ID_BYTES_MAX);
-        out[i].loc = rd_str(r, TRASTENDA_ID_BYTES_MAX);
-        out[i].qty = rd_i32(r);
-        out[i].done = rd_i32(r);
-        out[i].returned = rd_i32(r);
-        out[i].state = rd_u8(r);
-        if (out[i].qty < 0 || out[i].done < 0 || out[i].returned < 0 || out[i].sku.len == 0 ||
-            out[i].loc.len == 0 || out[i].state > TRASTENDA_ORDER_RETURNED)
+        struct img_line *l = &out[i];
+        l->ref = ENG_NONE;
+        l->sku = l->loc = (trastenda_str){"", 0};
+        if (rd_need(r, 1) && *r->p == LINE_REF) {
+            r->p++;
+            uint64_t k = rd_uv(r);
+            if (!c->refs || k >= c->stocks) r->bad = true;
+            l->ref = (uint32_t)k;
+        } else {
+            l->sku = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+            l->loc = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+            if (l->sku.len == 0 || l->loc.len == 0) r->bad = true;
+        }
+        l->qty = rd_sv32(r);
+        l->done = rd_sv32(r);
+        l->returned = rd_sv32(r);
+        l->state = rd_u8(r);
+        if (l->qty < 0 || l->done < 0 || l->returned < 0 || l->state > TRASTENDA_ORDER_RETURNED)
             r->bad = true;
     }
     return n;
@@ -76,30 +103,6 @@ need_rec(trastenda_engine *e, const struct img_line *l)
     return rec_of(e, need_sku(e, l->sku), need_loc(e, l->loc));
 }
 
-struct pass;
-static uint32_t first_line_rec(trastenda_engine *e, const struct pass *ps,
-                               const struct img_line *l);
-
-/* Replaces the lines of an owner with the image's; links those that count on their record. The
- * first line uses what the touch ahead found for it, when it names the same SKU. */
-static uint32_t
-lines_put(trastenda_engine *e, const struct pass *ps, uint32_t head, const struct img_line *img,
-          uint32_t n, uint8_t kind, uint32_t owner,
-          bool (*linked)(const struct img_line *, const void *), const void *ctx)
-{
-    eng_lines_free(e, head);
-    struct eng_line_list list = {ENG_NONE, ENG_NONE};
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t rec = i == 0 ? first_line_rec(e, ps, &img[0]) : need_rec(e, &img[i]);
-        uint32_t l = eng_line_append(e, &list, kind, owner, e->stock[rec].sku_ix,
-                                     e->stock[rec].loc_ix, img[i].qty, img[i].state);
-        e->lines[l].done = img[i].done;
-        e->lines[l].returned = img[i].returned;
-        if (linked(&img[i], ctx)) eng_stock_line_link(e, rec, l);
-    }
-    return list.head;
-}
-
 /* Records touched ahead together (the touch ahead is described below, before touch_slots). */
 #define APPLY_TOUCH 32u
 
@@ -133,7 +136,34 @@ struct pass {
     uint32_t n_defs, cap, mask;
     struct touch touch[APPLY_TOUCH]; /* the current chunk's */
     const struct touch *guess;       /* the record being read, NULL when none */
+    struct img_ctx ctx;
+    uint32_t *stock_recs; /* apply pass: the record of each stock post-image (ctx.refs only) */
 };
+
+static uint32_t first_line_rec(trastenda_engine *e, const struct pass *ps,
+                               const struct img_line *l);
+
+/* Replaces the lines of an owner with the image's; links those that count on their record. The
+ * first line uses what the touch ahead found for it, when it names the same SKU. */
+static uint32_t
+lines_put(trastenda_engine *e, const struct pass *ps, uint32_t head, const struct img_line *img,
+          uint32_t n, uint8_t kind, uint32_t owner,
+          bool (*linked)(const struct img_line *, const void *), const void *ctx)
+{
+    eng_lines_free(e, head);
+    struct eng_line_list list = {ENG_NONE, ENG_NONE};
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t rec = img[i].ref != ENG_NONE ? ps->stock_recs[img[i].ref]
+                       : i == 0               ? first_line_rec(e, ps, &img[0])
+                                              : need_rec(e, &img[i]);
+        uint32_t l = eng_line_append(e, &list, kind, owner, e->stock[rec].sku_ix,
+                                     e->stock[rec].loc_ix, img[i].qty, img[i].state);
+        e->lines[l].done = img[i].done;
+        e->lines[l].returned = img[i].returned;
+        if (linked(&img[i], ctx)) eng_stock_line_link(e, rec, l);
+    }
+    return list.head;
+}
 
 static uint32_t
 def_hash(uint8_t type, trastenda_str id)
@@ -215,9 +245,11 @@ check_lines(const trastenda_engine *e, const struct pass *ps, struct eng_rd *r,
             const struct img_line *lines, uint32_t n)
 {
     for (uint32_t i = 0; i < n && !r->bad && !ps->apply; i++)
-        if (!((i == 0 && guess_sku(e, ps, lines[0].sku) != ENG_NONE) ||
-              known(e, ps, TRASTENDA_REC_SKU, lines[i].sku)) ||
-            !known(e, ps, TRASTENDA_REC_LOCATION, lines[i].loc))
+        if (lines[i].ref != ENG_NONE) /* rd_lines checked it names an earlier stock image */
+            continue;
+        else if (!((i == 0 && guess_sku(e, ps, lines[0].sku) != ENG_NONE) ||
+                   known(e, ps, TRASTENDA_REC_SKU, lines[i].sku)) ||
+                 !known(e, ps, TRASTENDA_REC_LOCATION, lines[i].loc))
             r->bad = true;
 }
 
@@ -271,8 +303,8 @@ put_location(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     trastenda_str id = rd_str(r, TRASTENDA_ID_BYTES_MAX);
     trastenda_str name = rd_str(r, TRASTENDA_NAME_BYTES_MAX);
-    int32_t lat = rd_i32(r), lon = rd_i32(r), pri = rd_i32(r);
-    uint32_t channels = rd_u32(r);
+    int32_t lat = rd_sv32(r), lon = rd_sv32(r), pri = rd_sv32(r);
+    uint32_t channels = rd_uv32(r);
     uint8_t active = rd_u8(r);
     if (id.len == 0 || lat < -90000000 || lat > 90000000 || lon < -180000000 || lon > 180000000)
         r->bad = true;
@@ -298,7 +330,7 @@ put_sku(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     trastenda_str name = rd_str(r, TRASTENDA_NAME_BYTES_MAX);
     int32_t v[4];
     for (int i = 0; i < 4; i++)
-        v[i] = rd_i32(r);
+        v[i] = rd_sv32(r);
     uint8_t active = rd_u8(r);
     if (id.len == 0 || v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0) r->bad = true;
     if (!r->bad && !ps->apply) def_add(ps, TRASTENDA_REC_SKU, id);
@@ -320,21 +352,37 @@ put_stock(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     trastenda_str sku = rd_str(r, TRASTENDA_ID_BYTES_MAX);
     trastenda_str loc = rd_str(r, TRASTENDA_ID_BYTES_MAX);
-    int32_t q[TRASTENDA_Q_COUNT_];
+    int32_t q[TRASTENDA_Q_COUNT_] = {0};
+    uint8_t mask = rd_u8(r);
     for (int i = 0; i < TRASTENDA_Q_COUNT_; i++) {
-        q[i] = rd_i32(r);
-        if (q[i] < 0 || q[i] > TRASTENDA_QTY_MAX) r->bad = true;
+        if (!(mask & (1u << i))) continue;
+        q[i] = rd_sv32(r);
+        if (q[i] <= 0 || q[i] > TRASTENDA_QTY_MAX) r->bad = true;
     }
-    uint32_t flags = rd_u32(r);
-    struct eng_velocity v;
-    v.day = rd_i32(r);
+    uint32_t flags = rd_uv32(r);
+    struct eng_velocity v = {0};
+    uint8_t units = rd_u8(r);
+    if (units & 0x80) {
+        int64_t d = rd_sv(r); /* bounded before the sum: no overflow */
+        int64_t day = d > -(1ll << 40) && d < (1ll << 40) ? d + ps->ctx.base_day : 0;
+        if (day == 0 || day < INT32_MIN || day > INT32_MAX) r->bad = true;
+        v.day = r->bad ? 0 : (int32_t)day;
+    }
     for (int i = 0; i < TRASTENDA_VELOCITY_DAYS; i++)
-        v.units[i] = rd_u32(r);
-    if (sku.len == 0 || loc.len == 0 || flags > 7) r->bad = true;
-    struct img_line l = {.sku = sku, .loc = loc};
+        if (units & (1u << i)) {
+            v.units[i] = rd_uv32(r);
+            if (v.units[i] == 0) r->bad = true;
+        }
+    if (sku.len == 0 || loc.len == 0 || flags > 7 || mask >= 1u << TRASTENDA_Q_COUNT_ ||
+        (units & 0x7f) >= 1u << TRASTENDA_VELOCITY_DAYS)
+        r->bad = true;
+    struct img_line l = {.sku = sku, .loc = loc, .ref = ENG_NONE};
     check_lines(e, ps, r, &l, 1);
-    if (r->bad || !ps->apply) return;
+    if (r->bad) return;
+    uint32_t k = ps->ctx.stocks++;
+    if (!ps->apply) return;
     uint32_t rec = first_line_rec(e, ps, &l);
+    if (ps->stock_recs != NULL) ps->stock_recs[k] = rec;
     eng_page_touch(e, TRASTENDA_REC_STOCK, rec);
     struct eng_stock *s = &e->stock[rec];
     eng_stock_publish(s, q);
@@ -350,25 +398,50 @@ hold_line_linked(const struct img_line *l, const void *ctx)
     return *(const uint8_t *)ctx == TRASTENDA_HOLD_OPEN;
 }
 
+/* Flags of hold and order post-images: which optional fields follow (effects.c). */
+enum {
+    IMG_SHIP_TO = 1,
+    IMG_RESOLVED = 2, /* hold: resolved_ms; order: finished_ms */
+    IMG_ORDER_NO = 4,
+    IMG_COORDS = 8,
+    IMG_HOLD_FLAGS = 15,
+    IMG_ORDER_FLAGS = IMG_RESOLVED | IMG_COORDS
+};
+
+/* A hold post-image up to its lines; the id 0 when malformed. */
+static void
+rd_hold_head(struct eng_rd *r, const struct img_ctx *c, struct eng_hold *img)
+{
+    memset(img, 0, sizeof(*img));
+    img->id = rd_uv(r);
+    img->state = rd_u8(r);
+    img->channel = rd_u8(r);
+    uint8_t flags = rd_u8(r);
+    img->has_ship_to = (flags & IMG_SHIP_TO) != 0;
+    img->created_ms = rd_time(r, c->base_ms);
+    img->expires_ms = rd_time(r, img->created_ms);
+    if (flags & IMG_RESOLVED) img->resolved_ms = rd_time(r, img->created_ms);
+    if (flags & IMG_ORDER_NO) img->order_no = rd_uv(r);
+    if (flags & IMG_COORDS) {
+        img->lat_e6 = rd_sv32(r);
+        img->lon_e6 = rd_sv32(r);
+    }
+    if (img->id == 0 || img->state < TRASTENDA_HOLD_OPEN || img->state > TRASTENDA_HOLD_EXPIRED ||
+        img->channel > TRASTENDA_CHANNELS_MAX || flags > IMG_HOLD_FLAGS ||
+        ((flags & IMG_RESOLVED) && img->resolved_ms == 0) ||
+        ((flags & IMG_ORDER_NO) && img->order_no == 0) ||
+        ((flags & IMG_COORDS) && img->lat_e6 == 0 && img->lon_e6 == 0))
+        r->bad = true;
+    if (r->bad) img->id = 0;
+}
+
 static void
 put_hold(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     struct eng_hold img;
     struct img_line lines[TRASTENDA_ALLOCS_MAX];
-    img.id = rd_u64(r);
-    img.state = rd_u8(r);
-    img.channel = rd_u8(r);
-    img.has_ship_to = rd_u8(r);
-    img.created_ms = rd_i64(r);
-    img.expires_ms = rd_i64(r);
-    img.resolved_ms = rd_i64(r);
-    img.order_no = rd_u64(r);
-    img.lat_e6 = rd_i32(r);
-    img.lon_e6 = rd_i32(r);
-    uint32_t n = rd_lines(r, lines, TRASTENDA_ALLOCS_MAX);
-    if (img.id == 0 || img.state < TRASTENDA_HOLD_OPEN || img.state > TRASTENDA_HOLD_EXPIRED ||
-        img.channel > TRASTENDA_CHANNELS_MAX)
-        r->bad = true;
+    rd_hold_head(r, &ps->ctx, &img);
+    uint32_t n = rd_lines(r, &ps->ctx, lines, TRASTENDA_ALLOCS_MAX);
     check_lines(e, ps, r, lines, n);
     if (ps->page && !ps->apply && !r->bad) r->bad = eng_hold_find(e, img.id) != ENG_NONE;
     if (r->bad || !ps->apply) return;
@@ -415,27 +488,42 @@ order_line_linked(const struct img_line *l, const void *ctx)
     return l->state >= TRASTENDA_ORDER_ALLOCATED && l->state <= TRASTENDA_ORDER_PACKED;
 }
 
+/* An order post-image up to its lines: its id, empty when malformed. */
+static trastenda_str
+rd_order_head(struct eng_rd *r, const struct img_ctx *c, struct eng_order *img)
+{
+    memset(img, 0, sizeof(*img));
+    trastenda_str id = rd_str(r, TRASTENDA_ID_BYTES_MAX);
+    img->no = rd_uv(r);
+    img->payload_hash = rd_u64(r);
+    img->hold_id = rd_uv(r);
+    img->state = rd_u8(r);
+    img->rule = rd_u8(r);
+    img->channel = rd_u8(r);
+    uint8_t flags = rd_u8(r);
+    img->created_ms = rd_time(r, c->base_ms);
+    img->updated_ms = rd_time(r, img->created_ms);
+    if (flags & IMG_RESOLVED) img->finished_ms = rd_time(r, img->created_ms);
+    if (flags & IMG_COORDS) {
+        img->lat_e6 = rd_sv32(r);
+        img->lon_e6 = rd_sv32(r);
+    }
+    if (id.len == 0 || img->state < TRASTENDA_ORDER_PLACED ||
+        img->state > TRASTENDA_ORDER_RETURNED || img->rule > TRASTENDA_RULE_GREEDY ||
+        img->channel > TRASTENDA_CHANNELS_MAX || (flags & ~IMG_ORDER_FLAGS) != 0 ||
+        ((flags & IMG_RESOLVED) && img->finished_ms == 0) ||
+        ((flags & IMG_COORDS) && img->lat_e6 == 0 && img->lon_e6 == 0))
+        r->bad = true;
+    return r->bad ? (trastenda_str){"", 0} : id;
+}
+
 static void
 put_order(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
     struct eng_order img;
     struct img_line lines[TRASTENDA_ALLOCS_MAX];
-    trastenda_str id = rd_str(r, TRASTENDA_ID_BYTES_MAX);
-    img.no = rd_u64(r);
-    img.payload_hash = rd_u64(r);
-    img.hold_id = rd_u64(r);
-    img.created_ms = rd_i64(r);
-    img.updated_ms = rd_i64(r);
-    img.finished_ms = rd_i64(r);
-    img.lat_e6 = rd_i32(r);
-    img.lon_e6 = rd_i32(r);
-    img.state = rd_u8(r);
-    img.rule = rd_u8(r);
-    img.channel = rd_u8(r);
-    uint32_t n = rd_lines(r, lines, TRASTENDA_ALLOCS_MAX);
-    if (id.len == 0 || img.state < TRASTENDA_ORDER_PLACED || img.state > TRASTENDA_ORDER_RETURNED ||
-        img.rule > TRASTENDA_RULE_GREEDY || img.channel > TRASTENDA_CHANNELS_MAX)
-        r->bad = true;
+    trastenda_str id = rd_order_head(r, &ps->ctx, &img);
+    uint32_t n = rd_lines(r, &ps->ctx, lines, TRASTENDA_ALLOCS_MAX);
     check_lines(e, ps, r, lines, n);
     if (ps->page && !ps->apply && !r->bad) r->bad = eng_order_find(e, id) != ENG_NONE;
     if (r->bad || !ps->apply) return;
@@ -488,8 +576,9 @@ put_po(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     struct img_line lines[TRASTENDA_LINES_MAX];
     trastenda_str id = rd_str(r, TRASTENDA_ID_BYTES_MAX);
     uint8_t open = rd_u8(r);
-    int64_t created = rd_i64(r), updated = rd_i64(r);
-    uint32_t n = rd_lines(r, lines, TRASTENDA_LINES_MAX);
+    int64_t created = rd_time(r, ps->ctx.base_ms);
+    int64_t updated = rd_time(r, created);
+    uint32_t n = rd_lines(r, &ps->ctx, lines, TRASTENDA_LINES_MAX);
     if (id.len == 0 || open > 1) r->bad = true;
     check_lines(e, ps, r, lines, n);
     if (ps->page && !ps->apply && !r->bad) r->bad = eng_po_find(e, id) != ENG_NONE;
@@ -522,9 +611,9 @@ put_key(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     struct eng_key img;
     trastenda_str key = rd_str(r, TRASTENDA_ID_BYTES_MAX);
     img.payload_hash = rd_u64(r);
-    img.created_ms = rd_i64(r);
-    img.result_id = rd_u64(r);
-    img.result_value = rd_i64(r);
+    img.created_ms = rd_time(r, ps->ctx.base_ms);
+    img.result_id = rd_uv(r);
+    img.result_value = rd_sv(r);
     img.op = rd_u8(r);
     img.rule = rd_u8(r);
     img.state = rd_u8(r);
@@ -560,7 +649,7 @@ put_removed(trastenda_engine *e, uint8_t type, struct eng_rd *r, struct pass *ps
     uint64_t id = 0;
     trastenda_str s = {"", 0};
     if (type == TRASTENDA_REC_HOLD_REMOVED)
-        id = rd_u64(r);
+        id = rd_uv(r);
     else
         s = rd_str(r, TRASTENDA_ID_BYTES_MAX);
     if (r->bad || !ps->apply) return;
@@ -596,7 +685,7 @@ put_removed(trastenda_engine *e, uint8_t type, struct eng_rd *r, struct pass *ps
 static void
 put_meta(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
 {
-    uint64_t hold = rd_u64(r), order = rd_u64(r), ledger = rd_u64(r);
+    uint64_t hold = rd_uv(r), order = rd_uv(r), ledger = rd_uv(r);
     if (r->bad || !ps->apply) return;
     e->next_hold_id = hold;
     e->next_order_no = order;
@@ -671,10 +760,6 @@ put_record(trastenda_engine *e, uint8_t type, const uint8_t *body, uint32_t len,
  * first touch does).
  */
 
-/* Bytes of a hold's post-image between its id and its lines (state, channel, ship-to flag, three
- * times, the order number, the coordinates). */
-#define HOLD_IMG_FIXED 43u
-
 /* A line's SKU and location for the stages that follow. */
 static void
 touch_line(const trastenda_engine *e, struct touch *x, trastenda_str sku, trastenda_str loc,
@@ -689,8 +774,8 @@ touch_line(const trastenda_engine *e, struct touch *x, trastenda_str sku, traste
 
 /* Stage 1: what each record names, the home slots of its maps. */
 static void
-touch_slots(const trastenda_engine *e, trastenda_entry_iter it, bool all, struct touch *t,
-            uint32_t *n_out, uint32_t *new_holds, uint32_t *new_keys)
+touch_slots(const trastenda_engine *e, const struct pass *ps, trastenda_entry_iter it, bool all,
+            struct touch *t, uint32_t *n_out, uint32_t *new_holds, uint32_t *new_keys)
 {
     uint32_t n = 0;
     uint8_t type;
@@ -707,7 +792,8 @@ touch_slots(const trastenda_engine *e, trastenda_entry_iter it, bool all, struct
             trastenda_str loc = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
             if (!r.bad) touch_line(e, x, sku, loc, all);
         } else if (type == TRASTENDA_REC_HOLD || type == TRASTENDA_REC_HOLD_REMOVED) {
-            uint64_t id = rd_u64(&r);
+            struct eng_rd head = r;
+            uint64_t id = rd_uv(&r);
             if (r.bad) continue;
             x->type = TRASTENDA_REC_HOLD;
             if (all) {
@@ -715,10 +801,12 @@ touch_slots(const trastenda_engine *e, trastenda_entry_iter it, bool all, struct
                 __builtin_prefetch(&e->hold_map.slots[x->hash & e->hold_map.mask]);
                 *new_holds += type == TRASTENDA_REC_HOLD;
             }
-            if (type == TRASTENDA_REC_HOLD_REMOVED || (size_t)(r.end - r.p) < HOLD_IMG_FIXED + 2)
-                continue;
-            r.p += HOLD_IMG_FIXED;
-            if (rd_u16(&r) == 0) continue;
+            if (type == TRASTENDA_REC_HOLD_REMOVED) continue;
+            struct eng_hold img;
+            rd_hold_head(&head, &ps->ctx, &img);
+            /* A line naming a stock post-image of the entry needs no search (lines_put). */
+            if (rd_uv(&head) == 0 || !rd_need(&head, 1) || *head.p == LINE_REF) continue;
+            r = head;
             trastenda_str sku = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
             trastenda_str loc = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
             if (!r.bad) touch_line(e, x, sku, loc, all);
@@ -743,10 +831,11 @@ touch_pool(const struct eng_pool *p, uint32_t n, const void *table, size_t size)
 }
 
 static void
-touch_records(const trastenda_engine *e, trastenda_entry_iter it, bool all, struct touch *t)
+touch_records(const trastenda_engine *e, const struct pass *ps, trastenda_entry_iter it, bool all,
+              struct touch *t)
 {
     uint32_t n, new_holds = 0, new_keys = 0;
-    touch_slots(e, it, all, t, &n, &new_holds, &new_keys);
+    touch_slots(e, ps, it, all, t, &n, &new_holds, &new_keys);
     if (all) { /* a record not there yet takes the next free entry: a write to come */
         touch_pool(&e->hold_pool, new_holds, e->holds, sizeof(*e->holds));
         touch_pool(&e->key_pool, new_keys, e->keys, sizeof(*e->keys));
@@ -784,21 +873,25 @@ touch_records(const trastenda_engine *e, trastenda_entry_iter it, bool all, stru
     }
 }
 
-/* SKU and location records of an entry (a bound for the check pass's set). */
+/* SKU and location records of an entry (a bound for the check pass's set), and its stock
+ * records. */
 static uint32_t
-count_defs(trastenda_entry_iter it)
+count_defs(trastenda_entry_iter it, uint32_t *stocks)
 {
     uint32_t n = 0;
     uint8_t type;
     const uint8_t *body;
     uint32_t blen;
-    while (trastenda_entry_next(&it, &type, &body, &blen) == TRASTENDA_OK)
+    *stocks = 0;
+    while (trastenda_entry_next(&it, &type, &body, &blen) == TRASTENDA_OK) {
         n += type == TRASTENDA_REC_SKU || type == TRASTENDA_REC_LOCATION;
+        *stocks += type == TRASTENDA_REC_STOCK;
+    }
     return n;
 }
 
 trastenda_err
-eng_apply_records(trastenda_engine *e, trastenda_entry_iter it, uint8_t only_type)
+eng_apply_records(trastenda_engine *e, trastenda_entry_iter it, uint8_t only_type, int64_t base_ms)
 {
     struct pass ps;
     memset(&ps, 0, sizeof(ps));
@@ -806,15 +899,21 @@ eng_apply_records(trastenda_engine *e, trastenda_entry_iter it, uint8_t only_typ
     /* A record of a state page already loaded came from another page too: a page left behind
      * by an older layout (storage's repack), or damage; refused rather than a silent choice. */
     ps.page = only_type != 0;
-    trastenda_err err = defs_init(&ps, count_defs(it));
+    uint32_t stocks;
+    trastenda_err err = defs_init(&ps, count_defs(it, &stocks));
+    if (!ps.page && stocks > 0) { /* lines of a log entry may refer to its stock images */
+        eng_buf_reserve(&e->stock_refs, (size_t)stocks * sizeof(uint32_t));
+        ps.stock_recs = (uint32_t *)(void *)e->stock_refs.p;
+    }
     for (int pass = 0; pass < 2 && err == TRASTENDA_OK; pass++) {
         trastenda_entry_iter cur = it;
         uint8_t type;
         const uint8_t *body;
         uint32_t blen;
         ps.apply = pass == 1;
+        ps.ctx = (struct img_ctx){base_ms, eng_day(base_ms), !ps.page, 0};
         for (uint32_t i = 0;; i++) {
-            if (i % APPLY_TOUCH == 0) touch_records(e, cur, ps.apply, ps.touch);
+            if (i % APPLY_TOUCH == 0) touch_records(e, &ps, cur, ps.apply, ps.touch);
             ps.guess = &ps.touch[i % APPLY_TOUCH];
             if ((err = trastenda_entry_next(&cur, &type, &body, &blen)) != TRASTENDA_OK) break;
             if (only_type != 0 && type != only_type) break;
@@ -850,7 +949,7 @@ trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t l
      * for the records, but would move the records it created to the back of their retention
      * queues). */
     if (hdr.seq == e->seq) return TRASTENDA_OK;
-    err = eng_apply_records(e, it, 0);
+    err = eng_apply_records(e, it, 0, hdr.time_ms);
     if (err != TRASTENDA_OK) return err;
     e->seq = hdr.seq;
     e->time_ms = hdr.time_ms;
@@ -867,9 +966,9 @@ record_body(const uint8_t *rec, size_t len, uint8_t type, uint32_t *blen)
 {
     struct eng_rd r = {rec, rec + len, false};
     uint8_t t = rd_u8(&r);
-    *blen = rd_u32(&r);
-    if (r.bad || t != type || *blen != len - 5) return NULL;
-    return rec + 5;
+    *blen = rd_uv32(&r);
+    if (r.bad || t != type || *blen != (size_t)(r.end - r.p)) return NULL;
+    return r.p;
 }
 
 static uint32_t
@@ -888,19 +987,17 @@ trastenda_engine_hold_record_view(const trastenda_engine *e, const uint8_t *rec,
     if (body == NULL) return TRASTENDA_E_CORRUPT;
     struct eng_rd r = {body, body + blen, false};
     struct img_line lines[TRASTENDA_ALLOCS_MAX];
-    memset(out, 0, sizeof(*out));
-    out->id = rd_u64(&r);
-    out->state = rd_u8(&r);
-    (void)rd_u8(&r); /* channel */
-    (void)rd_u8(&r); /* has_ship_to */
-    out->created_ms = rd_i64(&r);
-    out->expires_ms = rd_i64(&r);
-    out->resolved_ms = rd_i64(&r);
-    out->order_no = rd_u64(&r);
-    (void)rd_i32(&r);
-    (void)rd_i32(&r);
-    uint32_t n = rd_lines(&r, lines, TRASTENDA_ALLOCS_MAX);
+    struct eng_hold img;
+    rd_hold_head(&r, &ALONE, &img);
+    uint32_t n = rd_lines(&r, &ALONE, lines, TRASTENDA_ALLOCS_MAX);
     if (r.bad || r.p != r.end) return TRASTENDA_E_CORRUPT;
+    memset(out, 0, sizeof(*out));
+    out->id = img.id;
+    out->state = img.state;
+    out->created_ms = img.created_ms;
+    out->expires_ms = img.expires_ms;
+    out->resolved_ms = img.resolved_ms;
+    out->order_no = img.order_no;
     out->line_count = n;
     for (uint32_t i = 0; i < n; i++)
         out->lines[i] =
@@ -919,21 +1016,19 @@ trastenda_engine_order_record_view(const trastenda_engine *e, const uint8_t *rec
     if (body == NULL) return TRASTENDA_E_CORRUPT;
     struct eng_rd r = {body, body + blen, false};
     struct img_line lines[TRASTENDA_ALLOCS_MAX];
-    memset(out, 0, sizeof(*out));
-    trastenda_str id = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
-    out->no = rd_u64(&r);
-    (void)rd_u64(&r); /* payload hash */
-    (void)rd_u64(&r); /* hold id */
-    out->created_ms = rd_i64(&r);
-    out->updated_ms = rd_i64(&r);
-    (void)rd_i64(&r); /* finished */
-    out->lat_e6 = rd_i32(&r);
-    out->lon_e6 = rd_i32(&r);
-    out->state = rd_u8(&r);
-    out->rule = rd_u8(&r);
-    out->channel = rd_u8(&r);
-    uint32_t n = rd_lines(&r, lines, TRASTENDA_ALLOCS_MAX);
+    struct eng_order img;
+    trastenda_str id = rd_order_head(&r, &ALONE, &img);
+    uint32_t n = rd_lines(&r, &ALONE, lines, TRASTENDA_ALLOCS_MAX);
     if (r.bad || r.p != r.end || id.len == 0) return TRASTENDA_E_CORRUPT;
+    memset(out, 0, sizeof(*out));
+    out->no = img.no;
+    out->created_ms = img.created_ms;
+    out->updated_ms = img.updated_ms;
+    out->lat_e6 = img.lat_e6;
+    out->lon_e6 = img.lon_e6;
+    out->state = img.state;
+    out->rule = img.rule;
+    out->channel = img.channel;
     memcpy(out->id, id.ptr, id.len);
     out->id[id.len] = 0;
     out->alloc_count = n;
@@ -979,7 +1074,7 @@ trastenda_entry_next(trastenda_entry_iter *it, uint8_t *type, const uint8_t **bo
     if (it->remaining == 0) return it->next == it->end ? TRASTENDA_E_SEQUENCE : TRASTENDA_E_CORRUPT;
     struct eng_rd r = {it->next, it->end, false};
     *type = rd_u8(&r);
-    *body_len = rd_u32(&r);
+    *body_len = rd_uv32(&r);
     if (r.bad || !rd_need(&r, *body_len)) return TRASTENDA_E_CORRUPT;
     *body = r.p;
     it->next = r.p + *body_len;
@@ -988,20 +1083,40 @@ trastenda_entry_next(trastenda_entry_iter *it, uint8_t *type, const uint8_t **bo
 }
 
 trastenda_err
+trastenda_removed_decode(uint8_t type, const uint8_t *body, uint32_t len, uint64_t *hold_id,
+                         trastenda_str *id)
+{
+    if (body == NULL || hold_id == NULL || id == NULL) return TRASTENDA_E_INVALID;
+    struct eng_rd r = {body, body + len, false};
+    *hold_id = 0;
+    *id = (trastenda_str){"", 0};
+    if (type == TRASTENDA_REC_HOLD_REMOVED) {
+        *hold_id = rd_uv(&r);
+        if (*hold_id == 0) r.bad = true;
+    } else if (type == TRASTENDA_REC_ORDER_REMOVED || type == TRASTENDA_REC_PO_REMOVED ||
+               type == TRASTENDA_REC_KEY_REMOVED) {
+        *id = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
+        if (id->len == 0) r.bad = true;
+    } else
+        r.bad = true;
+    return r.bad || r.p != r.end ? TRASTENDA_E_CORRUPT : TRASTENDA_OK;
+}
+
+trastenda_err
 trastenda_ledger_decode(const uint8_t *body, uint32_t len, trastenda_ledger_entry *out)
 {
     struct eng_rd r = {body, body + len, false};
     memset(out, 0, sizeof(*out));
-    out->seq = rd_u64(&r);
+    out->seq = rd_uv(&r);
     out->sku = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
     out->loc = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
     out->move = rd_u8(&r);
     out->cause = rd_u8(&r);
     uint8_t mask = rd_u8(&r);
     for (int i = 0; i < TRASTENDA_Q_COUNT_; i++)
-        if (mask & (1u << i)) out->delta[i] = rd_i32(&r);
+        if (mask & (1u << i)) out->delta[i] = rd_sv32(&r);
     out->ref_kind = rd_u8(&r);
-    out->ref_id = rd_u64(&r);
+    out->ref_id = rd_uv(&r);
     out->ref = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
     out->actor = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
     if (r.bad || r.p != r.end || out->move == 0 || out->move > TRASTENDA_MOVE_PO_CLOSE ||
@@ -1013,12 +1128,12 @@ trastenda_ledger_decode(const uint8_t *body, uint32_t len, trastenda_ledger_entr
 static void
 rd_at_risk(struct eng_rd *r, trastenda_event *out)
 {
-    out->holds_at_risk = rd_u32(r);
+    out->holds_at_risk = rd_uv32(r);
     out->holds_listed = rd_u8(r);
     if (out->holds_listed > TRASTENDA_AT_RISK_LISTED_MAX) r->bad = true;
     for (uint32_t i = 0; i < out->holds_listed && !r->bad; i++)
-        out->holds[i] = rd_u64(r);
-    out->orders_at_risk = rd_u32(r);
+        out->holds[i] = rd_uv(r);
+    out->orders_at_risk = rd_uv32(r);
     out->orders_listed = rd_u8(r);
     if (out->orders_listed > TRASTENDA_AT_RISK_LISTED_MAX) r->bad = true;
     for (uint32_t i = 0; i < out->orders_listed && !r->bad; i++)
@@ -1038,11 +1153,11 @@ trastenda_event_decode(const uint8_t *body, uint32_t len, trastenda_event *out)
     case TRASTENDA_EVENT_SHORTFALL:
         out->sku = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
         out->loc = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
-        out->available = rd_i64(&r);
+        out->available = rd_sv(&r);
         if (out->kind == TRASTENDA_EVENT_SHORTFALL) rd_at_risk(&r, out);
         break;
     case TRASTENDA_EVENT_HOLD_EXPIRED:
-        out->hold_id = rd_u64(&r);
+        out->hold_id = rd_uv(&r);
         break;
     case TRASTENDA_EVENT_ORDER_STATE:
         out->order_id = rd_str(&r, TRASTENDA_ID_BYTES_MAX);

@@ -1,9 +1,11 @@
 /*
- * engine/codec.h - little-endian writer and bounds-checked reader of log entries (docs/LOG.md).
+ * engine/codec.h - writer and bounds-checked reader of log entries (docs/LOG.md): fixed-width
+ * little-endian integers, varints (LEB128; signed ones zigzag-mapped first) and short strings.
  *
- * The writer writes into space reserved beforehand (eng_buf_reserve with the record's bound); the
- * reader never reads past its end: a short or malformed entry sets `bad`, and every get after
- * that returns zeros.
+ * The writer writes into space reserved beforehand (eng_buf_reserve with the record's bound: a
+ * varint takes at most VU32_B / VU64_B bytes); the reader never reads past its end: a short or
+ * malformed entry sets `bad`, and every get after that returns zeros. A varint longer than its
+ * type allows, or a value out of the range the caller asks for, is malformed too.
  */
 #ifndef TRASTENDA_ENGINE_CODEC_H
 #define TRASTENDA_ENGINE_CODEC_H
@@ -63,6 +65,36 @@ wr_str(struct eng_wr *w, const char *s, uint32_t len)
     w->p += len;
 }
 
+/* Most bytes a varint of 32 or 64 bits takes. */
+#define VU32_B 5
+#define VU64_B 10
+
+static inline void
+wr_uv(struct eng_wr *w, uint64_t v)
+{
+    while (v >= 0x80) {
+        *w->p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *w->p++ = (uint8_t)v;
+}
+/* Signed values zigzag-mapped: small magnitudes of either sign take few bytes. */
+static inline void
+wr_sv(struct eng_wr *w, int64_t v)
+{
+    wr_uv(w, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+static inline uint32_t
+uv_len(uint64_t v)
+{
+    uint32_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
 struct eng_rd {
     const uint8_t *p, *end;
     bool bad;
@@ -120,6 +152,55 @@ rd_i64(struct eng_rd *r)
 {
     return (int64_t)rd_u64(r);
 }
+/* A varint of at most 64 bits; one with more bytes, or with bits beyond 64, is malformed. */
+static inline uint64_t
+rd_uv(struct eng_rd *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && !r->bad; shift += 7) {
+        if (!rd_need(r, 1)) break;
+        uint8_t b = *r->p++;
+        if (shift == 63 && b > 1) break;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) return v;
+    }
+    r->bad = true;
+    return 0;
+}
+static inline int64_t
+rd_sv(struct eng_rd *r)
+{
+    uint64_t u = rd_uv(r);
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+/* Narrowed reads: a value outside [lo, hi] is malformed. */
+static inline uint32_t
+rd_uv32(struct eng_rd *r)
+{
+    uint64_t v = rd_uv(r);
+    if (v > UINT32_MAX) r->bad = true;
+    return r->bad ? 0 : (uint32_t)v;
+}
+static inline int32_t
+rd_sv32(struct eng_rd *r)
+{
+    int64_t v = rd_sv(r);
+    if (v < INT32_MIN || v > INT32_MAX) r->bad = true;
+    return r->bad ? 0 : (int32_t)v;
+}
+/* A time as its offset from a base (wrapping, so that every value round-trips). */
+static inline void
+wr_time(struct eng_wr *w, int64_t t, int64_t base)
+{
+    wr_sv(w, (int64_t)((uint64_t)t - (uint64_t)base));
+}
+static inline int64_t
+rd_time(struct eng_rd *r, int64_t base)
+{
+    int64_t d = rd_sv(r);
+    return r->bad ? 0 : (int64_t)((uint64_t)base + (uint64_t)d);
+}
+
 /* A string of at most max bytes; empty on error. */
 static inline trastenda_str
 rd_str(struct eng_rd *r, uint32_t max)

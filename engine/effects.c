@@ -13,15 +13,30 @@
 /* Bounds of encoded records, used to reserve space before writing. */
 #define STR_B     (1 + TRASTENDA_NAME_BYTES_MAX)
 #define ID_B      (1 + TRASTENDA_ID_BYTES_MAX)
-#define REC_HDR_B 5
-#define LINE_B    (2 * ID_B + 4 * 4 + 1)
+#define REC_HDR_B (1 + VU32_B)
+#define LINE_B    (2 * ID_B + 3 * VU32_B + 1)
+
+/* A line whose stock record has a post-image earlier in the entry may name it by its ordinal. */
+#define LINE_REF 0xff
+
+/* How post-images are written (docs/LOG.md): times as offsets from base_ms (the batch's time in
+ * a log entry, 0 in pages, the digest and the archive); with refs (log entries only), a line
+ * names a stock record whose post-image the entry carries by that post-image's ordinal. */
+struct enc_ctx {
+    int64_t base_ms;
+    int32_t base_day;
+    bool refs;
+};
+
+static const struct enc_ctx ALONE = {0, 0, false};
 
 /* A record's mark is its position in the dirty list + 1 (0: clean); an earlier occurrence whose
- * position no longer matches the mark is skipped when the post-images are written. */
-void
-eng_dirty_requeue(trastenda_engine *e, uint8_t type, uint32_t ix, uint32_t *mark)
+ * position no longer matches the mark is skipped when the post-images are written. Stock records
+ * are never requeued: the k-th stock post-image of an entry is the record whose mark is k + 1,
+ * which is what a line's reference uses (the marks stay until every post-image is written). */
+static void
+dirty_push(trastenda_engine *e, uint8_t type, uint32_t ix, uint32_t *mark)
 {
-    if (!e->building) return;
     TS_ASSERT(type < 16);
     struct eng_buf *b = &e->dirty[type];
     eng_buf_reserve(b, sizeof(uint32_t));
@@ -32,31 +47,40 @@ eng_dirty_requeue(trastenda_engine *e, uint8_t type, uint32_t ix, uint32_t *mark
 }
 
 void
-eng_dirty_mark(trastenda_engine *e, uint8_t type, uint32_t ix, uint32_t *mark)
+eng_dirty_requeue(trastenda_engine *e, uint8_t type, uint32_t ix, uint32_t *mark)
 {
-    if (!e->building || *mark != 0) return;
-    eng_dirty_requeue(e, type, ix, mark);
+    TS_ASSERT(type != TRASTENDA_REC_STOCK);
+    if (e->building) dirty_push(e, type, ix, mark);
 }
 
+void
+eng_dirty_mark(trastenda_engine *e, uint8_t type, uint32_t ix, uint32_t *mark)
+{
+    if (e->building && *mark == 0) dirty_push(e, type, ix, mark);
+}
+
+/* A record is its type, its body's length (varint) and its body. The body is written after a
+ * one-byte length, and moved when its length needs more. */
 static uint8_t *
 rec_begin(struct eng_buf *b, uint8_t type, size_t bound, struct eng_wr *w)
 {
     eng_buf_reserve(b, REC_HDR_B + bound);
     uint8_t *start = b->p + b->len;
-    w->p = start;
-    wr_u8(w, type);
-    wr_u32(w, 0);
+    start[0] = type;
+    w->p = start + 2;
     return start;
 }
 
 static void
 rec_end(struct eng_buf *b, uint8_t *start, struct eng_wr *w, size_t bound)
 {
-    size_t body = (size_t)(w->p - start) - REC_HDR_B;
-    TS_ASSERT(body <= bound);
+    size_t body = (size_t)(w->p - start) - 2;
+    TS_ASSERT(body <= bound && body <= UINT32_MAX);
+    uint32_t n = uv_len(body);
+    if (n > 1) memmove(start + 1 + n, start + 2, body);
     struct eng_wr lw = {start + 1};
-    wr_u32(&lw, (uint32_t)body);
-    b->len += (size_t)(w->p - start);
+    wr_uv(&lw, body);
+    b->len += 1 + n + body;
 }
 
 static void
@@ -65,21 +89,21 @@ wr_id(struct eng_wr *w, const struct eng_id *id)
     wr_str(w, id->s, id->len);
 }
 
-/* ---- post-image encoders (also used by the digest) ---- */
+/* ---- post-image encoders (also used by the digest, the pages and the archive) ---- */
 
 void
 eng_enc_location(const trastenda_engine *e, struct eng_buf *b, uint32_t ix)
 {
     const struct eng_location *l = &e->locs[ix];
     struct eng_wr w;
-    size_t bound = ID_B + STR_B + 4 * 4 + 1;
+    size_t bound = ID_B + STR_B + 4 * VU32_B + 1;
     uint8_t *st = rec_begin(b, TRASTENDA_REC_LOCATION, bound, &w);
     wr_id(&w, &l->id);
     wr_str(&w, l->name.s, l->name.len);
-    wr_i32(&w, l->lat_e6);
-    wr_i32(&w, l->lon_e6);
-    wr_i32(&w, l->priority);
-    wr_u32(&w, l->channels);
+    wr_sv(&w, l->lat_e6);
+    wr_sv(&w, l->lon_e6);
+    wr_sv(&w, l->priority);
+    wr_uv(&w, l->channels);
     wr_u8(&w, l->active);
     rec_end(b, st, &w, bound);
 }
@@ -89,131 +113,189 @@ eng_enc_sku(const trastenda_engine *e, struct eng_buf *b, uint32_t ix)
 {
     const struct eng_sku *s = &e->skus[ix];
     struct eng_wr w;
-    size_t bound = ID_B + STR_B + 4 * 4 + 1;
+    size_t bound = ID_B + STR_B + 4 * VU32_B + 1;
     uint8_t *st = rec_begin(b, TRASTENDA_REC_SKU, bound, &w);
     wr_id(&w, &s->id);
     wr_str(&w, s->name.s, s->name.len);
-    wr_i32(&w, s->reorder_point);
-    wr_i32(&w, s->reorder_qty);
-    wr_i32(&w, s->lead_days);
-    wr_i32(&w, s->safety_default);
+    wr_sv(&w, s->reorder_point);
+    wr_sv(&w, s->reorder_qty);
+    wr_sv(&w, s->lead_days);
+    wr_sv(&w, s->safety_default);
     wr_u8(&w, s->active);
+    rec_end(b, st, &w, bound);
+}
+
+static void
+enc_stock(const trastenda_engine *e, struct eng_buf *b, uint32_t ix, const struct enc_ctx *c)
+{
+    const struct eng_stock *s = &e->stock[ix];
+    const struct eng_velocity *v = &e->vel[ix];
+    struct eng_wr w;
+    size_t bound = 2 * ID_B + 2 + VU32_B + VU64_B + VU32_B * (TRASTENDA_Q_COUNT_ + 7);
+    uint8_t *st = rec_begin(b, TRASTENDA_REC_STOCK, bound, &w);
+    wr_id(&w, &e->skus[s->sku_ix].id);
+    wr_id(&w, &e->locs[s->loc_ix].id);
+    uint8_t mask = 0;
+    for (int i = 0; i < TRASTENDA_Q_COUNT_; i++)
+        if (s->q[i] != 0) mask |= (uint8_t)(1u << i);
+    wr_u8(&w, mask);
+    for (int i = 0; i < TRASTENDA_Q_COUNT_; i++)
+        if (s->q[i] != 0) wr_sv(&w, s->q[i]);
+    wr_uv(&w, s->flags);
+    uint8_t units = v->day != 0 ? 0x80 : 0;
+    for (int i = 0; i < TRASTENDA_VELOCITY_DAYS; i++)
+        if (v->units[i] != 0) units |= (uint8_t)(1u << i);
+    wr_u8(&w, units);
+    if (v->day != 0) wr_sv(&w, (int64_t)v->day - c->base_day);
+    for (int i = 0; i < TRASTENDA_VELOCITY_DAYS; i++)
+        if (v->units[i] != 0) wr_uv(&w, v->units[i]);
     rec_end(b, st, &w, bound);
 }
 
 void
 eng_enc_stock(const trastenda_engine *e, struct eng_buf *b, uint32_t ix)
 {
-    const struct eng_stock *s = &e->stock[ix];
-    const struct eng_velocity *v = &e->vel[ix];
-    struct eng_wr w;
-    size_t bound = 2 * ID_B + 4 * (TRASTENDA_Q_COUNT_ + 2 + TRASTENDA_VELOCITY_DAYS);
-    uint8_t *st = rec_begin(b, TRASTENDA_REC_STOCK, bound, &w);
-    wr_id(&w, &e->skus[s->sku_ix].id);
-    wr_id(&w, &e->locs[s->loc_ix].id);
-    for (int i = 0; i < TRASTENDA_Q_COUNT_; i++)
-        wr_i32(&w, s->q[i]);
-    wr_u32(&w, s->flags);
-    wr_i32(&w, v->day);
-    for (int i = 0; i < TRASTENDA_VELOCITY_DAYS; i++)
-        wr_u32(&w, v->units[i]);
-    rec_end(b, st, &w, bound);
+    enc_stock(e, b, ix, &ALONE);
 }
 
 static void
-enc_line(const trastenda_engine *e, struct eng_wr *w, const struct eng_line *l)
+enc_line(const trastenda_engine *e, struct eng_wr *w, const struct eng_line *l,
+         const struct enc_ctx *c)
 {
-    wr_id(w, &e->skus[l->sku_ix].id);
-    wr_id(w, &e->locs[l->loc_ix].id);
-    wr_i32(w, l->qty);
-    wr_i32(w, l->done);
-    wr_i32(w, l->returned);
+    /* Only lines linked to their record know it without a search (open holds, allocations). */
+    uint32_t mark = c->refs && l->rec_ix != ENG_NONE ? e->stock[l->rec_ix].dirty : 0;
+    if (mark != 0) {
+        wr_u8(w, LINE_REF);
+        wr_uv(w, mark - 1);
+    } else {
+        wr_id(w, &e->skus[l->sku_ix].id);
+        wr_id(w, &e->locs[l->loc_ix].id);
+    }
+    wr_sv(w, l->qty);
+    wr_sv(w, l->done);
+    wr_sv(w, l->returned);
     wr_u8(w, l->state);
+}
+
+/* Flags of hold and order post-images: which optional fields follow. */
+enum {
+    IMG_SHIP_TO = 1,  /* hold: has_ship_to */
+    IMG_RESOLVED = 2, /* hold: resolved_ms; order: finished_ms */
+    IMG_ORDER_NO = 4, /* hold: order_no */
+    IMG_COORDS = 8    /* lat_e6 and lon_e6 (not both 0) */
+};
+
+static void
+enc_hold(const trastenda_engine *e, struct eng_buf *b, uint32_t ix, const struct enc_ctx *c)
+{
+    const struct eng_hold *h = &e->holds[ix];
+    struct eng_wr w;
+    size_t bound =
+        VU64_B + 3 + 3 * VU64_B + VU64_B + 2 * VU32_B + VU32_B + (size_t)h->line_count * LINE_B;
+    uint8_t *st = rec_begin(b, TRASTENDA_REC_HOLD, bound, &w);
+    bool coords = h->lat_e6 != 0 || h->lon_e6 != 0;
+    wr_uv(&w, h->id);
+    wr_u8(&w, h->state);
+    wr_u8(&w, h->channel);
+    wr_u8(&w, (uint8_t)((h->has_ship_to ? IMG_SHIP_TO : 0) | (h->resolved_ms ? IMG_RESOLVED : 0) |
+                        (h->order_no ? IMG_ORDER_NO : 0) | (coords ? IMG_COORDS : 0)));
+    wr_time(&w, h->created_ms, c->base_ms);
+    wr_time(&w, h->expires_ms, h->created_ms);
+    if (h->resolved_ms) wr_time(&w, h->resolved_ms, h->created_ms);
+    if (h->order_no) wr_uv(&w, h->order_no);
+    if (coords) {
+        wr_sv(&w, h->lat_e6);
+        wr_sv(&w, h->lon_e6);
+    }
+    wr_uv(&w, h->line_count);
+    uint32_t n = 0;
+    for (uint32_t l = h->lines_head; l != ENG_NONE; l = e->lines[l].next, n++)
+        enc_line(e, &w, &e->lines[l], c);
+    TS_ASSERT(n == h->line_count);
+    rec_end(b, st, &w, bound);
 }
 
 void
 eng_enc_hold(const trastenda_engine *e, struct eng_buf *b, uint32_t ix)
 {
-    const struct eng_hold *h = &e->holds[ix];
+    enc_hold(e, b, ix, &ALONE);
+}
+
+static void
+enc_order(const trastenda_engine *e, struct eng_buf *b, uint32_t ix, const struct enc_ctx *c)
+{
+    const struct eng_order *o = &e->orders[ix];
     struct eng_wr w;
-    size_t bound = 8 + 3 + 8 * 4 + 8 + 2 + (size_t)h->line_count * LINE_B;
-    uint8_t *st = rec_begin(b, TRASTENDA_REC_HOLD, bound, &w);
-    wr_u64(&w, h->id);
-    wr_u8(&w, h->state);
-    wr_u8(&w, h->channel);
-    wr_u8(&w, h->has_ship_to);
-    wr_i64(&w, h->created_ms);
-    wr_i64(&w, h->expires_ms);
-    wr_i64(&w, h->resolved_ms);
-    wr_u64(&w, h->order_no);
-    wr_i32(&w, h->lat_e6);
-    wr_i32(&w, h->lon_e6);
-    wr_u16(&w, (uint16_t)h->line_count);
+    size_t bound = ID_B + 2 * VU64_B + 8 + 3 * VU64_B + 2 * VU32_B + 4 + VU32_B +
+                   (size_t)o->alloc_count * LINE_B;
+    uint8_t *st = rec_begin(b, TRASTENDA_REC_ORDER, bound, &w);
+    bool coords = o->lat_e6 != 0 || o->lon_e6 != 0;
+    wr_id(&w, &o->id);
+    wr_uv(&w, o->no);
+    wr_u64(&w, o->payload_hash);
+    wr_uv(&w, o->hold_id);
+    wr_u8(&w, o->state);
+    wr_u8(&w, o->rule);
+    wr_u8(&w, o->channel);
+    wr_u8(&w, (uint8_t)((o->finished_ms ? IMG_RESOLVED : 0) | (coords ? IMG_COORDS : 0)));
+    wr_time(&w, o->created_ms, c->base_ms);
+    wr_time(&w, o->updated_ms, o->created_ms);
+    if (o->finished_ms) wr_time(&w, o->finished_ms, o->created_ms);
+    if (coords) {
+        wr_sv(&w, o->lat_e6);
+        wr_sv(&w, o->lon_e6);
+    }
+    wr_uv(&w, o->alloc_count);
     uint32_t n = 0;
-    for (uint32_t l = h->lines_head; l != ENG_NONE; l = e->lines[l].next, n++)
-        enc_line(e, &w, &e->lines[l]);
-    TS_ASSERT(n == h->line_count);
+    for (uint32_t l = o->lines_head; l != ENG_NONE; l = e->lines[l].next, n++)
+        enc_line(e, &w, &e->lines[l], c);
+    TS_ASSERT(n == o->alloc_count);
     rec_end(b, st, &w, bound);
 }
 
 void
 eng_enc_order(const trastenda_engine *e, struct eng_buf *b, uint32_t ix)
 {
-    const struct eng_order *o = &e->orders[ix];
+    enc_order(e, b, ix, &ALONE);
+}
+
+static void
+enc_po(const trastenda_engine *e, struct eng_buf *b, uint32_t ix, const struct enc_ctx *c)
+{
+    const struct eng_po *p = &e->pos[ix];
     struct eng_wr w;
-    size_t bound = ID_B + 8 * 6 + 8 + 3 + 2 + (size_t)o->alloc_count * LINE_B;
-    uint8_t *st = rec_begin(b, TRASTENDA_REC_ORDER, bound, &w);
-    wr_id(&w, &o->id);
-    wr_u64(&w, o->no);
-    wr_u64(&w, o->payload_hash);
-    wr_u64(&w, o->hold_id);
-    wr_i64(&w, o->created_ms);
-    wr_i64(&w, o->updated_ms);
-    wr_i64(&w, o->finished_ms);
-    wr_i32(&w, o->lat_e6);
-    wr_i32(&w, o->lon_e6);
-    wr_u8(&w, o->state);
-    wr_u8(&w, o->rule);
-    wr_u8(&w, o->channel);
-    wr_u16(&w, (uint16_t)o->alloc_count);
+    size_t bound = ID_B + 1 + 2 * VU64_B + VU32_B + (size_t)p->line_count * LINE_B;
+    uint8_t *st = rec_begin(b, TRASTENDA_REC_PO, bound, &w);
+    wr_id(&w, &p->id);
+    wr_u8(&w, p->open);
+    wr_time(&w, p->created_ms, c->base_ms);
+    wr_time(&w, p->updated_ms, p->created_ms);
+    wr_uv(&w, p->line_count);
     uint32_t n = 0;
-    for (uint32_t l = o->lines_head; l != ENG_NONE; l = e->lines[l].next, n++)
-        enc_line(e, &w, &e->lines[l]);
-    TS_ASSERT(n == o->alloc_count);
+    for (uint32_t l = p->lines_head; l != ENG_NONE; l = e->lines[l].next, n++)
+        enc_line(e, &w, &e->lines[l], c);
+    TS_ASSERT(n == p->line_count);
     rec_end(b, st, &w, bound);
 }
 
 void
 eng_enc_po(const trastenda_engine *e, struct eng_buf *b, uint32_t ix)
 {
-    const struct eng_po *p = &e->pos[ix];
-    struct eng_wr w;
-    size_t bound = ID_B + 1 + 16 + 2 + (size_t)p->line_count * LINE_B;
-    uint8_t *st = rec_begin(b, TRASTENDA_REC_PO, bound, &w);
-    wr_id(&w, &p->id);
-    wr_u8(&w, p->open);
-    wr_i64(&w, p->created_ms);
-    wr_i64(&w, p->updated_ms);
-    wr_u16(&w, (uint16_t)p->line_count);
-    uint32_t n = 0;
-    for (uint32_t l = p->lines_head; l != ENG_NONE; l = e->lines[l].next, n++)
-        enc_line(e, &w, &e->lines[l]);
-    TS_ASSERT(n == p->line_count);
-    rec_end(b, st, &w, bound);
+    enc_po(e, b, ix, &ALONE);
 }
 
-void
-eng_enc_key(const trastenda_engine *e, struct eng_buf *b, uint32_t ix)
+static void
+enc_key(const trastenda_engine *e, struct eng_buf *b, uint32_t ix, const struct enc_ctx *c)
 {
     const struct eng_key *k = &e->keys[ix];
     struct eng_wr w;
-    size_t bound = ID_B + 8 * 4 + 3;
+    size_t bound = ID_B + 8 + 3 * VU64_B + 3;
     uint8_t *st = rec_begin(b, TRASTENDA_REC_KEY, bound, &w);
     wr_id(&w, &k->key);
     wr_u64(&w, k->payload_hash);
-    wr_i64(&w, k->created_ms);
-    wr_u64(&w, k->result_id);
-    wr_i64(&w, k->result_value);
+    wr_time(&w, k->created_ms, c->base_ms);
+    wr_uv(&w, k->result_id);
+    wr_sv(&w, k->result_value);
     wr_u8(&w, k->op);
     wr_u8(&w, k->rule);
     wr_u8(&w, k->state);
@@ -221,14 +303,20 @@ eng_enc_key(const trastenda_engine *e, struct eng_buf *b, uint32_t ix)
 }
 
 void
+eng_enc_key(const trastenda_engine *e, struct eng_buf *b, uint32_t ix)
+{
+    enc_key(e, b, ix, &ALONE);
+}
+
+void
 eng_enc_meta(const trastenda_engine *e, struct eng_buf *b)
 {
     struct eng_wr w;
-    uint8_t *st = rec_begin(b, TRASTENDA_REC_META, 24, &w);
-    wr_u64(&w, e->next_hold_id);
-    wr_u64(&w, e->next_order_no);
-    wr_u64(&w, e->ledger_seq);
-    rec_end(b, st, &w, 24);
+    uint8_t *st = rec_begin(b, TRASTENDA_REC_META, 3 * VU64_B, &w);
+    wr_uv(&w, e->next_hold_id);
+    wr_uv(&w, e->next_order_no);
+    wr_uv(&w, e->ledger_seq);
+    rec_end(b, st, &w, 3 * VU64_B);
 }
 
 void
@@ -280,16 +368,31 @@ eng_emit_removed(trastenda_engine *e, uint8_t type, trastenda_str id, uint64_t n
 {
     TS_ASSERT(e->building);
     struct eng_wr w;
-    uint8_t *st = rec_begin(&e->entry, type, ID_B + 8, &w);
+    uint8_t *st = rec_begin(&e->entry, type, ID_B + VU64_B, &w);
     if (type == TRASTENDA_REC_HOLD_REMOVED)
-        wr_u64(&w, num);
+        wr_uv(&w, num);
     else
         wr_str(&w, id.ptr, id.len);
-    rec_end(&e->entry, st, &w, ID_B + 8);
+    rec_end(&e->entry, st, &w, ID_B + VU64_B);
     e->entry_records++;
 }
 
-typedef void (*enc_fn)(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
+typedef void (*enc_fn)(const trastenda_engine *e, struct eng_buf *b, uint32_t ix,
+                       const struct enc_ctx *c);
+
+static void
+enc_location(const trastenda_engine *e, struct eng_buf *b, uint32_t ix, const struct enc_ctx *c)
+{
+    (void)c;
+    eng_enc_location(e, b, ix);
+}
+
+static void
+enc_sku(const trastenda_engine *e, struct eng_buf *b, uint32_t ix, const struct enc_ctx *c)
+{
+    (void)c;
+    eng_enc_sku(e, b, ix);
+}
 
 static uint32_t *
 mark_of(trastenda_engine *e, uint8_t type, uint32_t ix)
@@ -344,7 +447,7 @@ touch_stock_images(const trastenda_engine *e, const struct eng_buf *d, uint32_t 
 }
 
 static void
-post_images(trastenda_engine *e, uint8_t type, enc_fn enc)
+post_images(trastenda_engine *e, uint8_t type, enc_fn enc, const struct enc_ctx *c)
 {
     const struct eng_buf *d = &e->dirty[type];
     uint32_t n = (uint32_t)(d->len / sizeof(uint32_t));
@@ -355,9 +458,9 @@ post_images(trastenda_engine *e, uint8_t type, enc_fn enc)
         uint32_t ix = dirty_at(d, i);
         uint32_t *mark = mark_of(e, type, ix);
         TS_ASSERT(*mark != 0);
-        if (*mark != i + 1) continue; /* requeued: its post-image comes later */
-        *mark = 0;
-        enc(e, &e->entry, ix);
+        if (*mark != i + 1) continue;               /* requeued: its post-image comes later */
+        if (type != TRASTENDA_REC_STOCK) *mark = 0; /* stock: lines refer to it (enc_line) */
+        enc(e, &e->entry, ix, c);
         e->entry_records++;
     }
     (void)touched;
@@ -373,13 +476,17 @@ eng_effects_end(trastenda_engine *e, trastenda_batch_out *out)
         e->entry_records += e->channel_count;
     }
     /* Type order: what a record refers to comes before it (docs/LOG.md). */
-    post_images(e, TRASTENDA_REC_LOCATION, eng_enc_location);
-    post_images(e, TRASTENDA_REC_SKU, eng_enc_sku);
-    post_images(e, TRASTENDA_REC_STOCK, eng_enc_stock);
-    post_images(e, TRASTENDA_REC_HOLD, eng_enc_hold);
-    post_images(e, TRASTENDA_REC_ORDER, eng_enc_order);
-    post_images(e, TRASTENDA_REC_PO, eng_enc_po);
-    post_images(e, TRASTENDA_REC_KEY, eng_enc_key);
+    struct enc_ctx c = {e->time_ms, eng_day(e->time_ms), true};
+    post_images(e, TRASTENDA_REC_LOCATION, enc_location, &c);
+    post_images(e, TRASTENDA_REC_SKU, enc_sku, &c);
+    post_images(e, TRASTENDA_REC_STOCK, enc_stock, &c);
+    post_images(e, TRASTENDA_REC_HOLD, enc_hold, &c);
+    post_images(e, TRASTENDA_REC_ORDER, enc_order, &c);
+    post_images(e, TRASTENDA_REC_PO, enc_po, &c);
+    post_images(e, TRASTENDA_REC_KEY, enc_key, &c);
+    const struct eng_buf *sd = &e->dirty[TRASTENDA_REC_STOCK];
+    for (size_t i = 0; i < sd->len / sizeof(uint32_t); i++)
+        e->stock[dirty_at(sd, (uint32_t)i)].dirty = 0;
     eng_enc_meta(e, &e->entry);
     e->entry_records++;
     eng_buf_reserve(&e->entry, e->side.len);
@@ -407,9 +514,9 @@ eng_emit_ledger(trastenda_engine *e, uint32_t rec, const int32_t delta[TRASTENDA
     const struct eng_stock *s = &e->stock[rec];
     trastenda_str actor = e->cmd != NULL ? e->cmd->actor : (trastenda_str){"", 0};
     struct eng_wr w;
-    size_t bound = 8 + 2 * ID_B + 3 + 4 * TRASTENDA_Q_COUNT_ + 1 + 8 + 2 * ID_B;
+    size_t bound = VU64_B + 2 * ID_B + 3 + VU32_B * TRASTENDA_Q_COUNT_ + 1 + VU64_B + 2 * ID_B;
     uint8_t *st = rec_begin(&e->side, TRASTENDA_REC_LEDGER, bound, &w);
-    wr_u64(&w, ++e->ledger_seq);
+    wr_uv(&w, ++e->ledger_seq);
     wr_id(&w, &e->skus[s->sku_ix].id);
     wr_id(&w, &e->locs[s->loc_ix].id);
     wr_u8(&w, mv->move);
@@ -419,9 +526,9 @@ eng_emit_ledger(trastenda_engine *e, uint32_t rec, const int32_t delta[TRASTENDA
         if (delta[i] != 0) mask |= (uint8_t)(1u << i);
     wr_u8(&w, mask);
     for (int i = 0; i < TRASTENDA_Q_COUNT_; i++)
-        if (delta[i] != 0) wr_i32(&w, delta[i]);
+        if (delta[i] != 0) wr_sv(&w, delta[i]);
     wr_u8(&w, mv->ref_kind);
-    wr_u64(&w, mv->ref_id);
+    wr_uv(&w, mv->ref_id);
     wr_str(&w, mv->ref.ptr, mv->ref.len);
     wr_str(&w, actor.ptr, actor.len);
     rec_end(&e->side, st, &w, bound);
@@ -451,11 +558,11 @@ eng_emit_stock_event(trastenda_engine *e, uint8_t kind, uint32_t rec, int64_t av
     if (!e->building) return;
     const struct eng_stock *s = &e->stock[rec];
     struct eng_wr w;
-    size_t bound = 1 + 2 * ID_B + 8;
+    size_t bound = 1 + 2 * ID_B + VU64_B;
     uint8_t *st = event_begin(e, kind, bound, &w);
     wr_id(&w, &e->skus[s->sku_ix].id);
     wr_id(&w, &e->locs[s->loc_ix].id);
-    wr_i64(&w, available);
+    wr_sv(&w, available);
     event_end(e, st, &w, bound);
 }
 
@@ -495,18 +602,18 @@ eng_emit_shortfall(trastenda_engine *e, uint32_t rec, int64_t available)
         }
     }
     struct eng_wr w;
-    size_t bound = 1 + 2 * ID_B + 8 + 4 + 1 + 8 * TRASTENDA_AT_RISK_LISTED_MAX + 4 + 1 +
-                   ID_B * TRASTENDA_AT_RISK_LISTED_MAX;
+    size_t bound = 1 + 2 * ID_B + VU64_B + VU32_B + 1 + VU64_B * TRASTENDA_AT_RISK_LISTED_MAX +
+                   VU32_B + 1 + ID_B * TRASTENDA_AT_RISK_LISTED_MAX;
     uint8_t *st = event_begin(e, TRASTENDA_EVENT_SHORTFALL, bound, &w);
     const struct eng_stock *s = &e->stock[rec];
     wr_id(&w, &e->skus[s->sku_ix].id);
     wr_id(&w, &e->locs[s->loc_ix].id);
-    wr_i64(&w, available);
-    wr_u32(&w, th);
+    wr_sv(&w, available);
+    wr_uv(&w, th);
     wr_u8(&w, (uint8_t)nh);
     for (uint32_t i = 0; i < nh; i++)
-        wr_u64(&w, holds[i]);
-    wr_u32(&w, to);
+        wr_uv(&w, holds[i]);
+    wr_uv(&w, to);
     wr_u8(&w, (uint8_t)no);
     for (uint32_t i = 0; i < no; i++) {
         /* Order numbers are unique: find the order's id by walking the record's lines again. */
@@ -526,9 +633,9 @@ eng_emit_hold_expired(trastenda_engine *e, uint32_t h)
 {
     if (!e->building) return;
     struct eng_wr w;
-    uint8_t *st = event_begin(e, TRASTENDA_EVENT_HOLD_EXPIRED, 9, &w);
-    wr_u64(&w, e->holds[h].id);
-    event_end(e, st, &w, 9);
+    uint8_t *st = event_begin(e, TRASTENDA_EVENT_HOLD_EXPIRED, 1 + VU64_B, &w);
+    wr_uv(&w, e->holds[h].id);
+    event_end(e, st, &w, 1 + VU64_B);
 }
 
 void

@@ -253,8 +253,9 @@ struct trastenda_engine {
     /* pages changed since they were last encoded (image.c), per record type; NULL: untracked */
     uint64_t *page_bits[16];
     uint32_t page_words[16];
-    struct eng_buf page_buf; /* the page being encoded */
-    uint16_t load_huge;      /* tables advised onto huge pages while loading (image.c) */
+    struct eng_buf page_buf;   /* the page being encoded */
+    struct eng_buf stock_refs; /* apply: record of each stock post-image of the entry (apply.c) */
+    uint16_t load_huge;        /* tables advised onto huge pages while loading (image.c) */
 
     /* the batch being built */
     struct eng_buf entry;
@@ -516,8 +517,10 @@ void eng_enc_channel(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
 
 /* ---- apply.c ---- */
 /* Checks every record of it (only records of only_type unless 0), then applies them all; nothing
- * is applied when one is malformed (E_CORRUPT). */
-trastenda_err eng_apply_records(trastenda_engine *e, trastenda_entry_iter it, uint8_t only_type);
+ * is applied when one is malformed (E_CORRUPT). Times are relative to base_ms (docs/LOG.md); only
+ * a log entry (only_type 0) may have lines that refer to its stock post-images. */
+trastenda_err eng_apply_records(trastenda_engine *e, trastenda_entry_iter it, uint8_t only_type,
+                                int64_t base_ms);
 /* Ends the huge-page advice of a load (image.c): load_finish, or an engine destroyed before it,
  * whose memory the allocator hands out again. */
 void eng_load_huge_end(trastenda_engine *e);

@@ -170,6 +170,7 @@ trastenda_engine_destroy(trastenda_engine *e)
     eng_fifo_fini(&e->key_fifo, c->keys_max);
     eng_buf_fini(&e->entry);
     eng_buf_fini(&e->side);
+    eng_buf_fini(&e->stock_refs);
     eng_pages_fini(e);
     for (int t = 0; t < 16; t++)
         eng_buf_fini(&e->dirty[t]);

@@ -52,12 +52,13 @@ archive_acc_entry(struct archive_acc *a, trastenda_engine *mat, const uint8_t *e
     while (trastenda_entry_next(&it, &type, &body, &blen) == TRASTENDA_OK) {
         const uint8_t *rec;
         size_t rec_len;
-        if (type == TRASTENDA_REC_HOLD_REMOVED && blen == 8) {
-            uint64_t id = sys_get_u64(body);
+        uint64_t id;
+        trastenda_str oid;
+        bool ok = trastenda_removed_decode(type, body, blen, &id, &oid) == TRASTENDA_OK;
+        if (type == TRASTENDA_REC_HOLD_REMOVED && ok) {
             if (trastenda_engine_hold_encode(mat, id, &rec, &rec_len) != TRASTENDA_OK) continue;
             if (!keep(a, 'H', id, (trastenda_str){"", 0}, rec, rec_len)) return false;
-        } else if (type == TRASTENDA_REC_ORDER_REMOVED && blen >= 1 && body[0] + 1u == blen) {
-            trastenda_str oid = {(const char *)body + 1, body[0]};
+        } else if (type == TRASTENDA_REC_ORDER_REMOVED && ok) {
             if (trastenda_engine_order_encode(mat, oid, &rec, &rec_len) != TRASTENDA_OK) continue;
             if (!keep(a, 'O', 0, oid, rec, rec_len)) return false;
         } else if (type != TRASTENDA_REC_KEY_REMOVED && type != TRASTENDA_REC_PO_REMOVED) {
@@ -85,12 +86,10 @@ hold_page_key(uint8_t key[9], uint64_t page)
         key[1 + i] = (uint8_t)(page >> (56 - 8 * i));
 }
 
-/* The hold id of a HOLD record (its body starts with the id). */
-static uint64_t
-rec_hold_id(const uint8_t *rec)
-{
-    return sys_get_u64(rec + 5);
-}
+/* A hold page is u32 n, then n times: u64 hold id, u32 length, the hold's record (type, length,
+ * body: docs/LOG.md). The id and length frame each record so that reading a page needs nothing
+ * of the record's own encoding. */
+#define HOLD_FRAME_B 12u
 
 /* One hold page: what db has, with the new records of refs[i..j) replacing same ids. */
 static void
@@ -105,7 +104,7 @@ hold_page_write(struct archive_acc *a, size_t i, size_t j, rocksdb_t *db, rocksd
     rocksdb_free(rerr);
     size_t cap = 4 + olen;
     for (size_t k = i; k < j; k++)
-        cap += a->refs[k].rec_len;
+        cap += HOLD_FRAME_B + a->refs[k].rec_len;
     uint8_t *val = malloc(cap);
     if (val == NULL) abort();
     size_t at = 4;
@@ -115,10 +114,10 @@ hold_page_write(struct archive_acc *a, size_t i, size_t j, rocksdb_t *db, rocksd
     if (old != NULL && olen >= 4) {
         uint32_t n = sys_get_u32(p);
         size_t off = 4;
-        for (uint32_t r = 0; r < n && off + 5 <= olen; r++) {
-            uint32_t rl = 5 + sys_get_u32(p + off + 1);
-            if (off + rl > olen || rl < 13) break;
-            uint64_t id = rec_hold_id(p + off);
+        for (uint32_t r = 0; r < n && off + HOLD_FRAME_B <= olen; r++) {
+            uint64_t id = sys_get_u64(p + off);
+            size_t rl = HOLD_FRAME_B + (size_t)sys_get_u32(p + off + 8);
+            if (rl > olen - off) break;
             bool replaced = false;
             for (size_t k = i; k < j && !replaced; k++)
                 replaced = a->refs[k].id == id;
@@ -132,8 +131,10 @@ hold_page_write(struct archive_acc *a, size_t i, size_t j, rocksdb_t *db, rocksd
     }
     for (size_t k = i; k < j; k++) {
         if (k + 1 < j && a->refs[k + 1].id == a->refs[k].id) continue; /* the later one wins */
-        memcpy(val + at, a->buf + a->refs[k].rec_off, a->refs[k].rec_len);
-        at += a->refs[k].rec_len;
+        sys_put_u64(val + at, a->refs[k].id);
+        sys_put_u32(val + at + 8, a->refs[k].rec_len);
+        memcpy(val + at + HOLD_FRAME_B, a->buf + a->refs[k].rec_off, a->refs[k].rec_len);
+        at += HOLD_FRAME_B + a->refs[k].rec_len;
         count++;
     }
     sys_put_u32(val, count);
@@ -196,17 +197,21 @@ archive_hold_get(rocksdb_t *db, rocksdb_readoptions_t *ro, const trastenda_engin
     if (len >= 4) {
         uint32_t n = sys_get_u32(p);
         size_t off = 4;
-        for (uint32_t r = 0; r < n && off + 13 <= len; r++) {
-            uint32_t rl = 5 + sys_get_u32(p + off + 1);
-            if (off + rl > len) {
+        for (uint32_t r = 0; r < n; r++) {
+            if (len - off < HOLD_FRAME_B) {
                 code = TRASTENDA_E_CORRUPT;
                 break;
             }
-            if (rec_hold_id(p + off) == id) {
-                code = trastenda_engine_hold_record_view(e, p + off, rl, out);
+            uint32_t rl = sys_get_u32(p + off + 8);
+            if (len - off - HOLD_FRAME_B < rl) {
+                code = TRASTENDA_E_CORRUPT;
                 break;
             }
-            off += rl;
+            if (sys_get_u64(p + off) == id) {
+                code = trastenda_engine_hold_record_view(e, p + off + HOLD_FRAME_B, rl, out);
+                break;
+            }
+            off += HOLD_FRAME_B + rl;
         }
     }
     rocksdb_free(v);

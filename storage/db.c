@@ -144,6 +144,13 @@ format_check(struct db *d, const char *path, enum db_kind kind, bool read_only, 
                      "%u: run a newer Trastenda",
                      path, version, DB_FORMAT_VERSION);
             code = TRASTENDA_E_CORRUPT;
+        } else if (version < DB_FORMAT_VERSION) {
+            snprintf(err, errlen,
+                     "%s: written by storage format version %u (log entries of format %u), which "
+                     "this build (version %u) no longer reads: open it with the build that wrote "
+                     "it, or start this one on an empty data directory (docs/STORAGE.md)",
+                     path, version, version, DB_FORMAT_VERSION);
+            code = TRASTENDA_E_CORRUPT;
         } else if (version == 0) {
             snprintf(err, errlen, "%s: bad format version 0", path);
             code = TRASTENDA_E_CORRUPT;

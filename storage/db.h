@@ -7,8 +7,8 @@
  *           page -> page (engine.h, "Images")
  *
  * The format record is "TSDB", u8 kind (1 log, 2 state), u16 version (little-endian). A database
- * without it that holds anything else is another program's and is refused; a newer version is
- * refused with a message saying so.
+ * without it that holds anything else is another program's and is refused; so is another version,
+ * with a message saying which (version 1 held log entries and pages of format 1).
  */
 #ifndef TRASTENDA_STORAGE_DB_H
 #define TRASTENDA_STORAGE_DB_H
@@ -20,7 +20,7 @@
 
 #include "trastenda.h"
 
-#define DB_FORMAT_VERSION 1
+#define DB_FORMAT_VERSION 2 /* 2: log entries and pages in format 2 (docs/LOG.md) */
 #define DB_LOG_KEY_BYTES  9
 #define DB_PAGE_KEY_BYTES 6
 #define DB_META_BYTES     24

@@ -71,6 +71,13 @@ sys_put_u32(uint8_t *p, uint32_t v)
 }
 
 static inline void
+sys_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void
 sys_pause(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

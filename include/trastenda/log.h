@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 #define TRASTENDA_LOG_MAGIC        0x474c5354u /* "TSLG" little-endian */
-#define TRASTENDA_LOG_VERSION      1
+#define TRASTENDA_LOG_VERSION      2
 #define TRASTENDA_LOG_HEADER_BYTES 40
 
 typedef enum trastenda_rec_type {
@@ -67,6 +67,13 @@ trastenda_err trastenda_entry_open(const uint8_t *entry, size_t len, trastenda_e
  */
 trastenda_err trastenda_entry_next(trastenda_entry_iter *it, uint8_t *type, const uint8_t **body,
                                    uint32_t *body_len);
+
+/*
+ * A removal record (HOLD_REMOVED, ORDER_REMOVED, PO_REMOVED, KEY_REMOVED): *hold_id for a hold,
+ * *id (borrowed from body) for the others. TRASTENDA_E_CORRUPT when malformed or of another type.
+ */
+trastenda_err trastenda_removed_decode(uint8_t type, const uint8_t *body, uint32_t len,
+                                       uint64_t *hold_id, trastenda_str *id);
 
 /* Ledger movement kinds. */
 typedef enum trastenda_move {

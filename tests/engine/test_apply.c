@@ -530,6 +530,63 @@ get_u32(const uint8_t *p)
 #define HDR_COUNT 32
 #define HDR_BODY  36
 
+/* A record's body length is a varint (docs/LOG.md). The tests that change lengths work on a copy
+ * of an entry whose every length is padded to 5 bytes (a longer encoding of the same value, which
+ * readers accept), so that any 32-bit length fits in place. */
+#define PAD_HDR 6u /* type + 5-byte length */
+
+static uint32_t
+get_len5(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 5; i++)
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+    return (uint32_t)v;
+}
+
+static void
+put_len5(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 5; i++)
+        p[i] = (uint8_t)(((uint64_t)v >> (7 * i)) & 0x7f) | (i < 4 ? 0x80 : 0);
+}
+
+/* Entry k with padded lengths (malloc'd; *len its length). */
+static uint8_t *
+padded(uint32_t k, size_t *len)
+{
+    trastenda_entry_header hdr;
+    trastenda_entry_iter it;
+    cr_assert_eq(trastenda_entry_open(S.e[k].p, S.e[k].len, &hdr, &it), TRASTENDA_OK);
+    uint8_t *p =
+        malloc(TRASTENDA_LOG_HEADER_BYTES + (size_t)hdr.record_count * PAD_HDR + S.e[k].len);
+    cr_assert_not_null(p);
+    memcpy(p, S.e[k].p, TRASTENDA_LOG_HEADER_BYTES);
+    size_t at = TRASTENDA_LOG_HEADER_BYTES;
+    uint8_t type;
+    const uint8_t *body;
+    uint32_t blen;
+    while (trastenda_entry_next(&it, &type, &body, &blen) == TRASTENDA_OK) {
+        p[at] = type;
+        put_len5(p + at + 1, blen);
+        memcpy(p + at + PAD_HDR, body, blen);
+        at += PAD_HDR + blen;
+    }
+    put_u32(p + HDR_BODY, (uint32_t)(at - TRASTENDA_LOG_HEADER_BYTES));
+    *len = at;
+    return p;
+}
+
+/* Length of the varint at p. */
+static size_t
+uv_at(const uint8_t *p)
+{
+    size_t n = 1;
+    while (*p++ & 0x80)
+        n++;
+    return n;
+}
+
 Test(engine_apply, an_entry_truncated_at_any_length_is_corrupt)
 {
     scenario(STEP_COUNT);
@@ -577,34 +634,38 @@ Test(engine_apply, bad_record_counts_and_lengths_are_corrupt)
     scenario(4);
     trastenda_engine *f = fresh();
     replay(f, 3);
-    const struct ent *en = &S.e[3];
-    uint8_t *p = copy_exact(en->p, en->len);
+    size_t len;
+    uint8_t *p = padded(3, &len);
     uint32_t count = get_u32(p + HDR_COUNT);
     put_u32(p + HDR_COUNT, count + 1);
-    expect_corrupt(f, p, en->len, "one record more than there are");
+    expect_corrupt(f, p, len, "one record more than there are");
     put_u32(p + HDR_COUNT, count - 1);
-    expect_corrupt(f, p, en->len, "one record less than there are");
+    expect_corrupt(f, p, len, "one record less than there are");
     put_u32(p + HDR_COUNT, count);
-    /* Every record's length, one more, one less, huge. */
+    /* Every record's length, one more, one less, huge; and a length longer than 32 bits. */
     size_t off = TRASTENDA_LOG_HEADER_BYTES;
     for (uint32_t r = 0; r < count; r++) {
-        uint32_t blen = get_u32(p + off + 1);
+        uint32_t blen = get_len5(p + off + 1);
         uint32_t bad[] = {blen + 1, blen - 1, UINT32_MAX, 0x80000000u};
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             if (bad[i] == blen) continue;
-            put_u32(p + off + 1, bad[i]);
-            expect_corrupt(f, p, en->len, "record length");
+            put_len5(p + off + 1, bad[i]);
+            expect_corrupt(f, p, len, "record length");
         }
-        put_u32(p + off + 1, blen);
-        off += 5 + blen;
+        put_len5(p + off + 1, blen);
+        p[off + 5] |= 0x10; /* bit 32 */
+        expect_corrupt(f, p, len, "record length beyond 32 bits");
+        put_len5(p + off + 1, blen);
+        off += PAD_HDR + blen;
     }
-    cr_assert_eq(off, en->len);
+    cr_assert_eq(off, len);
     /* The header's body length. */
     uint32_t body = get_u32(p + HDR_BODY);
     put_u32(p + HDR_BODY, body + 1);
-    expect_corrupt(f, p, en->len, "body length");
+    expect_corrupt(f, p, len, "body length");
     put_u32(p + HDR_BODY, body);
-    cr_assert_eq(trastenda_engine_apply_entry(f, p, en->len), TRASTENDA_OK);
+    cr_assert_eq(trastenda_engine_apply_entry(f, p, len), TRASTENDA_OK, "padded lengths read");
+    cr_assert_eq(trastenda_engine_digest(f), S.e[3].digest);
     free(p);
     trastenda_engine_destroy(f);
 }
@@ -661,44 +722,66 @@ at0(const uint8_t *b)
 static size_t
 hold_state(const uint8_t *b)
 {
-    (void)b;
-    return 8;
+    return uv_at(b); /* after the id */
 }
 static size_t
 hold_channel(const uint8_t *b)
 {
-    (void)b;
-    return 9;
+    return uv_at(b) + 1;
 }
 static size_t
 hold_id_low(const uint8_t *b)
 {
     (void)b;
-    return 0; /* used with a body whose id is zeroed below */
+    return 0; /* used with a body whose id is rewritten as 0 below */
 }
 static size_t
 order_state(const uint8_t *b)
 {
-    return str_at(b) + 6 * 8 + 2 * 4;
+    /* id, number, payload hash, hold id */
+    size_t off = str_at(b);
+    off += uv_at(b + off) + 8;
+    return off + uv_at(b + off);
 }
 static size_t
 order_line_state(const uint8_t *b)
 {
-    /* after state, rule, channel: u16 line count, then the first line: sku, loc, 3 x i32, u8 */
-    size_t off = str_at(b) + 6 * 8 + 2 * 4 + 3 + 2;
-    off += str_at(b + off);
-    off += str_at(b + off);
-    return off + 3 * 4;
+    /* after state, rule, channel, flags: created, updated, [finished], [lat, lon], line count;
+     * then the first line: sku and loc (or a reference), qty, done, returned, state */
+    size_t off = order_state(b) + 3;
+    uint8_t flags = b[off++];
+    off += uv_at(b + off);
+    off += uv_at(b + off);
+    if (flags & 2) off += uv_at(b + off);
+    if (flags & 8) {
+        off += uv_at(b + off);
+        off += uv_at(b + off);
+    }
+    off += uv_at(b + off);
+    if (b[off] == 0xff) {
+        off++;
+        off += uv_at(b + off);
+    } else {
+        off += str_at(b + off);
+        off += str_at(b + off);
+    }
+    for (int i = 0; i < 3; i++)
+        off += uv_at(b + off);
+    return off;
 }
 static size_t
 key_op(const uint8_t *b)
 {
-    return str_at(b) + 4 * 8;
+    /* key, payload hash, created, result id, result value */
+    size_t off = str_at(b) + 8;
+    for (int i = 0; i < 3; i++)
+        off += uv_at(b + off);
+    return off;
 }
 static size_t
 ledger_move(const uint8_t *b)
 {
-    size_t off = 8;
+    size_t off = uv_at(b);
     off += str_at(b + off);
     off += str_at(b + off);
     return off;
@@ -713,21 +796,26 @@ stock_flags(const uint8_t *b)
 {
     size_t off = str_at(b);
     off += str_at(b + off);
-    return off + 4 * TRASTENDA_Q_COUNT_;
+    uint8_t mask = b[off++];
+    for (int i = 0; i < TRASTENDA_Q_COUNT_; i++)
+        if (mask & (1u << i)) off += uv_at(b + off);
+    return off;
 }
 static size_t
-stock_on_hand_high(const uint8_t *b)
+stock_on_hand_sign(const uint8_t *b)
 {
     size_t off = str_at(b);
     off += str_at(b + off);
-    return off + 3; /* high byte of on_hand: 0xff makes it negative */
+    cr_assert(b[off] & 1, "the record has an on_hand");
+    return off + 1; /* the zigzag varint's low bit is the sign */
 }
 static size_t
-location_lat_high(const uint8_t *b)
+location_lat_top(const uint8_t *b)
 {
     size_t off = str_at(b);
     off += str_at(b + off);
-    return off + 3;
+    cr_assert_eq(uv_at(b + off), 4, "a latitude of 4 varint bytes");
+    return off + 3; /* its top byte: 0x7f makes it about 133,000,000 */
 }
 static size_t
 po_open(const uint8_t *b)
@@ -756,8 +844,8 @@ static const struct mutation MUTATIONS[] = {
     {"event kind 0", TRASTENDA_REC_EVENT, at0, 0},
     {"event kind 7", TRASTENDA_REC_EVENT, at0, 7},
     {"stock flags 8", TRASTENDA_REC_STOCK, stock_flags, 8},
-    {"stock on_hand negative", TRASTENDA_REC_STOCK, stock_on_hand_high, 0xff},
-    {"location latitude out of range", TRASTENDA_REC_LOCATION, location_lat_high, 0x7f},
+    {"stock on_hand negative", TRASTENDA_REC_STOCK, stock_on_hand_sign, 0},
+    {"location latitude out of range", TRASTENDA_REC_LOCATION, location_lat_top, 0x7f},
     {"channel index 32", TRASTENDA_REC_CHANNEL, at0, TRASTENDA_CHANNELS_MAX},
     {"po open 2", TRASTENDA_REC_PO, po_open, 2},
     {"sku id longer than the limit", TRASTENDA_REC_SKU, sku_id_len, TRASTENDA_ID_BYTES_MAX + 1},
@@ -778,8 +866,14 @@ Test(engine_apply, bad_values_in_records_are_corrupt)
         uint8_t *p = copy_exact(S.e[k].p, S.e[k].len);
         size_t at = mu->field(p + off);
         cr_assert_lt(at, blen, "%s: field beyond the body", mu->what);
-        if (mu->field == hold_id_low) memset(p + off, 0, 8);
-        p[off + at] = mu->value;
+        if (mu->field == hold_id_low) { /* the id's varint, same length, value 0 */
+            size_t n = uv_at(p + off);
+            memset(p + off, 0x80, n - 1);
+            p[off + n - 1] = 0;
+        } else if (mu->field == stock_on_hand_sign)
+            p[off + at] |= 1;
+        else
+            p[off + at] = mu->value;
         expect_corrupt(f, p, S.e[k].len, mu->what);
         free(p);
         cr_assert_eq(trastenda_engine_apply_entry(f, S.e[k].p, S.e[k].len), TRASTENDA_OK);
@@ -792,22 +886,25 @@ Test(engine_apply, an_unknown_record_type_is_corrupt)
     scenario(2);
     trastenda_engine *f = fresh();
     replay(f, 1);
-    uint8_t *p = copy_exact(S.e[1].p, S.e[1].len);
+    size_t len;
+    uint8_t *p = padded(1, &len);
+    uint8_t *orig = copy_exact(p, len);
     uint8_t bad[] = {0, TRASTENDA_REC_PO_REMOVED + 1, 0xff};
     size_t last = 0, off = TRASTENDA_LOG_HEADER_BYTES;
-    while (off < S.e[1].len) { /* the last record: the others must not have been applied */
+    while (off < len) { /* the last record: the others must not have been applied */
         last = off;
-        off += 5 + get_u32(p + off + 1);
+        off += PAD_HDR + get_len5(p + off + 1);
     }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint8_t keep = p[last];
         p[last] = bad[i];
-        expect_corrupt(f, p, S.e[1].len, "record type");
+        expect_corrupt(f, p, len, "record type");
         p[TRASTENDA_LOG_HEADER_BYTES] = bad[i];
         p[last] = keep;
-        expect_corrupt(f, p, S.e[1].len, "first record type");
-        memcpy(p, S.e[1].p, S.e[1].len);
+        expect_corrupt(f, p, len, "first record type");
+        memcpy(p, orig, len);
     }
+    free(orig);
     free(p);
     trastenda_engine_destroy(f);
 }
@@ -822,13 +919,21 @@ Test(engine_apply, a_record_with_trailing_bytes_is_corrupt)
         size_t off;
         uint32_t blen;
         find_any(type, &k, &off, &blen);
-        size_t len = S.e[k].len + 1;
+        size_t plen;
+        uint8_t *q = padded(k, &plen);
+        off = TRASTENDA_LOG_HEADER_BYTES;
+        while (q[off] != type) /* the same record in the padded copy */
+            off += PAD_HDR + get_len5(q + off + 1);
+        blen = get_len5(q + off + 1);
+        off += PAD_HDR;
+        size_t len = plen + 1;
         uint8_t *p = malloc(len);
         cr_assert_not_null(p);
-        memcpy(p, S.e[k].p, off + blen);
+        memcpy(p, q, off + blen);
         p[off + blen] = 0;
-        memcpy(p + off + blen + 1, S.e[k].p + off + blen, S.e[k].len - off - blen);
-        put_u32(p + off - 4, blen + 1);
+        memcpy(p + off + blen + 1, q + off + blen, plen - off - blen);
+        free(q);
+        put_len5(p + off - 5, blen + 1);
         put_u32(p + HDR_BODY, (uint32_t)(len - TRASTENDA_LOG_HEADER_BYTES));
         trastenda_engine *f = fresh();
         replay(f, k);

@@ -1,10 +1,10 @@
 /*
  * tests/storage/test_store_files.c - what a data directory may hold, checkpoints, verification.
  *
- * A foreign database, a directory of other files, a newer format, a missing log, an unusable path:
- * each is refused at open with a clear code and message, and nothing starts with partial data.
- * A checkpoint taken while batches are being written opens as exactly the state at its sequence,
- * and verify finds it consistent; verify refuses a damaged or gapped log.
+ * A foreign database, a directory of other files, a newer or older format, a missing log, an
+ * unusable path: each is refused at open with a clear code and message, and nothing starts with
+ * partial data. A checkpoint taken while batches are being written opens as exactly the state at
+ * its sequence, and verify finds it consistent; verify refuses a damaged or gapped log.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -93,6 +93,21 @@ Test(store_files, a_newer_format_is_refused_with_a_message)
     raw_put(path, "F", rec, sizeof(rec));
     cr_assert_eq(try_open(dir, err, sizeof(err)), TRASTENDA_E_CORRUPT);
     cr_assert(strstr(err, "version 9") != NULL && strstr(err, "newer") != NULL, "message: %s", err);
+    st_rmdir(dir);
+}
+
+/* Format 1 held log entries of format 1, which this build no longer reads (docs/STORAGE.md). */
+Test(store_files, an_older_format_is_refused_with_a_message)
+{
+    char dir[512], path[600], err[512];
+    st_tmpdir(dir, sizeof(dir), "older");
+    cr_assert_eq(try_open(dir, err, sizeof(err)), TRASTENDA_OK);
+    snprintf(path, sizeof(path), "%s/log", dir);
+    const uint8_t rec[7] = {'T', 'S', 'D', 'B', 1, 1, 0}; /* log, version 1 */
+    raw_put(path, "F", rec, sizeof(rec));
+    cr_assert_eq(try_open(dir, err, sizeof(err)), TRASTENDA_E_CORRUPT);
+    cr_assert(strstr(err, "version 1") != NULL && strstr(err, "no longer reads") != NULL,
+              "message: %s", err);
     st_rmdir(dir);
 }
 
