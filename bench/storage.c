@@ -1306,7 +1306,7 @@ raw_fsync(double seconds)
 #define COMP_TYPES    16u
 
 struct comp_fig {
-    double bytes[COMP_TYPES]; /* per reserve, by record type (5-byte record header included) */
+    double bytes[COMP_TYPES]; /* per reserve, by record type (record header included) */
     double header, total;     /* the entry's 40-byte header per reserve; the whole entry */
 };
 
@@ -1375,8 +1375,12 @@ log_composition(char (*ids)[SKU_ID_BYTES])
     uint8_t type;
     const uint8_t *body;
     uint32_t blen;
-    while (trastenda_entry_next(&it, &type, &body, &blen) == TRASTENDA_OK)
-        f.bytes[type % COMP_TYPES] += (5.0 + blen) / COMP_RESERVES;
+    while (trastenda_entry_next(&it, &type, &body, &blen) == TRASTENDA_OK) {
+        uint32_t hdr_bytes = 2; /* type and the body length, a varint (docs/LOG.md) */
+        for (uint32_t v = blen; v >= 0x80; v >>= 7)
+            hdr_bytes++;
+        f.bytes[type % COMP_TYPES] += (double)(hdr_bytes + blen) / COMP_RESERVES;
+    }
     f.header = (double)TRASTENDA_LOG_HEADER_BYTES / COMP_RESERVES;
     f.total = (double)out.entry_len / COMP_RESERVES;
     trastenda_engine_destroy(e);

@@ -940,6 +940,7 @@ trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t l
     if (err != TRASTENDA_OK) return err;
     if (hdr.seq != e->seq + 1 && hdr.seq != e->seq) return TRASTENDA_E_SEQUENCE;
     if (hdr.seq == e->seq + 1 && hdr.time_ms < e->time_ms) return TRASTENDA_E_CORRUPT;
+    if (hdr.time_ms < 0 || hdr.time_ms > TRASTENDA_TIME_MS_MAX) return TRASTENDA_E_CORRUPT;
     /* An entry from an older epoch comes from a fenced leader. */
     if (hdr.epoch < e->cfg.epoch) return TRASTENDA_E_SEQUENCE;
     /* The same sequence again must be the same entry: another one is a diverged history. */

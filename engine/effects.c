@@ -30,6 +30,9 @@ struct enc_ctx {
 
 static const struct enc_ctx ALONE = {0, 0, false};
 
+/* A stock post-image's masks: one bit per quantity, one per velocity day and bit 7 for the day. */
+_Static_assert(TRASTENDA_Q_COUNT_ <= 8 && TRASTENDA_VELOCITY_DAYS <= 7, "masks of one byte");
+
 /* A record's mark is its position in the dirty list + 1 (0: clean); an earlier occurrence whose
  * position no longer matches the mark is skipped when the post-images are written. Stock records
  * are never requeued: the k-th stock post-image of an entry is the record whose mark is k + 1,
@@ -458,6 +461,8 @@ post_images(trastenda_engine *e, uint8_t type, enc_fn enc, const struct enc_ctx 
         uint32_t ix = dirty_at(d, i);
         uint32_t *mark = mark_of(e, type, ix);
         TS_ASSERT(*mark != 0);
+        /* A skipped stock image would shift the ordinals lines refer to (enc_line). */
+        TS_ASSERT(type != TRASTENDA_REC_STOCK || *mark == i + 1);
         if (*mark != i + 1) continue;               /* requeued: its post-image comes later */
         if (type != TRASTENDA_REC_STOCK) *mark = 0; /* stock: lines refer to it (enc_line) */
         enc(e, &e->entry, ix, c);

@@ -22,9 +22,11 @@
  *     monotone). A record entering one moves to the end of its batch's dirty list, so the log
  *     carries those post-images in FIFO order and a node applying it builds the same FIFOs and
  *     purges in the same order after a promotion.
- * (5) Effects: every record a batch changes is marked dirty once (its `dirty` field holds the
- *     batch sequence) and its post-image is written at the end of the batch; removals are written
- *     when they happen, which is only in the maintenance phase before the commands.
+ * (5) Effects: every record a batch changes is marked dirty once (its `dirty` field holds its
+ *     position in the batch's dirty list + 1, 0 when clean) and its post-image is written at the
+ *     end of the batch; removals are written when they happen, which is only in the maintenance
+ *     phase before the commands. Stock records are never requeued, so the k-th stock post-image
+ *     is the record whose mark is k + 1: lines of the same entry name it by k (docs/LOG.md).
  */
 #ifndef TRASTENDA_ENGINE_ENG_H
 #define TRASTENDA_ENGINE_ENG_H

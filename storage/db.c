@@ -151,9 +151,6 @@ format_check(struct db *d, const char *path, enum db_kind kind, bool read_only, 
                      "it, or start this one on an empty data directory (docs/STORAGE.md)",
                      path, version, version, DB_FORMAT_VERSION);
             code = TRASTENDA_E_CORRUPT;
-        } else if (version == 0) {
-            snprintf(err, errlen, "%s: bad format version 0", path);
-            code = TRASTENDA_E_CORRUPT;
         }
     }
     rocksdb_free(v);
