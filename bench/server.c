@@ -156,6 +156,8 @@ struct worker {
 };
 
 static uint64_t key_seq;
+static const char *only; /* --only: one case */
+static int only_callers; /* --callers: one concurrency; 0 all */
 static uint32_t caller_threads = 1;
 
 static void
@@ -294,12 +296,20 @@ main(int argc, char **argv)
             seconds = atof(argv[++i]);
         else if (strcmp(argv[i], "--skus") == 0 && i + 1 < argc)
             n_skus = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
+        else if (strcmp(argv[i], "--callers") == 0 && i + 1 < argc && atoi(argv[i + 1]) >= 1 &&
+                 atoi(argv[i + 1]) <= 64)
+            only_callers = atoi(argv[++i]);
         else if (strcmp(argv[i], "--caller-threads") == 0 && i + 1 < argc &&
                  atoi(argv[i + 1]) >= 0 && atoi(argv[i + 1]) <= 64)
             caller_threads = (uint32_t)atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: trastenda-bench-server [--seconds N] [--skus N] "
-                            "[--caller-threads T (1; 0: a thread per caller)]\n");
+            fprintf(stderr,
+                    "usage: trastenda-bench-server [--seconds N] [--skus N] "
+                    "[--caller-threads T (1; 0: a thread per caller)]\n"
+                    "         [--only echo|stock|reserve|batch64] [--callers C (1..64)]\n"
+                    "  --only and --callers run one case or one concurrency (to profile it)\n");
             return 2;
         }
     }
@@ -327,16 +337,23 @@ main(int argc, char **argv)
                caller_threads, caller_threads == 1 ? "" : "s");
     printf("%-34s %8s %12s %10s %10s %8s\n", "case", "callers", "ops/s", "p50 us", "p99 us",
            "errors");
-    const int cs[] = {1, 16, 64};
+    int cs[] = {1, 16, 64};
+    size_t ncs = 3;
+    if (only_callers != 0) {
+        cs[0] = only_callers;
+        ncs = 1;
+    }
     const struct {
         enum work w;
         const char *name;
-    } cases[] = {{ECHO, "bare nng REQ/REP echo"},
-                 {STOCK, "stock checks"},
-                 {RESERVE, "durable reserves"},
-                 {RESERVE_B64, "durable reserves, batches of 64"}};
+        const char *tag;
+    } cases[] = {{ECHO, "bare nng REQ/REP echo", "echo"},
+                 {STOCK, "stock checks", "stock"},
+                 {RESERVE, "durable reserves", "reserve"},
+                 {RESERVE_B64, "durable reserves, batches of 64", "batch64"}};
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
-        for (size_t i = 0; i < 3; i++) {
+        for (size_t i = 0; i < ncs; i++) {
+            if (only != NULL && strcmp(only, cases[k].tag) != 0) continue;
             struct result r = run(cases[k].w, cs[i], c, echo);
             printf("%-34s %8d %12.0f %10.1f %10.1f %8" PRIu64 "\n", cases[k].name, cs[i], r.ops_s,
                    r.p50, r.p99, r.errors);
