@@ -945,6 +945,98 @@ Test(engine_apply, a_record_with_trailing_bytes_is_corrupt)
     }
 }
 
+/* Offset of the first line of a HOLD body (docs/LOG.md); 0 when the hold has no line. */
+static size_t
+hold_first_line(const uint8_t *b)
+{
+    size_t off = uv_at(b) + 2; /* id, state, channel */
+    uint8_t flags = b[off++];
+    off += uv_at(b + off); /* created */
+    off += uv_at(b + off); /* expires */
+    if (flags & 2) off += uv_at(b + off);
+    if (flags & 4) off += uv_at(b + off);
+    if (flags & 8) {
+        off += uv_at(b + off);
+        off += uv_at(b + off);
+    }
+    bool none = b[off] == 0;
+    off += uv_at(b + off);
+    return none ? 0 : off;
+}
+
+/* Copies every page of the given tables from src (which tracks pages) into dst. */
+static void
+pages_copy(trastenda_engine *src, trastenda_engine *dst, const uint8_t *tables, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (uint32_t pg = trastenda_engine_page_next(src, tables[i], 0); pg != UINT32_MAX;
+             pg = trastenda_engine_page_next(src, tables[i], pg + 1)) {
+            const uint8_t *bytes;
+            size_t len;
+            cr_assert_eq(trastenda_engine_page_encode(src, tables[i], pg, &bytes, &len),
+                         TRASTENDA_OK);
+            if (len > 0)
+                cr_assert_eq(trastenda_engine_load_page(dst, tables[i], bytes, len), TRASTENDA_OK);
+        }
+}
+
+/* A line of a log entry may name the stock record of an earlier stock post-image of the same
+ * entry by its ordinal; an ordinal with no such image is corrupt, and so is the reference form
+ * anywhere but in a log entry (a page of the state). */
+Test(engine_apply, a_line_names_only_an_earlier_stock_image_of_its_entry)
+{
+    scenario(STEP_COUNT);
+    bool found = false;
+    for (uint32_t k = 0; k < S.n && !found; k++) {
+        trastenda_entry_header hdr;
+        trastenda_entry_iter it;
+        cr_assert_eq(trastenda_entry_open(S.e[k].p, S.e[k].len, &hdr, &it), TRASTENDA_OK);
+        uint8_t type;
+        const uint8_t *body;
+        uint32_t blen, stocks = 0;
+        while (!found && trastenda_entry_next(&it, &type, &body, &blen) == TRASTENDA_OK) {
+            stocks += type == TRASTENDA_REC_STOCK;
+            size_t line = type == TRASTENDA_REC_HOLD ? hold_first_line(body) : 0;
+            if (line == 0 || body[line] != 0xff) continue;
+            found = true;
+            cr_assert_lt(body[line + 1], stocks, "it names an earlier image");
+            cr_assert_lt(stocks, 127);
+            size_t at = (size_t)(body - S.e[k].p) + line + 1;
+            trastenda_engine *f = fresh();
+            replay(f, k);
+            uint8_t *p = copy_exact(S.e[k].p, S.e[k].len);
+            uint8_t bad[] = {(uint8_t)stocks, 127};
+            for (int i = 0; i < 2; i++) {
+                p[at] = bad[i];
+                expect_corrupt(f, p, S.e[k].len, "a reference past the stock images");
+            }
+            free(p);
+            /* The state before the entry as pages, then the hold record alone in a hold page. */
+            cr_assert_eq(trastenda_engine_pages_track(f), TRASTENDA_OK);
+            trastenda_engine_pages_mark_all(f);
+            trastenda_engine *g = fresh();
+            const uint8_t cat[] = {TRASTENDA_REC_CHANNEL, TRASTENDA_REC_LOCATION, TRASTENDA_REC_SKU,
+                                   TRASTENDA_REC_STOCK};
+            pages_copy(f, g, cat, 4);
+            uint8_t page[4 + 2 + 128];
+            cr_assert_lt(blen, 128);
+            page[0] = 1;
+            page[1] = page[2] = page[3] = 0;
+            page[4] = TRASTENDA_REC_HOLD;
+            page[5] = (uint8_t)blen; /* < 128: a one-byte varint */
+            memcpy(page + 6, body, blen);
+            uint64_t d = trastenda_engine_digest(g);
+            cr_assert_eq(trastenda_engine_load_page(g, TRASTENDA_REC_HOLD, page, 6 + blen),
+                         TRASTENDA_E_CORRUPT, "a reference in a page");
+            cr_assert_eq(trastenda_engine_digest(g), d);
+            trastenda_engine_destroy(g);
+            cr_assert_eq(trastenda_engine_apply_entry(f, S.e[k].p, S.e[k].len), TRASTENDA_OK);
+            trastenda_engine_destroy(f);
+        }
+    }
+    cr_assert(found, "the scenario has a hold whose line names a stock image");
+}
+
 /* ---- decoders ---- */
 
 Test(engine_apply, ledger_and_event_bodies_truncated_at_any_length_are_corrupt)
