@@ -65,6 +65,8 @@ FUZZ_SECONDS ?= 600
 fuzz: build-asan
 	mkdir -p build/fuzz-corpus && cp tests/net/corpus/* build/fuzz-corpus/
 	./$(ASAN_DIR)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -timeout=10 build/fuzz-corpus
+	mkdir -p build/fuzz-corpus-entry && cp tests/engine/corpus-entry/* build/fuzz-corpus-entry/
+	./$(ASAN_DIR)/fuzz_entry -max_total_time=$(FUZZ_SECONDS) -timeout=10 build/fuzz-corpus-entry
 
 # The storage bench runs --quick here (5 s per case after a 2 s warm-up, 1,000,000 records for
 # recovery: about a minute); without --quick it gives the issue's figures (60 s per case after a

@@ -1160,7 +1160,13 @@ follower_apply(struct repl *r, struct rmsg *m)
         break;
     }
     if (r->areq.entry_err == TRASTENDA_E_SEQUENCE) return false;
-    if (r->areq.entry_err != TRASTENDA_OK)
+    if (r->areq.entry_err != TRASTENDA_OK && r->areq.entry_version != 0 &&
+        r->areq.entry_version != TRASTENDA_LOG_VERSION)
+        rlog(r, TRASTENDA_LOG_ERROR,
+             "the leader writes log format %u and this build reads format %u (docs/LOG.md): run "
+             "the same Trastenda build on the leader and its followers",
+             (unsigned)r->areq.entry_version, (unsigned)TRASTENDA_LOG_VERSION);
+    else if (r->areq.entry_err != TRASTENDA_OK)
         rlog(r, TRASTENDA_LOG_ERROR, "an entry after %llu does not apply: %s",
              (unsigned long long)r->areq.seq, trastenda_err_message(r->areq.entry_err));
     return true;

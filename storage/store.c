@@ -649,6 +649,7 @@ apply_entries(trastenda_store *st, struct slot *s, trastenda_request *r)
 {
     r->entries_applied = 0;
     r->entry_err = TRASTENDA_OK;
+    r->entry_version = 0;
     size_t at = 0;
     for (uint32_t i = 0; i < r->n_entries; i++) {
         if (r->entries_len - at < 4) {
@@ -672,6 +673,9 @@ apply_entries(trastenda_store *st, struct slot *s, trastenda_request *r)
         if (err == TRASTENDA_OK) err = trastenda_engine_apply_entry(st->eng, entry, len);
         if (err != TRASTENDA_OK) {
             r->entry_err = err;
+            /* A leader of another build may write another log format: say which. */
+            if (len >= 6 && sys_get_u32(entry) == TRASTENDA_LOG_MAGIC)
+                r->entry_version = (uint16_t)(entry[4] | entry[5] << 8);
             break;
         }
         slot_add(s, hdr.seq, entry, len);

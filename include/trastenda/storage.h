@@ -117,14 +117,16 @@ struct trastenda_request {
      * little-endian length then the entry. They make one batch of their own (one write). The
      * first must follow the store's last entry. Out: entries_applied (seq is the last one's) and
      * entry_err, the reason the entry after them was refused (TRASTENDA_OK when none was:
-     * E_SEQUENCE for a gap or another history, E_CORRUPT for a malformed entry). done() runs once
-     * the applied ones are durable.
+     * E_SEQUENCE for a gap or another history, E_CORRUPT for a malformed entry, and then
+     * entry_version: the log format version the refused entry's header names, 0 when it has
+     * none). done() runs once the applied ones are durable.
      */
     const uint8_t *entries;
     size_t entries_len;
     uint32_t n_entries;
     uint32_t entries_applied;
     trastenda_err entry_err;
+    uint16_t entry_version;
     trastenda_request *next_; /* the store's */
 };
 
