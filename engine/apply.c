@@ -388,7 +388,10 @@ put_stock(trastenda_engine *e, struct eng_rd *r, struct pass *ps)
     eng_stock_publish(s, q);
     s->flags = flags;
     eng_bits_set(&e->low, rec, (flags & ENG_STOCK_LOW) != 0);
-    e->vel[rec] = v;
+    /* Written only when it changes: most records never ship, and their velocity's page may be
+     * the zero page still (the touch ahead reads it), which a write replaces with a TLB
+     * shootdown on every CPU (engine/map.c says more). */
+    if (memcmp(&e->vel[rec], &v, sizeof(v)) != 0) e->vel[rec] = v;
 }
 
 static bool

@@ -150,6 +150,7 @@ eng_bits_set(struct eng_bits *b, uint32_t i, bool on)
         b->l2[w1 / 64] |= 1ull << (w1 % 64);
         return;
     }
+    if (!(b->l0[w0] & (1ull << (i % 64)))) return; /* clear already: no write */
     b->l0[w0] &= ~(1ull << (i % 64));
     if (b->l0[w0] != 0) return;
     b->l1[w1] &= ~(1ull << (w0 % 64));
