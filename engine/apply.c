@@ -33,9 +33,6 @@ struct img_ctx {
 /* Single records (the archive's) stand alone: times from 0, no references. */
 static const struct img_ctx ALONE = {0, 0, false, 0};
 
-/* First byte of a line that refers to a stock post-image (a string length is at most 64). */
-#define LINE_REF 0xff
-
 /* Lines of a hold, order or PO post-image. */
 static uint32_t
 rd_lines(struct eng_rd *r, const struct img_ctx *c, struct img_line *out, uint32_t max)
@@ -400,16 +397,6 @@ hold_line_linked(const struct img_line *l, const void *ctx)
     (void)l;
     return *(const uint8_t *)ctx == TRASTENDA_HOLD_OPEN;
 }
-
-/* Flags of hold and order post-images: which optional fields follow (effects.c). */
-enum {
-    IMG_SHIP_TO = 1,
-    IMG_RESOLVED = 2, /* hold: resolved_ms; order: finished_ms */
-    IMG_ORDER_NO = 4,
-    IMG_COORDS = 8,
-    IMG_HOLD_FLAGS = 15,
-    IMG_ORDER_FLAGS = IMG_RESOLVED | IMG_COORDS
-};
 
 /* A hold post-image up to its lines; the id 0 when malformed. */
 static void

@@ -201,6 +201,22 @@ rd_time(struct eng_rd *r, int64_t base)
     return r->bad ? 0 : (int64_t)((uint64_t)base + (uint64_t)d);
 }
 
+/* ---- shared by the post-image writer (effects.c) and reader (apply.c): docs/LOG.md ---- */
+
+/* First byte of a line that names a stock post-image of the same entry by its ordinal (never a
+ * string's length: ids are at most 64 bytes). */
+#define LINE_REF 0xff
+
+/* Flags of hold and order post-images: which optional fields follow. */
+enum {
+    IMG_SHIP_TO = 1,  /* hold: has_ship_to */
+    IMG_RESOLVED = 2, /* hold: resolved_ms; order: finished_ms */
+    IMG_ORDER_NO = 4, /* hold: order_no */
+    IMG_COORDS = 8,   /* lat_e6 and lon_e6 (not both 0) */
+    IMG_HOLD_FLAGS = IMG_SHIP_TO | IMG_RESOLVED | IMG_ORDER_NO | IMG_COORDS,
+    IMG_ORDER_FLAGS = IMG_RESOLVED | IMG_COORDS
+};
+
 /* A string of at most max bytes; empty on error. */
 static inline trastenda_str
 rd_str(struct eng_rd *r, uint32_t max)

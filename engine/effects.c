@@ -16,9 +16,6 @@
 #define REC_HDR_B (1 + VU32_B)
 #define LINE_B    (2 * ID_B + 3 * VU32_B + 1)
 
-/* A line whose stock record has a post-image earlier in the entry may name it by its ordinal. */
-#define LINE_REF 0xff
-
 /* How post-images are written (docs/LOG.md): times as offsets from base_ms (the batch's time in
  * a log entry, 0 in pages, the digest and the archive); with refs (log entries only), a line
  * names a stock record whose post-image the entry carries by that post-image's ordinal. */
@@ -179,14 +176,6 @@ enc_line(const trastenda_engine *e, struct eng_wr *w, const struct eng_line *l,
     wr_sv(w, l->returned);
     wr_u8(w, l->state);
 }
-
-/* Flags of hold and order post-images: which optional fields follow. */
-enum {
-    IMG_SHIP_TO = 1,  /* hold: has_ship_to */
-    IMG_RESOLVED = 2, /* hold: resolved_ms; order: finished_ms */
-    IMG_ORDER_NO = 4, /* hold: order_no */
-    IMG_COORDS = 8    /* lat_e6 and lon_e6 (not both 0) */
-};
 
 static void
 enc_hold(const trastenda_engine *e, struct eng_buf *b, uint32_t ix, const struct enc_ctx *c)

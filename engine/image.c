@@ -213,18 +213,18 @@ trastenda_engine_page_encode(trastenda_engine *e, uint8_t table, uint32_t page, 
 
 /*
  * Huge pages while loading. A large state loaded into 4 KiB pages spends much of its time in page
- * faults and TLB misses: each record lands at a random slot of its table's map, a miss that a
- * prefetch cannot hide when the page walk misses too. So the tables the state fills densely are
- * advised onto transparent huge pages until load_finish, then back to 4 KiB pages for what is
- * not mapped yet: the huge pages the load faulted in stay (fewer TLB misses later too), and the
- * writer never faults a 2 MiB page in while it serves (what trastenda_engine_config.huge_pages
- * costs). In the `madvise` mode of transparent huge pages, that is; in `always` mode the advice
- * off takes the tables off huge pages for what is not mapped yet, as it says. Densely: at least
- * one record per 4 KiB of the table's map, where 4 KiB pages would map most of it anyway (63% of
- * its pages at exactly one record per 4 KiB); a sparse table stays on 4 KiB pages, as huge ones
- * would map up to 512 times more memory for it. With a second thread faulting the memory in
- * meanwhile (load_prefault), 10,000,000 stock records load in 3.9 s against 7.4 s on 4 KiB
- * pages (median of 5 opens; huge pages without that thread: 6.8 s; docs/BENCHMARKS.md).
+ * faults and TLB misses. So the entries of the tables the state fills densely (their maps are
+ * written whole at create, engine/map.c: mapped already) are advised onto transparent huge pages
+ * until load_finish, then back to 4 KiB pages for what is not mapped yet: the huge pages the load
+ * faulted in stay (fewer TLB misses later too), and the writer never faults a 2 MiB page in while
+ * it serves (what trastenda_engine_config.huge_pages costs). In the `madvise` mode of transparent
+ * huge pages, that is; in `always` mode the advice off takes the tables off huge pages for what
+ * is not mapped yet, as it says. Densely: at least one record per 4 KiB of the table's map, where
+ * 4 KiB pages would map most of it anyway (63% of its pages at exactly one record per 4 KiB); a
+ * sparse table stays on 4 KiB pages, as huge ones would map up to 512 times more memory for it.
+ * With a second thread faulting the memory in meanwhile (load_prefault), 10,000,000 stock records
+ * load in 3.9 s against 7.4 s on 4 KiB pages (median of 5 opens; huge pages without that thread:
+ * 6.8 s; docs/BENCHMARKS.md).
  */
 static uint32_t
 table_regions(trastenda_engine *e, uint8_t t, void **p, size_t *size, const struct eng_map **map)
@@ -262,8 +262,6 @@ table_regions(trastenda_engine *e, uint8_t t, void **p, size_t *size, const stru
         return 0;
     }
 #undef REGION
-    p[n] = (*map)->slots;
-    size[n++] = eng_map_bytes(*map);
     return n;
 }
 
@@ -277,8 +275,8 @@ map_dense(const struct eng_map *map, uint64_t records)
 static void
 table_advise(trastenda_engine *e, uint8_t t, bool on)
 {
-    void *p[3];
-    size_t size[3];
+    void *p[2];
+    size_t size[2];
     const struct eng_map *map;
     uint32_t n = table_regions(e, t, p, size, &map);
     for (uint32_t i = 0; i < n; i++)
@@ -298,8 +296,8 @@ trastenda_engine_load_expect(trastenda_engine *e, uint8_t table, uint64_t record
 {
     if (e == NULL || table >= 16 || !table_known(table) || e->seq != 0 || e->building)
         return TRASTENDA_E_INVALID;
-    void *p[3];
-    size_t size[3];
+    void *p[2];
+    size_t size[2];
     const struct eng_map *map;
     if (e->cfg.huge_pages || table_regions(e, table, p, size, &map) == 0) return TRASTENDA_OK;
     if (!map_dense(map, records) || (e->load_huge & 1u << table) != 0) return TRASTENDA_OK;
@@ -312,16 +310,14 @@ trastenda_err
 trastenda_engine_load_prefault(trastenda_engine *e, uint8_t table, uint64_t records)
 {
     if (e == NULL || table >= 16 || !table_known(table)) return TRASTENDA_E_INVALID;
-    void *p[3];
-    size_t size[3];
+    void *p[2];
+    size_t size[2];
     const struct eng_map *map;
     uint32_t n = table_regions(e, table, p, size, &map);
-    if (n == 0) return TRASTENDA_OK;
     uint64_t slots = table_slots(e, table);
     if (records > slots) records = slots;
-    for (uint32_t i = 0; i + 1 < n; i++) /* entries: the prefix the records fill */
+    for (uint32_t i = 0; i < n; i++) /* the prefix the records fill; the map is written already */
         ts_prefault(p[i], size[i] / slots * records);
-    if (map_dense(map, records)) ts_prefault(p[n - 1], size[n - 1]);
     return TRASTENDA_OK;
 }
 

@@ -290,8 +290,8 @@ trastenda_err trastenda_engine_load_page(trastenda_engine *e, uint8_t table, con
  */
 trastenda_err trastenda_engine_load_expect(trastenda_engine *e, uint8_t table, uint64_t records);
 /*
- * Faults in, ahead of the load, the memory a load of that many records of a table will write (its
- * map whole when the table is dense, the start of its entries), so that the loading thread does
+ * Faults in, ahead of the load, the memory a load of that many records of a table will write (the
+ * start of its entries; its map was written whole at create), so that the loading thread does
  * not wait for page faults. It changes no byte and reads nothing the load writes: call it from
  * another thread while this engine loads pages (storage does). E_INVALID on an unknown table.
  */
