@@ -111,6 +111,49 @@ st_digest(trastenda_store *st)
     return w.digest;
 }
 
+struct st_state {
+    struct st_wait w;
+    uint64_t seq;
+};
+
+static void
+st_state_query(trastenda_request *req, const trastenda_engine *e)
+{
+    struct st_state *s = req->ctx;
+    s->w.digest = trastenda_engine_digest(e);
+    s->seq = trastenda_engine_seq(e);
+}
+
+/*
+ * The digest of the live engine and the sequence it is at (*seq), once the engine has settled and
+ * that sequence is durable. Settled: after the last batch, maintenance batches may follow at the
+ * same clock while expiries or purges are left over (expire_per_batch_max); a digest read and a
+ * durable sequence read apart could then belong to two states. Polled until the sequence holds
+ * still for 20 ms.
+ */
+static uint64_t
+st_settled(trastenda_store *st, uint64_t *seq)
+{
+    struct st_state s;
+    uint64_t prev = UINT64_MAX;
+    for (;;) {
+        memset(&s, 0, sizeof(s));
+        s.w.req.query = st_state_query;
+        s.w.req.done = st_wait_done;
+        s.w.req.ctx = &s;
+        while (trastenda_store_submit(st, &s.w.req) == TRASTENDA_E_BUSY)
+            usleep(100);
+        st_wait_for(&s.w);
+        if (s.seq == prev) break;
+        prev = s.seq;
+        usleep(20000);
+    }
+    while (trastenda_store_durable_seq(st) < s.seq)
+        usleep(100);
+    *seq = s.seq;
+    return s.w.digest;
+}
+
 #ifdef TS_WRITER_PATH
 #include <spawn.h>
 #include <sys/wait.h>

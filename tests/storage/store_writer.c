@@ -97,8 +97,9 @@ main(int argc, char **argv)
     cmd_stock(&x, TRASTENDA_OP_RECEIVE, 0, 0, 3);
     for (long i = 0; i < receipts; i++)
         if (st_run(st, &x.c, 1, res, NULL) != TRASTENDA_OK || res[0].code != TRASTENDA_OK) return 4;
-    uint64_t digest = st_digest(st);
-    printf("%" PRIu64 " %" PRIu64 "\n", trastenda_store_durable_seq(st), digest);
+    uint64_t seq;
+    uint64_t digest = st_settled(st, &seq);
+    printf("%" PRIu64 " %" PRIu64 "\n", seq, digest);
     fflush(stdout);
     if (crash) _exit(0); /* no close: the log alone must bring everything back */
     trastenda_store_close(st);
