@@ -255,7 +255,8 @@ write_store(const struct metrics_view *v, struct mpjson_buf *out)
 {
     const trastenda_store_stats *st = &v->st;
     head(out, "trastenda_log_sequence", "gauge",
-         "Log sequences: last applied in memory, last durable, last materialized, oldest kept.");
+         "Log sequences: last applied in memory, last durable, last materialized, oldest kept, "
+         "oldest a follower still needs (0: none).");
     pf(out, "trastenda_log_sequence{stage=\"applied\"} %llu\n",
        (unsigned long long)st->applied_seq);
     pf(out, "trastenda_log_sequence{stage=\"durable\"} %llu\n",
@@ -264,6 +265,8 @@ write_store(const struct metrics_view *v, struct mpjson_buf *out)
        (unsigned long long)st->materialized_seq);
     pf(out, "trastenda_log_sequence{stage=\"first\"} %llu\n",
        (unsigned long long)st->log_first_seq);
+    pf(out, "trastenda_log_sequence{stage=\"follower_keep\"} %llu\n",
+       (unsigned long long)st->log_keep_seq);
     gauge(out, "trastenda_log_lag_entries", "Batches applied in memory but not yet durable.",
           (double)(st->applied_seq -
                    (st->durable_seq < st->applied_seq ? st->durable_seq : st->applied_seq)));

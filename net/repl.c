@@ -281,6 +281,7 @@ struct follower {
     bool used;
     char node[ADDR_BYTES], repl[ADDR_BYTES];
     uint64_t acked; /* durable on it, history checked */
+    uint64_t need;  /* the oldest log entry it still reads (its last one); 0: none */
     int64_t seen_ns;
     uint64_t dg_checks, dg_mismatches;
     uint64_t dg_last; /* the last sequence compared */
@@ -531,6 +532,17 @@ acks_update(struct repl *r)
     trastenda_store_ack(r->s->store, v[k - 1]);
 }
 
+/* The log keeps what the slowest known follower still needs (up to log_follower_bytes_max). */
+static void
+keep_update(struct repl *r)
+{
+    uint64_t keep = 0;
+    for (int i = 0; i < FOLLOWERS_MAX; i++)
+        if (r->fol[i].used && r->fol[i].need != 0 && (keep == 0 || r->fol[i].need < keep))
+            keep = r->fol[i].need;
+    trastenda_store_log_keep(r->s->store, keep);
+}
+
 static void
 dg_done(trastenda_request *req, trastenda_err status)
 {
@@ -757,6 +769,8 @@ handle_fetch(struct repl *r, struct rctx *c)
                      (unsigned long long)m->seq, (unsigned long long)m->epoch,
                      (unsigned long long)e);
     }
+    f->need = why[0] != '\0' ? 0 : m->seq > 0 ? m->seq : first;
+    keep_update(r);
     if (why[0] != '\0') {
         rlog(r, TRASTENDA_LOG_INFO, "follower %s must bootstrap: %s", m->node, why);
         rctx_reply(c, reply_simple("bootstrap", why));

@@ -376,11 +376,12 @@ pk_status(struct srv_ctx *c, msgpack_packer *pk, struct op_out *o)
     pk_kv_i(pk, "uptime_ms", up_ms);
     pk_kv_s(pk, "durability", st.durability == TRASTENDA_DURABILITY_FSYNC ? "fsync" : "async");
     pk_key(pk, "seq");
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 5);
     pk_kv_u(pk, "applied", st.applied_seq);
     pk_kv_u(pk, "durable", st.durable_seq);
     pk_kv_u(pk, "materialized", st.materialized_seq);
     pk_kv_u(pk, "log_first", st.log_first_seq);
+    pk_kv_u(pk, "log_keep", st.log_keep_seq);
     pk_key(pk, "counters");
     msgpack_pack_map(pk, 11);
     pk_kv_u(pk, "connections", __atomic_load_n(&s->conns, __ATOMIC_RELAXED));

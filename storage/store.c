@@ -100,8 +100,10 @@ struct trastenda_store {
     trastenda_result *results;
 
     uint64_t applied_seq, durable_seq, materialized_seq, log_first_seq; /* atomic */
-    uint32_t mat_wake;                                                  /* futex word */
-    uint32_t spin_rounds;                               /* SPIN_ROUNDS_*, by the cores online */
+    uint64_t log_keep;    /* atomic: the oldest entry a follower still needs (0: none) */
+    uint64_t keep_told;   /* materializer: the last kept entry it logged cutting past */
+    uint32_t mat_wake;    /* futex word */
+    uint32_t spin_rounds; /* SPIN_ROUNDS_*, by the cores online */
     uint32_t closing, failed, engine_done, writer_done; /* atomic */
 
     /* replication (atomic) */
@@ -181,6 +183,7 @@ trastenda_store_config_default(trastenda_store_config *cfg)
     cfg->queue_max = 1u << 16;
     cfg->materialize_interval_ms = 1000;
     cfg->log_retention_ms = 3600 * 1000;
+    cfg->log_follower_bytes_max = 1ull << 30;
     cfg->log_level = TRASTENDA_LOG_INFO;
 }
 
@@ -1006,19 +1009,28 @@ meta_encode(uint8_t out[DB_META_BYTES], uint64_t seq, int64_t time_ms, uint64_t 
 
 /*
  * Cuts log entries the state covers and that are older than the retention window, or beyond the
- * retention size. Cut points are the state writes, so the log keeps up to log_retention_bytes
- * plus one state interval's worth of entries.
+ * retention size, but not those a known follower still needs (log_keep) unless the log behind the
+ * state holds more than log_follower_bytes_max. Cut points are the state writes, so the log keeps
+ * up to log_retention_bytes plus one state interval's worth of entries.
  */
 static void
 log_truncate(trastenda_store *st)
 {
     int64_t horizon = clock_now(st) - st->cfg.log_retention_ms;
-    uint64_t cap = st->cfg.log_retention_bytes;
+    uint64_t cap = st->cfg.log_retention_bytes, fcap = st->cfg.log_follower_bytes_max;
+    uint64_t keep = LOAD(&st->log_keep);
     uint64_t cut = 0;
     uint32_t used = 0;
-    while (used < st->trunc_n && (st->trunc[used].time_ms <= horizon ||
-                                  (cap > 0 && st->mat_bytes - st->trunc[used].bytes > cap)))
+    bool past_keep = false;
+    while (used < st->trunc_n) {
+        uint64_t after = st->mat_bytes - st->trunc[used].bytes; /* log bytes past this point */
+        if (st->trunc[used].time_ms > horizon && !(cap > 0 && after > cap)) break;
+        if (keep != 0 && st->trunc[used].seq >= keep) {
+            if (after <= fcap) break; /* a follower still reads it */
+            past_keep = true;
+        }
         cut = st->trunc[used++].seq;
+    }
     if (cut == 0) return;
     memmove(&st->trunc[0], &st->trunc[used], (st->trunc_n - used) * sizeof(st->trunc[0]));
     st->trunc_n -= used;
@@ -1040,6 +1052,14 @@ log_truncate(trastenda_store *st)
     STORE(&st->log_first_seq, cut + 1);
     slog(st, TRASTENDA_LOG_DEBUG, "materializer: log cut up to entry %llu",
          (unsigned long long)cut);
+    if (past_keep && keep != st->keep_told) {
+        st->keep_told = keep;
+        slog(st, TRASTENDA_LOG_WARN,
+             "log cut up to entry %llu, past entry %llu that a follower still needs: the log "
+             "behind the state is above log_follower_bytes_max (%llu bytes); that follower must "
+             "bootstrap",
+             (unsigned long long)cut, (unsigned long long)keep, (unsigned long long)fcap);
+    }
 }
 
 /* Writes the changed pages and the meta in one write. false on a write error. */
@@ -1496,6 +1516,7 @@ trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out)
     out->durable_seq = LOAD(&st->durable_seq);
     out->materialized_seq = LOAD(&st->materialized_seq);
     out->log_first_seq = LOAD(&st->log_first_seq);
+    out->log_keep_seq = LOAD(&st->log_keep);
     out->batches = LOAD(&st->st_batches);
     out->commands = LOAD(&st->st_commands);
     out->requests = LOAD(&st->st_requests);
@@ -1974,6 +1995,12 @@ trastenda_store_log_scan(trastenda_store *st, uint64_t from_seq, uint64_t max_en
     if (code == TRASTENDA_OK && n == 0 && want <= durable) code = TRASTENDA_E_SEQUENCE;
     *next = want;
     return code;
+}
+
+void
+trastenda_store_log_keep(trastenda_store *st, uint64_t seq)
+{
+    STORE(&st->log_keep, seq);
 }
 
 uint64_t

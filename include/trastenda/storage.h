@@ -53,7 +53,12 @@ typedef struct trastenda_store_config {
     uint32_t materialize_interval_ms; /* the state is written at most this often */
     int64_t log_retention_ms;         /* log entries kept behind the materialized state */
     uint64_t log_retention_bytes;     /* and at most about this many bytes of it; 0: no bound */
-    int64_t ledger_retention_ms;      /* ledger index history kept; 0: all of it (default) */
+    /* Entries a known follower still needs (trastenda_store_log_keep) are kept past the two
+     * bounds above while the log behind the state holds at most about this many bytes; beyond
+     * it the log is cut and that follower must bootstrap. Default 1 GiB; 0: followers hold
+     * nothing. */
+    uint64_t log_follower_bytes_max;
+    int64_t ledger_retention_ms; /* ledger index history kept; 0: all of it (default) */
     trastenda_log_level log_level;
     trastenda_log_fn log; /* NULL: timestamped lines on stderr */
     void *log_ctx;
@@ -164,6 +169,7 @@ typedef struct trastenda_store_stats {
     uint64_t durable_seq;      /* last batch durable: the watermark */
     uint64_t materialized_seq; /* last batch in the materialized state */
     uint64_t log_first_seq;    /* oldest entry still in the log (0: none) */
+    uint64_t log_keep_seq;     /* oldest entry a follower still needs (0: none) */
     uint64_t batches, commands, requests, queries;
     uint64_t busy;           /* submissions refused with E_BUSY */
     uint64_t log_bytes;      /* bytes of log entries written */
@@ -279,6 +285,10 @@ trastenda_err trastenda_store_log_scan(trastenda_store *st, uint64_t from_seq, u
                                        trastenda_log_visit_fn visit, void *ctx, uint64_t *next);
 /* The oldest entry the log holds or will hold next (0: nothing was ever written). Any thread. */
 uint64_t trastenda_store_log_first(const trastenda_store *st);
+/* The oldest entry that a follower known to this leader still needs (its last entry, which the
+ * history check reads, and everything after it); 0: none. The log keeps it and what follows
+ * past log_retention_ms and log_retention_bytes, up to log_follower_bytes_max. Any thread. */
+void trastenda_store_log_keep(trastenda_store *st, uint64_t seq);
 
 /*
  * ---- Replication (docs/REPLICATION.md) ----

@@ -68,6 +68,8 @@ static struct opt opts[] = {
      "state written at most this often"},
     {"log-retention-ms", K_I64, &cfg.store.log_retention_ms, "log kept behind the state"},
     {"log-retention-bytes", K_U64, &cfg.store.log_retention_bytes, "and at most this much"},
+    {"log-follower-max-bytes", K_U64, &cfg.store.log_follower_bytes_max,
+     "log kept for a lagging follower, at most (then it bootstraps)"},
     {"ledger-retention-ms", K_I64, &cfg.store.ledger_retention_ms, "ledger history (0: all)"},
     {"locations-max", K_U32, &cfg.store.engine.locations_max, "locations"},
     {"skus-max", K_U32, &cfg.store.engine.skus_max, "SKUs"},

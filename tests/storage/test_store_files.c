@@ -430,6 +430,90 @@ Test(store_files, the_log_is_cut_by_age_and_by_size_behind_the_state)
     }
 }
 
+static bool
+first_visit(void *ctx, uint64_t seq, const uint8_t *entry, size_t len)
+{
+    (void)entry;
+    (void)len;
+    *(uint64_t *)ctx = seq;
+    return false;
+}
+
+/* Does the log still hold entry `from` (a follower's last, which it reads again)? */
+static bool
+log_holds_from(trastenda_store *st, uint64_t from)
+{
+    uint64_t seen = 0, next = 0;
+    trastenda_err e = trastenda_store_log_scan(st, from, 1, first_visit, &seen, &next);
+    return e == TRASTENDA_OK && seen == from;
+}
+
+Test(store_files, the_log_keeps_what_a_follower_needs_up_to_its_cap)
+{
+    char dir[512], err[512];
+    static struct batch b;
+    static trastenda_result res[BATCH_MAX];
+    st_tmpdir(dir, sizeof(dir), "keep");
+    trastenda_store_config cfg;
+    config(&cfg, dir);
+    cfg.materialize_interval_ms = 3600000; /* writes only when the test asks */
+    cfg.log_retention_ms = 0;              /* without a follower, cut at every state write */
+    trastenda_store *st = NULL;
+    cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+    setup_batch(&b);
+    cr_assert_eq(st_run(st, b.cmds, b.n, res, NULL), TRASTENDA_OK);
+    uint64_t keep = trastenda_store_durable_seq(st);
+    trastenda_store_log_keep(st, keep);
+    for (int i = 0; i < 20; i++)
+        receipts(st, 1); /* a state write, so a cut point, after each */
+    trastenda_store_stats s;
+    trastenda_store_stats_get(st, &s);
+    cr_assert_eq(s.log_keep_seq, keep);
+    cr_assert_eq(s.materialized_seq, s.durable_seq);
+    cr_assert(log_holds_from(st, keep),
+              "entry %" PRIu64 " kept for the follower (first %" PRIu64 ")", keep, s.log_first_seq);
+    /* The follower moves on: what it no longer needs goes at the next state write. */
+    keep = s.durable_seq - 5;
+    trastenda_store_log_keep(st, keep);
+    receipts(st, 1);
+    trastenda_store_stats_get(st, &s);
+    cr_assert(log_holds_from(st, keep), "entry %" PRIu64 " kept (first %" PRIu64 ")", keep,
+              s.log_first_seq);
+    cr_assert_geq(s.log_first_seq, keep - 2, "the older entries were cut (first %" PRIu64 ")",
+                  s.log_first_seq);
+    /* No follower: cut up to the state again. */
+    trastenda_store_log_keep(st, 0);
+    receipts(st, 1);
+    trastenda_store_stats_get(st, &s);
+    cr_assert_eq(s.log_first_seq, s.materialized_seq + 1, "first %" PRIu64, s.log_first_seq);
+    trastenda_store_close(st);
+
+    /* The cap: a follower that needs more than log_follower_bytes_max of log loses its claim. */
+    cfg.log_follower_bytes_max = 200;
+    cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+    keep = trastenda_store_durable_seq(st) + 1; /* the next entry */
+    trastenda_store_log_keep(st, keep);
+    receipts(st, 1);
+    receipts(st, 1);
+    trastenda_store_stats_get(st, &s);
+    cr_assert(log_holds_from(st, keep),
+              "within the cap, entry %" PRIu64 " is kept (first %" PRIu64 ", durable %" PRIu64
+              ", %" PRIu64 " bytes a receipt)",
+              keep, s.log_first_seq, s.durable_seq, s.log_bytes / 2);
+    for (int i = 0; i < 20; i++)
+        receipts(st, 1);
+    trastenda_store_stats_get(st, &s);
+    cr_assert_gt(s.log_first_seq, keep,
+                 "beyond the cap the log is cut past the follower's entry "
+                 "%" PRIu64 " (first %" PRIu64 ")",
+                 keep, s.log_first_seq);
+    uint64_t seen = 0, next = 0;
+    cr_assert_eq(trastenda_store_log_scan(st, keep, 1, first_visit, &seen, &next),
+                 TRASTENDA_E_SEQUENCE, "that follower is told to bootstrap");
+    trastenda_store_close(st);
+    st_rmdir(dir);
+}
+
 Test(store_files, smaller_tables_than_the_directory_was_written_with_are_refused)
 {
     char dir[512], err[512];
