@@ -171,6 +171,7 @@ struct eng_pool {
     uint32_t *stack;
     uint32_t top; /* free slots on the stack */
     uint32_t max;
+    uint32_t hw; /* slots below it were handed out at some point; none at or above it ever was */
 };
 
 /* Intrusive FIFO over a table's slots (retention order), removal anywhere in O(1). */

@@ -270,13 +270,14 @@ trastenda_engine_digest(const trastenda_engine *e)
         d += digest_one(e, &b, i, eng_enc_sku);
     for (uint32_t i = 0; i < e->stock_count; i++)
         d += digest_one(e, &b, i, eng_enc_stock);
-    for (uint32_t i = 0; i < e->cfg.holds_max; i++)
+    /* Only the slots ever handed out: a table far below its capacity is not walked whole. */
+    for (uint32_t i = 0; i < e->hold_pool.hw; i++)
         if (e->holds[i].in_use) d += digest_one(e, &b, i, eng_enc_hold);
-    for (uint32_t i = 0; i < e->cfg.orders_max; i++)
+    for (uint32_t i = 0; i < e->order_pool.hw; i++)
         if (e->orders[i].in_use) d += digest_one(e, &b, i, eng_enc_order);
-    for (uint32_t i = 0; i < e->cfg.pos_max; i++)
+    for (uint32_t i = 0; i < e->po_pool.hw; i++)
         if (e->pos[i].in_use) d += digest_one(e, &b, i, eng_enc_po);
-    for (uint32_t i = 0; i < e->cfg.keys_max; i++)
+    for (uint32_t i = 0; i < e->key_pool.hw; i++)
         if (e->keys[i].in_use) d += digest_one(e, &b, i, eng_enc_key);
     b.len = 0;
     eng_enc_meta(e, &b);

@@ -19,6 +19,7 @@ eng_pool_init(struct eng_pool *p, uint32_t max)
         p->stack[i] = max - 1 - i;
     p->top = max;
     p->max = max;
+    p->hw = 0;
     return TRASTENDA_OK;
 }
 
@@ -35,6 +36,7 @@ eng_pool_take(struct eng_pool *p)
     if (p->top == 0) return ENG_NONE;
     uint32_t ix = p->stack[--p->top];
     TS_ASSERT(ix < p->max);
+    if (ix >= p->hw) p->hw = ix + 1;
     return ix;
 }
 

@@ -560,7 +560,8 @@ dg_query(trastenda_request *req, const trastenda_engine *e)
     r->dg_req_digest = trastenda_engine_digest(e);
 }
 
-/* The leader's digests: one every digest_interval_ms, computed on the engine thread. */
+/* The leader's digests: one every digest_interval_ms while a follower is connected, computed on
+ * the engine thread. */
 static void
 digest_tick(struct repl *r)
 {
@@ -579,6 +580,14 @@ digest_tick(struct repl *r)
     int64_t now = mono_ns();
     if (busy != 0 || now < r->dg_next_ns || trastenda_store_is_follower(r->s->store)) return;
     r->dg_next_ns = now + (int64_t)r->s->cfg.digest_interval_ms * 1000000;
+    /* Computed on the engine thread (the live state, which followers' copies must equal): it
+     * stalls the batches for as long as it walks the tables, so not without a follower to compare
+     * with. */
+    bool any = false;
+    for (int i = 0; i < FOLLOWERS_MAX && !any; i++)
+        any =
+            r->fol[i].used && now - __atomic_load_n(&r->fol[i].seen_ns, __ATOMIC_RELAXED) < SEEN_NS;
+    if (!any) return;
     memset(&r->dg_req, 0, sizeof(r->dg_req));
     r->dg_req.query = dg_query;
     r->dg_req.done = dg_done;

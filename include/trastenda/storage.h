@@ -320,8 +320,10 @@ void trastenda_store_fence(trastenda_store *st);
 void trastenda_store_ack(trastenda_store *st, uint64_t seq);
 
 /*
- * Anti-entropy on a follower: computes the state digest right after applying entry seq (when it
- * has not applied it yet); trastenda_store_digest_get() then reports it. Any thread.
+ * Anti-entropy on a follower: the materializer computes the digest of its copy of the state right
+ * after applying entry seq (when it has not applied it yet: seq above the durable sequence is
+ * safe); trastenda_store_digest_get() then reports it. The engine thread never pays for it. Any
+ * thread.
  */
 void trastenda_store_digest_at(trastenda_store *st, uint64_t seq);
 /* The last digest computed for digest_at: false when none yet. Any thread. */
