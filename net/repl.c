@@ -7,7 +7,8 @@
  *   fetch {seq, epoch, ack, node, repl, wait, max, dg_seq, dg}
  *         seq/epoch: the follower's last entry and its epoch (the history check); ack: what it
  *         has durably applied (the acknowledgement, piggybacked: the next fetch after a write
- *         acknowledges it); dg_seq/dg: its digest at a sequence the leader asked for.
+ *         acknowledges it); dg_seq/dg: its last anti-entropy digest (its materializer's, taken
+ *         at the entries every node takes them at: trastenda_store_digests).
  *      -> entries {epoch, leader, leader_repl, durable, time, dg_seq, dg, peers, entries: [bin]}
  *         only durable entries, from seq + 1; when there is none yet the fetch waits (long poll)
  *         up to `wait` ms for the next one, so a caught-up follower gets an entry one hop after
@@ -20,11 +21,11 @@
  *   snap_done {id}     -> ok {}
  *
  * Threads. The endpoint's contexts only receive and send; one thread (the "repl" thread) parses,
- * reads the log, parks and answers fetches, tracks followers and acknowledgements, and computes
- * the leader's digests. The log writer wakes it with a futex when an entry is durable: no lock
- * on the write path. A follower has a second thread, the follower loop: fetch, hand the entries
- * to the store as one request (stored and applied as they are, one write), wait until durable,
- * fetch again.
+ * reads the log, parks and answers fetches, tracks followers and acknowledgements, and compares
+ * their digests with the leader's. The log writer wakes it with a futex when an entry is durable:
+ * no lock on the write path. A follower has a second thread, the follower loop: fetch, hand the
+ * entries to the store as one request (stored and applied as they are, one write), wait until
+ * durable, fetch again.
  *
  * Sync replicas: the leader acknowledges a sequence to the store (trastenda_store_ack) once
  * K followers have acknowledged it; the store holds the batch's replies until then (or fails them
@@ -71,7 +72,6 @@
 #define SNAP_IDLE_NS   (120 * 1000000000ll)
 #define DUR_RING       8192 /* durable times, for lag in ms */
 #define SEEN_NS        (10 * 1000000000ll)
-#define DIGESTS        16
 #define PEERS_MAX      16
 #define BACKOFF_MAX_MS 2000
 
@@ -305,14 +305,6 @@ struct repl {
     struct rctx *parked;
     uint32_t n_parked; /* atomic: the durable path wakes this thread only when some are */
     struct {
-        uint64_t seq, dg;
-    } digests[DIGESTS]; /* the leader's, newest at digests_n - 1 */
-    uint32_t digests_n;
-    int64_t dg_next_ns;
-    trastenda_request dg_req;
-    uint32_t dg_busy; /* atomic */
-    uint64_t dg_req_seq, dg_req_digest;
-    struct {
         trastenda_snapshot *snap;
         uint64_t id;
         int64_t used_ns;
@@ -340,7 +332,6 @@ struct repl {
     uint64_t leader_durable, leader_epoch; /* the last reply's (atomic) */
     int64_t leader_durable_time;           /* atomic */
     uint64_t f_dg_checks, f_dg_mismatches; /* atomic */
-    uint64_t want_dg_seq, want_dg;         /* the leader's digest to compare with */
     uint32_t append_done;                  /* futex word */
     trastenda_request areq;
     uint8_t *abuf;
@@ -543,75 +534,24 @@ keep_update(struct repl *r)
     trastenda_store_log_keep(r->s->store, keep);
 }
 
-static void
-dg_done(trastenda_request *req, trastenda_err status)
-{
-    struct repl *r = req->ctx;
-    (void)status;
-    STORE(&r->dg_busy, 2); /* computed: the repl thread records it */
-    wake(r);
-}
-
-static void
-dg_query(trastenda_request *req, const trastenda_engine *e)
-{
-    struct repl *r = req->ctx;
-    r->dg_req_seq = trastenda_engine_seq(e);
-    r->dg_req_digest = trastenda_engine_digest(e);
-}
-
-/* The leader's digests: one every digest_interval_ms while a follower is connected, computed on
- * the engine thread. */
-static void
-digest_tick(struct repl *r)
-{
-    uint32_t busy = LOAD(&r->dg_busy);
-    if (busy == 2) {
-        if (r->digests_n == DIGESTS) {
-            memmove(&r->digests[0], &r->digests[1], (DIGESTS - 1) * sizeof(r->digests[0]));
-            r->digests_n--;
-        }
-        r->digests[r->digests_n].seq = r->dg_req_seq;
-        r->digests[r->digests_n].dg = r->dg_req_digest;
-        r->digests_n++;
-        STORE(&r->dg_busy, 0);
-        busy = 0;
-    }
-    int64_t now = mono_ns();
-    if (busy != 0 || now < r->dg_next_ns || trastenda_store_is_follower(r->s->store)) return;
-    r->dg_next_ns = now + (int64_t)r->s->cfg.digest_interval_ms * 1000000;
-    /* Computed on the engine thread (the live state, which followers' copies must equal): it
-     * stalls the batches for as long as it walks the tables, so not without a follower to compare
-     * with. */
-    bool any = false;
-    for (int i = 0; i < FOLLOWERS_MAX && !any; i++)
-        any =
-            r->fol[i].used && now - __atomic_load_n(&r->fol[i].seen_ns, __ATOMIC_RELAXED) < SEEN_NS;
-    if (!any) return;
-    memset(&r->dg_req, 0, sizeof(r->dg_req));
-    r->dg_req.query = dg_query;
-    r->dg_req.done = dg_done;
-    r->dg_req.ctx = r;
-    STORE(&r->dg_busy, 1);
-    if (trastenda_store_submit(r->s->store, &r->dg_req) != TRASTENDA_OK) STORE(&r->dg_busy, 0);
-}
-
 /* A follower's digest at a sequence: compared with the leader's. */
 static void
 digest_compare(struct repl *r, struct follower *f, const struct rmsg *m)
 {
     if (m->dg_seq == 0 || m->dg_seq == f->dg_last) return;
-    for (uint32_t i = 0; i < r->digests_n; i++) {
-        if (r->digests[i].seq != m->dg_seq) continue;
+    trastenda_store_digest dg[TRASTENDA_STORE_DIGESTS];
+    uint32_t n = trastenda_store_digests(r->s->store, dg, TRASTENDA_STORE_DIGESTS);
+    for (uint32_t i = 0; i < n; i++) {
+        if (dg[i].seq != m->dg_seq) continue;
         f->dg_last = m->dg_seq;
         ADD(&f->dg_checks, 1);
-        if (r->digests[i].dg != m->dg) {
+        if (dg[i].digest != m->dg) {
             ADD(&f->dg_mismatches, 1);
             rlog(r, TRASTENDA_LOG_ERROR,
                  "anti-entropy: follower %s has digest %016llx at entry %llu, the leader "
                  "%016llx: its state differs",
                  f->node, (unsigned long long)m->dg, (unsigned long long)m->dg_seq,
-                 (unsigned long long)r->digests[i].dg);
+                 (unsigned long long)dg[i].digest);
         }
         return;
     }
@@ -694,9 +634,10 @@ reply_entries(struct repl *r, const struct rmsg *q)
     pk_s(&pk, "leader_repl", my_repl_addr(s));
     pk_u(&pk, "durable", st.durable_seq);
     pk_i(&pk, "time", st.durable_time_ms);
-    uint64_t dseq = r->digests_n > 0 ? r->digests[r->digests_n - 1].seq : 0;
-    pk_u(&pk, "dg_seq", dseq);
-    pk_u(&pk, "dg", r->digests_n > 0 ? r->digests[r->digests_n - 1].dg : 0);
+    trastenda_store_digest last = {0, 0};
+    (void)trastenda_store_digests(s->store, &last, 1);
+    pk_u(&pk, "dg_seq", last.seq);
+    pk_u(&pk, "dg", last.digest);
     pk_k(&pk, "peers");
     uint32_t np = 1;
     int64_t now = mono_ns();
@@ -984,7 +925,6 @@ repl_main(void *arg)
             handle(r, rev);
             rev = n;
         }
-        digest_tick(r);
         srv_waits_check(r->s, mono_ns()); /* reads whose min_seq wait is over */
         int64_t next = parked_serve(r);
         snaps_expire(r, false);
@@ -1285,20 +1225,24 @@ follower_main(void *arg)
         }
         trastenda_store_stats st;
         trastenda_store_stats_get(s->store, &st);
-        uint64_t dg_seq = 0, dg = 0;
-        (void)trastenda_store_digest_get(s->store, &dg_seq, &dg);
-        if (dg_seq != 0 && dg_seq == want_dg_seq && asked_dg != dg_seq) {
-            asked_dg = dg_seq;
+        /* The leader's last digest against this node's at the same entry, once both exist (each
+         * node's materializer takes them at the same entries, at its own pace). */
+        trastenda_store_digest mine[TRASTENDA_STORE_DIGESTS];
+        uint32_t nd = trastenda_store_digests(s->store, mine, TRASTENDA_STORE_DIGESTS);
+        for (uint32_t i = 0; i < nd && want_dg_seq != 0 && asked_dg != want_dg_seq; i++) {
+            if (mine[i].seq != want_dg_seq) continue;
+            asked_dg = want_dg_seq;
             ADD(&r->f_dg_checks, 1);
-            if (dg != want_dg) {
+            if (mine[i].digest != want_dg) {
                 ADD(&r->f_dg_mismatches, 1);
                 rlog(r, TRASTENDA_LOG_ERROR,
                      "anti-entropy: this follower's digest at entry %llu is %016llx, the "
                      "leader's %016llx: its state differs",
-                     (unsigned long long)dg_seq, (unsigned long long)dg,
+                     (unsigned long long)want_dg_seq, (unsigned long long)mine[i].digest,
                      (unsigned long long)want_dg);
             }
         }
+        uint64_t dg_seq = nd > 0 ? mine[nd - 1].seq : 0, dg = nd > 0 ? mine[nd - 1].digest : 0;
         msgpack_packer pk;
         nng_msg *q = msg_new(&pk);
         msgpack_pack_map(&pk, 10 + has_token(&s->cfg));
@@ -1359,10 +1303,9 @@ follower_main(void *arg)
             STORE(&r->leader_durable, m.durable);
             STORE(&r->leader_durable_time, m.time);
             peers_learn(r, &m);
-            if (m.dg_seq > st.durable_seq && m.dg_seq != want_dg_seq) {
+            if (m.dg_seq != 0 && m.dg_seq != want_dg_seq) {
                 want_dg_seq = m.dg_seq;
                 want_dg = m.dg;
-                trastenda_store_digest_at(s->store, m.dg_seq);
             }
             bool ok = m.n_entries == 0 || follower_apply(r, &m);
             nng_msg_free(rep);
@@ -1646,9 +1589,6 @@ repl_stop(struct srv *s)
         }
         srv_close_sock(r->s, r->rep, "replication");
     }
-    /* A digest query in flight finishes on the engine thread before the store closes: wait. */
-    while (LOAD(&r->dg_busy) == 1)
-        usleep(1000);
     snaps_expire(r, true);
     free(r->chunk);
     free(r->abuf);

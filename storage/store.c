@@ -100,6 +100,7 @@ struct trastenda_store {
     trastenda_result *results;
 
     uint64_t applied_seq, durable_seq, materialized_seq, log_first_seq; /* atomic */
+    uint64_t open_seq;    /* the live tables' sequence when the open recovered them */
     uint64_t log_keep;    /* atomic: the oldest entry a follower still needs (0: none) */
     uint64_t keep_told;   /* materializer: the last kept entry it logged cutting past */
     uint32_t mat_wake;    /* futex word */
@@ -120,8 +121,10 @@ struct trastenda_store {
     uint64_t ack_head, ack_tail; /* written by the writer, by the acker */
     pthread_t ack_th;
     bool ack_started;
-    uint64_t dg_want, dg_seq, dg_digest; /* anti-entropy digest, under dg_ver (a seqlock) */
-    uint32_t dg_ver;
+    /* Anti-entropy: the materializer's digests, newest last (written by it, read under dg_lock). */
+    pthread_mutex_t dg_lock;
+    trastenda_store_digest dg[TRASTENDA_STORE_DIGESTS];
+    uint32_t dg_n;
 
     pthread_t engine_th, writer_th, mat_th;
     bool threads_started;
@@ -184,6 +187,7 @@ trastenda_store_config_default(trastenda_store_config *cfg)
     cfg->materialize_interval_ms = 1000;
     cfg->log_retention_ms = 3600 * 1000;
     cfg->log_follower_bytes_max = 1ull << 30;
+    cfg->digest_interval_ms = 10000;
     cfg->log_level = TRASTENDA_LOG_INFO;
 }
 
@@ -318,6 +322,28 @@ state_load(trastenda_store *st, trastenda_engine *e, bool prefault, uint64_t *m,
 }
 
 /*
+ * After the materializer applied an entry whose batch time t1 follows t0 (the time before it): when
+ * the two fall in different digest intervals, the digest of the materializer's copy, which is fed
+ * by the log alone. Every node takes it at the same entries (the rule reads only the log's times),
+ * so a leader and its followers compare copies at the same sequence without asking each other,
+ * and no engine thread pays for it: walking every table takes 100-250 ms at a million records.
+ */
+static void
+digest_check(trastenda_store *st, const trastenda_engine *m, int64_t t0, int64_t t1)
+{
+    int64_t iv = st->cfg.digest_interval_ms;
+    if (iv <= 0 || t0 / iv == t1 / iv) return;
+    trastenda_store_digest d = {trastenda_engine_seq(m), trastenda_engine_digest(m)};
+    pthread_mutex_lock(&st->dg_lock);
+    if (st->dg_n == TRASTENDA_STORE_DIGESTS) {
+        memmove(&st->dg[0], &st->dg[1], (TRASTENDA_STORE_DIGESTS - 1) * sizeof(st->dg[0]));
+        st->dg_n--;
+    }
+    st->dg[st->dg_n++] = d;
+    pthread_mutex_unlock(&st->dg_lock);
+}
+
+/*
  * Applies the log entries after e's sequence, up to `upto` (UINT64_MAX: all). The first one must
  * follow e's sequence: a log cut beyond the state is a gap, refused.
  */
@@ -355,8 +381,12 @@ log_replay(trastenda_store *st, trastenda_engine *e, bool materialize, uint64_t 
             code = TRASTENDA_E_NOMEM;
             break;
         }
+        int64_t t0 = trastenda_engine_time_ms(e);
         code = trastenda_engine_apply_entry(e, v, vlen);
         if (code == TRASTENDA_OK && materialize) {
+            /* The materializer's load replays entries written since this node opened too: their
+             * digests are taken as if it had been running (not those of the recovery before). */
+            if (seq > st->open_seq) digest_check(st, e, t0, trastenda_engine_time_ms(e));
             st->mat_bytes += vlen;
             if (!ledger_acc_entry(&st->lacc, v, vlen)) {
                 snprintf(err, errlen, "materializer: out of memory for the ledger index");
@@ -631,24 +661,6 @@ slot_add(struct slot *s, uint64_t seq, const uint8_t *entry, size_t len)
     memcpy(s->entry + s->len, entry, len);
     s->ents[s->nent++] = (struct slot_ent){.seq = seq, .off = s->len, .len = len};
     s->len += len;
-}
-
-/*
- * After the materializer applied entry seq: the digest a follower was asked for (anti-entropy),
- * taken from the materializer's copy, which is fed by the log alone. Computing it walks every
- * table (100-250 ms at a million records): on the engine thread it stalled the follower's apply
- * that long every digest interval.
- */
-static void
-digest_check(trastenda_store *st, uint64_t seq)
-{
-    if (seq != LOAD(&st->dg_want)) return;
-    uint64_t d = trastenda_engine_digest(st->mat);
-    ADD(&st->dg_ver, 1);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    __atomic_store_n(&st->dg_seq, seq, __ATOMIC_RELAXED);
-    __atomic_store_n(&st->dg_digest, d, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&st->dg_ver, 1, __ATOMIC_RELEASE);
 }
 
 /* A follower's request: the leader's entries, applied as they are, into slot s (engine thread). */
@@ -1195,6 +1207,7 @@ mat_catch_up(trastenda_store *st)
             fail_stop(st, "the materializer ran out of memory for the archive");
             return false;
         }
+        int64_t t0 = trastenda_engine_time_ms(st->mat);
         trastenda_err err = trastenda_engine_apply_entry(st->mat, (const uint8_t *)v, vlen);
         st->mat_bytes += vlen;
         if (err == TRASTENDA_OK && !ledger_acc_entry(&st->lacc, (const uint8_t *)v, vlen)) {
@@ -1210,7 +1223,7 @@ mat_catch_up(trastenda_store *st)
             fail_stop(st, msg);
             return false;
         }
-        digest_check(st, seq);
+        digest_check(st, st->mat, t0, trastenda_engine_time_ms(st->mat));
     }
     return true;
 }
@@ -1300,6 +1313,7 @@ static void
 store_free(trastenda_store *st)
 {
     pthread_mutex_destroy(&st->trunc_lock);
+    pthread_mutex_destroy(&st->dg_lock);
     trastenda_engine_destroy(st->eng);
     trastenda_engine_destroy(st->mat);
     if (st->state_wb != NULL) rocksdb_writebatch_destroy(st->state_wb);
@@ -1361,6 +1375,7 @@ trastenda_store_open(const trastenda_store_config *cfg, trastenda_store **out, c
     trastenda_store *st = calloc(1, sizeof(*st));
     if (st == NULL) return TRASTENDA_E_NOMEM;
     pthread_mutex_init(&st->trunc_lock, NULL);
+    pthread_mutex_init(&st->dg_lock, NULL);
     st->spin_rounds =
         sysconf(_SC_NPROCESSORS_ONLN) > 2 ? SPIN_ROUNDS_MANY_CORES : SPIN_ROUNDS_FEW_CORES;
     st->cfg = *cfg;
@@ -1411,6 +1426,7 @@ trastenda_store_open(const trastenda_store_config *cfg, trastenda_store **out, c
     st->st_recovered = replayed;
     uint64_t seq = trastenda_engine_seq(st->eng);
     st->applied_seq = st->durable_seq = seq;
+    st->open_seq = seq;
     st->durable_epoch = trastenda_engine_epoch(st->eng);
     st->durable_time_ms = trastenda_engine_time_ms(st->eng);
     st->follower = cfg->follower ? 1 : 0;
@@ -1632,29 +1648,14 @@ trastenda_store_ack(trastenda_store *st, uint64_t seq)
     sys_futex_wake(&st->ack_wake);
 }
 
-void
-trastenda_store_digest_at(trastenda_store *st, uint64_t seq)
+uint32_t
+trastenda_store_digests(trastenda_store *st, trastenda_store_digest *out, uint32_t max)
 {
-    STORE(&st->dg_want, seq);
-}
-
-bool
-trastenda_store_digest_get(trastenda_store *st, uint64_t *seq, uint64_t *digest)
-{
-    for (;;) {
-        uint32_t v = __atomic_load_n(&st->dg_ver, __ATOMIC_ACQUIRE);
-        if (v & 1) {
-            sys_pause();
-            continue;
-        }
-        uint64_t s = __atomic_load_n(&st->dg_seq, __ATOMIC_RELAXED);
-        uint64_t d = __atomic_load_n(&st->dg_digest, __ATOMIC_RELAXED);
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&st->dg_ver, __ATOMIC_RELAXED) != v) continue;
-        *seq = s;
-        *digest = d;
-        return s != 0;
-    }
+    pthread_mutex_lock(&st->dg_lock);
+    uint32_t n = st->dg_n < max ? st->dg_n : max;
+    memcpy(out, &st->dg[st->dg_n - n], n * sizeof(*out));
+    pthread_mutex_unlock(&st->dg_lock);
+    return n;
 }
 
 /* ---- checkpoints and offline verification ---- */
@@ -1806,6 +1807,7 @@ trastenda_store_verify(const char *dir, const trastenda_engine_config *engine,
     trastenda_store *st = calloc(1, sizeof(*st));
     if (st == NULL) return TRASTENDA_E_NOMEM;
     pthread_mutex_init(&st->trunc_lock, NULL);
+    pthread_mutex_init(&st->dg_lock, NULL);
     trastenda_store_config_default(&st->cfg);
     if (engine != NULL) st->cfg.engine = *engine;
     st->cfg.log = sys_log_stderr;

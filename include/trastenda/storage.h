@@ -81,6 +81,9 @@ typedef struct trastenda_store_config {
      * E_NOT_REPLICATED (the batch is durable here, not on enough followers). 0: no wait. */
     uint32_t sync_replicas;
     uint32_t sync_timeout_ms; /* 0: 5000 */
+    /* Anti-entropy: the materializer's digests, one per this much batch time (default 10000;
+     * 0: none). Nodes that compare digests need the same value. */
+    uint32_t digest_interval_ms;
 } trastenda_store_config;
 
 void trastenda_store_config_default(trastenda_store_config *cfg);
@@ -320,14 +323,16 @@ void trastenda_store_fence(trastenda_store *st);
 void trastenda_store_ack(trastenda_store *st, uint64_t seq);
 
 /*
- * Anti-entropy on a follower: the materializer computes the digest of its copy of the state right
- * after applying entry seq (when it has not applied it yet: seq above the durable sequence is
- * safe); trastenda_store_digest_get() then reports it. The engine thread never pays for it. Any
- * thread.
+ * Anti-entropy (docs/REPLICATION.md): the materializer takes the state digest of its copy after
+ * each entry whose batch time enters a new digest_interval_ms (the rule reads only the log, so
+ * every node takes it at the same entries). The last TRASTENDA_STORE_DIGESTS are kept; this
+ * copies up to max of them, oldest first, and returns how many. Any thread.
  */
-void trastenda_store_digest_at(trastenda_store *st, uint64_t seq);
-/* The last digest computed for digest_at: false when none yet. Any thread. */
-bool trastenda_store_digest_get(trastenda_store *st, uint64_t *seq, uint64_t *digest);
+#define TRASTENDA_STORE_DIGESTS 16
+typedef struct trastenda_store_digest {
+    uint64_t seq, digest;
+} trastenda_store_digest;
+uint32_t trastenda_store_digests(trastenda_store *st, trastenda_store_digest *out, uint32_t max);
 
 /*
  * Bootstrap: a checkpoint of the running store (trastenda_store_checkpoint) in dir, as files to

@@ -514,6 +514,58 @@ Test(store_files, the_log_keeps_what_a_follower_needs_up_to_its_cap)
     st_rmdir(dir);
 }
 
+static int64_t dg_now = INT64_C(1700000000000);
+
+static int64_t
+dg_clock(void *ctx)
+{
+    (void)ctx;
+    return __atomic_load_n(&dg_now, __ATOMIC_ACQUIRE);
+}
+
+Test(store_files, the_materializer_takes_digests_where_the_log_times_enter_a_new_interval)
+{
+    char dir[512], err[512];
+    static struct batch b;
+    static trastenda_result res[BATCH_MAX];
+    st_tmpdir(dir, sizeof(dir), "digests");
+    trastenda_store_config cfg;
+    config(&cfg, dir);
+    cfg.clock_ms = dg_clock;
+    cfg.materialize_interval_ms = 3600000; /* writes (and catches up) only when the test asks */
+    cfg.digest_interval_ms = 1000;
+    __atomic_store_n(&dg_now, INT64_C(1700000000000), __ATOMIC_RELEASE); /* on an interval */
+    trastenda_store *st = NULL;
+    cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+    setup_batch(&b);
+    cr_assert_eq(st_run(st, b.cmds, b.n, res, NULL), TRASTENDA_OK);
+    /* Receipts 400 ms apart: the ones at +1200 and +2000 ms enter new intervals. */
+    struct gcmd x;
+    trastenda_result r;
+    cmd_stock(&x, TRASTENDA_OP_RECEIVE, 0, 0, 1);
+    uint64_t seqs[5];
+    for (int i = 0; i < 5; i++) {
+        __atomic_fetch_add(&dg_now, 400, __ATOMIC_ACQ_REL);
+        cr_assert_eq(st_run(st, &x.c, 1, &r, &seqs[i]), TRASTENDA_OK);
+    }
+    receipts(st, 0); /* has the state written: the materializer has applied everything */
+    uint64_t seq = 0, live = st_settled(st, &seq);
+    trastenda_store_digest d[TRASTENDA_STORE_DIGESTS];
+    uint32_t n = trastenda_store_digests(st, d, TRASTENDA_STORE_DIGESTS);
+    /* Also at the first entry: the empty tables before it have time 0. (Whether the materializer
+     * loaded its copy before or after these entries were written, it takes the same ones.) */
+    cr_assert(n == 3 && d[0].seq == 1, "%u digests, the first at %" PRIu64, n, d[0].seq);
+    const trastenda_store_digest *a = &d[1], *z = &d[2];
+    cr_assert_eq(a->seq, seqs[2], "at entry %" PRIu64 ", not %" PRIu64, a->seq, seqs[2]);
+    cr_assert_eq(z->seq, seqs[4], "at entry %" PRIu64 ", not %" PRIu64, z->seq, seqs[4]);
+    /* The last receipt is the last entry: the materializer's copy equals the live tables. */
+    cr_assert_eq(seq, seqs[4], "no entry after the last receipt (%" PRIu64 ")", seq);
+    cr_assert_eq(z->digest, live, "the materializer's digest is the live state's");
+    cr_assert_neq(a->digest, z->digest);
+    trastenda_store_close(st);
+    st_rmdir(dir);
+}
+
 Test(store_files, smaller_tables_than_the_directory_was_written_with_are_refused)
 {
     char dir[512], err[512];
