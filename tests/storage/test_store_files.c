@@ -514,15 +514,6 @@ Test(store_files, the_log_keeps_what_a_follower_needs_up_to_its_cap)
     st_rmdir(dir);
 }
 
-static int64_t dg_now = INT64_C(1700000000000);
-
-static int64_t
-dg_clock(void *ctx)
-{
-    (void)ctx;
-    return __atomic_load_n(&dg_now, __ATOMIC_ACQUIRE);
-}
-
 Test(store_files, the_materializer_takes_digests_where_the_log_times_enter_a_new_interval)
 {
     char dir[512], err[512];
@@ -531,10 +522,10 @@ Test(store_files, the_materializer_takes_digests_where_the_log_times_enter_a_new
     st_tmpdir(dir, sizeof(dir), "digests");
     trastenda_store_config cfg;
     config(&cfg, dir);
-    cfg.clock_ms = dg_clock;
+    cfg.clock_ms = ret_clock;
     cfg.materialize_interval_ms = 3600000; /* writes (and catches up) only when the test asks */
     cfg.digest_interval_ms = 1000;
-    __atomic_store_n(&dg_now, INT64_C(1700000000000), __ATOMIC_RELEASE); /* on an interval */
+    __atomic_store_n(&ret_now, INT64_C(1700000000000), __ATOMIC_RELEASE); /* on an interval */
     trastenda_store *st = NULL;
     cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
     setup_batch(&b);
@@ -545,7 +536,7 @@ Test(store_files, the_materializer_takes_digests_where_the_log_times_enter_a_new
     cmd_stock(&x, TRASTENDA_OP_RECEIVE, 0, 0, 1);
     uint64_t seqs[5];
     for (int i = 0; i < 5; i++) {
-        __atomic_fetch_add(&dg_now, 400, __ATOMIC_ACQ_REL);
+        __atomic_fetch_add(&ret_now, 400, __ATOMIC_ACQ_REL);
         cr_assert_eq(st_run(st, &x.c, 1, &r, &seqs[i]), TRASTENDA_OK);
     }
     receipts(st, 0); /* has the state written: the materializer has applied everything */
