@@ -420,7 +420,7 @@ Test(store_files, the_log_is_cut_by_age_and_by_size_behind_the_state)
             uint64_t kept = (s.durable_seq - s.log_first_seq + 1) * per;
             cr_assert_leq(kept, 4000 + 21 * per, "kept %" PRIu64 " bytes", kept);
         }
-        uint64_t d = st_digest(st), seq = s.durable_seq;
+        uint64_t seq = 0, d = st_settled(st, &seq); /* one state: a maintenance batch may follow */
         trastenda_store_close(st);
         cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
         cr_assert_eq(trastenda_store_durable_seq(st), seq);
