@@ -678,8 +678,8 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
         sc.log_level = s->cfg.log_level;
     }
     sc.on_durable = on_durable;
-    sc.digest_interval_ms = s->cfg.digest_interval_ms;
     sc.on_durable_ctx = s;
+    sc.digest_interval_ms = s->cfg.digest_interval_ms;
     code = trastenda_store_open(&sc, &s->store, err, errlen);
     if (code != TRASTENDA_OK) {
         http_stop(s);

@@ -344,6 +344,33 @@ digest_check(trastenda_store *st, const trastenda_engine *m, int64_t t0, int64_t
 }
 
 /*
+ * One log entry into the materializer's copy e: the archive takes the records the entry removes
+ * (before they go), the entry applies, the ledger index takes its movements, and with `digests` a
+ * digest is taken where the log's times say. OK, the apply's error, or E_NOMEM with *what naming
+ * what ran out of memory.
+ */
+static trastenda_err
+mat_apply(trastenda_store *st, trastenda_engine *e, const uint8_t *v, size_t vlen, bool digests,
+          const char **what)
+{
+    *what = NULL;
+    if (!archive_acc_entry(&st->aacc, e, v, vlen)) {
+        *what = "the archive";
+        return TRASTENDA_E_NOMEM;
+    }
+    int64_t t0 = trastenda_engine_time_ms(e);
+    trastenda_err code = trastenda_engine_apply_entry(e, v, vlen);
+    if (code != TRASTENDA_OK) return code;
+    st->mat_bytes += vlen;
+    if (!ledger_acc_entry(&st->lacc, v, vlen)) {
+        *what = "the ledger index";
+        return TRASTENDA_E_NOMEM;
+    }
+    if (digests) digest_check(st, e, t0, trastenda_engine_time_ms(e));
+    return TRASTENDA_OK;
+}
+
+/*
  * Applies the log entries after e's sequence, up to `upto` (UINT64_MAX: all). The first one must
  * follow e's sequence: a log cut beyond the state is a gap, refused.
  */
@@ -374,25 +401,19 @@ log_replay(trastenda_store *st, trastenda_engine *e, bool materialize, uint64_t 
             code = TRASTENDA_E_CORRUPT;
             break;
         }
-        /* The materializer's replay also feeds its archive and ledger index: entries after M
-         * were never indexed if the last run ended before its next state write. */
-        if (materialize && !archive_acc_entry(&st->aacc, e, v, vlen)) {
-            snprintf(err, errlen, "materializer: out of memory for the archive");
-            code = TRASTENDA_E_NOMEM;
-            break;
-        }
-        int64_t t0 = trastenda_engine_time_ms(e);
-        code = trastenda_engine_apply_entry(e, v, vlen);
-        if (code == TRASTENDA_OK && materialize) {
-            /* The materializer's load replays entries written since this node opened too: their
-             * digests are taken as if it had been running (not those of the recovery before). */
-            if (seq > st->open_seq) digest_check(st, e, t0, trastenda_engine_time_ms(e));
-            st->mat_bytes += vlen;
-            if (!ledger_acc_entry(&st->lacc, v, vlen)) {
-                snprintf(err, errlen, "materializer: out of memory for the ledger index");
-                code = TRASTENDA_E_NOMEM;
+        if (materialize) {
+            /* The materializer's replay also feeds its archive and ledger index: entries after M
+             * were never indexed if the last run ended before its next state write. It takes the
+             * digests of entries written since this node opened, as if it had been running (not
+             * those of the recovery before). */
+            const char *what;
+            code = mat_apply(st, e, v, vlen, seq > st->open_seq, &what);
+            if (what != NULL) {
+                snprintf(err, errlen, "materializer: out of memory for %s", what);
                 break;
             }
+        } else {
+            code = trastenda_engine_apply_entry(e, v, vlen);
         }
         if (code != TRASTENDA_OK) {
             snprintf(err, errlen, "log: entry %llu does not apply: %s", (unsigned long long)seq,
@@ -1201,21 +1222,15 @@ mat_catch_up(trastenda_store *st)
             fail_stop(st, msg);
             return false;
         }
-        /* The records the entry removes, taken before it removes them. */
-        if (!archive_acc_entry(&st->aacc, st->mat, (const uint8_t *)v, vlen)) {
-            rocksdb_free(v);
-            fail_stop(st, "the materializer ran out of memory for the archive");
-            return false;
-        }
-        int64_t t0 = trastenda_engine_time_ms(st->mat);
-        trastenda_err err = trastenda_engine_apply_entry(st->mat, (const uint8_t *)v, vlen);
-        st->mat_bytes += vlen;
-        if (err == TRASTENDA_OK && !ledger_acc_entry(&st->lacc, (const uint8_t *)v, vlen)) {
-            rocksdb_free(v);
-            fail_stop(st, "the materializer ran out of memory for the ledger index");
-            return false;
-        }
+        const char *what;
+        trastenda_err err = mat_apply(st, st->mat, (const uint8_t *)v, vlen, true, &what);
         rocksdb_free(v);
+        if (what != NULL) {
+            char msg[100];
+            snprintf(msg, sizeof(msg), "the materializer ran out of memory for %s", what);
+            fail_stop(st, msg);
+            return false;
+        }
         if (err != TRASTENDA_OK) {
             char msg[300];
             snprintf(msg, sizeof(msg), "the materializer cannot apply log entry %llu (%s)",
@@ -1223,7 +1238,6 @@ mat_catch_up(trastenda_store *st)
             fail_stop(st, msg);
             return false;
         }
-        digest_check(st, st->mat, t0, trastenda_engine_time_ms(st->mat));
     }
     return true;
 }
