@@ -1277,9 +1277,10 @@ mat_main(void *arg)
             st->last_state_write_ns = now;
         }
         if (done) break;
+        /* Nothing left to write: only a new entry (or a flush) wakes it, not the interval. */
         int64_t wait_ms = (interval_ns - (sys_mono_ns() - st->last_state_write_ns)) / 1000000;
         if (wait_ms < 1) wait_ms = 1;
-        if (wait_ms > IDLE_WAIT_MS) wait_ms = IDLE_WAIT_MS;
+        if (wait_ms > IDLE_WAIT_MS || !behind) wait_ms = IDLE_WAIT_MS;
         sys_futex_wait(&st->mat_wake, w, wait_ms);
     }
     return NULL;

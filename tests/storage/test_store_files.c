@@ -557,6 +557,56 @@ Test(store_files, the_materializer_takes_digests_where_the_log_times_enter_a_new
     st_rmdir(dir);
 }
 
+/* Context switches of this process's thread named `comm` so far; -1 when there is none. */
+static long
+thread_switches(const char *comm)
+{
+    char path[128], name[64], line[256];
+    for (int tid = getpid(), end = tid + 100000; tid < end; tid++) {
+        snprintf(path, sizeof(path), "/proc/self/task/%d/comm", tid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) continue;
+        bool is = fgets(name, sizeof(name), f) != NULL && strncmp(name, comm, strlen(comm)) == 0;
+        fclose(f);
+        if (!is) continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+        if ((f = fopen(path, "r")) == NULL) return -1;
+        long n = 0, v;
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
+                sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
+                n += v;
+        fclose(f);
+        return n;
+    }
+    return -1;
+}
+
+Test(store_files, an_idle_materializer_sleeps_until_an_entry_comes)
+{
+    char dir[512], err[512];
+    static struct batch b;
+    static trastenda_result res[BATCH_MAX];
+    st_tmpdir(dir, sizeof(dir), "idle");
+    trastenda_store_config cfg;
+    config(&cfg, dir); /* a state write every 2 ms while there is something to write */
+    trastenda_store *st = NULL;
+    cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+    setup_batch(&b);
+    cr_assert_eq(st_run(st, b.cmds, b.n, res, NULL), TRASTENDA_OK);
+    receipts(st, 1); /* materialized: nothing left to write */
+    usleep(50 * 1000);
+    long before = thread_switches("ts-materialize");
+    cr_assert(before >= 0, "no ts-materialize thread");
+    usleep(500 * 1000);
+    long woke = thread_switches("ts-materialize") - before;
+    /* It used to wake every millisecond once the interval had passed (~500 here). */
+    cr_assert(woke < 50, "the idle materializer was switched %ld times in 500 ms", woke);
+    receipts(st, 1); /* and an entry still wakes it */
+    trastenda_store_close(st);
+    st_rmdir(dir);
+}
+
 Test(store_files, smaller_tables_than_the_directory_was_written_with_are_refused)
 {
     char dir[512], err[512];
