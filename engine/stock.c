@@ -149,11 +149,11 @@ trastenda_engine_stock_read(const trastenda_engine *e, uint32_t sku_ix, uint32_t
     return TRASTENDA_OK;
 }
 
-/* SKUs warmed per round: their map slots, then entries, then first records (stack arrays). */
+/* SKUs warmed per round: their map slots, then entries, then (for stock reads) first records. */
 #define PREFETCH_CHUNK 32
 
-void
-trastenda_engine_stock_prefetch(const trastenda_engine *e, const trastenda_str *skus, uint32_t n)
+static void
+skus_warm(const trastenda_engine *e, const trastenda_str *skus, uint32_t n, bool records)
 {
     if (e == NULL || skus == NULL) return;
     uint32_t hash[PREFETCH_CHUNK], ix[PREFETCH_CHUNK];
@@ -174,14 +174,26 @@ trastenda_engine_stock_prefetch(const trastenda_engine *e, const trastenda_str *
                 continue;
             }
             __builtin_prefetch(&e->skus[ix[i]].id);
-            __builtin_prefetch(&e->skus[ix[i]].first_stock);
+            if (records) __builtin_prefetch(&e->skus[ix[i]].first_stock);
         }
-        for (uint32_t i = 0; i < k; i++) { /* each SKU's first stock record */
+        for (uint32_t i = 0; records && i < k; i++) { /* each SKU's first stock record */
             if (ix[i] == ENG_NONE) continue;
             uint32_t rec = __atomic_load_n(&e->skus[ix[i]].first_stock, __ATOMIC_ACQUIRE);
             if (rec != ENG_NONE) __builtin_prefetch(&e->stock[rec]);
         }
     }
+}
+
+void
+trastenda_engine_stock_prefetch(const trastenda_engine *e, const trastenda_str *skus, uint32_t n)
+{
+    skus_warm(e, skus, n, true);
+}
+
+void
+trastenda_engine_sku_prefetch(const trastenda_engine *e, const trastenda_str *skus, uint32_t n)
+{
+    skus_warm(e, skus, n, false);
 }
 
 trastenda_err

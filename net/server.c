@@ -246,14 +246,30 @@ build_cmds(struct srv_ctx *c)
          grow((void **)&c->chans, &c->cap_chans, chans + 1, sizeof(*c->chans)) &&
          grow((void **)&c->allocs, &c->cap_allocs, allocs + 1, sizeof(*c->allocs));
     if (!ok) return false;
-    uint32_t k = 0, at_line = 0, at_chan = 0;
-    for (uint32_t i = 0; i < q->n_ops; i++) {
-        const struct proto_op *op = &q->ops[i];
-        if (op->err != TRASTENDA_OK || !proto_kind_is_write(op->kind)) continue;
-        proto_to_cmd(q, op, c->srv->eng, &c->cmds[k], c->lines + at_line, c->chans + at_chan);
-        at_line += op->lines_n;
-        at_chan += op->channels_n;
-        c->cmd_op[k++] = i;
+    /* In windows of up to 64 SKU ids: the window's SKUs are warmed together (a large catalogue
+     * misses the cache at each lookup), then its ops converted, which looks them up. */
+    uint32_t k = 0, at_line = 0, at_chan = 0, from = 0;
+    while (from < q->n_ops) {
+        trastenda_str ids[64];
+        uint32_t n_ids = 0, to = from;
+        for (; to < q->n_ops; to++) {
+            const struct proto_op *op = &q->ops[to];
+            if (op->err != TRASTENDA_OK || !proto_kind_is_write(op->kind)) continue;
+            if (n_ids + 1 + op->lines_n > sizeof(ids) / sizeof(ids[0]) && n_ids > 0) break;
+            if (op->present & (1ull << PFD_SKU)) ids[n_ids++] = op->sku;
+            for (uint32_t l = 0; l < op->lines_n && n_ids < sizeof(ids) / sizeof(ids[0]); l++)
+                ids[n_ids++] = q->lines[op->lines_at + l].sku;
+        }
+        if (n_ids > 1) trastenda_engine_sku_prefetch(c->srv->eng, ids, n_ids);
+        for (uint32_t i = from; i < to; i++) {
+            const struct proto_op *op = &q->ops[i];
+            if (op->err != TRASTENDA_OK || !proto_kind_is_write(op->kind)) continue;
+            proto_to_cmd(q, op, c->srv->eng, &c->cmds[k], c->lines + at_line, c->chans + at_chan);
+            at_line += op->lines_n;
+            at_chan += op->channels_n;
+            c->cmd_op[k++] = i;
+        }
+        from = to;
     }
     return true;
 }

@@ -378,6 +378,10 @@ trastenda_err trastenda_engine_availability(const trastenda_engine *e, uint32_t 
  */
 void trastenda_engine_stock_prefetch(const trastenda_engine *e, const trastenda_str *skus,
                                      uint32_t n);
+/* The same for id lookups only (a request's writes, before trastenda_engine_sku_lookup of each
+ * of their SKUs): index slots and entries, not the stock records. Any thread. */
+void trastenda_engine_sku_prefetch(const trastenda_engine *e, const trastenda_str *skus,
+                                   uint32_t n);
 
 /* ---- Queries through the writer thread ---- */
 

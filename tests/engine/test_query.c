@@ -58,7 +58,7 @@ Test(engine_query, stock_read_shows_every_figure_and_the_derived_available)
 
 /* ---- availability ---- */
 
-Test(engine_query, stock_prefetch_changes_nothing_and_skips_ids_that_are_not_skus)
+Test(engine_query, stock_and_sku_prefetch_change_nothing_and_skip_ids_that_are_not_skus)
 {
     h_receive("tee", "madrid", 20);
     uint64_t before = trastenda_engine_digest(H.e);
@@ -76,7 +76,13 @@ Test(engine_query, stock_prefetch_changes_nothing_and_skips_ids_that_are_not_sku
     trastenda_engine_stock_prefetch(H.e, ids, 70);
     trastenda_engine_stock_prefetch(H.e, ids, 0);
     trastenda_engine_stock_prefetch(NULL, ids, 70);
+    trastenda_engine_sku_prefetch(H.e, ids, 70);
+    trastenda_engine_sku_prefetch(H.e, ids, 0);
+    trastenda_engine_sku_prefetch(NULL, ids, 70);
     cr_assert_eq(trastenda_engine_digest(H.e), before);
+    uint32_t ix = UINT32_MAX;
+    cr_assert_eq(trastenda_engine_sku_lookup(H.e, ids[0], &ix), TRASTENDA_OK);
+    cr_assert_eq(ix, h_sku_ix("tee"));
     cr_assert_eq(h_stock("tee", "madrid").available, 20);
 }
 
