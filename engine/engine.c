@@ -399,7 +399,8 @@ touch_slots(const trastenda_engine *e, const trastenda_cmd *c, uint64_t hold_gue
 /* Stage 2: the entries the slots of stage 1 name. Routed lines (no location) leave the first
  * record of their SKU's chain in chain[] for stage 3. */
 static uint64_t
-touch_entries(const trastenda_engine *e, const trastenda_cmd *c, uint32_t *chain, uint32_t *n_chain)
+touch_entries(const trastenda_engine *e, const trastenda_cmd *c, uint32_t *chain, uint32_t *n_chain,
+              uint32_t *recs, uint32_t *n_recs)
 {
     uint64_t sum = 0;
     if (uses_hold_id(c->op)) {
@@ -417,11 +418,25 @@ touch_entries(const trastenda_engine *e, const trastenda_cmd *c, uint32_t *chain
         uint32_t rec = eng_map_home_entry(&e->stock_map, eng_stock_hash(ln->sku.ix, ln->loc.ix));
         if (rec >= e->stock_count) continue;
         sum += (uint64_t)e->stock[rec].seq + (uint64_t)e->vel[rec].day; /* vel: post-image */
+        if (c->op == TRASTENDA_OP_RESERVE) recs[(*n_recs)++] = rec;
     }
     return sum;
 }
 
-/* Stage 3, routed lines: routing walks each SKU's record chain, then placing looks up the map
+/* Stage 3, reserves: a new line goes to the head of its stock record's list of lines, and the
+ * line there now (an older hold's, anywhere in the pool) learns its new neighbour. */
+static uint64_t
+touch_heads(const trastenda_engine *e, const uint32_t *recs, uint32_t n)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t head = e->stock[recs[i]].lines_head;
+        if (head < e->cfg.lines_max) sum += e->lines[head].rec_prev;
+    }
+    return sum;
+}
+
+/* Stage 4, routed lines: routing walks each SKU's record chain, then placing looks up the map
  * slot of each (SKU, location) it chose. One link of every chain per round, so that the loads of
  * a round overlap; the slot of every candidate, since any may be chosen. */
 static uint64_t
@@ -448,6 +463,7 @@ touch_cmds(const trastenda_engine *e, const trastenda_cmd *cmds, uint32_t from, 
            uint32_t key_hash[TOUCH_CHUNK])
 {
     uint32_t chain[TOUCH_CHUNK * TOUCH_LINES], n_chain = 0;
+    uint32_t recs[TOUCH_CHUNK * TOUCH_LINES], n_recs = 0;
     uint64_t sum = 0, guess = e->next_hold_id + 1;
     TS_ASSERT(to - from <= TOUCH_CHUNK);
     for (uint32_t i = from; i < to; i++) {
@@ -455,7 +471,8 @@ touch_cmds(const trastenda_engine *e, const trastenda_cmd *cmds, uint32_t from, 
         guess += cmds[i].op == TRASTENDA_OP_RESERVE;
     }
     for (uint32_t i = from; i < to; i++)
-        sum += touch_entries(e, &cmds[i], chain, &n_chain);
+        sum += touch_entries(e, &cmds[i], chain, &n_chain, recs, &n_recs);
+    sum += touch_heads(e, recs, n_recs);
     return sum + touch_chains(e, chain, n_chain);
 }
 
