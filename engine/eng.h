@@ -538,6 +538,10 @@ eng_page_touch(trastenda_engine *e, uint8_t type, uint32_t ix)
     e->page_bits[type][page / 64] |= 1ull << (page % 64);
 }
 uint32_t eng_page_count(const trastenda_engine *e, uint8_t type);
+/* Loads the lines of the live holds, orders or POs (type) in slots lo..hi (at most a page) and
+ * the SKUs they name, one line of every record per round, so that their misses overlap before
+ * those records are encoded (page writes, digests). Changes nothing; returns a sum to keep. */
+uint64_t eng_touch_lines(const trastenda_engine *e, uint8_t type, uint32_t lo, uint32_t hi);
 void eng_pages_fini(trastenda_engine *e);
 void eng_emit_shortfall(trastenda_engine *e, uint32_t rec, int64_t available);
 

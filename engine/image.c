@@ -195,13 +195,14 @@ lines_head_of(const trastenda_engine *e, uint8_t table, uint32_t ix)
  * A page of holds, orders or POs names lines taken from one pool at different times, and each
  * line names a SKU whose id the encoding writes: one dependent miss after another per record.
  * Load them for the whole page first, one line of every record per round, so that the misses of
- * a round overlap (engine.c's touching ahead). Changes nothing.
+ * a round overlap (engine.c's touching ahead). Changes nothing (eng.h).
  */
-static uint64_t
-touch_page_lines(const trastenda_engine *e, uint8_t table, uint32_t lo, uint32_t hi)
+uint64_t
+eng_touch_lines(const trastenda_engine *e, uint8_t table, uint32_t lo, uint32_t hi)
 {
     uint32_t cur[TRASTENDA_PAGE_SLOTS], n = 0;
     uint64_t sum = 0;
+    TS_ASSERT(hi - lo <= TRASTENDA_PAGE_SLOTS);
     for (uint32_t ix = lo; ix < hi; ix++) {
         if (!slot_live(e, table, ix)) continue;
         uint32_t head = lines_head_of(e, table, ix);
@@ -244,7 +245,7 @@ trastenda_engine_page_encode(trastenda_engine *e, uint8_t table, uint32_t page, 
         if (lo > hi) lo = hi;
         if (table == TRASTENDA_REC_HOLD || table == TRASTENDA_REC_ORDER ||
             table == TRASTENDA_REC_PO) {
-            volatile uint64_t touched = touch_page_lines(e, table, lo, hi); /* loads must happen */
+            volatile uint64_t touched = eng_touch_lines(e, table, lo, hi); /* loads must happen */
             (void)touched;
         }
         for (uint32_t ix = lo; ix < hi; ix++) {
