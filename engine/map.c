@@ -20,7 +20,12 @@ eng_map_init(struct eng_map *m, uint32_t entries_max)
      * met by an insert would fault twice: the read maps the shared zero page, the write then
      * replaces it, which flushes that address from every CPU's TLB (an IPI to each, slow in a
      * VM: `perf` found it at 8% of a store's CPU). Hashing spreads inserts over the whole map, so
-     * its pages are all written within the first few thousand inserts anyway. */
+     * its pages are all written within the first few thousand inserts anyway. Being written
+     * whole now, a map also goes onto transparent huge pages when the system has them (advice,
+     * before the writes): its lookups land anywhere in it, and with 4 KiB pages each missed the
+     * TLB too. The zeroing of huge pages that makes them a latency risk for tables filling at run
+     * time (trastenda_engine_config.huge_pages) happens here, at create. */
+    ts_advise_huge(m->slots, slots * sizeof(uint64_t), true);
     ts_prefault(m->slots, slots * sizeof(uint64_t));
     m->mask = (uint32_t)(slots - 1);
     m->entries_max = entries_max;
