@@ -13,7 +13,7 @@
  * transport's own cost), so the server's overhead shows as a ratio. Latencies come from a
  * log-bucketed histogram (p50, p99), throughput from the wall clock.
  *
- *   trastenda-bench-server [--seconds N] [--skus N] [--caller-threads T]
+ *   trastenda-bench-server [--seconds N] [--skus N] [--caller-threads T] [--in-flight R]
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -156,8 +156,9 @@ struct worker {
 };
 
 static uint64_t key_seq;
-static const char *only; /* --only: one case */
-static int only_callers; /* --callers: one concurrency; 0 all */
+static const char *only;       /* --only: one case */
+static int only_callers;       /* --callers: one concurrency; 0 all */
+static uint32_t in_flight = 4; /* --in-flight: requests the shared client keeps in flight */
 static uint32_t caller_threads = 1;
 
 static void
@@ -301,6 +302,9 @@ main(int argc, char **argv)
         else if (strcmp(argv[i], "--callers") == 0 && i + 1 < argc && atoi(argv[i + 1]) >= 1 &&
                  atoi(argv[i + 1]) <= 64)
             only_callers = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--in-flight") == 0 && i + 1 < argc && atoi(argv[i + 1]) >= 1 &&
+                 atoi(argv[i + 1]) <= 64)
+            in_flight = (uint32_t)atoi(argv[++i]);
         else if (strcmp(argv[i], "--caller-threads") == 0 && i + 1 < argc &&
                  atoi(argv[i + 1]) >= 0 && atoi(argv[i + 1]) <= 64)
             caller_threads = (uint32_t)atoi(argv[++i]);
@@ -309,6 +313,7 @@ main(int argc, char **argv)
                     "usage: trastenda-bench-server [--seconds N] [--skus N] "
                     "[--caller-threads T (1; 0: a thread per caller)]\n"
                     "         [--only echo|stock|reserve|batch64] [--callers C (1..64)]\n"
+                    "         [--in-flight R (requests in flight in the shared client; 4)]\n"
                     "  --only and --callers run one case or one concurrency (to profile it)\n");
             return 2;
         }
@@ -318,7 +323,7 @@ main(int argc, char **argv)
     snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", port);
     snprintf(echo_addr, sizeof(echo_addr), "tcp://127.0.0.1:%d", port + 1);
     server_start(argv[0]);
-    trastenda_client *c = sb_client(addr, 4);
+    trastenda_client *c = sb_client(addr, in_flight);
     char log[300];
     snprintf(log, sizeof(log), "%s/server.log", dir);
     sb_wait(c, log);
