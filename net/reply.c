@@ -611,10 +611,14 @@ touch_alloc_skus(const struct srv_ctx *c)
 {
     const trastenda_engine *e = c->srv->eng;
     uint64_t sum = 0;
+    /* Only results the engine wrote (a request failed before it applied keeps none), and only
+     * those whose placements pk_write encodes. */
+    if (c->store_status != TRASTENDA_OK) return 0;
     for (uint32_t i = 0, k = 0; i < c->q.n_ops; i++) {
         const struct proto_op *op = &c->q.ops[i];
         if (op->err != TRASTENDA_OK || !proto_kind_is_write(op->kind)) continue;
         const trastenda_result *r = &c->results[k++];
+        if (r->code != TRASTENDA_OK && r->code != TRASTENDA_E_SHORT) continue;
         for (uint32_t a = 0; a < r->alloc_count; a++)
             sum += sku_id(e, r->allocs[a].sku_ix).len;
     }

@@ -410,6 +410,14 @@ ctx_run(struct srv_ctx *c)
         after_engine(c, true);
         return;
     }
+    /* Until the engine writes them: a request the store fails without applying it (a failed or
+     * closing store drains its queue) then reads as written, and reply_encode answers each write
+     * with the store's status instead of reading what an earlier request left here. */
+    for (uint32_t i = 0; i < c->n_cmds; i++) {
+        c->results[i].code = TRASTENDA_OK;
+        c->results[i].alloc_count = 0;
+        c->results[i].allocs = NULL;
+    }
     memset(&c->sreq, 0, sizeof(c->sreq));
     c->sreq.cmds = c->cmds;
     c->sreq.n = c->n_cmds;
