@@ -36,6 +36,9 @@ void
 eng_map_fini(struct eng_map *m)
 {
     if (m == NULL || m->slots == NULL) return;
+    /* Back to 4 KiB pages first: the allocator may hand this memory to a table that fills at run
+     * time (huge pages there are opt-in, trastenda_engine_config.huge_pages). */
+    ts_advise_huge(m->slots, ((size_t)m->mask + 1) * sizeof(uint64_t), false);
     ts_free(m->slots, ((size_t)m->mask + 1) * sizeof(uint64_t));
     m->slots = NULL;
 }
