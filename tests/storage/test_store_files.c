@@ -7,6 +7,7 @@
  * its sequence, and verify finds it consistent; verify refuses a damaged or gapped log.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
@@ -561,25 +562,30 @@ Test(store_files, the_materializer_takes_digests_where_the_log_times_enter_a_new
 static long
 thread_switches(const char *comm)
 {
-    char path[128], name[64], line[256];
-    for (int tid = getpid(), end = tid + 100000; tid < end; tid++) {
-        snprintf(path, sizeof(path), "/proc/self/task/%d/comm", tid);
+    char path[300], name[64], line[256];
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL) return -1;
+    long n = -1;
+    for (struct dirent *t = readdir(d); t != NULL && n < 0; t = readdir(d)) {
+        if (t->d_name[0] == '.') continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", t->d_name);
         FILE *f = fopen(path, "r");
         if (f == NULL) continue;
         bool is = fgets(name, sizeof(name), f) != NULL && strncmp(name, comm, strlen(comm)) == 0;
         fclose(f);
         if (!is) continue;
-        snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
-        if ((f = fopen(path, "r")) == NULL) return -1;
-        long n = 0, v;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/status", t->d_name);
+        if ((f = fopen(path, "r")) == NULL) continue;
+        long v;
+        n = 0;
         while (fgets(line, sizeof(line), f) != NULL)
             if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
                 sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
                 n += v;
         fclose(f);
-        return n;
     }
-    return -1;
+    closedir(d);
+    return n;
 }
 
 Test(store_files, an_idle_materializer_sleeps_until_an_entry_comes)
