@@ -1012,6 +1012,115 @@ restart_keeps_state(void)
     trastenda_client_close(c);
 }
 
+/* ---- a disk that fails: writes are answered with an error, the server does not crash ---- */
+
+#ifdef TS_FAULTFS_PATH
+#define FAULT_WRITERS 16
+
+struct fault_writer {
+    trastenda_client *c;
+    int id;
+    atomic_int *io_errors, *other;
+};
+
+static void *
+fault_writer_main(void *arg)
+{
+    struct fault_writer *w = arg;
+    for (int i = 0; i < 400; i++) {
+        char key[48];
+        snprintf(key, sizeof(key), "fault-%d-%d", w->id, i);
+        trastenda_reply r;
+        trastenda_cline line = {"F1", "FW", 1, 0};
+        trastenda_err e = i % 2 == 0 ? trastenda_receive(w->c, "F1", "FW", 1, key, &r)
+                                     : trastenda_reserve(w->c, &line, 1, 600000, key, &r);
+        if (e != TRASTENDA_OK) break;
+        if (r.code == TRASTENDA_E_IO || r.code == TRASTENDA_E_CLOSED)
+            atomic_fetch_add(w->io_errors, 1);
+        else if (r.code != TRASTENDA_OK)
+            atomic_fetch_add(w->other, 1);
+        trastenda_reply_clear(&r);
+    }
+    return NULL;
+}
+
+/* The log's syncs start failing under 16 writers of receipts and holds sharing one client (their
+ * calls coalesce, so requests queue behind the failing one and are drained unapplied): each write
+ * gets an ok or an I/O error with a message, stock checks are still answered, and the process
+ * stops on SIGTERM. */
+static void
+a_failing_disk_answers_writes_with_errors(void)
+{
+    char faddr[700], fdata[700], log[700];
+    snprintf(faddr, sizeof(faddr), "ipc://%s/faulty", dir);
+    snprintf(fdata, sizeof(fdata), "%s/faulty-data", dir);
+    snprintf(log, sizeof(log), "%s/faulty.log", dir);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (freopen(log, "a", stderr) == NULL) _exit(126);
+        setenv("LD_PRELOAD", TS_FAULTFS_PATH, 1);
+        setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+        setenv("TS_FAULT_DIR", fdata, 1);
+        setenv("TS_FAULT_SUFFIX", ".log", 1); /* RocksDB's WAL files */
+        setenv("TS_FAULT_SYNC_AFTER", "60", 1);
+        execl(TS_SERVER_PATH, "trastenda", "--listen", faddr, "--events", "none", "--repl", "none",
+              "--http", "none", "--data", fdata, "--skus-max", "64", "--locations-max", "8",
+              "--stock-max", "256", "--holds-max", "16384", "--orders-max", "64", "--keys-max",
+              "16384", "--lines-max", "16384", "--pos-max", "16", (char *)NULL);
+        _exit(127);
+    }
+    follower_pid = pid; /* killed by cleanup() if a check fails */
+    const char *nodes[] = {faddr};
+    trastenda_client_config cfg;
+    trastenda_client_config_default(&cfg);
+    cfg.nodes = nodes;
+    cfg.n_nodes = 1;
+    cfg.timeout_ms = 10000;
+    cfg.retries = 0;
+    trastenda_client *c = NULL;
+    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "client");
+    trastenda_args a;
+    trastenda_reply r;
+    for (int i = 0; i < 100; i++) { /* the server may still be starting */
+        trastenda_args_init(&a, "location.upsert");
+        a.loc = "FW";
+        if (trastenda_call(c, &a, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK) break;
+        trastenda_reply_clear(&r);
+        usleep(50000);
+    }
+    CHECK(r.code == TRASTENDA_OK, "location.upsert on the faulty server: %s %s", r.name, r.msg);
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "sku.upsert");
+    a.sku = "F1";
+    r = ok(c, &a);
+    trastenda_reply_clear(&r);
+    atomic_int io_errors = 0, other = 0;
+    struct fault_writer ws[FAULT_WRITERS];
+    pthread_t th[FAULT_WRITERS];
+    for (int i = 0; i < FAULT_WRITERS; i++) {
+        ws[i] = (struct fault_writer){c, i, &io_errors, &other};
+        CHECK(pthread_create(&th[i], NULL, fault_writer_main, &ws[i]) == 0, "pthread_create");
+    }
+    for (int i = 0; i < FAULT_WRITERS; i++)
+        pthread_join(th[i], NULL);
+    CHECK(atomic_load(&io_errors) > 0, "no write got an I/O error (see %s)", log);
+    CHECK(atomic_load(&other) == 0, "%d writes failed with another error", atomic_load(&other));
+    CHECK(waitpid(pid, NULL, WNOHANG) == 0, "the server died (see %s)", log);
+    trastenda_args_init(&a, "stock"); /* stock checks are still answered (not through the store) */
+    a.sku = "F1";
+    r = ok(c, &a);
+    trastenda_reply_clear(&r);
+    trastenda_client_close(c);
+    CHECK(kill(pid, SIGTERM) == 0, "kill");
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+    follower_pid = 0;
+    CHECK(WIFEXITED(st), "the faulty server did not exit by itself (status %d)", st);
+}
+#endif
+
 /* ---- a node that is not the leader: the client follows its redirect ---- */
 
 static void
@@ -1252,6 +1361,10 @@ main(void)
     printf("plain_server: close with a silent server ok\n");
     restart_keeps_state();
     printf("plain_server: restart ok\n");
+#ifdef TS_FAULTFS_PATH
+    a_failing_disk_answers_writes_with_errors();
+    printf("plain_server: failing disk ok\n");
+#endif
     server_stop();
     return 0;
 }
