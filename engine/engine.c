@@ -397,7 +397,8 @@ touch_slots(const trastenda_engine *e, const trastenda_cmd *c, uint64_t hold_gue
 }
 
 /* Stage 2: the entries the slots of stage 1 name. Routed lines (no location) leave the first
- * record of their SKU's chain in chain[] for stage 3. */
+ * record of their SKU's chain in chain[] for stage 4; located reserves their stock records
+ * in recs[] for stage 3. */
 static uint64_t
 touch_entries(const trastenda_engine *e, const trastenda_cmd *c, uint32_t *chain, uint32_t *n_chain,
               uint32_t *recs, uint32_t *n_recs)

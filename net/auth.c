@@ -139,7 +139,7 @@ auth_request(const struct auth *a, struct proto_req *q, char *msg, size_t cap)
     if (t == NULL) return TRASTENDA_OK;
     for (uint32_t i = 0; i < q->n_ops; i++) { /* bound: PROTO_OPS_MAX */
         struct proto_op *op = &q->ops[i];
-        if (op->err != TRASTENDA_OK || !proto_kind_is_write(op->kind)) continue;
+        if (!proto_op_is_command(op)) continue;
         op->actor = (trastenda_str){t->name, t->name_len};
         op->present |= BIT(PFD_ACTOR);
     }

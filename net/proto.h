@@ -151,6 +151,13 @@ struct proto_op {
     char msg[TRASTENDA_MESSAGE_BYTES];
 };
 
+/* A valid write: the ops that become engine commands (and have a result of their own). */
+static inline bool
+proto_op_is_command(const struct proto_op *op)
+{
+    return op->err == TRASTENDA_OK && proto_kind_is_write(op->kind);
+}
+
 /* A decoded request. Arrays grow to the high-water mark and are kept for reuse (one per context).
  */
 struct proto_req {

@@ -616,7 +616,7 @@ touch_alloc_skus(const struct srv_ctx *c)
     if (c->store_status != TRASTENDA_OK) return 0;
     for (uint32_t i = 0, k = 0; i < c->q.n_ops; i++) {
         const struct proto_op *op = &c->q.ops[i];
-        if (op->err != TRASTENDA_OK || !proto_kind_is_write(op->kind)) continue;
+        if (!proto_op_is_command(op)) continue;
         const trastenda_result *r = &c->results[k++];
         if (r->code != TRASTENDA_OK && r->code != TRASTENDA_E_SHORT) continue;
         for (uint32_t a = 0; a < r->alloc_count; a++)

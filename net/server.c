@@ -226,7 +226,7 @@ build_cmds(struct srv_ctx *c)
     uint32_t n = 0, lines = 0, chans = 0, allocs = 0;
     for (uint32_t i = 0; i < q->n_ops; i++) {
         const struct proto_op *op = &q->ops[i];
-        if (op->err != TRASTENDA_OK || !proto_kind_is_write(op->kind)) continue;
+        if (!proto_op_is_command(op)) continue;
         n++;
         lines += op->lines_n;
         chans += op->channels_n;
@@ -254,7 +254,7 @@ build_cmds(struct srv_ctx *c)
         uint32_t n_ids = 0, to = from;
         for (; to < q->n_ops; to++) {
             const struct proto_op *op = &q->ops[to];
-            if (op->err != TRASTENDA_OK || !proto_kind_is_write(op->kind)) continue;
+            if (!proto_op_is_command(op)) continue;
             if (n_ids + 1 + op->lines_n > sizeof(ids) / sizeof(ids[0]) && n_ids > 0) break;
             if (op->present & (1ull << PFD_SKU)) ids[n_ids++] = op->sku;
             for (uint32_t l = 0; l < op->lines_n && n_ids < sizeof(ids) / sizeof(ids[0]); l++)
@@ -263,7 +263,7 @@ build_cmds(struct srv_ctx *c)
         if (n_ids > 1) trastenda_engine_sku_prefetch(c->srv->eng, ids, n_ids);
         for (uint32_t i = from; i < to; i++) {
             const struct proto_op *op = &q->ops[i];
-            if (op->err != TRASTENDA_OK || !proto_kind_is_write(op->kind)) continue;
+            if (!proto_op_is_command(op)) continue;
             proto_to_cmd(q, op, c->srv->eng, &c->cmds[k], c->lines + at_line, c->chans + at_chan);
             at_line += op->lines_n;
             at_chan += op->channels_n;
@@ -410,9 +410,9 @@ ctx_run(struct srv_ctx *c)
         after_engine(c, true);
         return;
     }
-    /* Until the engine writes them: a request the store fails without applying it (a failed or
-     * closing store drains its queue) then reads as written, and reply_encode answers each write
-     * with the store's status instead of reading what an earlier request left here. */
+    /* Results read "not applied" (ok, no placements) until the engine writes them: a request the
+     * store fails without applying it (a failed or closing store drains its queue) is answered
+     * with the store's status (reply_encode), never with what an earlier request left here. */
     for (uint32_t i = 0; i < c->n_cmds; i++) {
         c->results[i].code = TRASTENDA_OK;
         c->results[i].alloc_count = 0;

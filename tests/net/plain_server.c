@@ -1012,6 +1012,46 @@ restart_keeps_state(void)
     trastenda_client_close(c);
 }
 
+/* ---- a second server beside the main one ---- */
+
+/*
+ * Starts `trastenda` on ipc://DIR/NAME with its data in DIR/NAME-data and its stderr in
+ * DIR/NAME.log (the paths go to addr, data, log), small tables, no events, replication or HTTP;
+ * `extra` adds flags, `env` "NAME=value" settings of the child (both NULL-terminated, or NULL).
+ * Its PID is kept in follower_pid, so that cleanup() kills it if a check fails.
+ */
+static pid_t
+second_server(const char *name, const char *const *extra, const char *const *env, char addr[700],
+              char data[700], char log[700])
+{
+    snprintf(addr, 700, "ipc://%s/%s", dir, name);
+    snprintf(data, 700, "%s/%s-data", dir, name);
+    snprintf(log, 700, "%s/%s.log", dir, name);
+    const char *argv[48] = {
+        "trastenda", "--listen",        addr,   "--events",    "none", "--repl",
+        "none",      "--http",          "none", "--data",      data,   "--skus-max",
+        "64",        "--locations-max", "8",    "--stock-max", "256",  "--orders-max",
+        "64",        "--pos-max",       "16"};
+    size_t n = 21;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        CHECK(n + 1 < sizeof(argv) / sizeof(argv[0]), "too many flags");
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (freopen(log, "a", stderr) == NULL) _exit(126);
+        for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+            if (putenv((char *)env[i]) != 0) _exit(126);
+        execv(TS_SERVER_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    follower_pid = pid;
+    return pid;
+}
+
 /* ---- a disk that fails: writes are answered with an error, the server does not crash ---- */
 
 #ifdef TS_FAULTFS_PATH
@@ -1051,27 +1091,17 @@ fault_writer_main(void *arg)
 static void
 a_failing_disk_answers_writes_with_errors(void)
 {
-    char faddr[700], fdata[700], log[700];
-    snprintf(faddr, sizeof(faddr), "ipc://%s/faulty", dir);
-    snprintf(fdata, sizeof(fdata), "%s/faulty-data", dir);
-    snprintf(log, sizeof(log), "%s/faulty.log", dir);
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (freopen(log, "a", stderr) == NULL) _exit(126);
-        setenv("LD_PRELOAD", TS_FAULTFS_PATH, 1);
-        setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
-        setenv("TS_FAULT_DIR", fdata, 1);
-        setenv("TS_FAULT_SUFFIX", ".log", 1); /* RocksDB's WAL files */
-        setenv("TS_FAULT_SYNC_AFTER", "60", 1);
-        execl(TS_SERVER_PATH, "trastenda", "--listen", faddr, "--events", "none", "--repl", "none",
-              "--http", "none", "--data", fdata, "--skus-max", "64", "--locations-max", "8",
-              "--stock-max", "256", "--holds-max", "16384", "--orders-max", "64", "--keys-max",
-              "16384", "--lines-max", "16384", "--pos-max", "16", (char *)NULL);
-        _exit(127);
-    }
-    follower_pid = pid; /* killed by cleanup() if a check fails */
+    char faddr[700], fdata[700], log[700], fault_dir[800];
+    snprintf(fault_dir, sizeof(fault_dir), "TS_FAULT_DIR=%s/faulty-data", dir);
+    const char *extra[] = {"--holds-max", "16384", "--keys-max", "16384",
+                           "--lines-max", "16384", NULL};
+    const char *env[] = {"LD_PRELOAD=" TS_FAULTFS_PATH,
+                         "ASAN_OPTIONS=verify_asan_link_order=0",
+                         fault_dir,
+                         "TS_FAULT_SUFFIX=.log", /* RocksDB's WAL files */
+                         "TS_FAULT_SYNC_AFTER=60",
+                         NULL};
+    pid_t pid = second_server("faulty", extra, env, faddr, fdata, log);
     const char *nodes[] = {faddr};
     trastenda_client_config cfg;
     trastenda_client_config_default(&cfg);
@@ -1127,22 +1157,20 @@ static void
 follower_redirect(void)
 {
     char faddr[700], fdata[700], log[700];
-    snprintf(faddr, sizeof(faddr), "ipc://%s/follower", dir);
-    snprintf(fdata, sizeof(fdata), "%s/follower-data", dir);
-    snprintf(log, sizeof(log), "%s/follower.log", dir);
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (freopen(log, "a", stderr) == NULL) _exit(126);
-        execl(TS_SERVER_PATH, "trastenda", "--listen", faddr, "--events", "none", "--repl", "none",
-              "--http", "none", "--data", fdata, "--skus-max", "64", "--locations-max", "8",
-              "--stock-max", "256", "--holds-max", "256", "--orders-max", "64", "--keys-max", "256",
-              "--lines-max", "1024", "--pos-max", "16", "--test-not-leader", req_addr,
-              "--max-connections", "2", "--max-in-flight-per-connection", "1", (char *)NULL);
-        _exit(127);
-    }
-    follower_pid = pid;
+    const char *extra[] = {"--holds-max",
+                           "256",
+                           "--keys-max",
+                           "256",
+                           "--lines-max",
+                           "1024",
+                           "--test-not-leader",
+                           req_addr,
+                           "--max-connections",
+                           "2",
+                           "--max-in-flight-per-connection",
+                           "1",
+                           NULL};
+    second_server("follower", extra, NULL, faddr, fdata, log);
     const char *nodes[] = {faddr, req_addr}; /* the follower first: writes are redirected */
     trastenda_client_config cfg;
     trastenda_client_config_default(&cfg);
