@@ -282,15 +282,21 @@ Test(store_ledger, retention_cuts_old_history_only)
     for (int i = 0; i < 3; i++)
         cr_assert_eq(st_run(st, &x.c, 1, res, NULL), TRASTENDA_OK);
     cr_assert_eq(count_rows(st), 3);
+    /* The materializer may have split those three rows over one to three state writes, each a
+     * chunk: every chunk written so far holds rows of T0 only, and all of them are cut below. */
+    trastenda_store_stats stats;
+    trastenda_store_stats_get(st, &stats);
+    uint64_t old_chunks = stats.ledger_chunks;
+    cr_assert(old_chunks >= 1 && old_chunks <= 3, "%llu", (unsigned long long)old_chunks);
     __atomic_store_n(&moving_ms, T0 + 5000, __ATOMIC_RELEASE); /* within the window */
     cr_assert_eq(st_run(st, &x.c, 1, res, NULL), TRASTENDA_OK);
     cr_assert_eq(count_rows(st), 4);
     __atomic_store_n(&moving_ms, T0 + 12000, __ATOMIC_RELEASE); /* the first three are out */
     cr_assert_eq(st_run(st, &x.c, 1, res, NULL), TRASTENDA_OK);
     cr_assert_eq(count_rows(st), 2);
-    trastenda_store_stats stats;
     trastenda_store_stats_get(st, &stats);
-    cr_assert_eq(stats.ledger_chunks_cut, 1);
+    cr_assert_eq(stats.ledger_chunks_cut, old_chunks, "%llu",
+                 (unsigned long long)stats.ledger_chunks_cut);
     trastenda_store_close(st);
     st_rmdir(dir);
 }
