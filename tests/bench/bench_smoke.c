@@ -252,9 +252,9 @@ flash_sales(void)
 static void
 timed_runs(void)
 {
-    const char *checkout[] = {
-        "checkout", "--addr",     addr,  "--skus",    "2000", "--locations", "3", "--duration-s",
-        "0.5",      "--warmup-s", "0.2", "--callers", "8",    "--json",      NULL};
+    const char *checkout[] = {"checkout", "--addr",       addr, "--skus",     "2000", "--locations",
+                              "3",        "--duration-s", "2",  "--warmup-s", "0.2",  "--callers",
+                              "8",        "--json",       NULL};
     int code = bench(out, sizeof(out), checkout);
     CHECK(code == 0 && json_int(out, "ops") > 0 && strstr(out, "\"errors\":{}") != NULL,
           "checkout: exit %d: %.2000s", code, tail(out));
@@ -265,21 +265,10 @@ timed_runs(void)
     code = bench(out, sizeof(out), batched);
     CHECK(code == 0 && json_int(out, "ops") >= 2000 && strstr(out, "\"errors\":{}") != NULL,
           "checkout, holds in batches: exit %d: %.2000s", code, tail(out));
-    const char *intake[] = {"order-intake",
-                            "--addr",
-                            addr,
-                            "--skus",
-                            "2000",
-                            "--locations",
-                            "3",
-                            "--duration-s",
-                            "0.5",
-                            "--warmup-s",
-                            "0.2",
-                            "--callers",
-                            "8",
-                            "--json",
-                            NULL};
+    const char *intake[] = {
+        "order-intake", "--addr", addr,        "--skus", "2000",   "--locations", "3",
+        "--duration-s", "2", /* an order takes four fsyncs: long enough for one to ship */
+        "--warmup-s",   "0.2",    "--callers", "8",      "--json", NULL};
     code = bench(out, sizeof(out), intake);
     CHECK(code == 0 && json_int(out, "ops") > 0 && json_int(out, "shipped") > 0 &&
               strstr(out, "\"errors\":{}") != NULL,

@@ -149,7 +149,7 @@ node_start_ex(int n, const char *follow, const char *ns, bool sync, const char *
                                "--repl-wait-ms",
                                "200",
                                "--min-seq-timeout-ms",
-                               "3000"};
+                               "15000"}; /* above the 2.5 s stop of a follower below */
         for (size_t i = ns != NULL ? 1 : 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
             argv[k++] = fixed[i];
         if (follow != NULL) {
@@ -293,7 +293,7 @@ digests_equal(int leader, const int *others, int n_others)
     trastenda_reply_clear(&r);
     for (int i = 0; i < n_others; i++) {
         int n = others[i];
-        wait_seq(n, seq, 30);
+        wait_seq(n, seq, 120);
         CHECK(try_op(n, "digest", &r, 5000), "node %d digest", n);
         uint64_t s2 = field(&r, "seq"), d2 = field(&r, "digest");
         trastenda_reply_clear(&r);
@@ -358,7 +358,7 @@ writer_main(void *arg)
     trastenda_client *c = NULL;
     char err[256];
     CHECK(trastenda_client_open(&cfg, &c, err, sizeof(err)) == TRASTENDA_OK, "client: %s", err);
-    trastenda_client *rc = w->ryw_node >= 0 ? client_of(w->ryw_node, 5000) : NULL;
+    trastenda_client *rc = w->ryw_node >= 0 ? client_of(w->ryw_node, 20000) : NULL;
     for (uint32_t i = 0; !__atomic_load_n(&load_stop, __ATOMIC_ACQUIRE); i++) {
         char sku[16], key[48];
         snprintf(sku, sizeof(sku), "s%02u", i % SKUS);
@@ -422,6 +422,19 @@ static void
 sleep_ms(int ms)
 {
     usleep((useconds_t)ms * 1000);
+}
+
+/* Waits until at least want writes are acknowledged, or seconds pass (a loaded machine
+ * acknowledges fewer writes in a fixed sleep); returns the count. */
+static uint32_t
+wait_acked(uint32_t want, int seconds)
+{
+    for (int i = 0; i < seconds * 50; i++) {
+        uint32_t n = __atomic_load_n(&n_acked, __ATOMIC_ACQUIRE);
+        if (n >= want) return n;
+        sleep_ms(20);
+    }
+    return __atomic_load_n(&n_acked, __ATOMIC_ACQUIRE);
 }
 
 /* ---- the story ---- */
@@ -688,6 +701,7 @@ main(void)
     CHECK(status_u64(0, "seq.log_keep") > 0, "the leader keeps no entry for its followers");
     kill(pids[2], SIGCONT);
     sleep_ms(700);
+    wait_acked(101, 60);
     load_end();
     uint32_t acked = __atomic_load_n(&n_acked, __ATOMIC_ACQUIRE);
     CHECK(acked > 100, "only %u writes acknowledged under load", acked);
@@ -778,7 +792,9 @@ main(void)
     load_start(to_all, 2, -1);
     sleep_ms(400);
     kill(pids[2], SIGSTOP);
+    uint32_t at_stop = __atomic_load_n(&n_acked, __ATOMIC_ACQUIRE);
     sleep_ms(600);
+    wait_acked(at_stop + 5, 60); /* writes follower 2 does not have */
     node_kill(0);
     sleep_ms(300);
     load_end();
@@ -827,12 +843,13 @@ main(void)
     }
     /* Clients carry on: on the new leader, and through the other follower's redirect (once that
      * follower found the new leader: writes wait for one follower's acknowledgement). */
-    wait_seq(2, status_u64(1, "replication.durable"), 30);
+    wait_seq(2, status_u64(1, "replication.durable"), 120);
     {
         const char *via_follower[] = {req_addr[2], req_addr[1]};
         load_start(via_follower, 2, -1);
         uint32_t at = __atomic_load_n(&n_acked, __ATOMIC_ACQUIRE);
         sleep_ms(600);
+        wait_acked(at + 21, 60);
         load_end();
         CHECK(__atomic_load_n(&n_acked, __ATOMIC_ACQUIRE) > at + 20,
               "clients do not carry on against the new leader");

@@ -134,6 +134,7 @@ Test(store_archive, removed_holds_and_orders_stay_queryable)
     for (int i = 0; i < HOLDS; i++)
         cr_assert_eq(live_hold(st, ids[i], &v), TRASTENDA_E_UNKNOWN_HOLD, "hold %d still live", i);
     for (int round = 0; round < 2; round++) {
+        st_mat_wait(st); /* the archive is written with the state */
         for (int i = 0; i < HOLDS; i++) {
             cr_assert_eq(trastenda_store_hold_archived(st, ids[i], &v), TRASTENDA_OK, "hold %d", i);
             cr_assert_eq(v.id, ids[i]);

@@ -375,7 +375,7 @@ receipts(trastenda_store *st, int n)
     cmd_stock(&x, TRASTENDA_OP_RECEIVE, 0, 0, 1);
     for (int i = 0; i < n; i++)
         cr_assert_eq(st_run(st, &x.c, 1, &r, NULL), TRASTENDA_OK);
-    trastenda_ledger_query q = {.sku = {"s0", 2}, .limit = 1};
+    trastenda_ledger_query q = {.sku = {"s0", 2}, .limit = 1, .timeout_ms = ST_MAT_WAIT_MS};
     trastenda_ledger_page *p;
     cr_assert_eq(trastenda_store_ledger(st, &q, &p, NULL, 0), TRASTENDA_OK);
     cr_assert(p->complete);

@@ -95,6 +95,7 @@ read_all(trastenda_store *st, int sku, const char *loc, uint32_t limit, struct r
     q.sku = (trastenda_str){SKU_IDS[sku], (uint32_t)strlen(SKU_IDS[sku])};
     if (loc != NULL) q.loc = (trastenda_str){loc, (uint32_t)strlen(loc)};
     q.limit = limit;
+    q.timeout_ms = ST_MAT_WAIT_MS;
     uint32_t n = 0;
     char err[256];
     for (int pages = 0;; pages++) {
@@ -206,7 +207,7 @@ Test(store_ledger, time_ranges_and_bad_queries)
         cr_assert_eq(st_run(st, &x.c, 1, res, NULL), TRASTENDA_OK);
         cr_assert_eq(res[0].code, TRASTENDA_OK);
         usleep(5000);
-        trastenda_ledger_query q = {.sku = {"s0", 2}, .limit = 1};
+        trastenda_ledger_query q = {.sku = {"s0", 2}, .limit = 1, .timeout_ms = ST_MAT_WAIT_MS};
         trastenda_ledger_page *p;
         cr_assert_eq(trastenda_store_ledger(st, &q, &p, err, sizeof(err)), TRASTENDA_OK);
         cr_assert_eq(p->count, 1);
@@ -215,8 +216,11 @@ Test(store_ledger, time_ranges_and_bad_queries)
         trastenda_ledger_page_free(p);
     }
     /* Receipts 3..6 (times[2]..times[5]). */
-    trastenda_ledger_query q = {
-        .sku = {"s0", 2}, .from_ms = times[2], .to_ms = times[5], .limit = 100};
+    trastenda_ledger_query q = {.sku = {"s0", 2},
+                                .from_ms = times[2],
+                                .to_ms = times[5],
+                                .limit = 100,
+                                .timeout_ms = ST_MAT_WAIT_MS};
     trastenda_ledger_page *p;
     cr_assert_eq(trastenda_store_ledger(st, &q, &p, err, sizeof(err)), TRASTENDA_OK);
     cr_assert_eq(p->count, 4);
@@ -253,7 +257,7 @@ moving_clock(void *ctx)
 static uint32_t
 count_rows(trastenda_store *st)
 {
-    trastenda_ledger_query q = {.sku = {"s0", 2}, .limit = 100};
+    trastenda_ledger_query q = {.sku = {"s0", 2}, .limit = 100, .timeout_ms = ST_MAT_WAIT_MS};
     trastenda_ledger_page *p;
     char err[256];
     cr_assert_eq(trastenda_store_ledger(st, &q, &p, err, sizeof(err)), TRASTENDA_OK, "%s", err);
