@@ -132,6 +132,14 @@ struct eng_hold {
     uint8_t in_use;
 };
 
+/* An entry of the expiry heap: its hold's order key kept inline, so that sifting compares
+ * adjacent entries instead of loading two holds from anywhere in the pool for each comparison. */
+struct eng_heap_ent {
+    int64_t expires_ms;
+    uint64_t id;
+    uint32_t hold;
+};
+
 struct eng_order {
     struct eng_id id;
     uint64_t no;
@@ -227,7 +235,7 @@ struct trastenda_engine {
     struct eng_pool hold_pool;
     struct eng_map hold_map;
     struct eng_fifo hold_fifo; /* resolved holds, by resolution time */
-    uint32_t *heap;            /* open holds by (expires_ms, id) */
+    struct eng_heap_ent *heap; /* open holds by (expires_ms, id) */
     uint32_t heap_count;
 
     struct eng_order *orders;

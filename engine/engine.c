@@ -228,7 +228,7 @@ trastenda_engine_next_due_ms(const trastenda_engine *e)
 {
     const trastenda_engine_config *c = &e->cfg;
     int64_t due = INT64_MAX;
-    if (e->heap_count > 0) due = e->holds[e->heap[0]].expires_ms;
+    if (e->heap_count > 0) due = e->heap[0].expires_ms;
     if (e->hold_fifo.head != ENG_NONE)
         due = due_min(due, e->holds[e->hold_fifo.head].resolved_ms + c->hold_retention_ms);
     if (e->order_fifo.head != ENG_NONE)

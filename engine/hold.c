@@ -28,46 +28,55 @@ eng_hold_find(const trastenda_engine *e, uint64_t id)
 /* ---- expiry heap ---- */
 
 static bool
-heap_less(const trastenda_engine *e, uint32_t a, uint32_t b)
+heap_less(const struct eng_heap_ent *x, const struct eng_heap_ent *y)
 {
-    const struct eng_hold *x = &e->holds[a], *y = &e->holds[b];
     if (x->expires_ms != y->expires_ms) return x->expires_ms < y->expires_ms;
     return x->id < y->id;
 }
 
 static void
-heap_set(trastenda_engine *e, uint32_t pos, uint32_t h)
+heap_set(trastenda_engine *e, uint32_t pos, struct eng_heap_ent ent)
 {
-    e->heap[pos] = h;
-    e->holds[h].heap_pos = pos;
+    e->heap[pos] = ent;
+    e->holds[ent.hold].heap_pos = pos;
 }
 
-static void
+/* Sifts the entry at pos up; its final position. */
+static uint32_t
 heap_up(trastenda_engine *e, uint32_t pos)
 {
-    uint32_t h = e->heap[pos];
+    struct eng_heap_ent ent = e->heap[pos];
     while (pos > 0) {
         uint32_t parent = (pos - 1) / 2;
-        if (!heap_less(e, h, e->heap[parent])) break;
+        if (!heap_less(&ent, &e->heap[parent])) break;
         heap_set(e, pos, e->heap[parent]);
         pos = parent;
     }
-    heap_set(e, pos, h);
+    heap_set(e, pos, ent);
+    return pos;
 }
 
 static void
 heap_down(trastenda_engine *e, uint32_t pos)
 {
-    uint32_t h = e->heap[pos];
+    struct eng_heap_ent ent = e->heap[pos];
     for (;;) {
-        uint32_t l = 2 * pos + 1, best = pos, bh = h;
-        if (l < e->heap_count && heap_less(e, e->heap[l], bh)) best = l, bh = e->heap[l];
-        if (l + 1 < e->heap_count && heap_less(e, e->heap[l + 1], bh)) best = l + 1;
+        uint32_t l = 2 * pos + 1, best = pos;
+        const struct eng_heap_ent *b = &ent;
+        if (l < e->heap_count && heap_less(&e->heap[l], b)) best = l, b = &e->heap[l];
+        if (l + 1 < e->heap_count && heap_less(&e->heap[l + 1], b)) best = l + 1;
         if (best == pos) break;
         heap_set(e, pos, e->heap[best]);
         pos = best;
     }
-    heap_set(e, pos, h);
+    heap_set(e, pos, ent);
+}
+
+/* Restores the order around pos after its entry changed or was replaced. */
+static void
+heap_fix(trastenda_engine *e, uint32_t pos)
+{
+    if (heap_up(e, pos) == pos) heap_down(e, pos);
 }
 
 void
@@ -76,7 +85,7 @@ eng_hold_heap_push(trastenda_engine *e, uint32_t h)
     TS_ASSERT(e->holds[h].heap_pos == ENG_NONE);
     TS_ASSERT(e->heap_count < e->cfg.holds_max);
     uint32_t pos = e->heap_count++;
-    heap_set(e, pos, h);
+    heap_set(e, pos, (struct eng_heap_ent){e->holds[h].expires_ms, e->holds[h].id, h});
     heap_up(e, pos);
 }
 
@@ -84,22 +93,22 @@ void
 eng_hold_heap_remove(trastenda_engine *e, uint32_t h)
 {
     uint32_t pos = e->holds[h].heap_pos;
-    TS_ASSERT(pos < e->heap_count && e->heap[pos] == h);
-    uint32_t last = e->heap[--e->heap_count];
+    TS_ASSERT(pos < e->heap_count && e->heap[pos].hold == h);
+    struct eng_heap_ent last = e->heap[--e->heap_count];
     e->holds[h].heap_pos = ENG_NONE;
-    if (last == h) return;
+    if (last.hold == h) return;
     heap_set(e, pos, last);
-    heap_up(e, pos);
-    heap_down(e, e->holds[last].heap_pos);
+    heap_fix(e, pos);
 }
 
+/* The hold's expiry changed (extend): its entry moves to its new place. */
 static void
 heap_update(trastenda_engine *e, uint32_t h)
 {
     uint32_t pos = e->holds[h].heap_pos;
-    TS_ASSERT(pos != ENG_NONE);
-    heap_up(e, pos);
-    heap_down(e, e->holds[h].heap_pos);
+    TS_ASSERT(pos != ENG_NONE && e->heap[pos].hold == h);
+    e->heap[pos].expires_ms = e->holds[h].expires_ms;
+    heap_fix(e, pos);
 }
 
 /* ---- the holds that expire first (a read) ---- */
@@ -113,7 +122,7 @@ struct cand_heap {
 static bool
 cand_less(const trastenda_engine *e, const struct cand_heap *c, uint32_t a, uint32_t b)
 {
-    return heap_less(e, e->heap[c->pos[a]], e->heap[c->pos[b]]);
+    return heap_less(&e->heap[c->pos[a]], &e->heap[c->pos[b]]);
 }
 
 static void
@@ -185,7 +194,7 @@ trastenda_engine_holds_expiring(const trastenda_engine *e, uint32_t max, trasten
     if (e->heap_count > 0) cand_push(e, &c, 0);
     while (*n < max && c.n > 0) { /* bound: max */
         uint32_t pos = cand_pop(e, &c);
-        hold_row(e, e->heap[pos], &out[(*n)++]);
+        hold_row(e, e->heap[pos].hold, &out[(*n)++]);
         if (2 * pos + 1 < e->heap_count) cand_push(e, &c, 2 * pos + 1);
         if (2 * pos + 2 < e->heap_count) cand_push(e, &c, 2 * pos + 2);
     }
@@ -256,8 +265,8 @@ void
 eng_holds_expire(trastenda_engine *e)
 {
     for (uint32_t n = 0; n < e->cfg.expire_per_batch_max && e->heap_count > 0; n++) {
-        uint32_t h = e->heap[0];
-        if (e->holds[h].expires_ms > e->time_ms) return;
+        uint32_t h = e->heap[0].hold;
+        if (e->heap[0].expires_ms > e->time_ms) return;
         hold_resolve(e, h, TRASTENDA_HOLD_EXPIRED, TRASTENDA_MOVE_EXPIRE);
         eng_emit_hold_expired(e, h);
     }

@@ -361,8 +361,16 @@ trastenda_engine_check(const trastenda_engine *e)
         TS_ASSERT(eng_hold_find(e, hd->id) == h);
     }
     TS_ASSERT(open == e->heap_count);
-    for (uint32_t i = 1; i < e->heap_count; i++)
-        TS_ASSERT(e->holds[e->heap[(i - 1) / 2]].expires_ms <= e->holds[e->heap[i]].expires_ms);
+    for (uint32_t i = 0; i < e->heap_count; i++) {
+        const struct eng_heap_ent *x = &e->heap[i];
+        TS_ASSERT(x->hold < e->cfg.holds_max && e->holds[x->hold].heap_pos == i);
+        TS_ASSERT(x->expires_ms == e->holds[x->hold].expires_ms && x->id == e->holds[x->hold].id);
+        if (i > 0) {
+            const struct eng_heap_ent *p = &e->heap[(i - 1) / 2];
+            TS_ASSERT(p->expires_ms < x->expires_ms ||
+                      (p->expires_ms == x->expires_ms && p->id < x->id));
+        }
+    }
     uint32_t lines = 0;
     for (uint32_t o = 0; o < e->cfg.orders_max; o++)
         if (e->orders[o].in_use) lines += e->orders[o].alloc_count;

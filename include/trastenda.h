@@ -75,7 +75,7 @@ const char *trastenda_err_name(trastenda_err err);
 const char *trastenda_err_message(trastenda_err err);
 
 /*
- * Limits. Each is checked on input and documented in docs/LIMITS.md.
+ * Limits. Each is checked on input and documented in docs/ENGINE.md (Limits and memory).
  */
 /* Ids (SKU, location, order, PO, idempotency key, channel, actor, reference): UTF-8, no
  * control characters. 64 bytes covers every id scheme we know of (UUIDs are 36). */

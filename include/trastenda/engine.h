@@ -71,7 +71,7 @@ typedef struct trastenda_engine_config {
     int huge_pages;
 } trastenda_engine_config;
 
-/* Defaults sized for a mid-size shop: see docs/LIMITS.md for the memory each costs. */
+/* Defaults sized for a mid-size shop: see docs/ENGINE.md for the memory each costs. */
 void trastenda_engine_config_default(trastenda_engine_config *cfg);
 
 /* Creates an engine with every table preallocated; *out is caller-owned (destroy it). */
