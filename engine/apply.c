@@ -112,6 +112,7 @@ struct touch {
     uint32_t sku;      /* the SKU the home slot names, ENG_NONE when none */
     uint32_t loc;      /* apply pass: the location's index, ENG_NONE when unknown */
     uint32_t rec;      /* apply pass: the record the stock map's home slot names */
+    uint32_t hold;     /* apply pass: the hold the hold map's home slot names */
 };
 
 /*
@@ -777,7 +778,7 @@ touch_slots(const trastenda_engine *e, const struct pass *ps, trastenda_entry_it
         struct touch *x = &t[n++];
         x->type = 0;
         x->line = false;
-        x->sku = x->loc = x->rec = ENG_NONE;
+        x->sku = x->loc = x->rec = x->hold = ENG_NONE;
         if (type == TRASTENDA_REC_STOCK) {
             trastenda_str sku = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
             trastenda_str loc = rd_str(&r, TRASTENDA_ID_BYTES_MAX);
@@ -846,7 +847,10 @@ touch_records(const trastenda_engine *e, const struct pass *ps, trastenda_entry_
         }
         if (x->type == TRASTENDA_REC_HOLD && all) {
             uint32_t h = eng_map_home_entry(&e->hold_map, x->hash);
-            if (h < e->cfg.holds_max) __builtin_prefetch(&e->holds[h]);
+            if (h < e->cfg.holds_max) {
+                x->hold = h;
+                __builtin_prefetch(&e->holds[h]);
+            }
         } else if (x->type == TRASTENDA_REC_KEY) {
             uint32_t k = eng_map_home_entry(&e->key_map, x->hash);
             if (k < e->cfg.keys_max) __builtin_prefetch(&e->keys[k]);
@@ -855,6 +859,11 @@ touch_records(const trastenda_engine *e, const struct pass *ps, trastenda_entry_
     if (!all) return;
     for (uint32_t i = 0; i < n; i++) { /* stage 3: the stock records */
         struct touch *x = &t[i];
+        if (x->hold != ENG_NONE) { /* a hold there: its heap entry and its first line */
+            const struct eng_hold *hd = &e->holds[x->hold];
+            if (hd->heap_pos < e->heap_count) __builtin_prefetch(&e->heap[hd->heap_pos]);
+            if (hd->lines_head < e->cfg.lines_max) __builtin_prefetch(&e->lines[hd->lines_head]);
+        }
         if (!x->line || x->sku == ENG_NONE || x->loc == ENG_NONE) continue;
         uint32_t rec = eng_map_home_entry(&e->stock_map, eng_stock_hash(x->sku, x->loc));
         if (rec >= e->stock_count) continue;
@@ -863,11 +872,20 @@ touch_records(const trastenda_engine *e, const struct pass *ps, trastenda_entry_
         __builtin_prefetch(&e->vel[rec]);
     }
     /* Stage 4: a new hold's or order's line goes to the head of its stock record's list, and the
-     * line there now (an older one, anywhere in the pool) learns its new neighbour. */
+     * line there now (an older one, anywhere in the pool) learns its new neighbour; a hold's line
+     * leaving its list writes the neighbours it had. */
+    uint32_t lmax = e->cfg.lines_max;
     for (uint32_t i = 0; i < n; i++) {
+        if (t[i].hold != ENG_NONE) { /* unlinking its first line writes that line's neighbours */
+            uint32_t l = e->holds[t[i].hold].lines_head;
+            if (l < lmax && e->lines[l].rec_prev < lmax)
+                __builtin_prefetch(&e->lines[e->lines[l].rec_prev]);
+            if (l < lmax && e->lines[l].rec_next < lmax)
+                __builtin_prefetch(&e->lines[e->lines[l].rec_next]);
+        }
         if (t[i].rec == ENG_NONE) continue;
         uint32_t head = e->stock[t[i].rec].lines_head;
-        if (head < e->cfg.lines_max) __builtin_prefetch(&e->lines[head]);
+        if (head < lmax) __builtin_prefetch(&e->lines[head]);
     }
 }
 

@@ -339,8 +339,10 @@ apply_one(trastenda_engine *e, const trastenda_cmd *c, uint32_t key_hash, traste
  * the chunk's next hold ids will take) and the SKUs, then the entries those slots name. The loads
  * of a loop do not depend on one another, so the core keeps many in flight. They are real loads:
  * on the machine we measured (a KVM guest with 4 KiB pages, where these misses are TLB misses
- * too) __builtin_prefetch of the records did not help, a load did (bench/engine.c). Routed lines
- * get a third loop over their SKUs' record chains. Nothing is changed: a wrong guess (a slot
+ * too) __builtin_prefetch of the records did not help, a load did (bench/engine.c). Then a
+ * reserve's record's head line; a release's or confirm's expiry-heap entry and first line, then
+ * that line's neighbours in its record's list (which unlinking it writes); routed lines' SKU
+ * record chains. Nothing is changed: a wrong guess (a slot
  * holding another entry, a reserve that fails) is a wasted load, never a wrong result. The
  * retention purges get the same treatment (touch_purges, before maintenance).
  */
@@ -401,12 +403,15 @@ touch_slots(const trastenda_engine *e, const trastenda_cmd *c, uint64_t hold_gue
  * in recs[] for stage 3. */
 static uint64_t
 touch_entries(const trastenda_engine *e, const trastenda_cmd *c, uint32_t *chain, uint32_t *n_chain,
-              uint32_t *recs, uint32_t *n_recs)
+              uint32_t *recs, uint32_t *n_recs, uint32_t *held, uint32_t *n_held)
 {
     uint64_t sum = 0;
     if (uses_hold_id(c->op)) {
         uint32_t h = eng_map_home_entry(&e->hold_map, eng_hold_hash(c->hold_id));
-        if (h < e->cfg.holds_max) sum += e->holds[h].lines_head;
+        if (h < e->cfg.holds_max) {
+            sum += e->holds[h].lines_head;
+            held[(*n_held)++] = h;
+        }
     }
     if (!has_lines(c)) return sum;
     for (uint32_t i = 0; i < c->line_count && i < TOUCH_LINES; i++) {
@@ -433,6 +438,41 @@ touch_heads(const trastenda_engine *e, const uint32_t *recs, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         uint32_t head = e->stock[recs[i]].lines_head;
         if (head < e->cfg.lines_max) sum += e->lines[head].rec_prev;
+    }
+    return sum;
+}
+
+/* Stage 3, commands naming a hold: its entry in the expiry heap (anywhere in it: removing or
+ * moving it compares there) and its first line; the line's number goes to lines[] for stage 4. */
+static uint64_t
+touch_held(const trastenda_engine *e, const uint32_t *held, uint32_t n, uint32_t *lines,
+           uint32_t *n_lines)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct eng_hold *hd = &e->holds[held[i]];
+        if (hd->heap_pos < e->heap_count) sum += (uint64_t)e->heap[hd->heap_pos].expires_ms;
+        if (hd->lines_head < e->cfg.lines_max) {
+            sum += e->lines[hd->lines_head].rec_ix;
+            lines[(*n_lines)++] = hd->lines_head;
+        }
+    }
+    return sum;
+}
+
+/* Stage 4, those lines: unlinking one from its stock record's list writes its neighbours there
+ * (lines of other holds, anywhere in the pool) and the record; the hold's next line too. */
+static uint64_t
+touch_unlinks(const trastenda_engine *e, const uint32_t *lines, uint32_t n)
+{
+    uint64_t sum = 0;
+    uint32_t max = e->cfg.lines_max;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct eng_line *l = &e->lines[lines[i]];
+        if (l->rec_prev < max) sum += e->lines[l->rec_prev].rec_next;
+        if (l->rec_next < max) sum += e->lines[l->rec_next].rec_prev;
+        if (l->next < max) sum += e->lines[l->next].rec_ix;
+        if (l->rec_ix < e->stock_count) sum += (uint64_t)e->stock[l->rec_ix].seq;
     }
     return sum;
 }
@@ -465,6 +505,7 @@ touch_cmds(const trastenda_engine *e, const trastenda_cmd *cmds, uint32_t from, 
 {
     uint32_t chain[TOUCH_CHUNK * TOUCH_LINES], n_chain = 0;
     uint32_t recs[TOUCH_CHUNK * TOUCH_LINES], n_recs = 0;
+    uint32_t held[TOUCH_CHUNK], n_held = 0, lines[TOUCH_CHUNK], n_lines = 0;
     uint64_t sum = 0, guess = e->next_hold_id + 1;
     TS_ASSERT(to - from <= TOUCH_CHUNK);
     for (uint32_t i = from; i < to; i++) {
@@ -472,8 +513,10 @@ touch_cmds(const trastenda_engine *e, const trastenda_cmd *cmds, uint32_t from, 
         guess += cmds[i].op == TRASTENDA_OP_RESERVE;
     }
     for (uint32_t i = from; i < to; i++)
-        sum += touch_entries(e, &cmds[i], chain, &n_chain, recs, &n_recs);
+        sum += touch_entries(e, &cmds[i], chain, &n_chain, recs, &n_recs, held, &n_held);
     sum += touch_heads(e, recs, n_recs);
+    sum += touch_held(e, held, n_held, lines, &n_lines);
+    sum += touch_unlinks(e, lines, n_lines);
     return sum + touch_chains(e, chain, n_chain);
 }
 
