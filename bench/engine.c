@@ -15,6 +15,9 @@
  *   replay   trastenda_engine_apply_entry of uniform's log entries into a second engine, as the
  *            materializer, a follower and recovery apply them (after the same catalogue and
  *            warm-up entries, untimed)
+ *   open     reserve+release pairs with 2,000,000 holds open (TTLs of 1-2 h): each batch releases
+ *            holds chosen at random among the open ones and reserves as many, as a checkout's
+ *            holds, open for minutes and resolved in any order, would
  *   memory   RSS per stock record before and after creating 10,000,000 records (2,000,000 SKUs
  *            x 5 locations) with RECEIVE commands, and the engine's table bytes per record
  *
@@ -45,6 +48,9 @@
 #define LOCS                5u
 #define CAT_SKUS            200000u /* x 5 locations = 1,000,000 stock records */
 #define HOT_SKUS            100u
+#define OPEN_HOLDS          2000000u /* open holds of the open workload */
+#define OPEN_HOLDS_QUICK    200000u
+#define OPEN_TTL_MS         3600000  /* 1 h + up to 1 h more: none expires in a run */
 #define MEM_SKUS            2000000u /* x 5 = 10,000,000 records */
 #define MEM_SKUS_QUICK      200000u  /* --quick: 1,000,000 records */
 #define UNITS_PER_RECORD    1000000
@@ -237,7 +243,8 @@ sku_ids_make(struct bench *b, uint32_t skus)
         snprintf(b->sku_id[i], SKU_ID_BYTES, "SKU-%07u", i);
 }
 
-static int huge_pages; /* --huge-pages */
+static int huge_pages;        /* --huge-pages */
+static uint64_t failed_total; /* commands that failed in any workload: exit 1 */
 
 static void
 config_make(trastenda_engine_config *cfg, uint32_t batch, uint32_t skus, bool sales)
@@ -727,11 +734,12 @@ run_memory(const struct opts *o)
 /* ---- output ---- */
 
 struct figures {
-    bool has[6];
-    struct run med[5], all[5][RUNS_MAX];
+    bool has[7];
+    struct run med[6], all[6][RUNS_MAX];
     uint32_t n_runs;
     struct mem_fig mem;
     double catalog_s, catalog_rate;
+    double open_holds; /* holds open throughout the open workload */
 };
 
 enum {
@@ -740,16 +748,19 @@ enum {
     W_ROUTED,
     W_READ,
     W_REPLAY,
+    W_OPEN,
     W_MEMORY,
     W_COUNT_
 };
 
-static const char *const W_NAMES[W_COUNT_] = {"uniform", "hot",    "routed",
-                                              "read",    "replay", "memory"};
-/* replay has no target of its own (0): it is the cost of following the log. */
+static const char *const W_NAMES[W_COUNT_] = {"uniform", "hot",  "routed", "read",
+                                              "replay",  "open", "memory"};
+/* replay and open have no target of their own (0): the cost of following the log, and of holds
+ * that stay open. */
 static const double W_TARGETS[W_MEMORY] = {TARGET_UNIFORM, TARGET_HOT, TARGET_ROUTED,
-                                           TARGET_UNIFORM, 0};
-static const char *const W_UNITS[W_MEMORY] = {"pairs", "pairs", "orders", "pairs", "pairs"};
+                                           TARGET_UNIFORM, 0,          0};
+static const char *const W_UNITS[W_MEMORY] = {"pairs", "pairs", "orders",
+                                              "pairs", "pairs", "pairs"};
 
 static void
 print_run_text(int w, const struct figures *f, uint32_t batch)
@@ -762,7 +773,9 @@ print_run_text(int w, const struct figures *f, uint32_t batch)
         "[d] read     trastenda_engine_stock_read on random records from a reader thread, writer "
         "running [a]",
         "[f] replay   trastenda_engine_apply_entry of [a]'s log entries into a second engine (as "
-        "the materializer,\n             a follower and recovery do)"};
+        "the materializer,\n             a follower and recovery do)",
+        "[g] open     reserve+release pairs over [a]'s records with holds open (TTLs 1-2 h), each "
+        "batch releasing\n             open holds chosen at random"};
     const struct run *r = &f->med[w];
     char a[32], c[32], d[32], e[32];
     double ops_per_batch = w == W_ROUTED ? batch : batch / 2;
@@ -775,6 +788,9 @@ print_run_text(int w, const struct figures *f, uint32_t batch)
     } else if (w == W_REPLAY) {
         printf("    rate      %s %s/s   (%s entries/s; no target of its own)\n", num(a, r->rate),
                unit, num(c, r->batches / ((double)r->ops / r->rate)));
+    } else if (w == W_OPEN) {
+        printf("    rate      %s %s/s   (%s holds open throughout; no target of its own)\n",
+               num(a, r->rate), unit, num(c, f->open_holds));
     } else {
         printf("    rate      %s %s/s   target >= %s/s   %.0f%% of target%s\n", num(a, r->rate),
                unit, num(c, W_TARGETS[w]), 100.0 * r->rate / W_TARGETS[w],
@@ -835,6 +851,7 @@ json_run(int w, const struct figures *f)
     printf("\"%s\":{\"unit\":\"%s\",\"rate\":%.0f,\"target\":%.0f,\"wall_rate\":%.0f,", W_NAMES[w],
            W_UNITS[w], r->rate, W_TARGETS[w], r->wall_rate);
     if (w == W_READ) printf("\"reads_per_s\":%.0f,", r->reads_per_s);
+    if (w == W_OPEN) printf("\"open_holds\":%.0f,", f->open_holds);
     json_quantiles("per_op_ns", r->per_op_ns);
     printf(",");
     json_quantiles("batch_us", r->batch_us);
@@ -896,13 +913,14 @@ usage(FILE *to)
         "usage: trastenda-bench-engine [--json] [--quick] [--only NAME[,NAME...]]\n"
         "                              [--duration-s N] [--batch N] [--runs N] [--cpu-clock]\n"
         "                              [--huge-pages]\n"
-        "  NAME: uniform, hot, routed, read, replay, memory\n"
+        "  NAME: uniform, hot, routed, read, replay, open, memory\n"
         "  --duration-s  seconds per run of each workload (default %.0f; --quick %.2f)\n"
         "  --batch       commands per batch (default %u)\n"
         "  --runs        runs per workload, median reported (default %d; --quick 1)\n"
         "  --cpu-clock   time apply with the writer thread's CPU time, not CLOCK_MONOTONIC\n"
         "                (to compare builds on a busy machine)\n"
-        "  --huge-pages  tables on transparent huge pages (trastenda_engine_config.huge_pages)\n",
+        "  --huge-pages  tables on transparent huge pages (trastenda_engine_config.huge_pages)\n"
+        "exit: 0; 1 when a command of a workload failed, or on an error; 2 on an unknown flag\n",
         DEFAULT_DURATION_S, QUICK_DURATION_S, DEFAULT_BATCH, RUNS);
 }
 
@@ -1035,6 +1053,7 @@ run_sales(const struct opts *o, struct figures *f)
     if (b.failures > 0)
         fprintf(stderr, "trastenda-bench-engine: %llu commands failed; first: %s\n",
                 (unsigned long long)b.failures, b.first_failure);
+    failed_total += b.failures;
     bench_free(&b);
 }
 
@@ -1101,6 +1120,105 @@ run_replay(const struct opts *o, struct figures *f)
     bench_free(&b);
 }
 
+/* ---- g: pairs with many holds open ---- */
+
+static uint32_t
+open_holds(const struct opts *o)
+{
+    return o->quick ? OPEN_HOLDS_QUICK : OPEN_HOLDS;
+}
+
+static void
+cmd_reserve_open(struct bench *b, uint32_t i)
+{
+    cmd_reserve(b, i, ts_rand_below(&b->rng, b->skus), ts_rand_below(&b->rng, LOCS));
+    b->cmds[i].ttl_ms = OPEN_TTL_MS + (int64_t)ts_rand_below(&b->rng, OPEN_TTL_MS);
+}
+
+static void
+run_open(const struct opts *o, struct figures *f)
+{
+    struct bench b;
+    memset(&b, 0, sizeof(b));
+    bench_buffers(&b, o);
+    sku_ids_make(&b, CAT_SKUS);
+    trastenda_engine_config cfg;
+    config_make(&cfg, o->batch, CAT_SKUS, true);
+    uint32_t n_open = open_holds(o), half = o->batch / 2;
+    cfg.holds_max += n_open;
+    cfg.lines_max += n_open;
+    if (trastenda_engine_create(&cfg, &b.e) != TRASTENDA_OK) die("engine create failed");
+    b.now_ms = 1700000000000ll;
+    catalog_locations(&b);
+    catalog_skus(&b);
+    (void)catalog_stock(&b, UNITS_PER_RECORD);
+    /* The open holds, untimed: half a batch at a time, as the keys' table is sized for. */
+    uint64_t *open = xcalloc(n_open, sizeof(*open));
+    for (uint32_t k = 0; k < n_open;) {
+        uint32_t n = TS_MIN(half, n_open - k);
+        for (uint32_t i = 0; i < n; i++)
+            cmd_reserve_open(&b, i);
+        apply_untimed(&b, n, TRASTENDA_OK, "reserve (open holds)");
+        for (uint32_t i = 0; i < n; i++)
+            open[k++] = b.res[i].id;
+    }
+    f->open_holds = n_open;
+    if (!o->json)
+        printf("\nopen: %s holds open over [a]'s 1,000,000 records before the runs (untimed)\n",
+               num((char[32]){0}, n_open));
+    static struct hist h;
+    for (uint32_t run = 0; run < f->n_runs; run++) {
+        memset(&h, 0, sizeof(h));
+        struct run r;
+        memset(&r, 0, sizeof(r));
+        uint64_t engine_ns = 0, ledger = 0, events = 0, bytes = 0, failures0 = b.failures;
+        uint64_t start = now_ns(), end = start + (uint64_t)(o->duration_s * 1e9);
+        while (now_ns() < end || h.count == 0) {
+            /* Releases of distinct open holds; their slots take the new holds. */
+            for (uint32_t i = 0; i < half; i++) {
+                uint32_t j = ts_rand_below(&b.rng, n_open - i);
+                /* open[j] goes; the last of the untaken moves into its place */
+                cmd_release(&b, i, open[j]);
+                open[j] = open[n_open - 1 - i];
+                open[n_open - 1 - i] = b.cmds[i].hold_id;
+            }
+            for (uint32_t i = 0; i < half; i++)
+                cmd_reserve_open(&b, half + i);
+            trastenda_batch_out out;
+            uint64_t ns = apply_timed(&b, 2 * half, &out);
+            for (uint32_t i = 0; i < 2 * half; i++)
+                if (b.res[i].code != TRASTENDA_OK || b.res[i].duplicate)
+                    note_failure(&b, &b.res[i], i < half ? "release" : "reserve");
+            for (uint32_t i = 0; i < half; i++) /* the released move to the end: replaced */
+                open[n_open - 1 - i] = b.res[half + i].id;
+            hist_add(&h, ns);
+            engine_ns += ns;
+            ledger += out.ledger_count;
+            events += out.event_count;
+            bytes += out.entry_len;
+            r.ops += half;
+        }
+        struct run_totals t = {engine_ns,
+                               ledger,
+                               events,
+                               bytes,
+                               b.failures - failures0,
+                               (double)(now_ns() - start) / 1e9};
+        run_finish(&r, &h, &t, half);
+        f->all[W_OPEN][run] = r;
+    }
+    trastenda_engine_check(b.e);
+    f->med[W_OPEN] = run_median(f->all[W_OPEN], f->n_runs);
+    if (!o->json) print_run_text(W_OPEN, f, o->batch);
+    fflush(stdout);
+    if (b.failures > 0)
+        fprintf(stderr, "trastenda-bench-engine: %llu commands failed; first: %s\n",
+                (unsigned long long)b.failures, b.first_failure);
+    failed_total += b.failures;
+    free(open);
+    bench_free(&b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1121,6 +1239,7 @@ main(int argc, char **argv)
     }
     if (f.has[W_UNIFORM] || f.has[W_HOT] || f.has[W_ROUTED] || f.has[W_READ]) run_sales(&o, &f);
     if (f.has[W_REPLAY]) run_replay(&o, &f);
+    if (f.has[W_OPEN]) run_open(&o, &f);
     if (o.json) print_json(&o, &f, cpu);
-    return 0;
+    return failed_total > 0 ? 1 : 0;
 }
