@@ -861,7 +861,12 @@ touch_records(const trastenda_engine *e, const struct pass *ps, trastenda_entry_
         struct touch *x = &t[i];
         if (x->hold != ENG_NONE) { /* a hold there: its heap entry and its first line */
             const struct eng_hold *hd = &e->holds[x->hold];
-            if (hd->heap_pos < e->heap_count) __builtin_prefetch(&e->heap[hd->heap_pos]);
+            uint32_t pos = hd->heap_pos;
+            if (pos < e->heap_count) { /* with its parent and children: removing compares them */
+                __builtin_prefetch(&e->heap[pos]);
+                if (pos > 0) __builtin_prefetch(&e->heap[(pos - 1) / 2]);
+                if (2 * pos + 1 < e->heap_count) __builtin_prefetch(&e->heap[2 * pos + 1]);
+            }
             if (hd->lines_head < e->cfg.lines_max) __builtin_prefetch(&e->lines[hd->lines_head]);
         }
         if (!x->line || x->sku == ENG_NONE || x->loc == ENG_NONE) continue;

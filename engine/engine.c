@@ -443,7 +443,8 @@ touch_heads(const trastenda_engine *e, const uint32_t *recs, uint32_t n)
 }
 
 /* Stage 3, commands naming a hold: its entry in the expiry heap (anywhere in it: removing or
- * moving it compares there) and its first line; the line's number goes to lines[] for stage 4. */
+ * moving it compares there, with its parent and children) and its first line; the line's number
+ * goes to lines[] for stage 4. */
 static uint64_t
 touch_held(const trastenda_engine *e, const uint32_t *held, uint32_t n, uint32_t *lines,
            uint32_t *n_lines)
@@ -451,7 +452,13 @@ touch_held(const trastenda_engine *e, const uint32_t *held, uint32_t n, uint32_t
     uint64_t sum = 0;
     for (uint32_t i = 0; i < n; i++) {
         const struct eng_hold *hd = &e->holds[held[i]];
-        if (hd->heap_pos < e->heap_count) sum += (uint64_t)e->heap[hd->heap_pos].expires_ms;
+        uint32_t pos = hd->heap_pos, count = e->heap_count;
+        if (pos < count) { /* the entry, then its parent and children: the heap's last entry
+                            * takes its place and is compared with them */
+            sum += (uint64_t)e->heap[pos].expires_ms;
+            if (pos > 0) sum += (uint64_t)e->heap[(pos - 1) / 2].expires_ms;
+            if (2 * pos + 1 < count) sum += (uint64_t)e->heap[2 * pos + 1].expires_ms;
+        }
         if (hd->lines_head < e->cfg.lines_max) {
             sum += e->lines[hd->lines_head].rec_ix;
             lines[(*n_lines)++] = hd->lines_head;
