@@ -468,7 +468,8 @@ touch_held(const trastenda_engine *e, const uint32_t *held, uint32_t n, uint32_t
 }
 
 /* Stage 4, those lines: unlinking one from its stock record's list writes its neighbours there
- * (lines of other holds, anywhere in the pool) and the record; the hold's next line too. */
+ * (lines of other holds, anywhere in the pool) and the record; the hold's next line too, and the
+ * SKU whose id the ledger entry and the post-images write. */
 static uint64_t
 touch_unlinks(const trastenda_engine *e, const uint32_t *lines, uint32_t n)
 {
@@ -480,6 +481,7 @@ touch_unlinks(const trastenda_engine *e, const uint32_t *lines, uint32_t n)
         if (l->rec_next < max) sum += e->lines[l->rec_next].rec_prev;
         if (l->next < max) sum += e->lines[l->next].rec_ix;
         if (l->rec_ix < e->stock_count) sum += (uint64_t)e->stock[l->rec_ix].seq;
+        if (l->sku_ix < e->sku_count) sum += e->skus[l->sku_ix].id.len; /* ledger, post-images */
     }
     return sum;
 }
