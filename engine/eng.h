@@ -63,13 +63,16 @@ struct eng_location {
     uint32_t dirty;
 };
 
+/* What a stock change reads (reorder figures, the record chain, the id for the ledger and the
+ * post-images) comes first, so that with an id of up to 38 bytes it is all one cache line; the
+ * name, read by queries only, after it. */
 struct eng_sku {
-    struct eng_id id;
-    struct eng_name name;
     int32_t reorder_point, reorder_qty, lead_days, safety_default;
-    uint8_t active;
     uint32_t first_stock; /* chain of this SKU's records; atomic (Design note 3) */
     uint32_t dirty;
+    uint8_t active;
+    struct eng_id id;
+    struct eng_name name;
 };
 
 enum {
