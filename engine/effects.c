@@ -438,6 +438,28 @@ touch_stock_images(const trastenda_engine *e, const struct eng_buf *d, uint32_t 
     return sum;
 }
 
+/*
+ * The same for the post-images of dirty holds [from, to): the hold, then its first line, then
+ * what that line's image reads (its record's mark when linked, its SKU's id when not). The
+ * batch's other work since the hold changed has often pushed them out of the caches.
+ */
+static uint64_t
+touch_hold_images(const trastenda_engine *e, const struct eng_buf *d, uint32_t from, uint32_t to)
+{
+    uint32_t first[IMAGE_TOUCH_CHUNK];
+    uint64_t sum = 0;
+    for (uint32_t i = from; i < to; i++)
+        sum += first[i - from] = e->holds[dirty_at(d, i)].lines_head;
+    for (uint32_t i = from; i < to; i++)
+        if (first[i - from] != ENG_NONE) sum += e->lines[first[i - from]].rec_ix;
+    for (uint32_t i = from; i < to; i++) {
+        if (first[i - from] == ENG_NONE) continue;
+        const struct eng_line *l = &e->lines[first[i - from]];
+        sum += l->rec_ix != ENG_NONE ? e->stock[l->rec_ix].dirty : e->skus[l->sku_ix].id.len;
+    }
+    return sum;
+}
+
 static void
 post_images(trastenda_engine *e, uint8_t type, enc_fn enc, const struct enc_ctx *c)
 {
@@ -447,6 +469,8 @@ post_images(trastenda_engine *e, uint8_t type, enc_fn enc, const struct enc_ctx 
     for (uint32_t i = 0; i < n; i++) {
         if (type == TRASTENDA_REC_STOCK && i % IMAGE_TOUCH_CHUNK == 0)
             touched += touch_stock_images(e, d, i, TS_MIN(n, i + IMAGE_TOUCH_CHUNK));
+        if (type == TRASTENDA_REC_HOLD && i % IMAGE_TOUCH_CHUNK == 0)
+            touched += touch_hold_images(e, d, i, TS_MIN(n, i + IMAGE_TOUCH_CHUNK));
         uint32_t ix = dirty_at(d, i);
         uint32_t *mark = mark_of(e, type, ix);
         TS_ASSERT(*mark != 0);
