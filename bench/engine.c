@@ -1038,7 +1038,7 @@ run_sales(const struct opts *o, struct figures *f)
     }
     fflush(stdout);
     for (int w = 0; w < W_MEMORY; w++) {
-        if (!f->has[w] || w == W_REPLAY) continue;
+        if (!f->has[w] || w == W_REPLAY || w == W_OPEN) continue; /* their own engines */
         for (uint32_t i = 0; i < f->n_runs; i++) {
             if (w == W_UNIFORM) f->all[w][i] = run_pairs(&b, b.skus, LOCS, o->duration_s);
             if (w == W_HOT) f->all[w][i] = run_pairs(&b, HOT_SKUS, 1, o->duration_s);
