@@ -64,8 +64,9 @@ struct eng_location {
 };
 
 /* What a stock change reads (reorder figures, the record chain, the id for the ledger and the
- * post-images) comes first, so that with an id of up to 38 bytes it is all one cache line; the
- * name, read by queries only, after it. */
+ * post-images) comes first, in the first 64 bytes for an id of up to 38 bytes: within one cache
+ * line or across two (the 220-byte stride does not align entries to lines); the name, read by
+ * queries only, after it. */
 struct eng_sku {
     int32_t reorder_point, reorder_qty, lead_days, safety_default;
     uint32_t first_stock; /* chain of this SKU's records; atomic (Design note 3) */

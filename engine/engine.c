@@ -340,11 +340,11 @@ apply_one(trastenda_engine *e, const trastenda_cmd *c, uint32_t key_hash, traste
  * of a loop do not depend on one another, so the core keeps many in flight. They are real loads:
  * on the machine we measured (a KVM guest with 4 KiB pages, where these misses are TLB misses
  * too) __builtin_prefetch of the records did not help, a load did (bench/engine.c). Then a
- * reserve's record's head line; a release's or confirm's expiry-heap entry and first line, then
- * that line's neighbours in its record's list (which unlinking it writes); routed lines' SKU
- * record chains. Nothing is changed: a wrong guess (a slot
- * holding another entry, a reserve that fails) is a wasted load, never a wrong result. The
- * retention purges get the same treatment (touch_purges, before maintenance).
+ * reserve's record's head line; a release's, confirm's or extend's expiry-heap entry and first
+ * line, then that line's neighbours in its record's list (which unlinking it writes); routed
+ * lines' SKU record chains. Nothing is changed: a wrong guess (a slot holding another entry, a
+ * reserve that fails) is a wasted load, never a wrong result. The retention purges get the same
+ * treatment (touch_purges, before maintenance).
  */
 #define TOUCH_CHUNK      32u
 #define TOUCH_LINES      4u    /* lines of one command worth touching */

@@ -44,7 +44,7 @@ struct repl_view {
     uint64_t lag_ops; /* a follower: log entries the leader has durable that it does not */
     uint32_t n;       /* the leader: followers it heard from */
     struct {
-        char node[128];
+        char node[200]; /* a follower's address whole (ADDR_BYTES in repl.c) */
         uint64_t acked, lag_ops;
         int64_t lag_ms; /* -1: not known (past the lag clock's window) */
     } fol[16];
