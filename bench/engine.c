@@ -164,6 +164,19 @@ run_finish(struct run *r, const struct hist *h, const struct run_totals *t, doub
     run_latencies(r, h, ops_per_batch);
 }
 
+/* Counts one timed batch of ops operations into the run's histogram and totals. */
+static void
+run_add(struct hist *h, struct run_totals *t, struct run *r, uint64_t ns,
+        const trastenda_batch_out *out, uint32_t ops)
+{
+    hist_add(h, ns);
+    t->engine_ns += ns;
+    t->ledger += out->ledger_count;
+    t->events += out->event_count;
+    t->bytes += out->entry_len;
+    r->ops += ops;
+}
+
 /* ---- the engine and the batch being built ---- */
 
 struct bench {
@@ -304,6 +317,17 @@ note_failure(struct bench *b, const trastenda_result *r, const char *what)
                  trastenda_err_name(r->code), r->message);
 }
 
+/* Says on stderr how many commands of the bench's workloads failed, and counts them for the
+ * exit code. */
+static void
+failures_report(const struct bench *b)
+{
+    if (b->failures > 0)
+        fprintf(stderr, "trastenda-bench-engine: %llu commands failed; first: %s\n",
+                (unsigned long long)b->failures, b->first_failure);
+    failed_total += b->failures;
+}
+
 /* Applies the built batch outside any timing; every command must succeed unless told. */
 static void
 apply_untimed(struct bench *b, uint32_t n, trastenda_err tolerated, const char *what)
@@ -388,14 +412,17 @@ catalog_stock(struct bench *b, int64_t units)
     return (double)engine_ns / 1e9;
 }
 
+/* open_holds: room for that many more holds (and their lines) that stay open. */
 static void
-bench_open(struct bench *b, const struct opts *o, uint32_t skus, bool sales)
+bench_open(struct bench *b, const struct opts *o, uint32_t skus, bool sales, uint32_t open_holds)
 {
     memset(b, 0, sizeof(*b));
     bench_buffers(b, o);
     sku_ids_make(b, skus);
     trastenda_engine_config cfg;
     config_make(&cfg, o->batch, skus, sales);
+    cfg.holds_max += open_holds;
+    cfg.lines_max += open_holds;
     trastenda_err err = trastenda_engine_create(&cfg, &b->e);
     if (err != TRASTENDA_OK) die("engine create: %s", trastenda_err_name(err));
     b->now_ms = 1700000000000ll; /* a plausible epoch time; +1 ms per batch from here */
@@ -496,8 +523,8 @@ run_pairs(struct bench *b, uint32_t sku_span, uint32_t loc_span, double secs)
     struct run r;
     memset(&r, 0, sizeof(r));
     uint32_t half = b->o->batch / 2;
-    uint64_t engine_ns = 0, ledger = 0, events = 0, bytes = 0, failures0 = b->failures;
-    uint64_t start = now_ns(), end = start + (uint64_t)(secs * 1e9);
+    struct run_totals t = {0};
+    uint64_t failures0 = b->failures, start = now_ns(), end = start + (uint64_t)(secs * 1e9);
     b->n_pending = 0;
     while (now_ns() < end || h.count == 0) {
         uint32_t n_release = b->n_pending;
@@ -506,16 +533,11 @@ run_pairs(struct bench *b, uint32_t sku_span, uint32_t loc_span, double secs)
         uint64_t ns = apply_timed(b, n, &out);
         pairs_collect(b, n, n_release);
         if (n_release != half) continue; /* the first batch only reserves: warm-up */
-        hist_add(&h, ns);
-        engine_ns += ns;
-        ledger += out.ledger_count;
-        events += out.event_count;
-        bytes += out.entry_len;
-        r.ops += half;
+        run_add(&h, &t, &r, ns, &out, half);
     }
-    double wall_s = (double)(now_ns() - start) / 1e9;
+    t.wall_s = (double)(now_ns() - start) / 1e9;
     pairs_drain(b);
-    struct run_totals t = {engine_ns, ledger, events, bytes, b->failures - failures0, wall_s};
+    t.failures = b->failures - failures0;
     run_finish(&r, &h, &t, half);
     return r;
 }
@@ -596,7 +618,8 @@ run_routed(struct bench *b, double secs)
     struct run r;
     memset(&r, 0, sizeof(r));
     uint32_t n = b->o->batch;
-    uint64_t engine_ns = 0, ledger = 0, events = 0, bytes = 0, failures0 = b->failures;
+    struct run_totals t = {0};
+    uint64_t failures0 = b->failures;
     uint64_t cycle = b->order_seq, start = now_ns(), end = start + (uint64_t)(secs * 1e9);
     while (now_ns() < end || h.count == 0) {
         if (b->order_seq - cycle + n > ORDERS_MAX) {
@@ -610,16 +633,11 @@ run_routed(struct bench *b, double secs)
         for (uint32_t i = 0; i < n; i++)
             if (b->res[i].code != TRASTENDA_OK || b->res[i].duplicate)
                 note_failure(b, &b->res[i], "order place");
-        hist_add(&h, ns);
-        engine_ns += ns;
-        ledger += out.ledger_count;
-        events += out.event_count;
-        bytes += out.entry_len;
-        r.ops += n;
+        run_add(&h, &t, &r, ns, &out, n);
     }
-    double wall_s = (double)(now_ns() - start) / 1e9;
+    t.wall_s = (double)(now_ns() - start) / 1e9;
     orders_clear(b, cycle);
-    struct run_totals t = {engine_ns, ledger, events, bytes, b->failures - failures0, wall_s};
+    t.failures = b->failures - failures0;
     run_finish(&r, &h, &t, n);
     return r;
 }
@@ -1010,7 +1028,7 @@ static void
 run_sales(const struct opts *o, struct figures *f)
 {
     struct bench b;
-    bench_open(&b, o, CAT_SKUS, true);
+    bench_open(&b, o, CAT_SKUS, true, 0);
     catalog_locations(&b);
     catalog_skus(&b);
     f->catalog_s = catalog_stock(&b, UNITS_PER_RECORD);
@@ -1050,10 +1068,7 @@ run_sales(const struct opts *o, struct figures *f)
         if (!o->json) print_run_text(w, f, o->batch);
         fflush(stdout);
     }
-    if (b.failures > 0)
-        fprintf(stderr, "trastenda-bench-engine: %llu commands failed; first: %s\n",
-                (unsigned long long)b.failures, b.first_failure);
-    failed_total += b.failures;
+    failures_report(&b);
     bench_free(&b);
 }
 
@@ -1076,7 +1091,7 @@ static void
 run_replay(const struct opts *o, struct figures *f)
 {
     struct bench b;
-    bench_open(&b, o, CAT_SKUS, true);
+    bench_open(&b, o, CAT_SKUS, true, 0);
     b.capturing = true;
     catalog_locations(&b);
     catalog_skus(&b);
@@ -1122,12 +1137,6 @@ run_replay(const struct opts *o, struct figures *f)
 
 /* ---- g: pairs with many holds open ---- */
 
-static uint32_t
-open_holds(const struct opts *o)
-{
-    return o->quick ? OPEN_HOLDS_QUICK : OPEN_HOLDS;
-}
-
 static void
 cmd_reserve_open(struct bench *b, uint32_t i)
 {
@@ -1138,17 +1147,9 @@ cmd_reserve_open(struct bench *b, uint32_t i)
 static void
 run_open(const struct opts *o, struct figures *f)
 {
+    uint32_t n_open = o->quick ? OPEN_HOLDS_QUICK : OPEN_HOLDS, half = o->batch / 2;
     struct bench b;
-    memset(&b, 0, sizeof(b));
-    bench_buffers(&b, o);
-    sku_ids_make(&b, CAT_SKUS);
-    trastenda_engine_config cfg;
-    config_make(&cfg, o->batch, CAT_SKUS, true);
-    uint32_t n_open = open_holds(o), half = o->batch / 2;
-    cfg.holds_max += n_open;
-    cfg.lines_max += n_open;
-    if (trastenda_engine_create(&cfg, &b.e) != TRASTENDA_OK) die("engine create failed");
-    b.now_ms = 1700000000000ll;
+    bench_open(&b, o, CAT_SKUS, true, n_open);
     catalog_locations(&b);
     catalog_skus(&b);
     (void)catalog_stock(&b, UNITS_PER_RECORD);
@@ -1171,8 +1172,9 @@ run_open(const struct opts *o, struct figures *f)
         memset(&h, 0, sizeof(h));
         struct run r;
         memset(&r, 0, sizeof(r));
-        uint64_t engine_ns = 0, ledger = 0, events = 0, bytes = 0, failures0 = b.failures;
-        uint64_t start = now_ns(), end = start + (uint64_t)(o->duration_s * 1e9);
+        struct run_totals t = {0};
+        uint64_t failures0 = b.failures, start = now_ns();
+        uint64_t end = start + (uint64_t)(o->duration_s * 1e9);
         while (now_ns() < end || h.count == 0) {
             /* Releases of distinct open holds; their slots take the new holds. */
             for (uint32_t i = 0; i < half; i++) {
@@ -1191,19 +1193,10 @@ run_open(const struct opts *o, struct figures *f)
                     note_failure(&b, &b.res[i], i < half ? "release" : "reserve");
             for (uint32_t i = 0; i < half; i++) /* the released move to the end: replaced */
                 open[n_open - 1 - i] = b.res[half + i].id;
-            hist_add(&h, ns);
-            engine_ns += ns;
-            ledger += out.ledger_count;
-            events += out.event_count;
-            bytes += out.entry_len;
-            r.ops += half;
+            run_add(&h, &t, &r, ns, &out, half);
         }
-        struct run_totals t = {engine_ns,
-                               ledger,
-                               events,
-                               bytes,
-                               b.failures - failures0,
-                               (double)(now_ns() - start) / 1e9};
+        t.wall_s = (double)(now_ns() - start) / 1e9;
+        t.failures = b.failures - failures0;
         run_finish(&r, &h, &t, half);
         f->all[W_OPEN][run] = r;
     }
@@ -1211,10 +1204,7 @@ run_open(const struct opts *o, struct figures *f)
     f->med[W_OPEN] = run_median(f->all[W_OPEN], f->n_runs);
     if (!o->json) print_run_text(W_OPEN, f, o->batch);
     fflush(stdout);
-    if (b.failures > 0)
-        fprintf(stderr, "trastenda-bench-engine: %llu commands failed; first: %s\n",
-                (unsigned long long)b.failures, b.first_failure);
-    failed_total += b.failures;
+    failures_report(&b);
     free(open);
     bench_free(&b);
 }

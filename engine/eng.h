@@ -144,6 +144,14 @@ struct eng_heap_ent {
     uint32_t hold;
 };
 
+/* The heap's order: expiry, then id (ids are unique: a total order). */
+static inline bool
+eng_heap_less(const struct eng_heap_ent *x, const struct eng_heap_ent *y)
+{
+    if (x->expires_ms != y->expires_ms) return x->expires_ms < y->expires_ms;
+    return x->id < y->id;
+}
+
 struct eng_order {
     struct eng_id id;
     uint64_t no;

@@ -27,13 +27,6 @@ eng_hold_find(const trastenda_engine *e, uint64_t id)
 
 /* ---- expiry heap ---- */
 
-static bool
-heap_less(const struct eng_heap_ent *x, const struct eng_heap_ent *y)
-{
-    if (x->expires_ms != y->expires_ms) return x->expires_ms < y->expires_ms;
-    return x->id < y->id;
-}
-
 static void
 heap_set(trastenda_engine *e, uint32_t pos, struct eng_heap_ent ent)
 {
@@ -48,7 +41,7 @@ heap_up(trastenda_engine *e, uint32_t pos)
     struct eng_heap_ent ent = e->heap[pos];
     while (pos > 0) {
         uint32_t parent = (pos - 1) / 2;
-        if (!heap_less(&ent, &e->heap[parent])) break;
+        if (!eng_heap_less(&ent, &e->heap[parent])) break;
         heap_set(e, pos, e->heap[parent]);
         pos = parent;
     }
@@ -63,8 +56,8 @@ heap_down(trastenda_engine *e, uint32_t pos)
     for (;;) {
         uint32_t l = 2 * pos + 1, best = pos;
         const struct eng_heap_ent *b = &ent;
-        if (l < e->heap_count && heap_less(&e->heap[l], b)) best = l, b = &e->heap[l];
-        if (l + 1 < e->heap_count && heap_less(&e->heap[l + 1], b)) best = l + 1;
+        if (l < e->heap_count && eng_heap_less(&e->heap[l], b)) best = l, b = &e->heap[l];
+        if (l + 1 < e->heap_count && eng_heap_less(&e->heap[l + 1], b)) best = l + 1;
         if (best == pos) break;
         heap_set(e, pos, e->heap[best]);
         pos = best;
@@ -122,7 +115,7 @@ struct cand_heap {
 static bool
 cand_less(const trastenda_engine *e, const struct cand_heap *c, uint32_t a, uint32_t b)
 {
-    return heap_less(&e->heap[c->pos[a]], &e->heap[c->pos[b]]);
+    return eng_heap_less(&e->heap[c->pos[a]], &e->heap[c->pos[b]]);
 }
 
 static void

@@ -365,11 +365,7 @@ trastenda_engine_check(const trastenda_engine *e)
         const struct eng_heap_ent *x = &e->heap[i];
         TS_ASSERT(x->hold < e->cfg.holds_max && e->holds[x->hold].heap_pos == i);
         TS_ASSERT(x->expires_ms == e->holds[x->hold].expires_ms && x->id == e->holds[x->hold].id);
-        if (i > 0) {
-            const struct eng_heap_ent *p = &e->heap[(i - 1) / 2];
-            TS_ASSERT(p->expires_ms < x->expires_ms ||
-                      (p->expires_ms == x->expires_ms && p->id < x->id));
-        }
+        if (i > 0) TS_ASSERT(eng_heap_less(&e->heap[(i - 1) / 2], x));
     }
     uint32_t lines = 0;
     for (uint32_t o = 0; o < e->cfg.orders_max; o++)
