@@ -107,6 +107,7 @@ struct opts {
     int mat_nice;  /* experiment: nice value of the materializer thread (0: untouched) */
     uint64_t records, capacity;
     bool json, quick;
+    bool huge_pages; /* the engine's tables in transparent huge pages (the server's --huge-pages) */
     const char *only;
     const char *build_dir; /* child mode: build the recovery state here */
 };
@@ -470,6 +471,7 @@ struct fig {
     double log_bytes_per_reserve;
     double disk_bytes_per_reserve; /* written to the disk by the process (/proc/self/io) */
     double lag_max_batches, lag_end_batches, lag_max_ms, lag_end_ms, catchup_ms;
+    double ready_ms; /* open -> the materializer's copy loaded and the catalogue materialized */
     double state_writes, pages_written;
     double queue_depth_max;
     double cpu[R_COUNT_];      /* cores busy per role */
@@ -856,6 +858,7 @@ reserve_config(trastenda_store_config *c, const char *dir, const struct opts *o,
     if (o->batch_max > 0) e->batch_cmds_max = o->batch_max;
     if (o->materialize_ms > 0) c->materialize_interval_ms = o->materialize_ms;
     e->key_retention_ms = RES_KEY_RETENT_MS;
+    e->huge_pages = o->huge_pages;
 }
 
 /* 1 location, RES_SKUS SKUs, RES_UNITS units of each there. */
@@ -1227,9 +1230,15 @@ case_run(const struct opts *o, enum case_kind kind, uint32_t run, char (*ids)[SK
     trastenda_store_config cfg;
     reserve_config(&cfg, dir, o, kind, r.capacity);
     struct store_threads th;
+    uint64_t open_ns = now_ns();
     r.st = store_open_watched(&cfg, &th);
     r.eng = trastenda_store_engine(r.st);
     reserve_catalogue(r.st, ids, cfg.engine.batch_cmds_max);
+    /* The materializer loads its copy (and creates its tables) in its own thread while the store
+     * already serves: the window starts once it has, so that it measures a store in service, not
+     * one still starting up (that time is reported on its own). */
+    double ready_wait_ms = catchup_ms(r.st, cfg.materialize_interval_ms);
+    double ready_ms = ready_wait_ms < 0 ? ready_wait_ms : (double)(now_ns() - open_ns) / 1e6;
     th.engine = store_engine_tid(r.st);
     struct window w;
     memset(&w, 0, sizeof(w));
@@ -1243,6 +1252,7 @@ case_run(const struct opts *o, enum case_kind kind, uint32_t run, char (*ids)[SK
     memset(&f, 0, sizeof(f));
     f.offered = kind == C_PACED ? o->rate : 0;
     f.catchup_ms = catchup_ms(r.st, cfg.materialize_interval_ms);
+    f.ready_ms = ready_ms;
     f.interval_ms = cfg.materialize_interval_ms;
     th.writer = LOAD(&r.writer_tid);
     mat_find(&th, &w.t1);
@@ -1657,6 +1667,7 @@ print_header(const struct opts *o, const char *cpu, uint32_t batch_max)
            interval, o->materialize_ms > 0 ? " (--materialize-ms)" : "",
            (long long)sc.log_retention_ms, PACE_QUANTUM_NS / 1000);
     if (o->mat_nice > 0) printf("; EXPERIMENT: materializer thread at nice %d", o->mat_nice);
+    if (o->huge_pages) printf("; tables in huge pages (--huge-pages)");
     printf("\n");
     fflush(stdout);
 }
@@ -1783,6 +1794,12 @@ print_case(enum case_kind k, const struct results *res, const struct raw_fig *ra
         printf("                  state %s after the load stopped",
                f->catchup_ms == -1 ? "NOT caught up 2 minutes" : "catch-up not measured");
     printf("; %s state writes, %s pages\n", num(c, f->state_writes), num(a, f->pages_written));
+    if (f->ready_ms >= 0)
+        printf("                  ready %.0f ms after open (its copy loaded, the catalogue "
+               "materialized; before the window)\n",
+               f->ready_ms);
+    else
+        printf("                  NOT ready 2 minutes after open (the window ran anyway)\n");
     print_slices(f);
     print_cpu(f);
     printf("    window        %.1f s, %s reserves; queue depth max %s; RSS %s MB; close %.0f ms\n",
@@ -1892,12 +1909,13 @@ json_case(enum case_kind k, const struct results *r)
            "\"log_bytes_per_reserve\":%.2f,\"disk_bytes_per_reserve\":%.1f,\"materializer\":{\"lag_"
            "max_batches\":%.0f,"
            "\"lag_max_ms\":%.1f,\"lag_end_batches\":%.0f,\"lag_end_ms\":%.1f,\"catchup_ms\":%.1f,"
-           "\"state_writes\":%.0f,\"pages_written\":%.0f,\"keeps_up\":%s},\"cpu_cores\":{\"total\":"
+           "\"ready_ms\":%.1f,\"state_writes\":%.0f,\"pages_written\":%.0f,\"keeps_up\":%s},\"cpu_"
+           "cores\":{\"total\":"
            "%.3f",
            f->batch_mean, f->batch_p50, f->batch_p99, f->batch_max, f->batches_per_s,
            f->log_bytes_per_reserve, f->disk_bytes_per_reserve, f->lag_max_batches, f->lag_max_ms,
-           f->lag_end_batches, f->lag_end_ms, f->catchup_ms, f->state_writes, f->pages_written,
-           keeps_up(f) ? "true" : "false", f->cpu_total);
+           f->lag_end_batches, f->lag_end_ms, f->catchup_ms, f->ready_ms, f->state_writes,
+           f->pages_written, keeps_up(f) ? "true" : "false", f->cpu_total);
     printf(",\"others\":%.3f", f->cpu_others);
     for (int i = 0; i < R_COUNT_; i++)
         printf(",\"%s\":%.3f", ROLE_KEYS[i], f->cpu[i]);
@@ -1982,7 +2000,7 @@ usage(FILE *to)
         "usage: trastenda-bench-storage [--json] [--quick] [--only NAME[,NAME...]]\n"
         "         [--seconds N] [--warmup N] [--runs N] [--threads N] [--window N]\n"
         "         [--rate N] [--records N] [--capacity N] [--batch-max N]\n"
-        "         [--materialize-ms N] [--mat-nice N]\n"
+        "         [--materialize-ms N] [--mat-nice N] [--huge-pages]\n"
         "  NAME: raw, fsync, async, paced, recovery\n"
         "  --seconds    measured seconds per reserve case (default %.0f; --quick %.0f)\n"
         "  --warmup     unmeasured seconds before each (default %.0f; --quick %.0f)\n"
@@ -1998,7 +2016,8 @@ usage(FILE *to)
         "  --batch-max  engine batch_cmds_max of the reserve cases (default: the engine's)\n"
         "  --materialize-ms  the store's materialize_interval_ms (default: the store's)\n"
         "  --mat-nice   experiment: renice the materializer thread (1..19) for the window\n"
-        "  --timeline   print every %d-ms sample of each window on stderr\n",
+        "  --timeline   print every %d-ms sample of each window on stderr\n"
+        "  --huge-pages the engine's tables in transparent huge pages (as the server's flag)\n",
         DEFAULT_SECONDS, QUICK_SECONDS, DEFAULT_WARMUP_S, QUICK_WARMUP_S, RUNS_MAX, DEFAULT_THREADS,
         DEFAULT_WINDOW, DEFAULT_PACED_RATE, DEFAULT_RECORDS, QUICK_RECORDS, CAPACITY_RATE,
         MEM_SHARE * 100, BYTES_PER_RESERVE, SAMPLE_MS);
@@ -2095,6 +2114,8 @@ parse(int argc, char **argv, struct opts *o)
             o->quick = true;
         } else if (strcmp(a, "--timeline") == 0) {
             o->timeline = true;
+        } else if (strcmp(a, "--huge-pages") == 0) {
+            o->huge_pages = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             exit(0);
