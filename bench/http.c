@@ -339,10 +339,10 @@ main(int argc, char **argv)
         die("--clients 1..%d, --rounds 1..%d, --skus >= 1", CLIENTS_MAX, ROUNDS_MAX);
     signal(SIGPIPE, SIG_IGN);
     server_start(argv[0]);
-    trastenda_client *shared = sb_client(addr, 4);
     char log[300];
     snprintf(log, sizeof(log), "%s/server.log", dir);
-    sb_wait(shared, log);
+    sb_wait(addr, server_pid, log);
+    trastenda_client *shared = sb_client(addr, 4);
     sb_load(shared, n_skus, 1000000);
     static trastenda_client *own[CLIENTS_MAX];
     for (int i = 0; i < n_clients; i++)

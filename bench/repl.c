@@ -145,11 +145,9 @@ durable_of(trastenda_client *c)
 static void
 node_wait(int n)
 {
-    trastenda_client *c = client_of(n, 1);
     char log[300];
     snprintf(log, sizeof(log), "%s/node%d.log", dir, n);
-    sb_wait(c, log);
-    trastenda_client_close(c);
+    sb_wait(req_addr[n], pids[n], log);
 }
 
 static void

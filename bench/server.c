@@ -37,6 +37,7 @@
 
 static double seconds = 5;
 static int n_skus = 100000;
+static bool huge_pages; /* --huge-pages: passed to the server */
 static char dir[256], addr[64], echo_addr[64];
 static pid_t server_pid;
 
@@ -73,11 +74,20 @@ server_start(const char *self)
         char log[300];
         snprintf(log, sizeof(log), "%s/server.log", dir);
         if (freopen(log, "w", stderr) == NULL) _exit(126);
-        execl(bin, "trastenda", "--listen", addr, "--events", "none", "--repl", "none", "--http",
-              "none", "--data", data, "--skus-max", skus, "--stock-max", skus, "--locations-max",
-              "16", "--holds-max", "8000000", "--keys-max", "8000000", "--lines-max", "8000000",
-              "--orders-max", "1024", "--contexts", "128", "--batch-max", "16384", "--log-level",
-              "warn", (char *)NULL);
+        const char *args[40] = {
+            "trastenda", "--listen",    addr,      "--events",        "none",    "--repl",
+            "none",      "--http",      "none",    "--data",          data,      "--skus-max",
+            skus,        "--stock-max", skus,      "--locations-max", "16",      "--holds-max",
+            "8000000",   "--keys-max",  "8000000", "--lines-max",     "8000000", "--orders-max",
+            "1024",      "--contexts",  "128",     "--batch-max",     "16384",   "--log-level",
+            "warn"};
+        int n = 31;
+        if (huge_pages) {
+            args[n++] = "--huge-pages";
+            args[n++] = "true";
+        }
+        args[n] = NULL;
+        execv(bin, (char *const *)args);
         _exit(127);
     }
     server_pid = pid;
@@ -305,6 +315,8 @@ main(int argc, char **argv)
         else if (strcmp(argv[i], "--in-flight") == 0 && i + 1 < argc && atoi(argv[i + 1]) >= 1 &&
                  atoi(argv[i + 1]) <= 64)
             in_flight = (uint32_t)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--huge-pages") == 0)
+            huge_pages = true;
         else if (strcmp(argv[i], "--caller-threads") == 0 && i + 1 < argc &&
                  atoi(argv[i + 1]) >= 0 && atoi(argv[i + 1]) <= 64)
             caller_threads = (uint32_t)atoi(argv[++i]);
@@ -314,6 +326,7 @@ main(int argc, char **argv)
                     "[--caller-threads T (1; 0: a thread per caller)]\n"
                     "         [--only echo|stock|reserve|batch64] [--callers C (1..64)]\n"
                     "         [--in-flight R (requests in flight in the shared client; 4)]\n"
+                    "         [--huge-pages] (the server's flag)\n"
                     "  --only and --callers run one case or one concurrency (to profile it)\n");
             return 2;
         }
@@ -323,18 +336,19 @@ main(int argc, char **argv)
     snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", port);
     snprintf(echo_addr, sizeof(echo_addr), "tcp://127.0.0.1:%d", port + 1);
     server_start(argv[0]);
-    trastenda_client *c = sb_client(addr, in_flight);
     char log[300];
     snprintf(log, sizeof(log), "%s/server.log", dir);
-    sb_wait(c, log);
+    sb_wait(addr, server_pid, log);
+    trastenda_client *c = sb_client(addr, in_flight);
     sb_load(c, n_skus, 1000000);
+    sb_wait_materialized(c, log);
     echo_start();
     nng_socket echo;
     if (nng_req0_open(&echo) != 0 || nng_dial(echo, echo_addr, NULL, 0) != 0) return 1;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     printf("trastenda-bench-server: %ld cores, server durability fsync, %d SKUs, %.0f s per case, "
-           "loopback TCP, one shared client; ",
-           cores, n_skus, seconds);
+           "loopback TCP, one shared client; %s",
+           cores, n_skus, seconds, huge_pages ? "server --huge-pages; " : "");
     if (caller_threads == 0)
         printf("a thread per caller\n\n");
     else

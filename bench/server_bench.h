@@ -12,7 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -34,16 +36,16 @@ sb_sibling(const char *self, const char *name, char *out, size_t cap)
         snprintf(out, cap, "%.*s/%s", (int)(slash - self), self, name);
 }
 
-/* A client of one node; dies when it cannot be made. */
+/* A client of one node with this call timeout; dies when it cannot be made. */
 static trastenda_client *
-sb_client(const char *addr, uint32_t in_flight)
+sb_client_timeout(const char *addr, uint32_t in_flight, uint32_t timeout_ms)
 {
     const char *nodes[] = {addr};
     trastenda_client_config cfg;
     trastenda_client_config_default(&cfg);
     cfg.nodes = nodes;
     cfg.n_nodes = 1;
-    cfg.timeout_ms = 30000;
+    cfg.timeout_ms = timeout_ms;
     cfg.batch_max = 1024;
     cfg.in_flight = in_flight;
     trastenda_client *c;
@@ -51,19 +53,66 @@ sb_client(const char *addr, uint32_t in_flight)
     return c;
 }
 
-/* Waits (up to about 20 s) until the node answers status; dies naming its log otherwise. */
-static void
-sb_wait(trastenda_client *c, const char *log)
+/* A client of one node (calls time out after 30 s); dies when it cannot be made. */
+static trastenda_client *
+sb_client(const char *addr, uint32_t in_flight)
 {
-    for (int tries = 0; tries < 400; tries++) {
+    return sb_client_timeout(addr, in_flight, 30000);
+}
+
+/* Waits until the node at addr answers status: dies naming its log when its process (pid) exits
+ * first, or after 120 s (tables of many millions of entries take seconds to create). */
+static void
+sb_wait(const char *addr, pid_t pid, const char *log)
+{
+    trastenda_client *c = sb_client_timeout(addr, 1, 500);
+    uint64_t deadline = now_ns() + 120000000000ull;
+    while (now_ns() < deadline) {
         trastenda_reply r;
         memset(&r, 0, sizeof(r));
         bool up = trastenda_status(c, &r) == TRASTENDA_OK && r.code == 0;
         trastenda_reply_clear(&r);
-        if (up) return;
+        if (up) {
+            trastenda_client_close(c);
+            return;
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid) die("the server exited at start (%s)", log);
         usleep(50000);
     }
-    die("the server did not start (%s)", log);
+    die("the server did not answer within 120 s (%s)", log);
+}
+
+/* A number field of the node's status ("durable", "materialized": the seq map's), -1 when absent.
+ */
+static int64_t
+sb_status_field(trastenda_client *c, const char *field)
+{
+    trastenda_reply r;
+    memset(&r, 0, sizeof(r));
+    int64_t v = -1;
+    if (trastenda_status(c, &r) == TRASTENDA_OK && r.code == 0) {
+        char *json = trastenda_result_json(&r), key[64];
+        snprintf(key, sizeof(key), "\"%s\":", field);
+        const char *at = json != NULL ? strstr(json, key) : NULL;
+        if (at != NULL) v = strtoll(at + strlen(key), NULL, 10);
+        free(json);
+    }
+    trastenda_reply_clear(&r);
+    return v;
+}
+
+/* Waits until the node's materializer has written what is durable now (so its start, e.g. the
+ * creation of its copy of the tables, is over before a measurement); dies after 120 s. */
+static void
+sb_wait_materialized(trastenda_client *c, const char *log)
+{
+    int64_t durable = sb_status_field(c, "durable");
+    uint64_t deadline = now_ns() + 120000000000ull;
+    while (now_ns() < deadline) {
+        if (durable >= 0 && sb_status_field(c, "materialized") >= durable) return;
+        usleep(50000);
+    }
+    die("the server's materializer did not catch up within 120 s (%s)", log);
 }
 
 /* Location W1 and SKUs S0 .. S<n_skus-1>, each received at W1 with qty units. */
