@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@ struct opt {
 static trastenda_server_config cfg;
 static const char *config_file;
 static bool huge_pages;
+static const char *cpus;
 
 static struct opt opts[] = {
     {"listen", K_STR, &cfg.listen, "requests address (tcp:// or ipc://)"},
@@ -80,6 +82,8 @@ static struct opt opts[] = {
     {"keys-max", K_U32, &cfg.store.engine.keys_max, "idempotency keys in memory"},
     {"lines-max", K_U32, &cfg.store.engine.lines_max, "hold, order and PO lines"},
     {"batch-max", K_U32, &cfg.store.engine.batch_cmds_max, "commands per engine batch"},
+    {"cpus", K_STR, &cpus,
+     "CPUs the server's threads run on, as 0 or 0-3,6 (default: all; docs/BENCHMARKS.md)"},
     {"huge-pages", K_BOOL, &huge_pages,
      "false (default); true: tables on transparent huge pages (docs/ENGINE.md)"},
     {"hold-retention-ms", K_I64, &cfg.store.engine.hold_retention_ms, "resolved holds kept"},
@@ -227,6 +231,57 @@ load_config(const char *path)
     return ok;
 }
 
+/*
+ * --cpus: the process's CPU affinity, taken before any thread starts (they inherit it). A list
+ * of CPU numbers and ranges ("0", "0-3,6"); every CPU must exist. false with a message otherwise.
+ */
+static bool
+cpus_apply(const char *list, char *err, size_t errlen)
+{
+    long online = sysconf(_SC_NPROCESSORS_CONF);
+    if (online < 1 || online > CPU_SETSIZE) online = CPU_SETSIZE;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    const char *p = list;
+    for (;;) {
+        char *end;
+        errno = 0;
+        if (*p < '0' || *p > '9') break;
+        long lo = strtol(p, &end, 10), hi = lo;
+        if (errno != 0) break;
+        p = end;
+        if (*p == '-') {
+            if (p[1] < '0' || p[1] > '9') break;
+            hi = strtol(p + 1, &end, 10);
+            if (errno != 0) break;
+            p = end;
+        }
+        if (hi < lo) {
+            snprintf(err, errlen, "cpus: range %ld-%ld is reversed", lo, hi);
+            return false;
+        }
+        if (hi >= online) {
+            snprintf(err, errlen, "cpus: CPU %ld does not exist (this machine has %ld: 0-%ld)", hi,
+                     online, online - 1);
+            return false;
+        }
+        for (long c = lo; c <= hi; c++)
+            CPU_SET((int)c, &set);
+        if (*p == '\0') {
+            if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+                snprintf(err, errlen, "cpus: cannot run on '%s': %s", list, strerror(errno));
+                return false;
+            }
+            return true;
+        }
+        if (*p != ',') break;
+        p++;
+    }
+    snprintf(err, errlen, "cpus: bad list '%s': expected CPU numbers or ranges such as 0 or 0-3,6",
+             list);
+    return false;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -263,6 +318,10 @@ main(int argc, char **argv)
     cfg.store.engine.huge_pages = huge_pages;
     trastenda_server *s = NULL;
     char err[1024];
+    if (cpus != NULL && !cpus_apply(cpus, err, sizeof(err))) {
+        fprintf(stderr, "trastenda: %s\n", err);
+        return 2;
+    }
     trastenda_err code = trastenda_server_start(&cfg, &s, err, sizeof(err));
     if (code != TRASTENDA_OK) {
         fprintf(stderr, "trastenda: cannot start: %s (%s)\n", err, trastenda_err_name(code));

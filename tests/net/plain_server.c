@@ -16,6 +16,7 @@
  *   - closing a client whose server never answers ends the call in flight by its timeout and a
  *     synchronous call still queued with E_CONNECT, without hanging.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,20 +135,30 @@ server_stop(void)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the server did not stop cleanly (status %d)", st);
 }
 
+/* A client of one node: calls time out after timeout_ms, retried `retries` times. */
 static trastenda_client *
-client_open(uint32_t batch_max)
+client_of(const char *addr, uint32_t batch_max, uint32_t timeout_ms, uint32_t retries)
 {
-    const char *nodes[] = {req_addr};
+    const char *nodes[] = {addr};
     trastenda_client_config cfg;
     trastenda_client_config_default(&cfg);
     cfg.nodes = nodes;
     cfg.n_nodes = 1;
-    cfg.timeout_ms = 10000;
+    cfg.timeout_ms = timeout_ms;
     cfg.batch_max = batch_max;
+    cfg.retries = retries;
     trastenda_client *c = NULL;
     char err[256];
     CHECK(trastenda_client_open(&cfg, &c, err, sizeof(err)) == TRASTENDA_OK, "client: %s", err);
     return c;
+}
+
+static trastenda_client *
+client_open(uint32_t batch_max)
+{
+    trastenda_client_config def;
+    trastenda_client_config_default(&def);
+    return client_of(req_addr, batch_max, 10000, def.retries);
 }
 
 /* Waits until the server answers status. */
@@ -1052,6 +1064,90 @@ second_server(const char *name, const char *const *extra, const char *const *env
     return pid;
 }
 
+/* ---- --cpus: every thread of the server on the CPUs it names; a bad list is refused ---- */
+
+/* The Cpus_allowed_list of every thread of pid, when they all agree (into out), else false. */
+static bool
+threads_cpus(pid_t pid, char *out, size_t cap, int *threads)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL) return false;
+    bool agree = true;
+    out[0] = '\0';
+    *threads = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') continue;
+        char st[600], line[256], mine[128] = "";
+        snprintf(st, sizeof(st), "%s/%s/status", path, de->d_name);
+        FILE *f = fopen(st, "r");
+        if (f == NULL) continue; /* a thread that just ended */
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (sscanf(line, "Cpus_allowed_list: %127s", mine) == 1) break;
+        fclose(f);
+        if (out[0] == '\0') snprintf(out, cap, "%s", mine);
+        agree = agree && strcmp(out, mine) == 0;
+        (*threads)++;
+    }
+    closedir(d);
+    return agree && *threads > 0;
+}
+
+static void
+cpus_pin_every_thread(void)
+{
+    char caddr[700], cdata[700], log[700];
+    const char *extra[] = {"--cpus", "0", NULL};
+    pid_t pid = second_server("pinned", extra, NULL, caddr, cdata, log);
+    trastenda_client *c = client_of(caddr, 64, 1000, 0);
+    trastenda_reply r;
+    memset(&r, 0, sizeof(r));
+    for (int i = 0; i < 100; i++) { /* the server may still be starting */
+        if (trastenda_status(c, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK) break;
+        trastenda_reply_clear(&r);
+        CHECK(waitpid(pid, NULL, WNOHANG) == 0, "the pinned server exited at start (%s)", log);
+        usleep(50000);
+    }
+    CHECK(r.code == TRASTENDA_OK, "the pinned server answers: %s", r.name);
+    trastenda_reply_clear(&r);
+    trastenda_client_close(c);
+    char cpus[128];
+    int threads = 0;
+    CHECK(threads_cpus(pid, cpus, sizeof(cpus), &threads) && strcmp(cpus, "0") == 0,
+          "every thread on CPU 0: %d threads, '%s'", threads, cpus);
+    CHECK(threads > 4, "the server's threads were counted (%d)", threads);
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    follower_pid = 0;
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the pinned server stopped cleanly");
+    /* A CPU that does not exist, a reversed range, a malformed list: refused before anything
+     * starts, exit status 2, a message naming the flag. */
+    const char *bad[][2] = {
+        {"0-100000", "does not exist"}, {"1-0", "reversed"}, {"0,,1", "bad list"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *flags[] = {"--cpus", bad[i][0], NULL};
+        char name[32];
+        snprintf(name, sizeof(name), "badcpus%zu", i);
+        pid = second_server(name, flags, NULL, caddr, cdata, log);
+        waitpid(pid, &status, 0);
+        follower_pid = 0;
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2, "--cpus %s: exit status 2", bad[i][0]);
+        FILE *f = fopen(log, "r");
+        CHECK(f != NULL, "log %s", log);
+        char text[4096];
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        text[n] = '\0';
+        fclose(f);
+        CHECK(strstr(text, "cpus: ") != NULL && strstr(text, bad[i][1]) != NULL,
+              "--cpus %s: the message says why: %s", bad[i][0], text);
+        struct stat dst;
+        CHECK(stat(cdata, &dst) != 0, "--cpus %s: no data directory was made", bad[i][0]);
+    }
+}
+
 /* ---- a disk that fails: writes are answered with an error, the server does not crash ---- */
 
 #ifdef TS_FAULTFS_PATH
@@ -1102,15 +1198,9 @@ a_failing_disk_answers_writes_with_errors(void)
                          "TS_FAULT_SYNC_AFTER=60",
                          NULL};
     pid_t pid = second_server("faulty", extra, env, faddr, fdata, log);
-    const char *nodes[] = {faddr};
-    trastenda_client_config cfg;
-    trastenda_client_config_default(&cfg);
-    cfg.nodes = nodes;
-    cfg.n_nodes = 1;
-    cfg.timeout_ms = 10000;
-    cfg.retries = 0;
-    trastenda_client *c = NULL;
-    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "client");
+    trastenda_client_config def;
+    trastenda_client_config_default(&def);
+    trastenda_client *c = client_of(faddr, def.batch_max, 10000, 0);
     trastenda_args a;
     trastenda_reply r;
     for (int i = 0; i < 100; i++) { /* the server may still be starting */
@@ -1389,6 +1479,8 @@ main(void)
     printf("plain_server: close with a silent server ok\n");
     restart_keeps_state();
     printf("plain_server: restart ok\n");
+    cpus_pin_every_thread();
+    printf("plain_server: --cpus ok\n");
 #ifdef TS_FAULTFS_PATH
     a_failing_disk_answers_writes_with_errors();
     printf("plain_server: failing disk ok\n");
