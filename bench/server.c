@@ -17,6 +17,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,8 @@
 
 static double seconds = 5;
 static int n_skus = 100000;
-static bool huge_pages; /* --huge-pages: passed to the server */
+static bool huge_pages;                      /* --huge-pages: passed to the server */
+static const char *server_cpus, *bench_cpus; /* --server-cpus (the server's --cpus), --bench-cpus */
 static char dir[256], addr[64], echo_addr[64];
 static pid_t server_pid;
 
@@ -85,6 +87,10 @@ server_start(const char *self)
         if (huge_pages) {
             args[n++] = "--huge-pages";
             args[n++] = "true";
+        }
+        if (server_cpus != NULL) {
+            args[n++] = "--cpus";
+            args[n++] = server_cpus;
         }
         args[n] = NULL;
         execv(bin, (char *const *)args);
@@ -317,17 +323,23 @@ main(int argc, char **argv)
             in_flight = (uint32_t)atoi(argv[++i]);
         else if (strcmp(argv[i], "--huge-pages") == 0)
             huge_pages = true;
+        else if (strcmp(argv[i], "--server-cpus") == 0 && i + 1 < argc)
+            server_cpus = argv[++i];
+        else if (strcmp(argv[i], "--bench-cpus") == 0 && i + 1 < argc)
+            bench_cpus = argv[++i];
         else if (strcmp(argv[i], "--caller-threads") == 0 && i + 1 < argc &&
                  atoi(argv[i + 1]) >= 0 && atoi(argv[i + 1]) <= 64)
             caller_threads = (uint32_t)atoi(argv[++i]);
         else {
-            fprintf(stderr,
-                    "usage: trastenda-bench-server [--seconds N] [--skus N] "
-                    "[--caller-threads T (1; 0: a thread per caller)]\n"
-                    "         [--only echo|stock|reserve|batch64] [--callers C (1..64)]\n"
-                    "         [--in-flight R (requests in flight in the shared client; 4)]\n"
-                    "         [--huge-pages] (the server's flag)\n"
-                    "  --only and --callers run one case or one concurrency (to profile it)\n");
+            fprintf(
+                stderr,
+                "usage: trastenda-bench-server [--seconds N] [--skus N] "
+                "[--caller-threads T (1; 0: a thread per caller)]\n"
+                "         [--only echo|stock|reserve|batch64] [--callers C (1..64)]\n"
+                "         [--in-flight R (requests in flight in the shared client; 4)]\n"
+                "         [--huge-pages] (the server's flag) [--server-cpus LIST (its --cpus)]\n"
+                "         [--bench-cpus CPU (this process's CPU: one, or a first-last range)]\n"
+                "  --only and --callers run one case or one concurrency (to profile it)\n");
             return 2;
         }
     }
@@ -336,6 +348,16 @@ main(int argc, char **argv)
     snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", port);
     snprintf(echo_addr, sizeof(echo_addr), "tcp://127.0.0.1:%d", port + 1);
     server_start(argv[0]);
+    if (bench_cpus != NULL) { /* after the fork: the server does not inherit it */
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        int lo = -1, hi = -1;
+        if (sscanf(bench_cpus, "%d-%d", &lo, &hi) == 1) hi = lo;
+        if (lo < 0 || hi < lo || hi >= CPU_SETSIZE) die("--bench-cpus %s: N or N-M", bench_cpus);
+        for (int k = lo; k <= hi; k++)
+            CPU_SET(k, &set);
+        if (sched_setaffinity(0, sizeof(set), &set) != 0) die("--bench-cpus %s", bench_cpus);
+    }
     char log[300];
     snprintf(log, sizeof(log), "%s/server.log", dir);
     sb_wait(addr, server_pid, log);
@@ -349,6 +371,8 @@ main(int argc, char **argv)
     printf("trastenda-bench-server: %ld cores, server durability fsync, %d SKUs, %.0f s per case, "
            "loopback TCP, one shared client; %s",
            cores, n_skus, seconds, huge_pages ? "server --huge-pages; " : "");
+    if (server_cpus != NULL) printf("server on CPUs %s; ", server_cpus);
+    if (bench_cpus != NULL) printf("bench on CPUs %s; ", bench_cpus);
     if (caller_threads == 0)
         printf("a thread per caller\n\n");
     else
