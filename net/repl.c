@@ -5,14 +5,17 @@
  * pull, over nng REQ/REP with msgpack maps:
  *
  *   fetch {seq, epoch, ack, node, repl, wait, max, dg_seq, dg}
- *         seq/epoch: the follower's last entry and its epoch (the history check); ack: what it
- *         has durably applied (the acknowledgement, piggybacked: the next fetch after a write
- *         acknowledges it); dg_seq/dg: its last anti-entropy digest (its materializer's, taken
- *         at the entries every node takes them at: trastenda_store_digests).
- *      -> entries {epoch, leader, leader_repl, durable, time, dg_seq, dg, peers, entries: [bin]}
+ *         seq/epoch: the last entry the follower has received (durable, or being written when
+ *         it fetches ahead) and its epoch (the history check); ack: what it has durably applied
+ *         (the acknowledgement, piggybacked: a fetch after a write acknowledges it); dg_seq/dg:
+ *         its last anti-entropy digest (its materializer's, taken at the entries every node
+ *         takes them at: trastenda_store_digests).
+ *      -> entries {epoch, sync, leader, leader_repl, durable, time, dg_seq, dg, peers,
+ *                  entries: [bin]}
  *         only durable entries, from seq + 1; when there is none yet the fetch waits (long poll)
  *         up to `wait` ms for the next one, so a caught-up follower gets an entry one hop after
- *         it became durable, without polling.
+ *         it became durable, without polling. sync: the leader's --sync-replicas (a follower of
+ *         a leader that does not say is treated as one whose replies wait, K >= 1).
  *      -> bootstrap {why}  the follower's history is not the leader's (another entry or epoch at
  *         its seq, or a seq the leader does not have), or retention cut the entries it needs.
  *      -> not_leader {leader, leader_repl, epoch}
@@ -24,8 +27,13 @@
  * reads the log, parks and answers fetches, tracks followers and acknowledgements, and compares
  * their digests with the leader's. The log writer wakes it with a futex when an entry is durable:
  * no lock on the write path. A follower has a second thread, the follower loop: fetch, hand the
- * entries to the store as one request (stored and applied as they are, one write), wait until
- * durable, fetch again.
+ * entries to the store as one request (stored and applied as they are, one write), and fetch
+ * again. With a leader at sync 0 the next fetch leaves while those entries are being written
+ * (fetching ahead: its round trip overlaps their fsync; one append in flight, its buffer one of
+ * two), names their last entry, and asks for no wait, so that an empty answer brings the loop
+ * back to wait for the append and the fetch after it acknowledges the entries at once. With
+ * K >= 1 the loop waits until the entries are durable before it fetches, so that the fetch
+ * carries their acknowledgement to a leader whose replies wait for it.
  *
  * Sync replicas: the leader acknowledges a sequence to the store (trastenda_store_ack) once
  * K followers have acknowledged it; the store holds the batch's replies until then (or fails them
@@ -80,6 +88,7 @@
 struct rmsg {
     char t[16];
     uint64_t seq, epoch, ack, wait, max, dg_seq, dg, id, file, off, durable, total;
+    uint64_t sync; /* a leader's sync_replicas (entries); UINT64_MAX when it did not say */
     int64_t time;
     char node[ADDR_BYTES], repl[ADDR_BYTES], leader[ADDR_BYTES], leader_repl[ADDR_BYTES];
     char why[256];
@@ -115,6 +124,7 @@ static bool
 rmsg_parse(struct rmsg *m, const void *buf, size_t len)
 {
     memset(m, 0, sizeof(*m));
+    m->sync = UINT64_MAX;
     struct mp_rd r;
     mp_rd_init(&r, buf, len);
     uint32_t n;
@@ -150,6 +160,8 @@ rmsg_parse(struct rmsg *m, const void *buf, size_t len)
             mp_read_u64(&r, &m->durable);
         else if (KEY("total"))
             mp_read_u64(&r, &m->total);
+        else if (KEY("sync"))
+            mp_read_u64(&r, &m->sync);
         else if (KEY("time"))
             mp_read_i64(&r, &m->time);
         else if (KEY("node"))
@@ -333,10 +345,15 @@ struct repl {
     int64_t leader_durable_time;           /* atomic */
     uint64_t f_dg_checks, f_dg_mismatches; /* atomic */
     uint32_t append_done;                  /* futex word */
-    trastenda_request areq;
-    uint8_t *abuf;
-    size_t abuf_cap;
-    uint64_t epoch_seen; /* atomic: the highest epoch heard of */
+    /* Two appends alternate: one in flight in the store while the next fetch is answered. */
+    trastenda_request areq[2];
+    uint8_t *abuf[2];
+    size_t abuf_cap[2];
+    uint32_t a_next;         /* the buffer of the next append */
+    bool a_inflight;         /* areq[a_cur] is in the store, not yet completed */
+    uint32_t a_cur, a_w;     /* its buffer; append_done before it was submitted */
+    uint64_t a_seq, a_epoch; /* its last entry's sequence and epoch (0: unknown) */
+    uint64_t epoch_seen;     /* atomic: the highest epoch heard of */
 };
 
 static void rlog(struct repl *r, trastenda_log_level level, const char *fmt, ...)
@@ -627,9 +644,12 @@ reply_entries(struct repl *r, const struct rmsg *q)
         (void)trastenda_store_log_scan(s->store, from, FETCH_ENTRIES, visit_count, &count, &next);
     msgpack_packer pk;
     nng_msg *m = msg_new(&pk);
-    msgpack_pack_map(&pk, 10);
+    msgpack_pack_map(&pk, 11);
     pk_s(&pk, "t", "entries");
     pk_u(&pk, "epoch", st.epoch);
+    /* Whether replies wait for followers' acknowledgements: a follower fetches ahead of its
+     * writes only when they do not (follower_main). */
+    pk_u(&pk, "sync", s->cfg.store.sync_replicas);
     pk_s(&pk, "leader", my_req_addr(s));
     pk_s(&pk, "leader_repl", my_repl_addr(s));
     pk_u(&pk, "durable", st.durable_seq);
@@ -719,7 +739,10 @@ handle_fetch(struct repl *r, struct rctx *c)
                      (unsigned long long)m->seq, (unsigned long long)m->epoch,
                      (unsigned long long)e);
     }
-    f->need = why[0] != '\0' ? 0 : m->seq > 0 ? m->seq : first;
+    /* A follower that fetches ahead names the last entry it received (seq) and the last it has
+     * durable (ack): after a crash it reads on from the latter. */
+    uint64_t held = m->ack > 0 && m->ack < m->seq ? m->ack : m->seq;
+    f->need = why[0] != '\0' ? 0 : held > 0 ? held : first;
     keep_update(r);
     if (why[0] != '\0') {
         rlog(r, TRASTENDA_LOG_INFO, "follower %s must bootstrap: %s", m->node, why);
@@ -1071,44 +1094,61 @@ bootstrap_ask(struct repl *r, const char *why)
     STORE(&s->restart_wanted, 1);
 }
 
-/* Stores and applies the entries of a reply; false when the history does not continue. */
+/* Hands the entries of a reply to the store (the engine thread applies them, the log writer
+ * makes them durable): the append in flight, until follower_await. Nothing is in flight when the
+ * store refused them (it stops or closes: the loop ends with it). false: the reply's entries do
+ * not parse (nothing submitted). */
 static bool
-follower_apply(struct repl *r, struct rmsg *m)
+follower_submit(struct repl *r, struct rmsg *m)
 {
+    uint32_t i = r->a_next;
     size_t need = 0;
     struct mp_rd rd = m->entries;
-    for (uint32_t i = 0; i < m->n_entries; i++) {
+    const uint8_t *last = NULL;
+    uint32_t last_len = 0;
+    for (uint32_t k = 0; k < m->n_entries; k++) {
         const uint8_t *b;
         uint32_t len;
         if (!mp_read_bin(&rd, &b, &len)) return false;
         need += 4 + len;
+        last = b;
+        last_len = len;
     }
-    if (need > r->abuf_cap) {
-        uint8_t *p = realloc(r->abuf, need);
+    if (need > r->abuf_cap[i]) {
+        uint8_t *p = realloc(r->abuf[i], need);
         if (p == NULL) abort();
-        r->abuf = p;
-        r->abuf_cap = need;
+        r->abuf[i] = p;
+        r->abuf_cap[i] = need;
     }
     size_t at = 0;
     rd = m->entries;
-    for (uint32_t i = 0; i < m->n_entries; i++) {
+    for (uint32_t k = 0; k < m->n_entries; k++) {
         const uint8_t *b;
         uint32_t len;
         mp_read_bin(&rd, &b, &len);
-        for (int k = 0; k < 4; k++)
-            r->abuf[at + (size_t)k] = (uint8_t)(len >> (8 * k));
-        memcpy(r->abuf + at + 4, b, len);
+        for (int j = 0; j < 4; j++)
+            r->abuf[i][at + (size_t)j] = (uint8_t)(len >> (8 * j));
+        memcpy(r->abuf[i] + at + 4, b, len);
         at += 4 + len;
     }
-    memset(&r->areq, 0, sizeof(r->areq));
-    r->areq.entries = r->abuf;
-    r->areq.entries_len = at;
-    r->areq.n_entries = m->n_entries;
-    r->areq.done = append_done;
-    r->areq.ctx = r;
+    /* The position the next fetch names while this append is in flight. */
+    trastenda_entry_header hdr;
+    trastenda_entry_iter it;
+    r->a_seq = r->a_epoch = 0;
+    if (last != NULL && trastenda_entry_open(last, last_len, &hdr, &it) == TRASTENDA_OK) {
+        r->a_seq = hdr.seq;
+        r->a_epoch = hdr.epoch;
+    }
+    trastenda_request *q = &r->areq[i];
+    memset(q, 0, sizeof(*q));
+    q->entries = r->abuf[i];
+    q->entries_len = at;
+    q->n_entries = m->n_entries;
+    q->done = append_done;
+    q->ctx = r;
     for (;;) {
         uint32_t w = LOAD(&r->append_done);
-        trastenda_err e = trastenda_store_submit(r->s->store, &r->areq);
+        trastenda_err e = trastenda_store_submit(r->s->store, q);
         if (e == TRASTENDA_E_BUSY) {
             usleep(200);
             continue;
@@ -1116,22 +1156,36 @@ follower_apply(struct repl *r, struct rmsg *m)
         if (e != TRASTENDA_OK) {
             rlog(r, TRASTENDA_LOG_ERROR, "the store refused the leader's entries: %s",
                  trastenda_err_message(e));
-            return true; /* the store stopped or closes: the loop ends with it */
+            return true;
         }
-        while (LOAD(&r->append_done) == w)
-            futex_wait(&r->append_done, w, 100);
-        break;
+        r->a_inflight = true;
+        r->a_cur = i;
+        r->a_w = w;
+        r->a_next = i ^ 1;
+        return true;
     }
-    if (r->areq.entry_err == TRASTENDA_E_SEQUENCE) return false;
-    if (r->areq.entry_err != TRASTENDA_OK && r->areq.entry_version != 0 &&
-        r->areq.entry_version != TRASTENDA_LOG_VERSION)
+}
+
+/* Waits until the append in flight, if any, is durable (or failed): false when its entries do
+ * not continue this node's log (a bootstrap is needed). */
+static bool
+follower_await(struct repl *r)
+{
+    if (!r->a_inflight) return true;
+    while (LOAD(&r->append_done) == r->a_w)
+        futex_wait(&r->append_done, r->a_w, 100);
+    r->a_inflight = false;
+    const trastenda_request *q = &r->areq[r->a_cur];
+    if (q->entry_err == TRASTENDA_E_SEQUENCE) return false;
+    if (q->entry_err != TRASTENDA_OK && q->entry_version != 0 &&
+        q->entry_version != TRASTENDA_LOG_VERSION)
         rlog(r, TRASTENDA_LOG_ERROR,
              "the leader writes log format %u and this build reads format %u (docs/LOG.md): run "
              "the same Trastenda build on the leader and its followers",
-             (unsigned)r->areq.entry_version, (unsigned)TRASTENDA_LOG_VERSION);
-    else if (r->areq.entry_err != TRASTENDA_OK)
+             (unsigned)q->entry_version, (unsigned)TRASTENDA_LOG_VERSION);
+    else if (q->entry_err != TRASTENDA_OK)
         rlog(r, TRASTENDA_LOG_ERROR, "an entry after %llu does not apply: %s",
-             (unsigned long long)r->areq.seq, trastenda_err_message(r->areq.entry_err));
+             (unsigned long long)q->seq, trastenda_err_message(q->entry_err));
     return true;
 }
 
@@ -1243,17 +1297,22 @@ follower_main(void *arg)
             }
         }
         uint64_t dg_seq = nd > 0 ? mine[nd - 1].seq : 0, dg = nd > 0 ? mine[nd - 1].digest : 0;
+        /* With an append in flight (fetching ahead), the fetch names its last entry, acks what
+         * is durable, and is answered at once, without waiting for new entries: an empty answer
+         * sends this loop back to wait for the append, and the next fetch then carries its
+         * acknowledgement instead of holding it for the leader's whole wait. */
+        bool ahead = r->a_inflight && r->a_seq != 0;
         msgpack_packer pk;
         nng_msg *q = msg_new(&pk);
         msgpack_pack_map(&pk, 10 + has_token(&s->cfg));
         pk_s(&pk, "t", "fetch");
         pk_token(&pk, &s->cfg);
-        pk_u(&pk, "seq", st.durable_seq);
-        pk_u(&pk, "epoch", st.epoch);
+        pk_u(&pk, "seq", ahead ? r->a_seq : st.durable_seq);
+        pk_u(&pk, "epoch", ahead ? r->a_epoch : st.epoch);
         pk_u(&pk, "ack", st.durable_seq);
         pk_s(&pk, "node", my_req_addr(s));
         pk_s(&pk, "repl", my_repl_addr(s));
-        pk_u(&pk, "wait", s->cfg.repl_wait_ms);
+        pk_u(&pk, "wait", ahead ? 0 : s->cfg.repl_wait_ms);
         pk_u(&pk, "max", FETCH_BYTES);
         pk_u(&pk, "dg_seq", dg_seq);
         pk_u(&pk, "dg", dg);
@@ -1261,6 +1320,14 @@ follower_main(void *arg)
         rv = req_call(sock, q, &rep);
         struct rmsg m;
         if (rv == 0 && !rmsg_parse(&m, nng_msg_body(rep), nng_msg_len(rep))) rv = NNG_EPROTO;
+        /* Anything but entries: the append in flight ends first (the next fetch starts from
+         * what is durable). */
+        bool entries = rv == 0 && strcmp(m.t, "entries") == 0 && m.epoch >= st.epoch;
+        if (!entries && !follower_await(r)) {
+            if (rep != NULL) nng_msg_free(rep);
+            bootstrap_ask(r, "the leader's entries do not continue this node's log");
+            continue;
+        }
         if (rv != 0) {
             if (rep != NULL) nng_msg_free(rep);
             STORE(&r->connected, 0);
@@ -1307,7 +1374,15 @@ follower_main(void *arg)
                 want_dg_seq = m.dg_seq;
                 want_dg = m.dg;
             }
-            bool ok = m.n_entries == 0 || follower_apply(r, &m);
+            /* The append before ends first (one in flight, in order), then these entries go to
+             * the store. When the leader's replies do not wait for acknowledgements (sync 0),
+             * the next fetch leaves while they are written, so its round trip overlaps their
+             * fsync; otherwise they are durable before it, and it carries their ack at once. */
+            bool ok = follower_await(r);
+            if (ok && m.n_entries > 0) {
+                ok = follower_submit(r, &m);
+                if (ok && (m.sync != 0 || r->a_seq == 0)) ok = follower_await(r);
+            }
             nng_msg_free(rep);
             if (!ok) bootstrap_ask(r, "the leader's entries do not continue this node's log");
             continue;
@@ -1341,6 +1416,7 @@ follower_main(void *arg)
         nap(r, backoff_ms);
         backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
     }
+    (void)follower_await(r); /* its buffers are this loop's: nothing left in the store */
     pthread_mutex_lock(&r->mu);
     bool mine = r->fsock_open;
     r->fsock_open = false;
@@ -1591,7 +1667,8 @@ repl_stop(struct srv *s)
     }
     snaps_expire(r, true);
     free(r->chunk);
-    free(r->abuf);
+    free(r->abuf[0]);
+    free(r->abuf[1]);
     for (uint32_t i = 0; i < r->n_old; i++)
         free(r->old_leaders[i]);
     free(r->old_leaders);
