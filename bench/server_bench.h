@@ -60,8 +60,34 @@ sb_client(const char *addr, uint32_t in_flight)
     return sb_client_timeout(addr, in_flight, 30000);
 }
 
+/* The last lines of a server's log on stderr: a benchmark removes its folder when it dies. */
+static void
+sb_log_tail(const char *log)
+{
+    FILE *f = fopen(log, "r");
+    if (f == NULL) return;
+    char text[4096];
+    if (fseek(f, 0, SEEK_END) == 0 && ftell(f) > (long)sizeof(text) - 1)
+        (void)fseek(f, -(long)(sizeof(text) - 1), SEEK_END);
+    else
+        rewind(f);
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    const char *from = text;
+    int lines = 0;
+    for (size_t i = n; i > 0; i--)
+        if (text[i - 1] == '\n' && ++lines > 12) {
+            from = text + i;
+            break;
+        }
+    fprintf(stderr, "--- the end of %s:\n%s%s---\n", log, from,
+            n > 0 && text[n - 1] != '\n' ? "\n" : "");
+}
+
 /* Waits until the node at addr answers status: dies naming its log when its process (pid) exits
- * first, or after 120 s (tables of many millions of entries take seconds to create). */
+ * first (its last lines shown), or after 120 s (tables of many millions of entries take seconds
+ * to create). */
 static void
 sb_wait(const char *addr, pid_t pid, const char *log)
 {
@@ -76,9 +102,13 @@ sb_wait(const char *addr, pid_t pid, const char *log)
             trastenda_client_close(c);
             return;
         }
-        if (waitpid(pid, NULL, WNOHANG) == pid) die("the server exited at start (%s)", log);
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            sb_log_tail(log);
+            die("the server exited at start (%s)", log);
+        }
         usleep(50000);
     }
+    sb_log_tail(log);
     die("the server did not answer within 120 s (%s)", log);
 }
 
