@@ -345,14 +345,15 @@ struct repl {
     int64_t leader_durable_time;           /* atomic */
     uint64_t f_dg_checks, f_dg_mismatches; /* atomic */
     uint32_t append_done;                  /* futex word */
-    /* Two appends alternate: one in flight in the store while the next fetch is answered. */
-    trastenda_request areq[2];
-    uint8_t *abuf[2];
-    size_t abuf_cap[2];
-    uint32_t a_next;         /* the buffer of the next append */
-    bool a_inflight;         /* areq[a_cur] is in the store, not yet completed */
-    uint32_t a_cur, a_w;     /* its buffer; append_done before it was submitted */
+    /* One append at a time, in flight in the store while the next fetch is answered (it is
+     * awaited before the next is submitted). */
+    trastenda_request areq;
+    uint8_t *abuf; /* its entries, read by the store until it completes */
+    size_t abuf_cap;
+    bool a_inflight;         /* areq is in the store, not yet completed */
+    uint32_t a_w;            /* append_done before it was submitted */
     uint64_t a_seq, a_epoch; /* its last entry's sequence and epoch (0: unknown) */
+    bool a_failed;           /* the last append awaited stopped short of its last entry */
     uint64_t epoch_seen;     /* atomic: the highest epoch heard of */
 };
 
@@ -741,7 +742,7 @@ handle_fetch(struct repl *r, struct rctx *c)
     }
     /* A follower that fetches ahead names the last entry it received (seq) and the last it has
      * durable (ack): after a crash it reads on from the latter. */
-    uint64_t held = m->ack > 0 && m->ack < m->seq ? m->ack : m->seq;
+    uint64_t held = m->ack < m->seq ? m->ack : m->seq;
     f->need = why[0] != '\0' ? 0 : held > 0 ? held : first;
     keep_update(r);
     if (why[0] != '\0') {
@@ -1094,6 +1095,14 @@ bootstrap_ask(struct repl *r, const char *why)
     STORE(&s->restart_wanted, 1);
 }
 
+/* Sleeps ms, or less when the follower's loop is to stop. */
+static void
+nap(struct repl *r, uint32_t ms)
+{
+    for (uint32_t t = 0; t < ms && !LOAD(&r->stop) && !LOAD(&r->fstop); t += 10)
+        usleep(10 * 1000);
+}
+
 /* Hands the entries of a reply to the store (the engine thread applies them, the log writer
  * makes them durable): the append in flight, until follower_await. Nothing is in flight when the
  * store refused them (it stops or closes: the loop ends with it). false: the reply's entries do
@@ -1101,7 +1110,6 @@ bootstrap_ask(struct repl *r, const char *why)
 static bool
 follower_submit(struct repl *r, struct rmsg *m)
 {
-    uint32_t i = r->a_next;
     size_t need = 0;
     struct mp_rd rd = m->entries;
     const uint8_t *last = NULL;
@@ -1114,11 +1122,11 @@ follower_submit(struct repl *r, struct rmsg *m)
         last = b;
         last_len = len;
     }
-    if (need > r->abuf_cap[i]) {
-        uint8_t *p = realloc(r->abuf[i], need);
+    if (need > r->abuf_cap) {
+        uint8_t *p = realloc(r->abuf, need);
         if (p == NULL) abort();
-        r->abuf[i] = p;
-        r->abuf_cap[i] = need;
+        r->abuf = p;
+        r->abuf_cap = need;
     }
     size_t at = 0;
     rd = m->entries;
@@ -1127,8 +1135,8 @@ follower_submit(struct repl *r, struct rmsg *m)
         uint32_t len;
         mp_read_bin(&rd, &b, &len);
         for (int j = 0; j < 4; j++)
-            r->abuf[i][at + (size_t)j] = (uint8_t)(len >> (8 * j));
-        memcpy(r->abuf[i] + at + 4, b, len);
+            r->abuf[at + (size_t)j] = (uint8_t)(len >> (8 * j));
+        memcpy(r->abuf + at + 4, b, len);
         at += 4 + len;
     }
     /* The position the next fetch names while this append is in flight. */
@@ -1139,9 +1147,9 @@ follower_submit(struct repl *r, struct rmsg *m)
         r->a_seq = hdr.seq;
         r->a_epoch = hdr.epoch;
     }
-    trastenda_request *q = &r->areq[i];
+    trastenda_request *q = &r->areq;
     memset(q, 0, sizeof(*q));
-    q->entries = r->abuf[i];
+    q->entries = r->abuf;
     q->entries_len = at;
     q->n_entries = m->n_entries;
     q->done = append_done;
@@ -1156,12 +1164,11 @@ follower_submit(struct repl *r, struct rmsg *m)
         if (e != TRASTENDA_OK) {
             rlog(r, TRASTENDA_LOG_ERROR, "the store refused the leader's entries: %s",
                  trastenda_err_message(e));
+            nap(r, 100); /* a store that stopped refuses every time: no hot loop of fetches */
             return true;
         }
         r->a_inflight = true;
-        r->a_cur = i;
         r->a_w = w;
-        r->a_next = i ^ 1;
         return true;
     }
 }
@@ -1171,11 +1178,13 @@ follower_submit(struct repl *r, struct rmsg *m)
 static bool
 follower_await(struct repl *r)
 {
+    r->a_failed = false;
     if (!r->a_inflight) return true;
     while (LOAD(&r->append_done) == r->a_w)
         futex_wait(&r->append_done, r->a_w, 100);
     r->a_inflight = false;
-    const trastenda_request *q = &r->areq[r->a_cur];
+    const trastenda_request *q = &r->areq;
+    r->a_failed = q->entry_err != TRASTENDA_OK;
     if (q->entry_err == TRASTENDA_E_SEQUENCE) return false;
     if (q->entry_err != TRASTENDA_OK && q->entry_version != 0 &&
         q->entry_version != TRASTENDA_LOG_VERSION)
@@ -1224,14 +1233,6 @@ target_rotate(struct repl *r, uint32_t *turn)
         break;
     }
     pthread_mutex_unlock(&r->mu);
-}
-
-/* Sleeps ms, or less when the follower's loop is to stop. */
-static void
-nap(struct repl *r, uint32_t ms)
-{
-    for (uint32_t t = 0; t < ms && !LOAD(&r->stop) && !LOAD(&r->fstop); t += 10)
-        usleep(10 * 1000);
 }
 
 static void *
@@ -1379,6 +1380,12 @@ follower_main(void *arg)
              * the next fetch leaves while they are written, so its round trip overlaps their
              * fsync; otherwise they are durable before it, and it carries their ack at once. */
             bool ok = follower_await(r);
+            if (ok && r->a_failed) {
+                /* The append before stopped short (its error is logged): these entries, fetched
+                 * ahead, do not follow what is durable, which the next fetch names. */
+                nng_msg_free(rep);
+                continue;
+            }
             if (ok && m.n_entries > 0) {
                 ok = follower_submit(r, &m);
                 if (ok && (m.sync != 0 || r->a_seq == 0)) ok = follower_await(r);
@@ -1667,8 +1674,7 @@ repl_stop(struct srv *s)
     }
     snaps_expire(r, true);
     free(r->chunk);
-    free(r->abuf[0]);
-    free(r->abuf[1]);
+    free(r->abuf);
     for (uint32_t i = 0; i < r->n_old; i++)
         free(r->old_leaders[i]);
     free(r->old_leaders);
