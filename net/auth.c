@@ -128,12 +128,12 @@ auth_request(const struct auth *a, struct proto_req *q, char *msg, size_t cap)
     if (a->n == 0) return TRASTENDA_OK;
     bool writes = false;
     for (uint32_t i = 0; i < q->n_ops; i++) /* bound: PROTO_OPS_MAX */
-        writes |= q->ops[i].err == TRASTENDA_OK && proto_kind_is_write(q->ops[i].kind);
+        writes |= q->ops[i].err == TRASTENDA_OK && proto_kind_needs_token(q->ops[i].kind);
     const struct auth_token *t = q->token.len > 0 ? find(a, q->token.ptr, q->token.len) : NULL;
     if (t == NULL && (writes || !a->open_reads)) {
         snprintf(msg, cap, "%s: a valid token is needed for %s (docs/SECURITY.md)",
                  q->token.len > 0 ? "token: not valid" : "token: required",
-                 writes ? "writes" : "this server's reads");
+                 writes ? "writes, promote and backup" : "this server's reads");
         return TRASTENDA_E_UNAUTHORIZED;
     }
     if (t == NULL) return TRASTENDA_OK;

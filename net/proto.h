@@ -60,6 +60,14 @@ proto_kind_is_write(uint32_t kind)
     return kind >= 1 && kind <= TRASTENDA_OP_NOOP;
 }
 
+/* Kinds that need a token whenever tokens are configured, open-reads or not (docs/SECURITY.md):
+ * the writes, and what changes a node's role or writes files where it runs (promote, backup). */
+static inline bool
+proto_kind_needs_token(uint32_t kind)
+{
+    return proto_kind_is_write(kind) || kind == PK_PROMOTE || kind == PK_BACKUP;
+}
+
 /* Fields, as bits of proto_op.present. */
 enum proto_field {
     PFD_OP = 0,

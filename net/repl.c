@@ -1824,10 +1824,27 @@ repl_promote(struct srv *s, bool force, uint64_t *epoch, uint64_t *seq, char *ms
         if (strcmp(r->peers[i][0], my_req_addr(s)) != 0)
             snprintf(peers[n++], ADDR_BYTES, "%s", r->peers[i][0]);
     pthread_mutex_unlock(&r->mu);
+    const struct peer_access access = {s->cfg.repl_token, s->cfg.tls_ca, s->cfg.tls_cert,
+                                       s->cfg.tls_key};
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t their;
-        if (!peer_durable_seq(peers[i], 500, &their)) {
-            srv_log(s, TRASTENDA_LOG_INFO, "promotion: %s does not answer: left out", peers[i]);
+        uint64_t their = 0;
+        char why[300];
+        enum peer_answer a = peer_durable_seq(peers[i], &access, 500, &their, why, sizeof(why));
+        if (a == PEER_SILENT) {
+            srv_log(s, TRASTENDA_LOG_INFO, "promotion: %s does not answer (%s): left out", peers[i],
+                    why);
+            continue;
+        }
+        /* Alive but not saying where it is (a token it refuses, TLS): it may be ahead. */
+        if (a == PEER_REFUSED && !force) {
+            snprintf(msg, msglen,
+                     "refused: follower %s answers but does not say how far it is (%s): give "
+                     "this node its repl-token and TLS files, or force",
+                     peers[i], why);
+            return TRASTENDA_E_INVALID;
+        }
+        if (a == PEER_REFUSED) {
+            srv_log(s, TRASTENDA_LOG_WARN, "promotion (forced): %s: %s: left out", peers[i], why);
             continue;
         }
         if (their > st.durable_seq && !force) {

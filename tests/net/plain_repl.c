@@ -16,6 +16,8 @@
  *     carry on against it (through a follower's redirect too); the behind follower follows it;
  *   - the old leader, started again as a leader, is fenced by a follower of the higher epoch and
  *     refuses writes; restarted as a follower of the new leader, it converges;
+ *   - with tokens and open-reads off, promoting a follower that is behind is still refused (its
+ *     check of its peers carries its token), and promote itself needs a token;
  *   - a partition with network namespaces when the machine allows them, else a skip that says why.
  */
 #include <errno.h>
@@ -487,6 +489,100 @@ write_on(int n, char *leader, size_t cap)
     snprintf(leader, cap, "%s", r.leader);
     trastenda_reply_clear(&r);
     return r.code;
+}
+
+/* ---- promotion where status needs a token ---- */
+
+/* A request refused as a whole (a token missing) ends the call with its code: r.code then. */
+static trastenda_reply
+promote_on(int n)
+{
+    trastenda_client *c = client_of(n, 10000);
+    trastenda_args a;
+    trastenda_args_init(&a, "promote");
+    trastenda_reply r;
+    memset(&r, 0, sizeof(r));
+    trastenda_err e = trastenda_call(c, &a, &r);
+    CHECK(e == TRASTENDA_OK || e == TRASTENDA_E_UNAUTHORIZED, "promote on node %d: %s", n,
+          trastenda_err_name(e));
+    if (e != TRASTENDA_OK) r.code = e;
+    trastenda_client_close(c);
+    return r;
+}
+
+/* Tokens on, open-reads off but on 5: a leader (3, --sync-replicas 1) and followers 4 and 5, 5
+ * stopped while writes go on, then the leader killed. Promoting 5 is refused: its check of the
+ * other followers must carry its token (4 answers status only to a token holder, and is ahead).
+ * And on 5, whose reads are open, promote (which changes who takes writes) and backup (which
+ * writes files) need a token. */
+static void
+promotion_with_tokens(void)
+{
+    char saved[3][600];
+    memcpy(saved, &data_dir[3], sizeof(saved));
+    for (int n = 3; n <= 5; n++)
+        snprintf(data_dir[n], sizeof(data_dir[n]), "%s/tok%d", dir, n);
+    static const char *const tok[] = {"--tokens",
+                                      "repl:0123456789abcdef0123",
+                                      "--repl-token",
+                                      "0123456789abcdef0123",
+                                      "--open-reads",
+                                      "false",
+                                      NULL};
+    client_token = "0123456789abcdef0123";
+    node_start_ex(3, NULL, NULL, true, tok);
+    node_wait(3);
+    node_start_ex(4, repl_addr[3], NULL, true, tok);
+    static const char *const tok_open[] = {"--tokens", "repl:0123456789abcdef0123", "--repl-token",
+                                           "0123456789abcdef0123", NULL};
+    node_start_ex(5, repl_addr[3], NULL, true, tok_open); /* reads open there */
+    node_wait(4);
+    node_wait(5);
+    const int f45[] = {4, 5};
+    wait_followers(3, f45, 2);
+    catalog(3); /* both followers get entries naming each other as peers */
+    uint64_t seq = status_u64(3, "replication.durable");
+    wait_seq(4, seq, 60);
+    wait_seq(5, seq, 60);
+    kill(pids[5], SIGSTOP);
+    char leader[256];
+    for (int i = 0; i < 3; i++)
+        CHECK(write_on(3, leader, sizeof(leader)) == TRASTENDA_OK, "a write on leader 3");
+    wait_seq(4, status_u64(3, "replication.durable"), 60);
+    node_kill(3);
+    kill(pids[5], SIGCONT);
+    client_token = NULL;
+    trastenda_reply r = promote_on(5);
+    CHECK(r.code == TRASTENDA_E_UNAUTHORIZED, "promote without a token: %s %s", r.name, r.msg);
+    trastenda_reply_clear(&r);
+    {
+        char bdir[700];
+        snprintf(bdir, sizeof(bdir), "%s/backup-no-token", dir);
+        trastenda_client *c = client_of(5, 10000);
+        trastenda_args a;
+        trastenda_args_init(&a, "backup");
+        a.dir = bdir;
+        trastenda_err e = trastenda_call(c, &a, &r);
+        trastenda_client_close(c);
+        CHECK(e == TRASTENDA_E_UNAUTHORIZED && access(bdir, F_OK) != 0,
+              "a backup without a token: %s", trastenda_err_name(e));
+        trastenda_reply_clear(&r);
+    }
+    client_token = "0123456789abcdef0123";
+    r = promote_on(5);
+    CHECK(r.code == TRASTENDA_E_INVALID && strstr(r.msg, "refused") != NULL,
+          "promoting the follower behind, its peer asked for a token: %s %s", r.name, r.msg);
+    printf("plain_repl: with tokens and closed reads, promoting the follower behind is refused: "
+           "%s\n",
+           r.msg);
+    trastenda_reply_clear(&r);
+    r = promote_on(4);
+    CHECK(r.code == TRASTENDA_OK, "promoting the follower ahead: %s %s", r.name, r.msg);
+    trastenda_reply_clear(&r);
+    node_kill(4);
+    node_kill(5);
+    client_token = NULL;
+    memcpy(&data_dir[3], saved, sizeof(saved));
 }
 
 /* ---- fetching ahead: a follower of a leader whose replies do not wait for it ---- */
@@ -1061,6 +1157,7 @@ main(void)
     digests_equal(1, f02, 2);
     printf("plain_repl: the old leader follows the new one and converged\n");
 
+    promotion_with_tokens();
     fetch_ahead();
     char why[200];
     if (getuid() != 0)
