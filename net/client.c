@@ -657,17 +657,19 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv, str
         }
         if (env_err == TRASTENDA_OK && got != sl->n) env_err = TRASTENDA_E_MALFORMED;
     }
+    bool silent = rv == NNG_ETIMEDOUT || rv == NNG_ECONNREFUSED || rv == NNG_ECLOSED;
+    /* The node writes went to did not answer (a dead leader, say): they try the next node, once
+     * per request and unless a reply moved them meanwhile; a follower there redirects them to the
+     * leader it knows (not_leader), so an alive but slow leader costs one round trip more. */
+    if (silent && cl->cfg.n_nodes > 1 && cl->leader == sl->node)
+        cl->leader = (sl->node + 1) % cl->cfg.n_nodes;
     for (uint32_t i = 0; i < sl->n; i++) {
         struct call *c = sl->calls[i];
         if (rv != 0 || env_err != TRASTENDA_OK) {
-            bool timeout = rv == NNG_ETIMEDOUT;
             /* A keyed write (or any read) may go again; a write without a key may not. */
-            if ((timeout || rv == NNG_ECONNREFUSED || rv == NNG_ECLOSED) &&
-                (!c->write || c->keyed) && c->tries < cl->cfg.retries && !cl->closing) {
+            if (silent && (!c->write || c->keyed) && c->tries < cl->cfg.retries && !cl->closing) {
                 c->tries++;
                 enqueue_front(cl, c);
-                if (cl->cfg.n_nodes > 1 && !timeout)
-                    cl->leader = (cl->leader + 1) % cl->cfg.n_nodes;
                 continue;
             }
             c->nng_rv = rv;

@@ -1104,11 +1104,12 @@ main(void)
         printf("plain_repl: all %u acknowledged writes are on the promoted leader\n", acked_all);
     }
     /* Clients carry on: on the new leader, and through the other follower's redirect (once that
-     * follower found the new leader: writes wait for one follower's acknowledgement). */
+     * follower found the new leader: writes wait for one follower's acknowledgement), from a
+     * node list whose first address is the dead leader (its silence moves them on). */
     wait_seq(2, status_u64(1, "replication.durable"), 120);
     {
-        const char *via_follower[] = {req_addr[2], req_addr[1]};
-        load_start(via_follower, 2, -1);
+        const char *via_follower[] = {req_addr[0], req_addr[2], req_addr[1]};
+        load_start(via_follower, 3, -1);
         uint32_t at = __atomic_load_n(&n_acked, __ATOMIC_ACQUIRE);
         sleep_ms(600);
         wait_acked(at + 21, 60);
