@@ -93,6 +93,14 @@ trastenda_server_wants_restart(trastenda_server *s)
     return __atomic_load_n(&s->restart_wanted, __ATOMIC_ACQUIRE) != 0;
 }
 
+bool
+trastenda_server_failed(trastenda_server *s)
+{
+    trastenda_store_stats st;
+    trastenda_store_stats_get(s->store, &st);
+    return st.failed != 0;
+}
+
 static int64_t
 mono_ns(void)
 {

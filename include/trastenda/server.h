@@ -91,6 +91,11 @@ void trastenda_server_stop(trastenda_server *s);
  * the same configuration: the start downloads the checkpoint). Any thread. */
 bool trastenda_server_wants_restart(trastenda_server *s);
 
+/* A storage failure (a failed write or sync) stopped its store: nothing more is acknowledged, and
+ * its tables may hold a batch that never became durable, which reads would show. The process
+ * should stop the server and exit, for a restart to recover from the log. Any thread. */
+bool trastenda_server_failed(trastenda_server *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -332,6 +332,13 @@ main(int argc, char **argv)
         struct timespec tick = {0, 100 * 1000000};
         sig = sigtimedwait(&set, NULL, &tick);
         if (sig == SIGINT || sig == SIGTERM) break;
+        if (s != NULL && trastenda_server_failed(s)) {
+            /* Its tables may be ahead of its log: it must not answer another read. */
+            fprintf(stderr, "trastenda: storage failed (above): stopping; exit status 1, for a "
+                            "restart to recover from the log\n");
+            trastenda_server_stop(s);
+            return 1;
+        }
         if (s == NULL || trastenda_server_wants_restart(s)) {
             /* A follower's bootstrap: stop, and start again (the start downloads it). */
             if (s != NULL) {
