@@ -1491,7 +1491,7 @@ bootstrap_from(const trastenda_server_config *cfg, const char *leader, char *err
         nng_close(sock);
         return code;
     }
-    char msg[600];
+    char msg[900];
     snprintf(msg, sizeof(msg),
              "replication: bootstrap from %s: checkpoint at entry %llu, %u files, %.1f MB", leader,
              (unsigned long long)man.seq, man.n_files, (double)man.total / 1e6);
@@ -1582,14 +1582,21 @@ repl_bootstrap_pending(const trastenda_server_config *cfg, char *err, size_t err
     if (fgets(leader, sizeof(leader), f) == NULL) leader[0] = '\0';
     fclose(f);
     leader[strcspn(leader, "\r\n")] = '\0';
-    if (leader[0] == '\0') snprintf(leader, sizeof(leader), "%s", cfg->follow);
+    /* The leader named when the bootstrap was asked for, the one followed last, --follow: each
+     * is tried once (a dead one fails within a second); E_CONNECT when none answered, which the
+     * process meets by starting again later (net/cmd/trastenda.c), not by exiting. */
+    char cand[3][ADDR_BYTES];
+    uint32_t n = 0;
+    snprintf(cand[n++], ADDR_BYTES, "%s", leader[0] != '\0' ? leader : cfg->follow);
+    char last[ADDR_BYTES];
+    if (leader_file_read(cfg->store.dir, last, sizeof(last)) && strcmp(last, cand[0]) != 0)
+        snprintf(cand[n++], ADDR_BYTES, "%s", last);
+    if (strcmp(cfg->follow, cand[0]) != 0 && (n < 2 || strcmp(cfg->follow, cand[1]) != 0))
+        snprintf(cand[n++], ADDR_BYTES, "%s", cfg->follow);
     trastenda_err code = TRASTENDA_E_CONNECT;
-    for (int attempt = 0; attempt < 5 && code != TRASTENDA_OK; attempt++) {
-        code = bootstrap_from(cfg, leader, err, errlen);
-        if (code != TRASTENDA_OK) {
-            cfg->log(cfg->log_ctx, TRASTENDA_LOG_WARN, err);
-            sleep(1);
-        }
+    for (uint32_t i = 0; i < n && code != TRASTENDA_OK; i++) {
+        code = bootstrap_from(cfg, cand[i], err, errlen);
+        if (code != TRASTENDA_OK) cfg->log(cfg->log_ctx, TRASTENDA_LOG_WARN, err);
     }
     return code;
 }

@@ -323,7 +323,11 @@ main(int argc, char **argv)
         return 2;
     }
     trastenda_err code = trastenda_server_start(&cfg, &s, err, sizeof(err));
-    if (code != TRASTENDA_OK) {
+    if (code == TRASTENDA_E_CONNECT && cfg.follow != NULL && cfg.follow[0] != '\0') {
+        /* A follower whose pending bootstrap finds no leader: it waits for one (below). */
+        fprintf(stderr, "trastenda: cannot start yet: %s; retrying every second\n", err);
+        s = NULL;
+    } else if (code != TRASTENDA_OK) {
         fprintf(stderr, "trastenda: cannot start: %s (%s)\n", err, trastenda_err_name(code));
         return code == TRASTENDA_E_INVALID ? 2 : 1;
     }

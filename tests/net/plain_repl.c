@@ -743,6 +743,38 @@ fetch_ahead(void)
     printf("plain_repl: a follower fetching ahead (sync 0) converged after a kill under load; its "
            "ack reached the leader %lld ms after its write was durable on it\n",
            (long long)waited);
+}
+
+/* Node 7, a follower of 6, stopped with a bootstrap pending (its BOOTSTRAP marker names the
+ * leader), and started while its leader is down: it neither exits nor gives up; once the leader
+ * is back it downloads the checkpoint and converges. */
+static void
+bootstrap_waits_for_its_leader(void)
+{
+    node_kill(7);
+    node_kill(6);
+    char path[700];
+    snprintf(path, sizeof(path), "%s/BOOTSTRAP", data_dir[7]);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL && fprintf(f, "%s\n", repl_addr[6]) > 0 && fclose(f) == 0, "%s", path);
+    node_start_ex(7, repl_addr[6], NULL, false, NULL);
+    char cmd[1400];
+    snprintf(cmd, sizeof(cmd), "grep -q 'cannot start yet' '%s/node7.log'", dir);
+    int64_t t0 = now_ms();
+    while (system(cmd) != 0 && now_ms() - t0 < 20000)
+        sleep_ms(100);
+    CHECK(system(cmd) == 0, "node 7 did not wait for its leader (see %s/node7.log)", dir);
+    sleep_ms(1500);
+    CHECK(waitpid(pids[7], NULL, WNOHANG) == 0, "node 7 exited while its leader was down");
+    node_start_ex(6, NULL, NULL, false, NULL);
+    node_wait(6);
+    node_wait(7);
+    const int f7[] = {7};
+    digests_equal(6, f7, 1);
+    snprintf(cmd, sizeof(cmd), "grep -q 'bootstrap: .* (100%%)' '%s/node7.log'", dir);
+    CHECK(system(cmd) == 0, "node 7 did not log a finished bootstrap");
+    printf("plain_repl: a follower started with a bootstrap pending and its leader down waited, "
+           "then bootstrapped and converged\n");
     node_kill(7);
     node_kill(6);
 }
@@ -1160,6 +1192,7 @@ main(void)
 
     promotion_with_tokens();
     fetch_ahead();
+    bootstrap_waits_for_its_leader();
     char why[200];
     if (getuid() != 0)
         printf("plain_repl: partition test skipped: network namespaces need root\n");
