@@ -61,6 +61,7 @@ trastenda_server_config_default(trastenda_server_config *cfg)
     cfg->contexts = 64;
     cfg->max_connections = 1024;
     cfg->max_in_flight_per_connection = 32;
+    cfg->reply_timeout_ms = 5000;
     cfg->http = TRASTENDA_DEFAULT_HTTP;
     cfg->http_contexts = 64;
     cfg->http_body_max = 1 << 20;
@@ -480,6 +481,7 @@ ctx_reply(struct srv_ctx *c)
     c->msg = NULL;
     c->state = CTX_SEND;
     nng_aio_set_msg(c->aio, m);
+    nng_aio_set_timeout(c->aio, (nng_duration)c->srv->cfg.reply_timeout_ms);
     nng_ctx_send(c->ctx, c->aio);
 }
 
@@ -504,7 +506,8 @@ ctx_cb(void *arg)
         __atomic_fetch_add(&s->busy_ctxs, 1, __ATOMIC_ACQ_REL);
         /* Requests in flight per connection (pipes share a slot when their ids collide: the
          * cap only gets stricter). */
-        c->pipe_slot = nng_pipe_id(nng_msg_get_pipe(c->msg)) % SRV_PIPE_SLOTS;
+        c->pipe = nng_msg_get_pipe(c->msg);
+        c->pipe_slot = nng_pipe_id(c->pipe) % SRV_PIPE_SLOTS;
         if (__atomic_add_fetch(&s->in_flight[c->pipe_slot], 1, __ATOMIC_ACQ_REL) >
             s->cfg.max_in_flight_per_connection) {
             char msg[TRASTENDA_MESSAGE_BYTES];
@@ -530,7 +533,17 @@ ctx_cb(void *arg)
         srv_resume(c);
         return;
     case CTX_SEND:
+        nng_aio_set_timeout(c->aio, NNG_DURATION_DEFAULT); /* receives wait for ever */
         if (rv != 0) nng_msg_free(nng_aio_get_msg(c->aio));
+        if (rv == NNG_ETIMEDOUT) {
+            /* Its client does not read: cut it off, and every reply queued behind this one
+             * with it (their sends end at once), before it holds every context. */
+            ADD(&s->n_reply_timeouts, 1);
+            srv_log(s, TRASTENDA_LOG_WARN,
+                    "server: connection %u took no reply in %u ms: closed (--reply-timeout-ms)",
+                    (unsigned)nng_pipe_id(c->pipe), s->cfg.reply_timeout_ms);
+            nng_pipe_close(c->pipe);
+        }
         __atomic_fetch_sub(&s->in_flight[c->pipe_slot], 1, __ATOMIC_ACQ_REL);
         __atomic_fetch_sub(&s->busy_ctxs, 1, __ATOMIC_ACQ_REL);
         if (LOAD(&s->stopping)) {

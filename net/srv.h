@@ -134,6 +134,7 @@ struct srv_ctx {
     int64_t wait_deadline_ns;
     bool wait_ok;
     uint32_t pipe_slot; /* the request's connection, in srv.in_flight */
+    nng_pipe pipe;      /* that connection */
     int64_t t_start_ns;
     int64_t t_submit_ns; /* handed to the store (durable ack latency) */
 };
@@ -174,6 +175,7 @@ struct srv {
     uint32_t pipe_ids[SRV_PIPE_SLOTS];  /* the pipe counted in conns, per slot */
     /* counters (atomic) */
     uint64_t n_requests, n_ops, n_errors, n_bad_requests, n_events, n_refused_conns;
+    uint64_t n_reply_timeouts; /* connections closed for not taking a reply */
     struct metrics metrics;
     struct auth auth;
     struct http *http; /* net/http.c; NULL without an HTTP listener */

@@ -65,6 +65,8 @@ static struct opt opts[] = {
     {"max-connections", K_U32, &cfg.max_connections, "connections (more are closed)"},
     {"max-in-flight-per-connection", K_U32, &cfg.max_in_flight_per_connection,
      "requests in flight on one connection (more get busy)"},
+    {"reply-timeout-ms", K_U32, &cfg.reply_timeout_ms,
+     "a connection that does not take a reply within this is closed (5000)"},
     {"queue-max", K_U32, &cfg.store.queue_max, "requests waiting for the engine (power of 2)"},
     {"materialize-interval-ms", K_U32, &cfg.store.materialize_interval_ms,
      "state written at most this often"},

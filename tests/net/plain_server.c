@@ -15,6 +15,8 @@
  *   - bad input of every class gets its error code and changes nothing; the server still answers;
  *   - closing a client whose server never answers ends the call in flight by its timeout and a
  *     synchronous call still queued with E_CONNECT, without hanging;
+ *   - a client that sends requests and stops reading the replies is cut off after
+ *     --reply-timeout-ms, and another client is answered meanwhile;
  *   - a server whose log's syncs fail answers writes with E_IO, exits with status 1, and started
  *     again has every write it acknowledged.
  */
@@ -29,7 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1284,6 +1288,144 @@ a_failing_disk_answers_writes_with_errors(void)
 }
 #endif
 
+/* ---- a client that stops reading its replies is cut off ---- */
+
+/* Writes all of buf unless the socket would block (the server no longer reads): false then. */
+static bool
+fd_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        p += w;
+        len -= (size_t)w;
+    }
+    return true;
+}
+
+/* A raw SP connection (nng's wire protocol spoken by hand, as a REQ peer) sends requests with
+ * large replies and never reads one: its replies fill the socket, then every context the server
+ * has waits to send to it. With --reply-timeout-ms the server closes that connection, and another
+ * client is answered meanwhile. */
+static void
+a_client_that_stops_reading_is_cut_off(void)
+{
+    char addr[700], data[700], log[700];
+    const char *extra[] = {"--reply-timeout-ms", "500",  "--holds-max", "256", "--keys-max", "256",
+                           "--lines-max",        "1024", NULL};
+    pid_t pid = second_server("stall", extra, NULL, addr, data, log);
+    trastenda_client *c = client_of(addr, 1024, 10000, 0);
+    trastenda_args a;
+    trastenda_reply r;
+    for (int i = 0; i < 100; i++) { /* the server may still be starting */
+        trastenda_args_init(&a, "location.upsert");
+        a.loc = "SW";
+        if (trastenda_call(c, &a, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK) break;
+        trastenda_reply_clear(&r);
+        usleep(50000);
+    }
+    CHECK(r.code == TRASTENDA_OK, "location.upsert on the stall server: %s %s", r.name, r.msg);
+    trastenda_reply_clear(&r);
+    static trastenda_args many[60];
+    static trastenda_reply got[60];
+    static char names[60][16];
+    for (int i = 0; i < 60; i++) { /* 60 stock records: a page of them is a few KB */
+        snprintf(names[i], sizeof(names[i]), "STALL-%02d", i);
+        trastenda_args_init(&many[i], "receive");
+        many[i].sku = names[i];
+        many[i].loc = "SW";
+        many[i].qty = 5;
+    }
+    for (int i = 0; i < 60; i++) {
+        trastenda_args_init(&a, "sku.upsert");
+        a.sku = names[i];
+        r = ok(c, &a);
+        trastenda_reply_clear(&r);
+    }
+    CHECK(trastenda_call_batch(c, many, 60, got) == TRASTENDA_OK, "receipts");
+    for (int i = 0; i < 60; i++)
+        trastenda_reply_clear(&got[i]);
+    /* The raw connection: the SP header (REQ = 0x30), then requests, never a read. */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    const char *path = addr + strlen("ipc://");
+    CHECK(strlen(path) < sizeof(sun.sun_path), "%s: too long for a socket path", path);
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0, "connect %s", addr);
+    const uint8_t hdr[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+    CHECK(fd_write_all(fd, hdr, sizeof(hdr)), "the SP header");
+    uint8_t peer[8];
+    CHECK(recv(fd, peer, sizeof(peer), MSG_WAITALL) == 8 && peer[5] == 0x31, "a REP peer");
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer p;
+    msgpack_packer_init(&p, &b, msgpack_sbuffer_write);
+    int sent = 0;
+    for (uint32_t i = 0; i < 5000; i++) {
+        msgpack_sbuffer_clear(&b);
+        msgpack_pack_map(&p, 3);
+        msgpack_pack_str_with_body(&p, "v", 1);
+        msgpack_pack_uint64(&p, 1);
+        msgpack_pack_str_with_body(&p, "id", 2);
+        msgpack_pack_uint64(&p, i + 1);
+        msgpack_pack_str_with_body(&p, "ops", 3);
+        msgpack_pack_array(&p, 1);
+        msgpack_pack_map(&p, 2);
+        msgpack_pack_str_with_body(&p, "op", 2);
+        msgpack_pack_str_with_body(&p, "stock.list", 10);
+        msgpack_pack_str_with_body(&p, "limit", 5);
+        msgpack_pack_uint64(&p, 1000);
+        /* nng's ipc framing: a type byte (1), a 64-bit length; then REQ's request id. */
+        uint8_t frame[13] = {1};
+        uint64_t n = 4 + b.size;
+        for (int k = 0; k < 8; k++)
+            frame[1 + k] = (uint8_t)(n >> (56 - 8 * k));
+        uint32_t id = 0x80000000u | (i + 1);
+        for (int k = 0; k < 4; k++)
+            frame[9 + k] = (uint8_t)(id >> (24 - 8 * k));
+        if (!fd_write_all(fd, frame, sizeof(frame)) || !fd_write_all(fd, b.data, b.size)) break;
+        sent++;
+        if (i % 64 == 63) usleep(20000); /* let the server take them */
+    }
+    msgpack_sbuffer_destroy(&b);
+    CHECK(sent >= 64, "only %d requests could be sent (%s)", sent, strerror(errno));
+    /* Another client is answered, and the server says it cut a connection off. */
+    int64_t t0 = 0;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        t0 = ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
+    trastenda_client *other = client_of(addr, 16, 8000, 0);
+    trastenda_args_init(&a, "status");
+    trastenda_err e = trastenda_call(other, &a, &r);
+    CHECK(e == TRASTENDA_OK && r.code == TRASTENDA_OK,
+          "a client next to one that stopped reading: %s (see %s)", trastenda_err_name(e), log);
+    char *j = trastenda_result_json(&r);
+    const char *at = j != NULL ? strstr(j, "\"reply_timeouts\":") : NULL;
+    CHECK(at != NULL, "no counters.reply_timeouts in the status");
+    uint64_t cut = strtoull(at + strlen("\"reply_timeouts\":"), NULL, 10);
+    free(j);
+    trastenda_reply_clear(&r);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t waited = ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - t0;
+    CHECK(cut >= 1, "the server closed no connection for not reading (%d requests sent)", sent);
+    trastenda_client_close(other);
+    trastenda_client_close(c);
+    close(fd);
+    CHECK(kill(pid, SIGTERM) == 0, "kill");
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+    follower_pid = 0;
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the stall server did not stop cleanly");
+    printf("plain_server: a client that stopped reading (%d requests sent) was cut off; another "
+           "was answered after %lld ms\n",
+           sent, (long long)waited);
+}
+
 /* ---- a node that is not the leader: the client follows its redirect ---- */
 
 static void
@@ -1518,6 +1660,8 @@ main(void)
     printf("plain_server: asynchronous flash sale ok\n");
     follower_redirect();
     printf("plain_server: not_leader redirect ok\n");
+    a_client_that_stops_reading_is_cut_off();
+    printf("plain_server: a client that stops reading ok\n");
     close_with_a_silent_server();
     printf("plain_server: close with a silent server ok\n");
     restart_keeps_state();
