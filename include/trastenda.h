@@ -88,6 +88,10 @@ const char *trastenda_err_message(trastenda_err err);
 #define TRASTENDA_QTY_MAX 1000000000
 /* Lines in one hold, order, return or purchase order. */
 #define TRASTENDA_LINES_MAX 64
+/* One request (docs/PROTOCOL.md, Limits): its operations, their lines, its bytes. */
+#define TRASTENDA_REQUEST_OPS_MAX   1024
+#define TRASTENDA_REQUEST_LINES_MAX 8192
+#define TRASTENDA_REQUEST_BYTES_MAX 4194304
 /* Sales channels the engine knows (a location serves a bit set of them). */
 #define TRASTENDA_CHANNELS_MAX 32
 /* Locations: routing keeps per-candidate scratch of this many (locations_max may not exceed it). */

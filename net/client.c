@@ -41,6 +41,7 @@ struct agroup;
 struct call {
     uint8_t *op; /* the encoded op map */
     size_t op_len;
+    uint32_t n_lines;
     bool write, keyed;
     uint32_t tries;
     trastenda_err status;
@@ -520,8 +521,12 @@ slot_send(struct trastenda_client *cl, struct slot *sl)
     nng_ctx_send(sl->ctx, sl->aio);
 }
 
-/* Takes up to batch_max queued calls into an idle slot (lock held). Writes go to the leader, so
- * a batch with a write goes there; reads alone go round robin. */
+/* Room for a request's envelope (version, id, token, min_seq) beside its ops. */
+#define ENVELOPE_BYTES 4096
+
+/* Takes up to batch_max queued calls into an idle slot (lock held), no more than one request
+ * may carry (its lines and bytes: calls valid alone must not fail together). Writes go to the
+ * leader, so a batch with a write goes there; reads alone go round robin. */
 static struct slot *
 slot_fill(struct trastenda_client *cl)
 {
@@ -545,8 +550,15 @@ slot_fill(struct trastenda_client *cl)
     cl->n_busy++;
     sl->node = node;
     sl->n = 0;
+    uint32_t lines = 0;
+    size_t bytes = ENVELOPE_BYTES;
     while (cl->head != NULL && sl->n < cl->cfg.batch_max) {
         struct call *c = cl->head;
+        if (sl->n > 0 && (lines + c->n_lines > TRASTENDA_REQUEST_LINES_MAX ||
+                          bytes + c->op_len > TRASTENDA_REQUEST_BYTES_MAX))
+            break; /* the next request takes it */
+        lines += c->n_lines;
+        bytes += c->op_len;
         cl->head = c->next;
         sl->calls[sl->n++] = c;
     }
@@ -1058,6 +1070,7 @@ call_prepare(struct call *c, const trastenda_args *a, struct agroup *group, uint
     }
     c->op = w.p;
     c->op_len = w.len;
+    c->n_lines = a->lines != NULL ? a->n_lines : 0;
     c->write = is_write_op(a->op);
     c->min_seq = a->min_seq;
     c->keyed = a->key != NULL || (a->order != NULL && strcmp(a->op, "order.place") == 0);

@@ -112,10 +112,10 @@ enum proto_field {
 const char *proto_field_name(enum proto_field f);
 
 /* Limits (docs/PROTOCOL.md). */
-#define PROTO_OPS_MAX         1024 /* operations in one request */
-#define PROTO_LINES_TOTAL_MAX 8192 /* lines of all the ops of one request */
+#define PROTO_OPS_MAX         TRASTENDA_REQUEST_OPS_MAX   /* operations in one request */
+#define PROTO_LINES_TOTAL_MAX TRASTENDA_REQUEST_LINES_MAX /* lines of all its ops */
 #define PROTO_CHANNELS_MAX    TRASTENDA_CHANNELS_MAX
-#define PROTO_MSG_MAX         4194304 /* bytes of a request (NNG_OPT_RECVMAXSZ) */
+#define PROTO_MSG_MAX         TRASTENDA_REQUEST_BYTES_MAX /* bytes (NNG_OPT_RECVMAXSZ) */
 #define PROTO_DIR_BYTES_MAX   1024
 
 /* Envelope fields seen (proto_req.present). */

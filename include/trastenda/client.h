@@ -122,7 +122,9 @@ void trastenda_reply_clear(trastenda_reply *r);
  */
 trastenda_err trastenda_call(trastenda_client *c, const trastenda_args *a, trastenda_reply *reply);
 
-/* An explicit batch: n operations in one request (not coalesced), replies[i] for args[i]. */
+/* An explicit batch: n operations, replies[i] for args[i], in one request when the limits allow
+ * (batch_max operations, and a request's lines and bytes: TRASTENDA_REQUEST_*_MAX), else in as
+ * few as they do. */
 trastenda_err trastenda_call_batch(trastenda_client *c, const trastenda_args *args, uint32_t n,
                                    trastenda_reply *replies);
 

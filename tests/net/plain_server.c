@@ -15,6 +15,7 @@
  *   - bad input of every class gets its error code and changes nothing; the server still answers;
  *   - closing a client whose server never answers ends the call in flight by its timeout and a
  *     synchronous call still queued with E_CONNECT, without hanging;
+ *   - a batch call of more lines than one request may carry is sent in several, all ok;
  *   - a client that sends requests and stops reading the replies is cut off after
  *     --reply-timeout-ms, and another client is answered meanwhile;
  *   - a server whose log's syncs fail answers writes with E_IO, exits with status 1, and started
@@ -1288,6 +1289,64 @@ a_failing_disk_answers_writes_with_errors(void)
 }
 #endif
 
+/* ---- calls of many lines coalesced: each request stays within the limits ---- */
+
+/* 200 reserves of 64 lines each, one batch call: 12,800 lines, more than a request may carry
+ * (8,192): the client sends them in requests within the limit, and every one succeeds. */
+static void
+many_lines_are_split_across_requests(void)
+{
+    char addr[700], data[700], log[700];
+    const char *extra[] = {"--holds-max", "1024",  "--keys-max", "1024",
+                           "--lines-max", "16384", NULL};
+    pid_t pid = second_server("lines", extra, NULL, addr, data, log);
+    trastenda_client *c = client_of(addr, 1024, 20000, 0);
+    trastenda_args a;
+    trastenda_reply r;
+    for (int i = 0; i < 100; i++) { /* the server may still be starting */
+        trastenda_args_init(&a, "location.upsert");
+        a.loc = "LW";
+        if (trastenda_call(c, &a, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK) break;
+        trastenda_reply_clear(&r);
+        usleep(50000);
+    }
+    CHECK(r.code == TRASTENDA_OK, "location.upsert on the lines server: %s %s", r.name, r.msg);
+    trastenda_reply_clear(&r);
+    trastenda_args_init(&a, "sku.upsert");
+    a.sku = "L1";
+    r = ok(c, &a);
+    trastenda_reply_clear(&r);
+    CHECK(trastenda_receive(c, "L1", "LW", 100000, NULL, &r) == TRASTENDA_OK &&
+              r.code == TRASTENDA_OK,
+          "receive: %s", r.msg);
+    trastenda_reply_clear(&r);
+    static trastenda_cline lines[64];
+    for (int i = 0; i < 64; i++)
+        lines[i] = (trastenda_cline){"L1", "LW", 1, 0};
+    static trastenda_args args[200];
+    static trastenda_reply reps[200];
+    for (int i = 0; i < 200; i++) {
+        trastenda_args_init(&args[i], "reserve");
+        args[i].lines = lines;
+        args[i].n_lines = 64;
+        args[i].ttl_ms = 600000;
+    }
+    trastenda_err e = trastenda_call_batch(c, args, 200, reps);
+    CHECK(e == TRASTENDA_OK, "200 reserves of 64 lines: %s", trastenda_err_name(e));
+    for (int i = 0; i < 200; i++) {
+        CHECK(reps[i].code == TRASTENDA_OK, "reserve %d of 64 lines: %s %s", i, reps[i].name,
+              reps[i].msg);
+        trastenda_reply_clear(&reps[i]);
+    }
+    CHECK(available(c, "L1") == 100000 - 200 * 64, "available after 12,800 units held");
+    trastenda_client_close(c);
+    CHECK(kill(pid, SIGTERM) == 0, "kill");
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+    follower_pid = 0;
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the lines server did not stop cleanly");
+}
+
 /* ---- a client that stops reading its replies is cut off ---- */
 
 /* Writes all of buf unless the socket would block (the server no longer reads): false then. */
@@ -1662,6 +1721,8 @@ main(void)
     printf("plain_server: not_leader redirect ok\n");
     a_client_that_stops_reading_is_cut_off();
     printf("plain_server: a client that stops reading ok\n");
+    many_lines_are_split_across_requests();
+    printf("plain_server: 12,800 lines in one batch call, split within the limits ok\n");
     close_with_a_silent_server();
     printf("plain_server: close with a silent server ok\n");
     restart_keeps_state();
