@@ -1155,6 +1155,24 @@ cpus_pin_every_thread(void)
     }
 }
 
+/* The first write on a second server, retried while it starts: location loc. */
+static void
+location_when_up(trastenda_client *c, const char *loc, const char *what)
+{
+    trastenda_args a;
+    trastenda_reply r;
+    memset(&r, 0, sizeof(r));
+    for (int i = 0; i < 100; i++) { /* the server may still be starting */
+        trastenda_args_init(&a, "location.upsert");
+        a.loc = loc;
+        if (trastenda_call(c, &a, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK) break;
+        trastenda_reply_clear(&r);
+        usleep(50000);
+    }
+    CHECK(r.code == TRASTENDA_OK, "location.upsert on the %s server: %s %s", what, r.name, r.msg);
+    trastenda_reply_clear(&r);
+}
+
 /* ---- a disk that fails: writes are answered with an error, then the process stops ---- */
 
 #ifdef TS_FAULTFS_PATH
@@ -1220,15 +1238,7 @@ a_failing_disk_answers_writes_with_errors(void)
     trastenda_client *c = client_of(faddr, def.batch_max, 3000, 0);
     trastenda_args a;
     trastenda_reply r;
-    for (int i = 0; i < 100; i++) { /* the server may still be starting */
-        trastenda_args_init(&a, "location.upsert");
-        a.loc = "FW";
-        if (trastenda_call(c, &a, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK) break;
-        trastenda_reply_clear(&r);
-        usleep(50000);
-    }
-    CHECK(r.code == TRASTENDA_OK, "location.upsert on the faulty server: %s %s", r.name, r.msg);
-    trastenda_reply_clear(&r);
+    location_when_up(c, "FW", "faulty");
     trastenda_args_init(&a, "sku.upsert");
     a.sku = "F1";
     r = ok(c, &a);
@@ -1303,15 +1313,7 @@ many_lines_are_split_across_requests(void)
     trastenda_client *c = client_of(addr, 1024, 20000, 0);
     trastenda_args a;
     trastenda_reply r;
-    for (int i = 0; i < 100; i++) { /* the server may still be starting */
-        trastenda_args_init(&a, "location.upsert");
-        a.loc = "LW";
-        if (trastenda_call(c, &a, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK) break;
-        trastenda_reply_clear(&r);
-        usleep(50000);
-    }
-    CHECK(r.code == TRASTENDA_OK, "location.upsert on the lines server: %s %s", r.name, r.msg);
-    trastenda_reply_clear(&r);
+    location_when_up(c, "LW", "lines");
     trastenda_args_init(&a, "sku.upsert");
     a.sku = "L1";
     r = ok(c, &a);
@@ -1378,15 +1380,7 @@ a_client_that_stops_reading_is_cut_off(void)
     trastenda_client *c = client_of(addr, 1024, 10000, 0);
     trastenda_args a;
     trastenda_reply r;
-    for (int i = 0; i < 100; i++) { /* the server may still be starting */
-        trastenda_args_init(&a, "location.upsert");
-        a.loc = "SW";
-        if (trastenda_call(c, &a, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK) break;
-        trastenda_reply_clear(&r);
-        usleep(50000);
-    }
-    CHECK(r.code == TRASTENDA_OK, "location.upsert on the stall server: %s %s", r.name, r.msg);
-    trastenda_reply_clear(&r);
+    location_when_up(c, "SW", "stall");
     static trastenda_args many[60];
     static trastenda_reply got[60];
     static char names[60][16];
