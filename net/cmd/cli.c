@@ -381,13 +381,24 @@ watch(int argc, char **argv)
     if (addr == NULL) addr = "tcp://127.0.0.1:7879";
     const char *topics[16];
     int nt = 0;
-    for (int i = 0; i + 1 < argc; i += 2) {
+    for (int i = 0; i < argc; i += 2) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: trastenda-cli watch [--events ADDR] [--topic T]...\n"
+                   "  prints each event as one JSON line as the server publishes it, until "
+                   "interrupted\n  (ADDR: $TRASTENDA_EVENTS, else tcp://127.0.0.1:7879; T: a "
+                   "topic prefix, up to 16; none: every topic)\n");
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "watch: %s needs a value\n", argv[i]);
+            return 2;
+        }
         if (strcmp(argv[i], "--events") == 0)
             addr = argv[i + 1];
         else if (strcmp(argv[i], "--topic") == 0 && nt < 16)
             topics[nt++] = argv[i + 1];
         else {
-            fprintf(stderr, "watch: unknown flag %s\n", argv[i]);
+            fprintf(stderr, "watch: unknown flag %s (or more than 16 topics)\n", argv[i]);
             return 2;
         }
     }

@@ -540,6 +540,8 @@ cli_checks(void)
     CHECK(cli("reserve --line S2@W1 --ttl-ms 60000") == 2, "cli: a bad line is usage");
     CHECK(cli("frobnicate") == 2, "cli: unknown command");
     CHECK(cli("order place --help") == 0, "cli help");
+    CHECK(cli("watch --help") == 0, "cli watch --help (it used to start watching)");
+    CHECK(cli("watch --topic") == 2, "cli watch: a flag without its value is usage");
     /* export: the SKUs back as CSV, a header and one line per SKU (S0..S9 so far) */
     char args[1024], path[700];
     snprintf(path, sizeof(path), "%s/skus.csv", dir);
