@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +285,22 @@ cpus_apply(const char *list, char *err, size_t errlen)
     return false;
 }
 
+/* The process's own lines, with a timestamp and level as the server's. */
+static void mlog(trastenda_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+mlog(trastenda_log_level level, const char *fmt, ...)
+{
+    char msg[1400];
+    int n = snprintf(msg, sizeof(msg), "trastenda: ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    va_end(ap);
+    trastenda_log_stderr(NULL, level, msg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -327,10 +344,10 @@ main(int argc, char **argv)
     trastenda_err code = trastenda_server_start(&cfg, &s, err, sizeof(err));
     if (code == TRASTENDA_E_CONNECT && cfg.follow != NULL && cfg.follow[0] != '\0') {
         /* A follower whose pending bootstrap finds no leader: it waits for one (below). */
-        fprintf(stderr, "trastenda: cannot start yet: %s; retrying every second\n", err);
+        mlog(TRASTENDA_LOG_WARN, "cannot start yet: %s; retrying every second", err);
         s = NULL;
     } else if (code != TRASTENDA_OK) {
-        fprintf(stderr, "trastenda: cannot start: %s (%s)\n", err, trastenda_err_name(code));
+        mlog(TRASTENDA_LOG_ERROR, "cannot start: %s (%s)", err, trastenda_err_name(code));
         return code == TRASTENDA_E_INVALID ? 2 : 1;
     }
     int sig = 0;
@@ -340,28 +357,28 @@ main(int argc, char **argv)
         if (sig == SIGINT || sig == SIGTERM) break;
         if (s != NULL && trastenda_server_failed(s)) {
             /* Its tables may be ahead of its log: it must not answer another read. */
-            fprintf(stderr, "trastenda: storage failed (above): stopping; exit status 1, for a "
-                            "restart to recover from the log\n");
+            mlog(TRASTENDA_LOG_ERROR, "storage failed (above): stopping; exit status 1, for a "
+                                      "restart to recover from the log");
             trastenda_server_stop(s);
             return 1;
         }
         if (s == NULL || trastenda_server_wants_restart(s)) {
             /* A follower's bootstrap: stop, and start again (the start downloads it). */
             if (s != NULL) {
-                fprintf(stderr, "trastenda: restarting the server for a bootstrap\n");
+                mlog(TRASTENDA_LOG_INFO, "restarting the server for a bootstrap");
                 trastenda_server_stop(s);
                 s = NULL;
             }
             code = trastenda_server_start(&cfg, &s, err, sizeof(err));
             if (code != TRASTENDA_OK) {
-                fprintf(stderr, "trastenda: cannot start again: %s (%s); retrying\n", err,
-                        trastenda_err_name(code));
+                mlog(TRASTENDA_LOG_WARN, "cannot start again: %s (%s); retrying", err,
+                     trastenda_err_name(code));
                 s = NULL;
                 sleep(1);
             }
         }
     }
-    fprintf(stderr, "trastenda: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    mlog(TRASTENDA_LOG_INFO, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     trastenda_server_stop(s);
     return 0;
 }
