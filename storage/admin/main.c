@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "trastenda/storage.h"
@@ -29,7 +30,7 @@ usage(void)
 }
 
 static int
-verify(const char *dir, bool quiet)
+verify_here(const char *dir, bool quiet)
 {
     trastenda_verify_report rep;
     char err[1024];
@@ -48,6 +49,33 @@ verify(const char *dir, bool quiet)
                dir, rep.state_seq, rep.state_records, rep.log_first, rep.log_last, rep.log_entries,
                rep.log_bytes, rep.replayed, rep.seq, rep.stock_records, rep.digest);
     return 0;
+}
+
+/* Verifies in a child process: the engine's invariant check aborts on a broken invariant (its
+ * message on stderr), and reading a damaged directory must not take this program down with it.
+ * A child killed by a signal means the directory is damaged or inconsistent: exit code 1. */
+static int
+verify(const char *dir, bool quiet)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "trastenda-admin: fork: %s\n", strerror(errno));
+        return 2;
+    }
+    if (pid == 0) _exit(verify_here(dir, quiet));
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) {
+            fprintf(stderr, "trastenda-admin: waitpid: %s\n", strerror(errno));
+            return 2;
+        }
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    fprintf(stderr,
+            "trastenda-admin: %s: the check stopped with signal %d (%s): an invariant does not "
+            "hold, or the data cannot be read: damaged or inconsistent\n",
+            dir, WTERMSIG(st), strsignal(WTERMSIG(st)));
+    return 1;
 }
 
 /* Copies the regular files of src into dst (created), one directory level. */
