@@ -575,4 +575,14 @@ eng_day(int64_t ms)
     return (int32_t)(ms / 86400000);
 }
 
+/* The entry sizes docs/ENGINE.md states (its memory table): change both together. */
+_Static_assert(sizeof(struct eng_sku) == 220, "docs/ENGINE.md: a SKU is 220 bytes");
+_Static_assert(sizeof(struct eng_location) == 232, "docs/ENGINE.md: a location is 232 bytes");
+_Static_assert(sizeof(struct eng_hold) == 72, "docs/ENGINE.md: a hold is 72 bytes");
+_Static_assert(sizeof(struct eng_heap_ent) == 24, "docs/ENGINE.md: a heap entry is 24 bytes");
+_Static_assert(sizeof(struct eng_order) == 144, "docs/ENGINE.md: an order is 144 bytes");
+_Static_assert(sizeof(struct eng_po) == 104, "docs/ENGINE.md: a purchase order is 104 bytes");
+_Static_assert(sizeof(struct eng_key) == 120, "docs/ENGINE.md: a key is 120 bytes");
+_Static_assert(sizeof(struct eng_line) == 44, "docs/ENGINE.md: a line is 44 bytes");
+
 #endif /* TRASTENDA_ENGINE_ENG_H */
