@@ -498,14 +498,18 @@ slot_send(struct trastenda_client *cl, struct slot *sl)
     msgpack_pack_array(&pk, sl->n);
     for (uint32_t i = 0; i < sl->n; i++)
         wbuf_write(&w, (const char *)sl->calls[i]->op, sl->calls[i]->op_len);
-    nng_msg *m;
-    if (w.p == NULL || nng_msg_alloc(&m, w.len) != 0) {
+    /* A call that alone exceeds a request's size (slot_fill keeps batches of several within it)
+     * ends here with E_TOO_BIG: the server's transport would drop it unanswered. */
+    int fail = w.p == NULL ? NNG_ENOMEM : w.len > TRASTENDA_REQUEST_BYTES_MAX ? NNG_EMSGSIZE : 0;
+    nng_msg *m = NULL;
+    if (fail == 0 && nng_msg_alloc(&m, w.len) != 0) fail = NNG_ENOMEM;
+    if (fail != 0) {
         free(w.p);
         struct finished *fin = malloc(sizeof(*fin));
         if (fin == NULL) abort(); /* no memory for even the failure's bookkeeping */
         fin->n = fin->nw = 0;
         pthread_mutex_lock(&cl->mu);
-        slot_reply(cl, sl, NULL, NNG_ENOMEM, fin);
+        slot_reply(cl, sl, NULL, fail, fin);
         slot_release(cl, sl);
         pthread_mutex_unlock(&cl->mu);
         wake_sync(fin);
@@ -686,9 +690,10 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv, str
             }
             c->nng_rv = rv;
             finish_call(c,
-                        rv == NNG_ETIMEDOUT ? TRASTENDA_E_TIMEOUT
-                        : rv != 0           ? TRASTENDA_E_CONNECT
-                                            : env_err,
+                        rv == NNG_ETIMEDOUT  ? TRASTENDA_E_TIMEOUT
+                        : rv == NNG_EMSGSIZE ? TRASTENDA_E_TOO_BIG
+                        : rv != 0            ? TRASTENDA_E_CONNECT
+                                             : env_err,
                         fin);
             continue;
         }

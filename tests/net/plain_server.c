@@ -863,6 +863,23 @@ bad_input(trastenda_client *c)
     uint64_t seq0 = st0.seq;
     trastenda_reply_clear(&st0);
     int64_t avail0 = available(c, "S0");
+    {
+        /* A call bigger than a request may be: the client refuses it, nothing is sent. */
+        size_t big = TRASTENDA_REQUEST_BYTES_MAX + 1024;
+        char *name = malloc(big + 1);
+        CHECK(name != NULL, "malloc");
+        memset(name, 'n', big);
+        name[big] = '\0';
+        trastenda_args a;
+        trastenda_args_init(&a, "sku.upsert");
+        a.sku = "S0";
+        a.name = name;
+        trastenda_reply r;
+        trastenda_err e = trastenda_call(c, &a, &r);
+        CHECK(e == TRASTENDA_E_TOO_BIG, "a call of %zu bytes: %s", big, trastenda_err_name(e));
+        trastenda_reply_clear(&r);
+        free(name);
+    }
     CHECK(nng_req0_open(&raw) == 0, "req");
     nng_socket_set_ms(raw, NNG_OPT_RECVTIMEO, 30000); /* sanitizer builds on a busy machine */
     CHECK(nng_dial(raw, req_addr, NULL, 0) == 0, "dial");
