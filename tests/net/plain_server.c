@@ -855,9 +855,23 @@ env(uint32_t pairs)
     msgpack_pack_map(&pk, pairs);
 }
 
+/* The state digest (the `digest` op's result as JSON: the sequence and the digest). */
+static char *
+state_digest(trastenda_client *c)
+{
+    trastenda_args a;
+    trastenda_args_init(&a, "digest");
+    trastenda_reply r = ok(c, &a);
+    char *j = trastenda_result_json(&r);
+    trastenda_reply_clear(&r);
+    CHECK(j != NULL && strstr(j, "\"digest\":") != NULL, "digest: %s", j != NULL ? j : "?");
+    return j;
+}
+
 static void
 bad_input(trastenda_client *c)
 {
+    char *digest0 = state_digest(c);
     trastenda_reply st0;
     trastenda_status(c, &st0);
     uint64_t seq0 = st0.seq;
@@ -1020,6 +1034,10 @@ bad_input(trastenda_client *c)
           "bad input made a batch (%" PRIu64 " -> %" PRIu64 ")", seq0, st1.seq);
     trastenda_reply_clear(&st1);
     CHECK(available(c, "S0") == avail0, "bad input changed stock");
+    char *digest1 = state_digest(c);
+    CHECK(strcmp(digest0, digest1) == 0, "bad input changed the state: %s -> %s", digest0, digest1);
+    free(digest0);
+    free(digest1);
 }
 
 /* ---- stop, restart ---- */
