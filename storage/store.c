@@ -384,7 +384,8 @@ log_replay(trastenda_store *st, trastenda_engine *e, bool materialize, uint64_t 
     db_log_key(key, from);
     rocksdb_iterator_t *it = rocksdb_create_iterator(st->log.db, st->log.ro);
     trastenda_err code = TRASTENDA_OK;
-    /* The entry just before `from` may still be in the log: check it is the one applied. */
+    /* Read from `from` on: each entry must be the next (a gap is refused below). Entries before
+     * it may still be in the log (cut lags the state): they are not read again. */
     for (rocksdb_iter_seek(it, (const char *)key, sizeof(key)); rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t klen, vlen;
