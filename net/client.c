@@ -1267,6 +1267,290 @@ trastenda_status(trastenda_client *c, trastenda_reply *reply)
     return trastenda_call(c, &a, reply);
 }
 
+/* The fields the typed calls below take; what they leave NULL or 0 stays unset, except the
+ * quantity of the stock commands (0 is a value there: has_qty). */
+struct typed {
+    const char *sku, *loc, *to, *order, *po, *name, *reason, *key, *dir;
+    int64_t qty, hold, ttl_ms, cursor, limit, before, since;
+    bool has_qty;
+    const trastenda_cline *lines;
+    uint32_t n_lines;
+};
+
+static trastenda_err
+typed_call(trastenda_client *c, const char *op, const struct typed *t, trastenda_reply *reply)
+{
+    trastenda_args a;
+    trastenda_args_init(&a, op);
+    a.sku = t->sku;
+    a.loc = t->loc;
+    a.to = t->to;
+    a.order = t->order;
+    a.po = t->po;
+    a.name = t->name;
+    a.reason = t->reason;
+    a.key = t->key;
+    a.dir = t->dir;
+    a.lines = t->lines;
+    a.n_lines = t->n_lines;
+    if (t->has_qty) a.qty = t->qty;
+    if (t->hold != 0) a.hold = t->hold;
+    if (t->ttl_ms != 0) a.ttl_ms = t->ttl_ms;
+    if (t->cursor != 0) a.cursor = t->cursor;
+    if (t->limit != 0) a.limit = t->limit;
+    if (t->before != 0) a.before = t->before;
+    if (t->since != 0) a.since = t->since;
+    return trastenda_call(c, &a, reply);
+}
+
+trastenda_err
+trastenda_location_upsert(trastenda_client *c, const char *loc, const char *name, int32_t lat_e6,
+                          int32_t lon_e6, trastenda_reply *reply)
+{
+    trastenda_args a;
+    trastenda_args_init(&a, "location.upsert");
+    a.loc = loc;
+    a.name = name;
+    a.lat_e6 = lat_e6;
+    a.lon_e6 = lon_e6;
+    return trastenda_call(c, &a, reply);
+}
+
+trastenda_err
+trastenda_location_deactivate(trastenda_client *c, const char *loc, trastenda_reply *reply)
+{
+    return typed_call(c, "location.deactivate", &(struct typed){.loc = loc}, reply);
+}
+
+trastenda_err
+trastenda_sku_upsert(trastenda_client *c, const char *sku, const char *name, trastenda_reply *reply)
+{
+    return typed_call(c, "sku.upsert", &(struct typed){.sku = sku, .name = name}, reply);
+}
+
+trastenda_err
+trastenda_sku_deactivate(trastenda_client *c, const char *sku, trastenda_reply *reply)
+{
+    return typed_call(c, "sku.deactivate", &(struct typed){.sku = sku}, reply);
+}
+
+trastenda_err
+trastenda_adjust(trastenda_client *c, const char *sku, const char *loc, int64_t delta,
+                 const char *reason, const char *key, trastenda_reply *reply)
+{
+    const struct typed t = {
+        .sku = sku, .loc = loc, .qty = delta, .has_qty = true, .reason = reason, .key = key};
+    return typed_call(c, "adjust", &t, reply);
+}
+
+trastenda_err
+trastenda_count(trastenda_client *c, const char *sku, const char *loc, int64_t qty,
+                const char *reason, const char *key, trastenda_reply *reply)
+{
+    const struct typed t = {
+        .sku = sku, .loc = loc, .qty = qty, .has_qty = true, .reason = reason, .key = key};
+    return typed_call(c, "count", &t, reply);
+}
+
+trastenda_err
+trastenda_unsellable(trastenda_client *c, const char *sku, const char *loc, int64_t qty,
+                     const char *reason, const char *key, trastenda_reply *reply)
+{
+    const struct typed t = {
+        .sku = sku, .loc = loc, .qty = qty, .has_qty = true, .reason = reason, .key = key};
+    return typed_call(c, "unsellable", &t, reply);
+}
+
+trastenda_err
+trastenda_safety(trastenda_client *c, const char *sku, const char *loc, int64_t qty,
+                 const char *key, trastenda_reply *reply)
+{
+    const struct typed t = {.sku = sku, .loc = loc, .qty = qty, .has_qty = true, .key = key};
+    return typed_call(c, "safety", &t, reply);
+}
+
+trastenda_err
+trastenda_transfer_out(trastenda_client *c, const char *sku, const char *from, const char *to,
+                       int64_t qty, const char *key, trastenda_reply *reply)
+{
+    const struct typed t = {
+        .sku = sku, .loc = from, .to = to, .qty = qty, .has_qty = true, .key = key};
+    return typed_call(c, "transfer.out", &t, reply);
+}
+
+trastenda_err
+trastenda_transfer_in(trastenda_client *c, const char *sku, const char *loc, int64_t qty,
+                      const char *key, trastenda_reply *reply)
+{
+    const struct typed t = {.sku = sku, .loc = loc, .qty = qty, .has_qty = true, .key = key};
+    return typed_call(c, "transfer.in", &t, reply);
+}
+
+trastenda_err
+trastenda_extend(trastenda_client *c, uint64_t hold, int64_t ttl_ms, trastenda_reply *reply)
+{
+    return typed_call(c, "extend", &(struct typed){.hold = (int64_t)hold, .ttl_ms = ttl_ms}, reply);
+}
+
+trastenda_err
+trastenda_order_pick(trastenda_client *c, const char *order, const char *loc,
+                     trastenda_reply *reply)
+{
+    return typed_call(c, "order.pick", &(struct typed){.order = order, .loc = loc}, reply);
+}
+
+trastenda_err
+trastenda_order_pack(trastenda_client *c, const char *order, const char *loc,
+                     trastenda_reply *reply)
+{
+    return typed_call(c, "order.pack", &(struct typed){.order = order, .loc = loc}, reply);
+}
+
+trastenda_err
+trastenda_order_ship(trastenda_client *c, const char *order, const char *loc,
+                     trastenda_reply *reply)
+{
+    return typed_call(c, "order.ship", &(struct typed){.order = order, .loc = loc}, reply);
+}
+
+trastenda_err
+trastenda_order_deliver(trastenda_client *c, const char *order, trastenda_reply *reply)
+{
+    return typed_call(c, "order.deliver", &(struct typed){.order = order}, reply);
+}
+
+trastenda_err
+trastenda_order_cancel(trastenda_client *c, const char *order, trastenda_reply *reply)
+{
+    return typed_call(c, "order.cancel", &(struct typed){.order = order}, reply);
+}
+
+trastenda_err
+trastenda_order_return(trastenda_client *c, const char *order, const trastenda_cline *lines,
+                       uint32_t n, const char *key, trastenda_reply *reply)
+{
+    const struct typed t = {.order = order, .lines = lines, .n_lines = n, .key = key};
+    return typed_call(c, "order.return", &t, reply);
+}
+
+trastenda_err
+trastenda_po_create(trastenda_client *c, const char *po, const trastenda_cline *lines, uint32_t n,
+                    trastenda_reply *reply)
+{
+    return typed_call(c, "po.create", &(struct typed){.po = po, .lines = lines, .n_lines = n},
+                      reply);
+}
+
+trastenda_err
+trastenda_po_receive(trastenda_client *c, const char *po, const trastenda_cline *lines, uint32_t n,
+                     const char *key, trastenda_reply *reply)
+{
+    const struct typed t = {.po = po, .lines = lines, .n_lines = n, .key = key};
+    return typed_call(c, "po.receive", &t, reply);
+}
+
+trastenda_err
+trastenda_po_close(trastenda_client *c, const char *po, trastenda_reply *reply)
+{
+    return typed_call(c, "po.close", &(struct typed){.po = po}, reply);
+}
+
+trastenda_err
+trastenda_noop(trastenda_client *c, trastenda_reply *reply)
+{
+    return typed_call(c, "noop", &(struct typed){0}, reply);
+}
+
+trastenda_err
+trastenda_hold_get(trastenda_client *c, uint64_t hold, trastenda_reply *reply)
+{
+    return typed_call(c, "hold", &(struct typed){.hold = (int64_t)hold}, reply);
+}
+
+trastenda_err
+trastenda_order_get(trastenda_client *c, const char *order, trastenda_reply *reply)
+{
+    return typed_call(c, "order", &(struct typed){.order = order}, reply);
+}
+
+trastenda_err
+trastenda_po_get(trastenda_client *c, const char *po, trastenda_reply *reply)
+{
+    return typed_call(c, "po", &(struct typed){.po = po}, reply);
+}
+
+trastenda_err
+trastenda_low_stock(trastenda_client *c, int64_t cursor, int64_t limit, trastenda_reply *reply)
+{
+    return typed_call(c, "low_stock", &(struct typed){.cursor = cursor, .limit = limit}, reply);
+}
+
+trastenda_err
+trastenda_reorder_suggestions(trastenda_client *c, int64_t cursor, int64_t limit,
+                              trastenda_reply *reply)
+{
+    return typed_call(c, "reorder", &(struct typed){.cursor = cursor, .limit = limit}, reply);
+}
+
+trastenda_err
+trastenda_ledger(trastenda_client *c, const char *sku, const char *loc, int64_t before,
+                 int64_t limit, trastenda_reply *reply)
+{
+    const struct typed t = {.sku = sku, .loc = loc, .before = before, .limit = limit};
+    return typed_call(c, "ledger", &t, reply);
+}
+
+trastenda_err
+trastenda_events(trastenda_client *c, int64_t since, int64_t limit, trastenda_reply *reply)
+{
+    return typed_call(c, "events", &(struct typed){.since = since, .limit = limit}, reply);
+}
+
+trastenda_err
+trastenda_stock_list(trastenda_client *c, int64_t cursor, int64_t limit, trastenda_reply *reply)
+{
+    return typed_call(c, "stock.list", &(struct typed){.cursor = cursor, .limit = limit}, reply);
+}
+
+trastenda_err
+trastenda_sku_list(trastenda_client *c, int64_t cursor, int64_t limit, trastenda_reply *reply)
+{
+    return typed_call(c, "sku.list", &(struct typed){.cursor = cursor, .limit = limit}, reply);
+}
+
+trastenda_err
+trastenda_location_list(trastenda_client *c, int64_t cursor, int64_t limit, trastenda_reply *reply)
+{
+    return typed_call(c, "location.list", &(struct typed){.cursor = cursor, .limit = limit}, reply);
+}
+
+trastenda_err
+trastenda_holds_expiring(trastenda_client *c, int64_t limit, trastenda_reply *reply)
+{
+    return typed_call(c, "holds.expiring", &(struct typed){.limit = limit}, reply);
+}
+
+trastenda_err
+trastenda_digest(trastenda_client *c, trastenda_reply *reply)
+{
+    return typed_call(c, "digest", &(struct typed){0}, reply);
+}
+
+trastenda_err
+trastenda_promote(trastenda_client *c, bool force, trastenda_reply *reply)
+{
+    trastenda_args a;
+    trastenda_args_init(&a, "promote");
+    if (force) a.force = 1;
+    return trastenda_call(c, &a, reply);
+}
+
+trastenda_err
+trastenda_backup(trastenda_client *c, const char *dir, trastenda_reply *reply)
+{
+    return typed_call(c, "backup", &(struct typed){.dir = dir}, reply);
+}
+
 /* ---- msgpack to JSON (net/mpjson.c) ---- */
 
 char *

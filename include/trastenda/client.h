@@ -15,6 +15,7 @@
 #ifndef TRASTENDA_CLIENT_H
 #define TRASTENDA_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -175,6 +176,93 @@ trastenda_err trastenda_order_place(trastenda_client *c, const char *order,
 /* Available units of a SKU over all locations (reply->available; records in raw). */
 trastenda_err trastenda_stock(trastenda_client *c, const char *sku, trastenda_reply *reply);
 trastenda_err trastenda_status(trastenda_client *c, trastenda_reply *reply);
+
+/*
+ * Every other operation of docs/PROTOCOL.md as a typed call: its required fields as parameters
+ * (a NULL `key` or `loc`, a `limit` of 0, a `cursor`, `before` or `since` of 0: left out). The
+ * optional fields a typed call does not take (a location's channels, a count's `expected`, ...)
+ * are set through trastenda_args and trastenda_call.
+ */
+
+/* Catalogue. */
+trastenda_err trastenda_location_upsert(trastenda_client *c, const char *loc, const char *name,
+                                        int32_t lat_e6, int32_t lon_e6, trastenda_reply *reply);
+trastenda_err trastenda_location_deactivate(trastenda_client *c, const char *loc,
+                                            trastenda_reply *reply);
+trastenda_err trastenda_sku_upsert(trastenda_client *c, const char *sku, const char *name,
+                                   trastenda_reply *reply);
+trastenda_err trastenda_sku_deactivate(trastenda_client *c, const char *sku,
+                                       trastenda_reply *reply);
+
+/* Stock: delta is signed (adjust); count sets on_hand; unsellable moves qty > 0 out of sale and
+ * qty < 0 back; safety sets the safety stock; a transfer leaves `from` and arrives at its
+ * destination with transfer_in. */
+trastenda_err trastenda_adjust(trastenda_client *c, const char *sku, const char *loc, int64_t delta,
+                               const char *reason, const char *key, trastenda_reply *reply);
+trastenda_err trastenda_count(trastenda_client *c, const char *sku, const char *loc, int64_t qty,
+                              const char *reason, const char *key, trastenda_reply *reply);
+trastenda_err trastenda_unsellable(trastenda_client *c, const char *sku, const char *loc,
+                                   int64_t qty, const char *reason, const char *key,
+                                   trastenda_reply *reply);
+trastenda_err trastenda_safety(trastenda_client *c, const char *sku, const char *loc, int64_t qty,
+                               const char *key, trastenda_reply *reply);
+trastenda_err trastenda_transfer_out(trastenda_client *c, const char *sku, const char *from,
+                                     const char *to, int64_t qty, const char *key,
+                                     trastenda_reply *reply);
+trastenda_err trastenda_transfer_in(trastenda_client *c, const char *sku, const char *loc,
+                                    int64_t qty, const char *key, trastenda_reply *reply);
+
+/* Holds and orders (loc of pick, pack, ship: NULL for all of the order's allocations). */
+trastenda_err trastenda_extend(trastenda_client *c, uint64_t hold, int64_t ttl_ms,
+                               trastenda_reply *reply);
+trastenda_err trastenda_order_pick(trastenda_client *c, const char *order, const char *loc,
+                                   trastenda_reply *reply);
+trastenda_err trastenda_order_pack(trastenda_client *c, const char *order, const char *loc,
+                                   trastenda_reply *reply);
+trastenda_err trastenda_order_ship(trastenda_client *c, const char *order, const char *loc,
+                                   trastenda_reply *reply);
+trastenda_err trastenda_order_deliver(trastenda_client *c, const char *order,
+                                      trastenda_reply *reply);
+trastenda_err trastenda_order_cancel(trastenda_client *c, const char *order,
+                                     trastenda_reply *reply);
+trastenda_err trastenda_order_return(trastenda_client *c, const char *order,
+                                     const trastenda_cline *lines, uint32_t n, const char *key,
+                                     trastenda_reply *reply);
+
+/* Purchase orders. */
+trastenda_err trastenda_po_create(trastenda_client *c, const char *po, const trastenda_cline *lines,
+                                  uint32_t n, trastenda_reply *reply);
+trastenda_err trastenda_po_receive(trastenda_client *c, const char *po,
+                                   const trastenda_cline *lines, uint32_t n, const char *key,
+                                   trastenda_reply *reply);
+trastenda_err trastenda_po_close(trastenda_client *c, const char *po, trastenda_reply *reply);
+trastenda_err trastenda_noop(trastenda_client *c, trastenda_reply *reply);
+
+/* Reads (results in reply->raw, trastenda_result_json for JSON). */
+trastenda_err trastenda_hold_get(trastenda_client *c, uint64_t hold, trastenda_reply *reply);
+trastenda_err trastenda_order_get(trastenda_client *c, const char *order, trastenda_reply *reply);
+trastenda_err trastenda_po_get(trastenda_client *c, const char *po, trastenda_reply *reply);
+trastenda_err trastenda_low_stock(trastenda_client *c, int64_t cursor, int64_t limit,
+                                  trastenda_reply *reply);
+trastenda_err trastenda_reorder_suggestions(trastenda_client *c, int64_t cursor, int64_t limit,
+                                            trastenda_reply *reply);
+trastenda_err trastenda_ledger(trastenda_client *c, const char *sku, const char *loc,
+                               int64_t before, int64_t limit, trastenda_reply *reply);
+trastenda_err trastenda_events(trastenda_client *c, int64_t since, int64_t limit,
+                               trastenda_reply *reply);
+trastenda_err trastenda_stock_list(trastenda_client *c, int64_t cursor, int64_t limit,
+                                   trastenda_reply *reply);
+trastenda_err trastenda_sku_list(trastenda_client *c, int64_t cursor, int64_t limit,
+                                 trastenda_reply *reply);
+trastenda_err trastenda_location_list(trastenda_client *c, int64_t cursor, int64_t limit,
+                                      trastenda_reply *reply);
+trastenda_err trastenda_holds_expiring(trastenda_client *c, int64_t limit, trastenda_reply *reply);
+trastenda_err trastenda_digest(trastenda_client *c, trastenda_reply *reply);
+
+/* Operations: promote this follower (force: even when a reachable follower has more), a
+ * checkpoint of the node into a new directory on its machine. */
+trastenda_err trastenda_promote(trastenda_client *c, bool force, trastenda_reply *reply);
+trastenda_err trastenda_backup(trastenda_client *c, const char *dir, trastenda_reply *reply);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,7 @@
  *
  * The server is started on ipc:// paths in a temporary directory and stopped by its PID whatever
  * happens (atexit, and the kernel kills it if this test dies: PR_SET_PDEATHSIG). Checked:
- *   - every operation through the client library, with its result fields;
+ *   - every operation through the client library, with its result fields, and each typed call;
  *   - the CLI's output and exit codes (ok 0, failed 1, usage 2, unreachable 3);
  *   - a subscriber receives a scripted scenario's events in order, and "events since" returns them;
  *   - graceful stop (SIGTERM) and restart keep the state; a reserve acknowledged just before
@@ -562,6 +562,92 @@ cli_checks(void)
              dir);
     int st = system(cmd);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3, "cli: unreachable exits 3");
+}
+
+/* ---- every typed call of the client library ---- */
+
+/* The reply's code is ok (the transport too); the reply is cleared unless out is given. */
+static void
+ok_typed(trastenda_err e, trastenda_reply *r, const char *what, trastenda_reply *out)
+{
+    CHECK(e == TRASTENDA_OK, "%s: transport %s", what, trastenda_err_name(e));
+    CHECK(r->code == TRASTENDA_OK, "%s: %s %s", what, r->name, r->msg);
+    if (out != NULL)
+        *out = *r;
+    else
+        trastenda_reply_clear(r);
+}
+
+static void
+typed_calls(trastenda_client *c)
+{
+    trastenda_reply r, keep;
+    ok_typed(trastenda_sku_upsert(c, "T1", "typed", &r), &r, "sku_upsert", NULL);
+    ok_typed(trastenda_location_upsert(c, "TL", "typed", 42000000, -8000000, &r), &r,
+             "location_upsert", NULL);
+    ok_typed(trastenda_location_deactivate(c, "TL", &r), &r, "location_deactivate", NULL);
+    ok_typed(trastenda_receive(c, "T1", "W1", 100, NULL, &r), &r, "receive", NULL);
+    ok_typed(trastenda_adjust(c, "T1", "W1", -10, "damage", NULL, &r), &r, "adjust", &keep);
+    CHECK(keep.on_hand == 90, "adjust: on_hand %" PRId64, keep.on_hand);
+    trastenda_reply_clear(&keep);
+    ok_typed(trastenda_count(c, "T1", "W1", 80, "count", NULL, &r), &r, "count", &keep);
+    CHECK(keep.on_hand == 80, "count: on_hand %" PRId64, keep.on_hand);
+    trastenda_reply_clear(&keep);
+    ok_typed(trastenda_unsellable(c, "T1", "W1", 5, "damage", NULL, &r), &r, "unsellable", NULL);
+    ok_typed(trastenda_safety(c, "T1", "W1", 2, NULL, &r), &r, "safety", NULL);
+    ok_typed(trastenda_transfer_out(c, "T1", "W1", "W2", 10, NULL, &r), &r, "transfer_out", NULL);
+    ok_typed(trastenda_transfer_in(c, "T1", "W2", 10, NULL, &r), &r, "transfer_in", NULL);
+    /* W1: 80 on hand - 10 sent - 5 unsellable - 2 safety = 63; W2: 10. */
+    CHECK(available(c, "T1") == 73, "available after the stock commands: %" PRId64,
+          available(c, "T1"));
+    trastenda_cline line = {"T1", "W1", 3, 0};
+    ok_typed(trastenda_reserve(c, &line, 1, 60000, NULL, &r), &r, "reserve", &keep);
+    uint64_t hold = keep.hold;
+    trastenda_reply_clear(&keep);
+    ok_typed(trastenda_extend(c, hold, 120000, &r), &r, "extend", NULL);
+    ok_typed(trastenda_hold_get(c, hold, &r), &r, "hold_get", NULL);
+    ok_typed(trastenda_release(c, hold, &r), &r, "release", NULL);
+    trastenda_cline routed = {"T1", NULL, 2, 0};
+    ok_typed(trastenda_order_place(c, "T-ORD-1", &routed, 1, "web", 42880000, -8540000, &r), &r,
+             "order_place", NULL);
+    ok_typed(trastenda_order_pick(c, "T-ORD-1", NULL, &r), &r, "order_pick", NULL);
+    ok_typed(trastenda_order_pack(c, "T-ORD-1", NULL, &r), &r, "order_pack", NULL);
+    ok_typed(trastenda_order_ship(c, "T-ORD-1", NULL, &r), &r, "order_ship", NULL);
+    ok_typed(trastenda_order_deliver(c, "T-ORD-1", &r), &r, "order_deliver", NULL);
+    trastenda_cline back = {"T1", "W1", 1, 0};
+    ok_typed(trastenda_order_return(c, "T-ORD-1", &back, 1, NULL, &r), &r, "order_return", NULL);
+    ok_typed(trastenda_order_get(c, "T-ORD-1", &r), &r, "order_get", NULL);
+    ok_typed(trastenda_order_place(c, "T-ORD-2", &routed, 1, "web", 42880000, -8540000, &r), &r,
+             "order_place", NULL);
+    ok_typed(trastenda_order_cancel(c, "T-ORD-2", &r), &r, "order_cancel", NULL);
+    trastenda_cline po_line = {"T1", "W1", 5, 0};
+    ok_typed(trastenda_po_create(c, "T-PO-1", &po_line, 1, &r), &r, "po_create", NULL);
+    trastenda_cline part = {"T1", "W1", 3, 0}; /* 2 still to come: close ends the wait */
+    ok_typed(trastenda_po_receive(c, "T-PO-1", &part, 1, NULL, &r), &r, "po_receive", NULL);
+    ok_typed(trastenda_po_close(c, "T-PO-1", &r), &r, "po_close", NULL);
+    ok_typed(trastenda_po_get(c, "T-PO-1", &r), &r, "po_get", NULL);
+    ok_typed(trastenda_noop(c, &r), &r, "noop", NULL);
+    ok_typed(trastenda_low_stock(c, 0, 10, &r), &r, "low_stock", NULL);
+    ok_typed(trastenda_reorder_suggestions(c, 0, 10, &r), &r, "reorder_suggestions", NULL);
+    ok_typed(trastenda_ledger(c, "T1", NULL, 0, 10, &r), &r, "ledger", &keep);
+    char *j = trastenda_result_json(&keep);
+    CHECK(j != NULL && strstr(j, "\"move\":\"po_close\"") != NULL,
+          "the ledger's newest movement is the close: %s", j != NULL ? j : "?");
+    free(j);
+    trastenda_reply_clear(&keep);
+    ok_typed(trastenda_events(c, 0, 10, &r), &r, "events", NULL);
+    ok_typed(trastenda_stock_list(c, 0, 10, &r), &r, "stock_list", NULL);
+    ok_typed(trastenda_sku_list(c, 0, 10, &r), &r, "sku_list", NULL);
+    ok_typed(trastenda_location_list(c, 0, 10, &r), &r, "location_list", NULL);
+    ok_typed(trastenda_holds_expiring(c, 10, &r), &r, "holds_expiring", NULL);
+    ok_typed(trastenda_digest(c, &r), &r, "digest", NULL);
+    CHECK(trastenda_promote(c, false, &r) == TRASTENDA_OK && r.code == TRASTENDA_E_INVALID,
+          "promote on the leader: %s %s", r.name, r.msg);
+    trastenda_reply_clear(&r);
+    char bdir[700];
+    snprintf(bdir, sizeof(bdir), "%s/typed-backup", dir);
+    ok_typed(trastenda_backup(c, bdir, &r), &r, "backup", NULL);
+    CHECK(access(bdir, F_OK) == 0, "the backup directory %s", bdir);
 }
 
 /* ---- 32 threads, one client ---- */
@@ -1741,6 +1827,8 @@ main(void)
     printf("plain_server: events ok\n");
     cli_checks();
     printf("plain_server: cli ok\n");
+    typed_calls(c);
+    printf("plain_server: every typed call ok\n");
     bad_input(c);
     printf("plain_server: bad input ok\n");
     trastenda_client_close(c);
