@@ -71,6 +71,9 @@ static const struct cmd CMDS[] = {
      "--sku SKU [--name N] [--reorder-point N] [--reorder-qty N] [--lead-days N] [--safety-stock "
      "N]",
      "create or update a SKU"},
+    {"location deactivate", "location.deactivate", "--loc LOC", "stop routing to a location"},
+    {"sku deactivate", "sku.deactivate", "--sku SKU", "stop selling a SKU"},
+    {"expiring", "holds.expiring", "[--limit N]", "the open holds that expire first"},
     {"low-stock", "low_stock", "[--cursor N] [--limit N]",
      "records at or below their reorder point"},
     {"reorder", "reorder", "[--cursor N] [--limit N]", "what to reorder, with velocity and cover"},

@@ -541,6 +541,21 @@ cli_checks(void)
     CHECK(cli("frobnicate") == 2, "cli: unknown command");
     CHECK(cli("order place --help") == 0, "cli help");
     CHECK(cli("watch --help") == 0, "cli watch --help (it used to start watching)");
+    CHECK(cli("expiring --limit 5") == 0, "cli expiring");
+    CHECK(cli("location --loc CLI-LOC --name cli") == 0, "cli location");
+    CHECK(cli("location deactivate --loc CLI-LOC") == 0, "cli location deactivate");
+    CHECK(cli("location deactivate --loc NOWHERE") == 1, "cli: deactivating an unknown location");
+    CHECK(cli("sku deactivate --sku S9") == 0, "cli sku deactivate");
+    CHECK(cli("--json sku --sku S9 --name back") == 0, "cli sku (active again)");
+    CHECK(cli("transfer --sku S2 --loc W1 --to W2 --qty 1") == 0, "cli transfer");
+    CHECK(cli("transfer in --sku S2 --loc W2 --qty 1") == 0, "cli transfer in");
+    CHECK(cli("adjust --sku S2 --loc W1 --qty -1 --reason damage") == 0, "cli adjust");
+    CHECK(cli("count --sku S2 --loc W1 --qty 1000 --expected 1") == 1,
+          "cli count: a stale expected count is refused");
+    CHECK(cli("ledger --sku S2 --limit 3") == 0, "cli ledger");
+    CHECK(cli("low-stock --limit 3") == 0 && cli("reorder --limit 3") == 0,
+          "cli low-stock, reorder");
+    CHECK(cli("events --since 0 --limit 3") == 0 && cli("digest") == 0, "cli events, digest");
     CHECK(cli("watch --topic") == 2, "cli watch: a flag without its value is usage");
     /* export: the SKUs back as CSV, a header and one line per SKU (S0..S9 so far) */
     char args[1024], path[700];
