@@ -372,7 +372,7 @@ eng_lines_check(const trastenda_cmd *c, trastenda_result *r)
     return TRASTENDA_OK;
 }
 
-/* Cheap checks on one record (after each command that touched it). */
+/* Cheap checks on one record (debug builds: after each batch, on every record it touched). */
 void
 eng_stock_check_one(const trastenda_engine *e, uint32_t rec)
 {
