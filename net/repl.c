@@ -16,12 +16,16 @@
  *         up to `wait` ms for the next one, so a caught-up follower gets an entry one hop after
  *         it became durable, without polling. sync: the leader's --sync-replicas (a follower of
  *         a leader that does not say is treated as one whose replies wait, K >= 1).
- *      -> bootstrap {why}  the follower's history is not the leader's (another entry or epoch at
- *         its seq, or a seq the leader does not have), or retention cut the entries it needs.
+ *      -> bootstrap {epoch, why}  the follower's history is not the leader's (another entry or
+ *         epoch at its seq, or a seq the leader does not have), or retention cut the entries it
+ *         needs.
  *      -> not_leader {leader, leader_repl, epoch}
- *   snap {}            -> snap {id, seq, total, files: [[name, size]]} a checkpoint to download
- *   chunk {id, file, off} -> chunk {data}
- *   snap_done {id}     -> ok {}
+ *   snap {}            -> snap {id, seq, epoch, total, files: [[name, size]]} a checkpoint
+ *   chunk {id, file, off} -> chunk {epoch, data}
+ *   snap_done {id}     -> ok {epoch}
+ *   anything else      -> error {epoch, why}
+ * Every reply carries the answering node's epoch. The bootstrap requests (snap, chunk, snap_done)
+ * carry none: the node asking has set its own state aside and vouches for no history.
  *
  * Threads. The endpoint's contexts only receive and send; one thread (the "repl" thread) parses,
  * reads the log, parks and answers fetches, tracks followers and acknowledgements, and compares
@@ -470,12 +474,13 @@ rctx_reply(struct rctx *c, nng_msg *m)
 }
 
 static nng_msg *
-reply_simple(const char *t, const char *why)
+reply_simple(struct repl *r, const char *t, const char *why)
 {
     msgpack_packer pk;
     nng_msg *m = msg_new(&pk);
-    msgpack_pack_map(&pk, why != NULL ? 2 : 1);
+    msgpack_pack_map(&pk, why != NULL ? 3 : 2);
     pk_s(&pk, "t", t);
+    pk_u(&pk, "epoch", trastenda_store_epoch(r->s->store));
     if (why != NULL) pk_s(&pk, "why", why);
     return m;
 }
@@ -688,7 +693,7 @@ reply_entries(struct repl *r, const struct rmsg *q)
          * array would be short, so the follower is told to bootstrap instead. */
         if (f.n != 0) {
             nng_msg_free(m);
-            return reply_simple("bootstrap", "the log moved while it was read");
+            return reply_simple(r, "bootstrap", "the log moved while it was read");
         }
     }
     return m;
@@ -747,7 +752,7 @@ handle_fetch(struct repl *r, struct rctx *c)
     keep_update(r);
     if (why[0] != '\0') {
         rlog(r, TRASTENDA_LOG_INFO, "follower %s must bootstrap: %s", m->node, why);
-        rctx_reply(c, reply_simple("bootstrap", why));
+        rctx_reply(c, reply_simple(r, "bootstrap", why));
         return;
     }
     uint64_t ack = m->ack <= m->seq ? m->ack : m->seq;
@@ -825,7 +830,7 @@ handle_snap(struct repl *r, const struct rmsg *q)
         int slot = -1;
         for (int i = 0; i < SNAPS_MAX && slot < 0; i++)
             if (r->snaps[i].snap == NULL) slot = i;
-        if (slot < 0) return reply_simple("error", "too many bootstraps at once: retry later");
+        if (slot < 0) return reply_simple(r, "error", "too many bootstraps at once: retry later");
         uint64_t id = ++r->snap_ids;
         char dir[4200], err[512];
         snprintf(dir, sizeof(dir), "%s/snapshots/%llu", s->cfg.store.dir, (unsigned long long)id);
@@ -835,7 +840,7 @@ handle_snap(struct repl *r, const struct rmsg *q)
         trastenda_snapshot *snap;
         if (trastenda_snapshot_create(s->store, dir, &snap, err, sizeof(err)) != TRASTENDA_OK) {
             rlog(r, TRASTENDA_LOG_ERROR, "cannot make a checkpoint for a bootstrap: %s", err);
-            return reply_simple("error", err);
+            return reply_simple(r, "error", err);
         }
         r->snaps[slot].snap = snap;
         r->snaps[slot].id = id;
@@ -867,24 +872,25 @@ handle_snap(struct repl *r, const struct rmsg *q)
         return m;
     }
     int i = snap_find(r, q->id);
-    if (i < 0) return reply_simple("error", "no such bootstrap (expired): start again");
+    if (i < 0) return reply_simple(r, "error", "no such bootstrap (expired): start again");
     r->snaps[i].used_ns = mono_ns();
     if (strcmp(q->t, "snap_done") == 0) {
         rlog(r, TRASTENDA_LOG_INFO, "bootstrap %llu: downloaded", (unsigned long long)q->id);
         trastenda_snapshot_remove(r->snaps[i].snap);
         r->snaps[i].snap = NULL;
-        return reply_simple("ok", NULL);
+        return reply_simple(r, "ok", NULL);
     }
     if (r->chunk == NULL && (r->chunk = malloc(CHUNK_BYTES)) == NULL) abort();
     size_t got;
     if (q->file > UINT32_MAX ||
         trastenda_snapshot_read(r->snaps[i].snap, (uint32_t)q->file, q->off, r->chunk, CHUNK_BYTES,
                                 &got) != TRASTENDA_OK)
-        return reply_simple("error", "cannot read that part of the checkpoint");
+        return reply_simple(r, "error", "cannot read that part of the checkpoint");
     msgpack_packer pk;
     nng_msg *m = msg_new(&pk);
-    msgpack_pack_map(&pk, 2);
+    msgpack_pack_map(&pk, 3);
     pk_s(&pk, "t", "chunk");
+    pk_u(&pk, "epoch", trastenda_store_epoch(r->s->store));
     pk_k(&pk, "data");
     msgpack_pack_bin(&pk, got);
     msgpack_pack_bin_body(&pk, r->chunk, got);
@@ -897,7 +903,7 @@ static void
 handle(struct repl *r, struct rctx *c)
 {
     if (!rmsg_parse(&c->m, nng_msg_body(c->req), nng_msg_len(c->req))) {
-        rctx_reply(c, reply_simple("error", "malformed replication message"));
+        rctx_reply(c, reply_simple(r, "error", "malformed replication message"));
         return;
     }
     /* With tokens configured, every replication message needs one: a stranger must neither pull
@@ -906,8 +912,9 @@ handle(struct repl *r, struct rctx *c)
         rlog(r, TRASTENDA_LOG_WARN, "refused a %s from %s: %s", c->m.t,
              c->m.node[0] ? c->m.node : "a peer",
              c->m.token[0] ? "its token is not valid" : "it has no token");
-        rctx_reply(c, reply_simple("error", "unauthorized: a valid token is needed "
-                                            "(--repl-token, docs/SECURITY.md)"));
+        rctx_reply(c, reply_simple(r, "error",
+                                   "unauthorized: a valid token is needed "
+                                   "(--repl-token, docs/SECURITY.md)"));
         return;
     }
     if (strcmp(c->m.t, "fetch") == 0) {
@@ -923,7 +930,7 @@ handle(struct repl *r, struct rctx *c)
         rctx_reply(c, handle_snap(r, &c->m));
         return;
     }
-    rctx_reply(c, reply_simple("error", "unknown replication message"));
+    rctx_reply(c, reply_simple(r, "error", "unknown replication message"));
 }
 
 static void *
