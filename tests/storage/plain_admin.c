@@ -74,10 +74,16 @@ main(void)
     CHECK(trastenda_store_verify(backup, NULL, &rep, err, sizeof(err)) == TRASTENDA_OK, "%s", err);
     CHECK(rep.seq == seq, "checkpoint at %llu, verify says %llu", (unsigned long long)seq,
           (unsigned long long)rep.seq);
+    /* Its state, as recovery makes it: compared offline, since a batch run on the open store
+     * would carry the time of now and expire the holds of the checkpoint (TTLs of 1-8 s), which a
+     * slow (sanitizer) build reaches while restore runs. */
+    trastenda_verify_report rep2;
+    CHECK(trastenda_store_verify(restored, NULL, &rep2, err, sizeof(err)) == TRASTENDA_OK, "%s",
+          err);
+    CHECK(rep2.seq == seq && rep2.digest == rep.digest, "restored state");
     cfg.dir = restored;
     CHECK(trastenda_store_open(&cfg, &st, err, sizeof(err)) == TRASTENDA_OK, "open: %s", err);
     CHECK(trastenda_store_durable_seq(st) == seq, "restored sequence");
-    CHECK(st_digest(st) == rep.digest, "restored state");
     trastenda_store_close(st);
 
     /* A damaged copy: a log SST or WAL file overwritten in the middle. */
