@@ -682,8 +682,11 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv, str
     for (uint32_t i = 0; i < sl->n; i++) {
         struct call *c = sl->calls[i];
         if (rv != 0 || env_err != TRASTENDA_OK) {
-            /* A keyed write (or any read) may go again; a write without a key may not. */
-            if (silent && (!c->write || c->keyed) && c->tries < cl->cfg.retries && !cl->closing) {
+            /* A keyed write (or any read) may go again; a write without a key may not. So may
+             * a request the node refused as a whole for being one too many on its connection
+             * (an envelope E_BUSY: nothing of it ran). */
+            bool again = silent || (rv == 0 && env_err == TRASTENDA_E_BUSY);
+            if (again && (!c->write || c->keyed) && c->tries < cl->cfg.retries && !cl->closing) {
                 c->tries++;
                 enqueue_front(cl, c);
                 continue;

@@ -685,10 +685,12 @@ reply_encode_error(struct srv_ctx *c, uint64_t id, trastenda_err err, const char
     pk_key(&pk, "results");
     msgpack_pack_array(&pk, 0);
     pk_key(&pk, "error");
-    msgpack_pack_map(&pk, 3);
+    bool busy = err == TRASTENDA_E_BUSY; /* too many requests in flight on the connection */
+    msgpack_pack_map(&pk, busy ? 4 : 3);
     pk_kv_u(&pk, "code", (uint64_t)err);
     pk_kv_s(&pk, "name", trastenda_err_name(err));
     pk_kv_s(&pk, "msg", msg);
+    if (busy) pk_kv_u(&pk, "retry_ms", 5);
     c->q.n_ops = 0; /* refused as a whole: no op ran (metrics_request) */
 }
 

@@ -1719,6 +1719,8 @@ follower_redirect(void)
             bool busy = j != NULL && strstr(j, "in flight on this connection") != NULL;
             CHECK(j != NULL && (busy || strstr(j, "\"role\":\"follower\",\"version\"") != NULL),
                   "burst reply: %s", j != NULL ? j : "?");
+            CHECK(!busy || strstr(j, "\"retry_ms\":") != NULL, "a busy reply without retry_ms: %s",
+                  j);
             busy_seen |= busy;
             free(j);
             nng_msg_free(m);
