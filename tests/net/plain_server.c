@@ -1487,6 +1487,56 @@ many_lines_are_split_across_requests(void)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the lines server did not stop cleanly");
 }
 
+/* ---- a connection over its in-flight cap: the client sends the refused requests again ---- */
+
+/* A server that takes one request at a time per connection, a client with 4 in flight on its one
+ * connection and a request per call: 64 reads, most refused at first with an envelope E_BUSY,
+ * all answered. */
+static void
+busy_connections_are_retried(void)
+{
+    char addr[700], data[700], log[700];
+    const char *extra[] = {"--max-in-flight-per-connection",
+                           "1",
+                           "--holds-max",
+                           "256",
+                           "--keys-max",
+                           "256",
+                           "--lines-max",
+                           "1024",
+                           NULL};
+    pid_t pid = second_server("cap", extra, NULL, addr, data, log);
+    const char *nodes[] = {addr};
+    trastenda_client_config cfg;
+    trastenda_client_config_default(&cfg);
+    cfg.nodes = nodes;
+    cfg.n_nodes = 1;
+    cfg.timeout_ms = 10000;
+    cfg.in_flight = 4;
+    cfg.batch_max = 1;
+    cfg.retries = 1000;
+    trastenda_client *c = NULL;
+    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "client");
+    location_when_up(c, "CW", "cap");
+    static trastenda_args args[64];
+    static trastenda_reply reps[64];
+    for (int i = 0; i < 64; i++)
+        trastenda_args_init(&args[i], "status");
+    trastenda_err e = trastenda_call_batch(c, args, 64, reps);
+    CHECK(e == TRASTENDA_OK, "64 reads, 4 in flight on a connection capped at 1: %s",
+          trastenda_err_name(e));
+    for (int i = 0; i < 64; i++) {
+        CHECK(reps[i].code == TRASTENDA_OK, "read %d: %s %s", i, reps[i].name, reps[i].msg);
+        trastenda_reply_clear(&reps[i]);
+    }
+    trastenda_client_close(c);
+    CHECK(kill(pid, SIGTERM) == 0, "kill");
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+    follower_pid = 0;
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the cap server did not stop cleanly");
+}
+
 /* ---- a client that stops reading its replies is cut off ---- */
 
 /* Writes all of buf unless the socket would block (the server no longer reads): false then. */
@@ -1857,6 +1907,8 @@ main(void)
     printf("plain_server: not_leader redirect ok\n");
     a_client_that_stops_reading_is_cut_off();
     printf("plain_server: a client that stops reading ok\n");
+    busy_connections_are_retried();
+    printf("plain_server: requests over a connection's in-flight cap sent again ok\n");
     many_lines_are_split_across_requests();
     printf("plain_server: 12,800 lines in one batch call, split within the limits ok\n");
     close_with_a_silent_server();
