@@ -700,15 +700,19 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv, str
                         fin);
             continue;
         }
-        /* Not the leader: follow the redirect; busy: again, when that is safe. */
+        /* Not the leader: follow the redirect, or try the next node when it names no leader (a
+         * fenced old leader that does not know the new one; nothing ran); busy: again, when that
+         * is safe. */
         uint64_t code = 0;
         char leader[128] = "";
         if (result_route(res_at[i], res_len[i], &code, leader, sizeof(leader)) &&
-            ((code == TRASTENDA_E_NOT_LEADER && leader[0] != '\0') ||
+            ((code == TRASTENDA_E_NOT_LEADER && (leader[0] != '\0' || cl->cfg.n_nodes > 1)) ||
              (code == TRASTENDA_E_BUSY && (c->keyed || !c->write))) &&
             c->tries < cl->cfg.retries && !cl->closing) {
             for (uint32_t nd = 0; code == TRASTENDA_E_NOT_LEADER && nd < cl->cfg.n_nodes; nd++)
                 if (strcmp(cl->nodes[nd], leader) == 0) cl->leader = nd;
+            if (code == TRASTENDA_E_NOT_LEADER && leader[0] == '\0' && cl->leader == sl->node)
+                cl->leader = (sl->node + 1) % cl->cfg.n_nodes;
             c->tries++;
             enqueue_front(cl, c);
             continue;

@@ -1181,6 +1181,32 @@ main(void)
     CHECK(e == TRASTENDA_E_NOT_LEADER, "the old leader still takes writes (%s)",
           trastenda_err_name(e));
     printf("plain_repl: the old leader learnt of epoch 2 and refuses writes\n");
+    {
+        /* It names no leader (it never heard of the new one): a client whose list starts with
+         * it tries the next address, and its write lands on the new leader (which applies it,
+         * then waits for a follower's acknowledgement: none follows it yet, so the client's
+         * short timeout ends the call). */
+        const char *nodes[] = {req_addr[0], req_addr[1]};
+        trastenda_client_config cfg;
+        trastenda_client_config_default(&cfg);
+        cfg.nodes = nodes;
+        cfg.n_nodes = 2;
+        cfg.timeout_ms = 500;
+        cfg.retries = 1; /* the move to the next node, nothing more */
+        trastenda_client *c = NULL;
+        CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "client");
+        uint64_t applied = status_u64(1, "seq.applied");
+        trastenda_reply r;
+        trastenda_err te = trastenda_receive(c, "s01", "mad", 1, "past-the-fence", &r);
+        CHECK(te == TRASTENDA_OK ? r.code != TRASTENDA_E_NOT_LEADER : te == TRASTENDA_E_TIMEOUT,
+              "a write through a list that starts with the fenced old leader: %s %s",
+              trastenda_err_name(te), r.msg);
+        CHECK(status_u64(1, "seq.applied") > applied, "the write did not reach the new leader");
+        trastenda_reply_clear(&r);
+        trastenda_client_close(c);
+        printf("plain_repl: a client whose list starts with the fenced old leader writes on the "
+               "new one\n");
+    }
     /* Restarted as a follower of the new leader, it converges (bootstrapping its own tail away). */
     node_kill(0);
     node_kill(2);
