@@ -78,7 +78,10 @@ struct workload {
     const struct bench_flag *flag_sets[BENCH_FLAG_SETS_MAX]; /* each ends with {0}; NULL after */
     const char *kinds[BENCH_KINDS_MAX];                      /* NULL after the last */
     uint64_t expected_codes; /* results that are outcomes, not errors: bit (1 << code) */
-    bool runs_to_end;        /* ends by itself (flash-sale): the duration is then a limit */
+    /* The kinds (bit (1 << index in kinds)) whose ops the measured server answers, for its CPU
+     * per op; 0: every kind (replica-reads: the leader's, not the followers' reads). */
+    uint32_t server_kinds;
+    bool runs_to_end; /* ends by itself (flash-sale): the duration is then a limit */
     /* Checks the workload's options against the run's (bench_usage_error when they do not fit),
      * before anything connects, and returns the most ops one call can carry. */
     uint32_t (*ops_per_call)(const struct bench *b);

@@ -10,7 +10,7 @@
 struct totals {
     struct hist all;
     struct hist kind[BENCH_KINDS_MAX];
-    uint64_t calls, ops, kind_calls[BENCH_KINDS_MAX];
+    uint64_t calls, ops, kind_calls[BENCH_KINDS_MAX], kind_ops[BENCH_KINDS_MAX];
     uint64_t codes[BENCH_CODES];
 };
 
@@ -26,6 +26,7 @@ totals_sum(const struct bench *b, struct totals *t)
         for (uint32_t k = 0; k < BENCH_KINDS_MAX; k++) {
             hist_merge(&t->kind[k], &c->kind[k]);
             t->kind_calls[k] += c->kind_calls[k];
+            t->kind_ops[k] += c->kind_ops[k];
         }
         for (uint32_t k = 0; k < BENCH_CODES; k++)
             t->codes[k] += c->codes[k];
@@ -48,6 +49,17 @@ bench_elapsed_s(const struct bench *b)
     BENCH_ASSERT(b->t1_ns >= b->t0_ns);
     double s = (double)(b->t1_ns - b->t0_ns) / 1e9;
     return s > 0 ? s : 1e-9;
+}
+
+/* The ops the measured server answered: those of the workload's server_kinds, else all. */
+static uint64_t
+server_ops(const struct bench *b, const struct totals *t)
+{
+    if (b->wl->server_kinds == 0) return t->ops;
+    uint64_t n = 0;
+    for (uint32_t k = 0; k < BENCH_KINDS_MAX; k++)
+        if (b->wl->server_kinds & (1u << k)) n += t->kind_ops[k];
+    return n;
 }
 
 /* CPU microseconds per op, and cores busy; false when it could not be measured. */
@@ -145,8 +157,9 @@ text_report(const struct bench *b, const struct totals *t, FILE *f)
         text_codes(b, t, f, true);
     }
     double us, cores;
-    if (cpu_figures(b->server_cpu0, b->server_cpu1, t->ops, el, &us, &cores))
-        fprintf(f, "server CPU: %.2f us/op (%.2f cores busy)\n", us, cores);
+    if (cpu_figures(b->server_cpu0, b->server_cpu1, server_ops(b, t), el, &us, &cores))
+        fprintf(f, "server CPU: %.2f us/op (%.2f cores busy)%s\n", us, cores,
+                b->wl->server_kinds != 0 ? ", the leader's, per op it answered" : "");
     else
         fprintf(f, "server CPU: not measured (%s)\n", b->server_pid_note);
     if (cpu_figures(b->self_cpu0, b->self_cpu1, t->ops, el, &us, &cores))
@@ -261,7 +274,7 @@ json_report(const struct bench *b, const struct totals *t, FILE *f)
     json_codes(b, t, f, false);
     fprintf(f, ",\"outcomes\":");
     json_codes(b, t, f, true);
-    json_cpu(f, "server_cpu", b->server_cpu0, b->server_cpu1, t->ops, el);
+    json_cpu(f, "server_cpu", b->server_cpu0, b->server_cpu1, server_ops(b, t), el);
     json_cpu(f, "bench_cpu", b->self_cpu0, b->self_cpu1, t->ops, el);
     fprintf(f, ",\"histogram_us\":");
     json_histogram(f, &t->all);

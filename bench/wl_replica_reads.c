@@ -445,6 +445,7 @@ const struct workload wl_replica_reads = {
     .summary = "stock checks on 1-2 followers while the leader takes the flash sale; their lag",
     .flag_sets = {FLASH_SALE_FLAGS, FLAGS},
     .kinds = {"take", "confirm", "read"},
+    .server_kinds = 1u << 0 | 1u << 1, /* the leader's CPU, over the sale's ops */
     .expected_codes = 1ull << TRASTENDA_E_SHORT,
     .runs_to_end = true,
     .ops_per_call = rr_ops_per_call,

@@ -8,9 +8,9 @@
  * requests may be in flight (nng contexts). With several node addresses, reads go to any node and
  * writes follow not_leader redirects; when the node writes go to does not answer (timeout, refused
  * connection), or answers not_leader without naming a leader (a fenced old leader), they move to
- * the next address, whose not_leader names the leader if it is a follower; a write that timed out is retried with its idempotency key
- * (only writes that carry one: without a key a retry could apply twice, so they report
- * TRASTENDA_E_TIMEOUT).
+ * the next address, whose not_leader names the leader if it is a follower; a write that timed out
+ * is retried with its idempotency key (only writes that carry one: without a key a retry could
+ * apply twice, so they report TRASTENDA_E_TIMEOUT).
  */
 #ifndef TRASTENDA_CLIENT_H
 #define TRASTENDA_CLIENT_H

@@ -258,6 +258,14 @@ timed_runs(void)
     int code = bench(out, sizeof(out), checkout);
     CHECK(code == 0 && json_int(out, "ops") > 0 && strstr(out, "\"errors\":{}") != NULL,
           "checkout: exit %d: %.2000s", code, tail(out));
+    /* The header (durability, build, machine) and the figures: percentiles, the histogram, the
+     * server's CPU a op (the server runs here, so it is measured). */
+    const char *keys[] = {"\"durability\":\"fsync\"",      "\"build\":", "\"machine\":{\"cores\":",
+                          "\"latency_us\":{\"p50\":",      "\"p999\":",  "\"histogram_us\":",
+                          "\"server_cpu\":{\"us_per_op\":"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        CHECK(strstr(out, keys[i]) != NULL, "checkout's JSON has no %s: %.2000s", keys[i],
+              tail(out));
     const char *batched[] = {"checkout",    "--addr",  addr,          "--skus", "2000",
                              "--locations", "3",       "--check-pct", "0",      "--lines",
                              "1",           "--batch", "16",          "--ops",  "2000",
@@ -315,6 +323,8 @@ replica_reads(void)
               json_int(out, "failed") == 0 && json_int(out, "oversold") == 0 &&
               json_int(out, "sold") == 3000 && strstr(out, "\"errors\":{}") != NULL,
           "replica-reads: %.3000s", tail(out));
+    CHECK(strstr(out, "\"server_cpu\":{\"us_per_op\":") != NULL,
+          "replica-reads: the leader's CPU a op: %.3000s", tail(out));
 }
 
 int
