@@ -22,8 +22,9 @@
  * torn writes (half the bytes, then ENOSPC), torn once; the state database's sync.
  *
  * Unusable directories (in-process): a path under a regular file, a regular file, log/ being a
- * file, state/ holding foreign files, a directory already open, an empty or too long path; each
- * gives its error code and a message naming the path, and nothing crashes.
+ * file, state/ holding foreign files, a directory already open, an empty or too long path, a
+ * read-only directory (as nobody, in a fresh process, when the test runs as root); each gives its
+ * error code and a message naming the path, and nothing crashes.
  *
  * Sanitizers: under ASan the child gets ASAN_OPTIONS=verify_asan_link_order=0 (the shim comes
  * before ASan's runtime in the library order); under TSan see plain.h (RocksDB is not
@@ -480,12 +481,28 @@ unusable_dirs(void)
     uint64_t seq;
     PT_CHECK(ld_catalog(st, &seq) == 0, "the first store stopped working after the second open");
     trastenda_store_close(st);
+    join(path, "%s/ro", base);
     if (geteuid() != 0) {
-        join(path, "%s/ro", base);
         PT_CHECK(mkdir(path, 0500) == 0, "mkdir %s", path);
         expect_open_error(path, TRASTENDA_E_IO, NULL, "a read-only directory");
     } else {
-        fprintf(stderr, "plain_faults: running as root: the read-only directory case is skipped\n");
+        /* Root writes anywhere: the case runs in a fresh process of this test, as nobody, on a
+         * directory root owns that others may read and enter but not write. */
+        PT_CHECK(mkdir(path, 0555) == 0 && chmod(path, 0555) == 0 && chmod(base, 0711) == 0,
+                 "mkdir %s", path);
+        pid_t pid = fork();
+        PT_CHECK(pid >= 0, "fork");
+        if (pid == 0) {
+            char *const argv[] = {"plain_faults", "rochild", path, NULL};
+            if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0)
+                _exit(125);
+            execv("/proc/self/exe", argv);
+            _exit(126);
+        }
+        int status;
+        PT_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+        PT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                 "a read-only directory, opened as nobody: the child failed (status %d)", status);
     }
     PT_CHECK(trastenda_store_open(NULL, &st, err, sizeof(err)) == TRASTENDA_E_INVALID,
              "open(NULL config)");
@@ -496,6 +513,10 @@ int
 main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "child") == 0) return child_main(argc, argv);
+    if (argc == 3 && strcmp(argv[1], "rochild") == 0) { /* unusable_dirs, as root */
+        expect_open_error(argv[2], TRASTENDA_E_IO, NULL, "a read-only directory (as nobody)");
+        return 0;
+    }
     pt_init("plain_faults");
     struct rng rng = {pt_seed()};
     int64_t t0 = pt_now_ms();
