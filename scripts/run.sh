@@ -10,20 +10,28 @@ EVENTS=${EVENTS:-tcp://127.0.0.1:7879}
 HTTP=${HTTP:-http://127.0.0.1:7870}
 CLI="$BIN/trastenda-cli --server $LISTEN"
 
-first=no
-[[ -d "$DATA/log" ]] || first=yes
-mkdir -p "$DATA"
+# The sample is imported into a new data directory; a marker left until the import ends makes
+# an interrupted import run again at the next start (the import sets figures, so a second run
+# changes nothing that the first finished).
+PENDING="$DATA/.sample-import-pending"
+if [[ ! -d "$DATA/log" ]]; then
+    mkdir -p "$DATA"
+    touch "$PENDING"
+fi
 "$BIN/trastenda" --listen "$LISTEN" --events "$EVENTS" --http "$HTTP" --data "$DATA" &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
+# Whatever ends this script (Ctrl-C, a failed import) stops the server it started.
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
+trap 'exit 130' INT TERM
 for _ in $(seq 1 100); do
     if $CLI --timeout-ms 500 status >/dev/null 2>&1; then break; fi
     if ! kill -0 $pid 2>/dev/null; then echo "run: the server did not start" >&2; exit 1; fi
     sleep 0.2
 done
-if [[ $first == yes ]]; then
+if [[ -e "$PENDING" ]]; then
     echo "run: first start: importing the sample shop (data/*.csv)"
     $CLI import --locations data/locations.csv --skus data/skus.csv --stock data/stock.csv
+    rm -f "$PENDING"
 fi
 cat <<MSG
 
