@@ -379,6 +379,7 @@ log_replay(trastenda_store *st, trastenda_engine *e, bool materialize, uint64_t 
            uint64_t *applied, char *err, size_t errlen)
 {
     *applied = 0;
+    int64_t last_report = sys_mono_ns();
     uint64_t from = trastenda_engine_seq(e) + 1;
     uint8_t key[DB_LOG_KEY_BYTES];
     db_log_key(key, from);
@@ -423,6 +424,12 @@ log_replay(trastenda_store *st, trastenda_engine *e, bool materialize, uint64_t 
             break;
         }
         (*applied)++;
+        int64_t now = sys_mono_ns();
+        if (!materialize && now - last_report > 2000000000) { /* the materializer's is quiet */
+            last_report = now;
+            slog(st, TRASTENDA_LOG_INFO, "recovery: replaying the log: at entry %llu, %llu applied",
+                 (unsigned long long)seq, (unsigned long long)*applied);
+        }
     }
     if (code == TRASTENDA_OK) {
         char *rerr = NULL;
