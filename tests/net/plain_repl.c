@@ -728,6 +728,14 @@ fetch_ahead(void)
         bool ok = try_op(6, "status", &r, 1000);
         char *j = ok ? trastenda_result_json(&r) : NULL;
         bool acked = j != NULL && json_after(j, req_addr[7], "\"lag_entries\":") == 0;
+        if (acked) { /* caught up: no lag in operations or time either, and its address */
+            CHECK(json_after(j, req_addr[7], "\"lag_ops\":") == 0 &&
+                      json_after(j, req_addr[7], "\"lag_ms\":") == 0 &&
+                      json_after(j, req_addr[7], "\"acked\":") >= seq &&
+                      json_after(j, req_addr[7], "\"acked\":") != UINT64_MAX &&
+                      strstr(j, repl_addr[7]) != NULL,
+                  "the leader's status of its caught-up follower: %s", j);
+        }
         free(j);
         trastenda_reply_clear(&r);
         if (acked) {
