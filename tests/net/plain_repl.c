@@ -16,6 +16,8 @@
  *     carry on against it (through a follower's redirect too); the behind follower follows it;
  *   - the old leader, started again as a leader, is fenced by a follower of the higher epoch and
  *     refuses writes; restarted as a follower of the new leader, it converges;
+ *   - a leader at --sync-replicas 1 that no follower follows fails a write with E_NOT_REPLICATED
+ *     after --sync-timeout-ms;
  *   - with tokens and open-reads off, promoting a follower that is behind is still refused (its
  *     check of its peers carries its token), and promote itself needs a token;
  *   - a partition with network namespaces when the machine allows them, else a skip that says why.
@@ -585,8 +587,6 @@ promotion_with_tokens(void)
     memcpy(&data_dir[3], saved, sizeof(saved));
 }
 
-/* ---- fetching ahead: a follower of a leader whose replies do not wait for it ---- */
-
 static int64_t
 now_ms(void)
 {
@@ -594,6 +594,40 @@ now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+/* ---- fewer followers than --sync-replicas ---- */
+
+/* A leader at --sync-replicas 1 that no follower follows: a write fails with E_NOT_REPLICATED
+ * after --sync-timeout-ms (its message says it is durable on the leader), not silently. */
+static void
+too_few_followers(void)
+{
+    char saved[600];
+    memcpy(saved, data_dir[3], sizeof(saved));
+    snprintf(data_dir[3], sizeof(data_dir[3]), "%s/alone3", dir);
+    static const char *const quick[] = {"--sync-timeout-ms", "800", NULL};
+    node_start_ex(3, NULL, NULL, true, quick);
+    node_wait(3);
+    trastenda_client *c = client_of(3, 5000);
+    trastenda_args a;
+    trastenda_args_init(&a, "location.upsert");
+    a.loc = "alone";
+    trastenda_reply r;
+    int64_t t0 = now_ms();
+    CHECK(trastenda_call(c, &a, &r) == TRASTENDA_OK, "a write with no follower: transport");
+    int64_t took = now_ms() - t0;
+    CHECK(r.code == TRASTENDA_E_NOT_REPLICATED && took >= 700,
+          "a write with no follower to acknowledge it: %s %s after %lld ms", r.name, r.msg,
+          (long long)took);
+    printf("plain_repl: with --sync-replicas 1 and no follower a write fails after %lld ms: %s\n",
+           (long long)took, r.msg);
+    trastenda_reply_clear(&r);
+    trastenda_client_close(c);
+    node_kill(3);
+    memcpy(data_dir[3], saved, sizeof(saved));
+}
+
+/* ---- fetching ahead: a follower of a leader whose replies do not wait for it ---- */
 
 static void
 pack_kv_u(msgpack_packer *pk, const char *k, uint64_t v)
@@ -1225,6 +1259,7 @@ main(void)
     printf("plain_repl: the old leader follows the new one and converged\n");
 
     promotion_with_tokens();
+    too_few_followers();
     fetch_ahead();
     bootstrap_waits_for_its_leader();
     char why[200];
