@@ -18,6 +18,7 @@
  *     refuses writes; restarted as a follower of the new leader, it converges;
  *   - a leader at --sync-replicas 1 that no follower follows fails a write with E_NOT_REPLICATED
  *     after --sync-timeout-ms;
+ *   - a subscriber of a follower's events socket receives the events of the leader's writes;
  *   - with tokens and open-reads off, promoting a follower that is behind is still refused (its
  *     check of its peers carries its token), and promote itself needs a token;
  *   - a partition with network namespaces when the machine allows them, else a skip that says why.
@@ -37,6 +38,7 @@
 
 #include <msgpack.h>
 #include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/req.h>
 
 #include "mp.h"
@@ -625,6 +627,48 @@ too_few_followers(void)
     trastenda_client_close(c);
     node_kill(3);
     memcpy(data_dir[3], saved, sizeof(saved));
+}
+
+/* ---- a follower publishes the events it applies ---- */
+
+/* A leader (3) and a follower (5) with an events socket: the leader's catalogue receipts put
+ * stock back in stock; a subscriber of the follower receives those events. */
+static void
+follower_publishes_events(void)
+{
+    char saved[2][600];
+    memcpy(saved[0], data_dir[3], sizeof(saved[0]));
+    memcpy(saved[1], data_dir[5], sizeof(saved[1]));
+    snprintf(data_dir[3], sizeof(data_dir[3]), "%s/ev3", dir);
+    snprintf(data_dir[5], sizeof(data_dir[5]), "%s/ev5", dir);
+    char ev[700];
+    snprintf(ev, sizeof(ev), "ipc://%s/ev5.pub", dir);
+    const char *const pub[] = {"--events", ev, NULL};
+    node_start_ex(3, NULL, NULL, false, NULL);
+    node_start_ex(5, repl_addr[3], NULL, false, pub);
+    node_wait(3);
+    node_wait(5);
+    const int f5[] = {5};
+    wait_followers(3, f5, 1);
+    nng_socket sub;
+    CHECK(nng_sub0_open(&sub) == 0 && nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 0) == 0 &&
+              nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 10000) == 0 &&
+              nng_dial(sub, ev, NULL, NNG_FLAG_NONBLOCK) == 0,
+          "a subscriber of %s", ev);
+    sleep_ms(300); /* the subscription reaches the publisher */
+    catalog(3);
+    char *buf = NULL;
+    size_t len = 0;
+    CHECK(nng_recv(sub, &buf, &len, NNG_FLAG_ALLOC) == 0, "no event from the follower in 10 s");
+    CHECK(len > 0 && memmem(buf, len, "back_in_stock", strlen("back_in_stock")) != NULL,
+          "the follower's first event is not the leader's back_in_stock (%zu bytes)", len);
+    nng_free(buf, len);
+    nng_close(sub);
+    printf("plain_repl: a follower publishes the events of the entries it applies\n");
+    node_kill(5);
+    node_kill(3);
+    memcpy(data_dir[3], saved[0], sizeof(saved[0]));
+    memcpy(data_dir[5], saved[1], sizeof(saved[1]));
 }
 
 /* ---- fetching ahead: a follower of a leader whose replies do not wait for it ---- */
@@ -1260,6 +1304,7 @@ main(void)
 
     promotion_with_tokens();
     too_few_followers();
+    follower_publishes_events();
     fetch_ahead();
     bootstrap_waits_for_its_leader();
     char why[200];
