@@ -18,7 +18,8 @@
  *     refuses writes; restarted as a follower of the new leader, it converges;
  *   - a leader at --sync-replicas 1 that no follower follows fails a write with E_NOT_REPLICATED
  *     after --sync-timeout-ms;
- *   - a subscriber of a follower's events socket receives the events of the leader's writes;
+ *   - a subscriber of a follower's events socket receives the events of the leader's writes; the
+ *     leader killed and restarted on its directory keeps that follower, which follows on;
  *   - with tokens and open-reads off, promoting a follower that is behind is still refused (its
  *     check of its peers carries its token), and promote itself needs a token;
  *   - a partition with network namespaces when the machine allows them, else a skip that says why.
@@ -665,6 +666,15 @@ follower_publishes_events(void)
     nng_free(buf, len);
     nng_close(sub);
     printf("plain_repl: a follower publishes the events of the entries it applies\n");
+    /* The leader killed and started again on its directory: it is not behind its follower (it
+     * only ever shipped durable entries), which reconnects and follows on. */
+    node_kill(3);
+    node_start_ex(3, NULL, NULL, false, NULL);
+    node_wait(3);
+    char leader[256];
+    CHECK(write_on(3, leader, sizeof(leader)) == TRASTENDA_OK, "a write on the restarted leader");
+    digests_equal(3, f5, 1);
+    printf("plain_repl: a leader killed and restarted keeps its follower, which follows on\n");
     node_kill(5);
     node_kill(3);
     memcpy(data_dir[3], saved[0], sizeof(saved[0]));
