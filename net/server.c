@@ -481,7 +481,8 @@ ctx_reply(struct srv_ctx *c)
     c->msg = NULL;
     c->state = CTX_SEND;
     nng_aio_set_msg(c->aio, m);
-    nng_aio_set_timeout(c->aio, (nng_duration)c->srv->cfg.reply_timeout_ms);
+    uint32_t rt = c->srv->cfg.reply_timeout_ms; /* 0: no limit */
+    nng_aio_set_timeout(c->aio, rt != 0 ? (nng_duration)rt : NNG_DURATION_INFINITE);
     nng_ctx_send(c->ctx, c->aio);
 }
 

@@ -36,7 +36,8 @@ typedef struct trastenda_server_config {
     uint32_t max_connections;              /* more are closed as they arrive */
     uint32_t max_in_flight_per_connection; /* more get E_BUSY at once */
     /* A reply its connection does not take within this (the client stopped reading) closes the
-     * connection, so that it cannot hold the contexts other clients need (default 5000). */
+     * connection, so that it cannot hold the contexts other clients need (default 5000; 0: no
+     * limit). */
     uint32_t reply_timeout_ms;
     /* HTTP: the JSON API, /metrics, /health, /ready and the dashboard (docs/HTTP.md); http:// or
      * https://, NULL or "" for none. */

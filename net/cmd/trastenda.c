@@ -67,7 +67,7 @@ static struct opt opts[] = {
     {"max-in-flight-per-connection", K_U32, &cfg.max_in_flight_per_connection,
      "requests in flight on one connection (more get busy)"},
     {"reply-timeout-ms", K_U32, &cfg.reply_timeout_ms,
-     "a connection that does not take a reply within this is closed (5000)"},
+     "a connection that does not take a reply within this is closed (5000; 0: never)"},
     {"queue-max", K_U32, &cfg.store.queue_max, "requests waiting for the engine (power of 2)"},
     {"materialize-interval-ms", K_U32, &cfg.store.materialize_interval_ms,
      "state written at most this often"},
