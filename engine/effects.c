@@ -503,8 +503,13 @@ eng_effects_end(trastenda_engine *e, trastenda_batch_out *out)
     post_images(e, TRASTENDA_REC_PO, enc_po, &c);
     post_images(e, TRASTENDA_REC_KEY, enc_key, &c);
     const struct eng_buf *sd = &e->dirty[TRASTENDA_REC_STOCK];
-    for (size_t i = 0; i < sd->len / sizeof(uint32_t); i++)
-        e->stock[dirty_at(sd, (uint32_t)i)].dirty = 0;
+    for (size_t i = 0; i < sd->len / sizeof(uint32_t); i++) {
+        uint32_t rec = dirty_at(sd, (uint32_t)i);
+        e->stock[rec].dirty = 0;
+#ifdef TS_DEBUG
+        eng_stock_check_one(e, rec); /* the cheap checks, on every record the batch touched */
+#endif
+    }
     eng_enc_meta(e, &e->entry);
     e->entry_records++;
     eng_buf_reserve(&e->entry, e->side.len);

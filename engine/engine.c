@@ -588,17 +588,6 @@ trastenda_engine_apply(trastenda_engine *e, int64_t now_ms, const trastenda_cmd 
     }
     (void)touched;
     eng_effects_end(e, out);
-#ifdef TS_DEBUG
-    { /* the cheap checks on every stock record the batch touched (its list lasts until the
-       * next batch begins) */
-        const struct eng_buf *sd = &e->dirty[TRASTENDA_REC_STOCK];
-        for (size_t k = 0; k < sd->len / sizeof(uint32_t); k++) {
-            uint32_t rec;
-            memcpy(&rec, sd->p + k * sizeof(uint32_t), sizeof(rec));
-            eng_stock_check_one(e, rec);
-        }
-    }
-#endif
     e->cmds_since_check += n;
 #ifdef TS_DEBUG
     if (e->cmds_since_check >= 1000) {

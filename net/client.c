@@ -618,6 +618,15 @@ wake_sync(struct finished *fin)
     fin->nw = 0;
 }
 
+/* Writes leave the node of sl for the next address, once per request: unless a reply moved them
+ * meanwhile (lock held). */
+static void
+writes_move_on(struct trastenda_client *cl, const struct slot *sl)
+{
+    if (cl->cfg.n_nodes > 1 && cl->leader == sl->node)
+        cl->leader = (sl->node + 1) % cl->cfg.n_nodes;
+}
+
 /* The reply of a slot: cut results, wake callers, retry what must be retried (lock held).
  * Asynchronous calls that ended are added to `fin`. */
 static void
@@ -674,11 +683,10 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv, str
         if (env_err == TRASTENDA_OK && got != sl->n) env_err = TRASTENDA_E_MALFORMED;
     }
     bool silent = rv == NNG_ETIMEDOUT || rv == NNG_ECONNREFUSED || rv == NNG_ECLOSED;
-    /* The node writes went to did not answer (a dead leader, say): they try the next node, once
-     * per request and unless a reply moved them meanwhile; a follower there redirects them to the
-     * leader it knows (not_leader), so an alive but slow leader costs one round trip more. */
-    if (silent && cl->cfg.n_nodes > 1 && cl->leader == sl->node)
-        cl->leader = (sl->node + 1) % cl->cfg.n_nodes;
+    /* The node writes went to did not answer (a dead leader, say): they try the next node; a
+     * follower there redirects them to the leader it knows (not_leader), so an alive but slow
+     * leader costs one round trip more. */
+    if (silent) writes_move_on(cl, sl);
     for (uint32_t i = 0; i < sl->n; i++) {
         struct call *c = sl->calls[i];
         if (rv != 0 || env_err != TRASTENDA_OK) {
@@ -711,8 +719,7 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv, str
             c->tries < cl->cfg.retries && !cl->closing) {
             for (uint32_t nd = 0; code == TRASTENDA_E_NOT_LEADER && nd < cl->cfg.n_nodes; nd++)
                 if (strcmp(cl->nodes[nd], leader) == 0) cl->leader = nd;
-            if (code == TRASTENDA_E_NOT_LEADER && leader[0] == '\0' && cl->leader == sl->node)
-                cl->leader = (sl->node + 1) % cl->cfg.n_nodes;
+            if (code == TRASTENDA_E_NOT_LEADER && leader[0] == '\0') writes_move_on(cl, sl);
             c->tries++;
             enqueue_front(cl, c);
             continue;

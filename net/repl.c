@@ -357,7 +357,6 @@ struct repl {
     bool a_inflight;         /* areq is in the store, not yet completed */
     uint32_t a_w;            /* append_done before it was submitted */
     uint64_t a_seq, a_epoch; /* its last entry's sequence and epoch (0: unknown) */
-    bool a_failed;           /* the last append awaited stopped short of its last entry */
     uint64_t epoch_seen;     /* atomic: the highest epoch heard of */
 };
 
@@ -1180,29 +1179,33 @@ follower_submit(struct repl *r, struct rmsg *m)
     }
 }
 
-/* Waits until the append in flight, if any, is durable (or failed): false when its entries do
- * not continue this node's log (a bootstrap is needed). */
-static bool
+/* How the append in flight ended. */
+enum await {
+    AWAIT_DONE = 0,     /* durable, or none was in flight */
+    AWAIT_SHORT = 1,    /* it stopped short of its last entry (the error is logged) */
+    AWAIT_DIVERGED = 2, /* its entries do not continue this node's log: a bootstrap is needed */
+};
+
+/* Waits until the append in flight, if any, is durable or has failed. */
+static enum await
 follower_await(struct repl *r)
 {
-    r->a_failed = false;
-    if (!r->a_inflight) return true;
+    if (!r->a_inflight) return AWAIT_DONE;
     while (LOAD(&r->append_done) == r->a_w)
         futex_wait(&r->append_done, r->a_w, 100);
     r->a_inflight = false;
     const trastenda_request *q = &r->areq;
-    r->a_failed = q->entry_err != TRASTENDA_OK;
-    if (q->entry_err == TRASTENDA_E_SEQUENCE) return false;
-    if (q->entry_err != TRASTENDA_OK && q->entry_version != 0 &&
-        q->entry_version != TRASTENDA_LOG_VERSION)
+    if (q->entry_err == TRASTENDA_OK) return AWAIT_DONE;
+    if (q->entry_err == TRASTENDA_E_SEQUENCE) return AWAIT_DIVERGED;
+    if (q->entry_version != 0 && q->entry_version != TRASTENDA_LOG_VERSION)
         rlog(r, TRASTENDA_LOG_ERROR,
              "the leader writes log format %u and this build reads format %u (docs/LOG.md): run "
              "the same Trastenda build on the leader and its followers",
              (unsigned)q->entry_version, (unsigned)TRASTENDA_LOG_VERSION);
-    else if (q->entry_err != TRASTENDA_OK)
+    else
         rlog(r, TRASTENDA_LOG_ERROR, "an entry after %llu does not apply: %s",
              (unsigned long long)q->seq, trastenda_err_message(q->entry_err));
-    return true;
+    return AWAIT_SHORT;
 }
 
 static void
@@ -1331,7 +1334,7 @@ follower_main(void *arg)
         /* Anything but entries: the append in flight ends first (the next fetch starts from
          * what is durable). */
         bool entries = rv == 0 && strcmp(m.t, "entries") == 0 && m.epoch >= st.epoch;
-        if (!entries && !follower_await(r)) {
+        if (!entries && follower_await(r) == AWAIT_DIVERGED) {
             if (rep != NULL) nng_msg_free(rep);
             bootstrap_ask(r, "the leader's entries do not continue this node's log");
             continue;
@@ -1386,16 +1389,17 @@ follower_main(void *arg)
              * the store. When the leader's replies do not wait for acknowledgements (sync 0),
              * the next fetch leaves while they are written, so its round trip overlaps their
              * fsync; otherwise they are durable before it, and it carries their ack at once. */
-            bool ok = follower_await(r);
-            if (ok && r->a_failed) {
+            enum await before = follower_await(r);
+            if (before == AWAIT_SHORT) {
                 /* The append before stopped short (its error is logged): these entries, fetched
                  * ahead, do not follow what is durable, which the next fetch names. */
                 nng_msg_free(rep);
                 continue;
             }
+            bool ok = before == AWAIT_DONE;
             if (ok && m.n_entries > 0) {
                 ok = follower_submit(r, &m);
-                if (ok && (m.sync != 0 || r->a_seq == 0)) ok = follower_await(r);
+                if (ok && (m.sync != 0 || r->a_seq == 0)) ok = follower_await(r) != AWAIT_DIVERGED;
             }
             nng_msg_free(rep);
             if (!ok) bootstrap_ask(r, "the leader's entries do not continue this node's log");

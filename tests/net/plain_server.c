@@ -1293,6 +1293,17 @@ cpus_pin_every_thread(void)
     }
 }
 
+/* SIGTERM to a second server, then wait for its clean exit. */
+static void
+second_server_stop(pid_t pid, const char *what)
+{
+    CHECK(kill(pid, SIGTERM) == 0, "kill");
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+    follower_pid = 0;
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the %s server did not stop cleanly", what);
+}
+
 /* The first write on a second server, retried while it starts: location loc. */
 static void
 location_when_up(trastenda_client *c, const char *loc, const char *what)
@@ -1427,10 +1438,7 @@ a_failing_disk_answers_writes_with_errors(void)
         }
     CHECK(acked > 0, "no write was acknowledged before the disk failed");
     trastenda_client_close(c);
-    CHECK(kill(pid, SIGTERM) == 0, "kill");
-    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
-    follower_pid = 0;
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the restarted server did not stop cleanly");
+    second_server_stop(pid, "restarted");
     printf("plain_server: a failed disk stopped the server (exit 1); restarted, it has all %d "
            "acknowledged writes\n",
            acked);
@@ -1480,11 +1488,7 @@ many_lines_are_split_across_requests(void)
     }
     CHECK(available(c, "L1") == 100000 - 200 * 64, "available after 12,800 units held");
     trastenda_client_close(c);
-    CHECK(kill(pid, SIGTERM) == 0, "kill");
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
-    follower_pid = 0;
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the lines server did not stop cleanly");
+    second_server_stop(pid, "lines");
 }
 
 /* ---- a connection over its in-flight cap: the client sends the refused requests again ---- */
@@ -1530,11 +1534,7 @@ busy_connections_are_retried(void)
         trastenda_reply_clear(&reps[i]);
     }
     trastenda_client_close(c);
-    CHECK(kill(pid, SIGTERM) == 0, "kill");
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
-    follower_pid = 0;
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the cap server did not stop cleanly");
+    second_server_stop(pid, "cap");
 }
 
 /* ---- a client that stops reading its replies is cut off ---- */
@@ -1657,11 +1657,7 @@ a_client_that_stops_reading_is_cut_off(void)
     trastenda_client_close(other);
     trastenda_client_close(c);
     close(fd);
-    CHECK(kill(pid, SIGTERM) == 0, "kill");
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
-    follower_pid = 0;
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the stall server did not stop cleanly");
+    second_server_stop(pid, "stall");
     printf("plain_server: a client that stopped reading (%d requests sent) was cut off; another "
            "was answered after %lld ms\n",
            sent, (long long)waited);
