@@ -23,6 +23,8 @@
  *   snap {}            -> snap {id, seq, epoch, total, files: [[name, size]]} a checkpoint
  *   chunk {id, file, off} -> chunk {epoch, data}
  *   snap_done {id}     -> ok {epoch}
+ *   who {node}         -> who {epoch, role, leader, leader_repl}  who leads, as the node knows it
+ *                      (a starting node asks its peers: repl_role_at_start)
  *   anything else      -> error {epoch, why}
  * Every reply carries the answering node's epoch. The bootstrap requests (snap, chunk, snap_done)
  * carry none: the node asking has set its own state aside and vouches for no history.
@@ -95,7 +97,7 @@ struct rmsg {
     uint64_t sync; /* a leader's sync_replicas (entries); UINT64_MAX when it did not say */
     int64_t time;
     char node[ADDR_BYTES], repl[ADDR_BYTES], leader[ADDR_BYTES], leader_repl[ADDR_BYTES];
-    char why[256];
+    char why[256], role[16];
     char token[AUTH_SECRET_BYTES_MAX + 1];
     struct mp_rd entries, files, peers; /* positioned at the array's elements */
     uint32_t n_entries, n_files, n_peers;
@@ -178,6 +180,8 @@ rmsg_parse(struct rmsg *m, const void *buf, size_t len)
             rd_cstr(&r, m->leader_repl, sizeof(m->leader_repl));
         else if (KEY("why"))
             rd_cstr(&r, m->why, sizeof(m->why));
+        else if (KEY("role"))
+            rd_cstr(&r, m->role, sizeof(m->role));
         else if (KEY("token"))
             rd_cstr(&r, m->token, sizeof(m->token));
         else if (KEY("entries"))
@@ -499,6 +503,145 @@ reply_not_leader(struct repl *r)
     return m;
 }
 
+/* ---- what a node keeps of its cluster (its data directory's files) ----
+ *
+ *   LEADER    the replication address it follows: a follower stays one across restarts, and
+ *             goes back to that leader rather than to a --follow address that may be gone
+ *   PEERS     the nodes it has known, one "REQUEST<TAB>REPLICATION" address pair a line: its
+ *             followers while it led, its leader's list while it followed
+ *   PROMOTED  it was promoted: a --follow on its command line no longer applies
+ *   FENCED    a node of a higher epoch reached it while it led: it takes no writes until it
+ *             follows a leader (or is promoted)
+ * A node that would lead asks its PEERS first (repl_role_at_start).
+ */
+
+/* Replaces dir/name with text, durably (a temporary file, fsync, rename). */
+static bool
+dir_file_write(const char *dir, const char *name, const char *text)
+{
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) return false;
+    bool ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    fclose(f);
+    return ok && rename(tmp, path) == 0;
+}
+
+static bool
+dir_file_exists(const char *dir, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void
+dir_file_remove(const char *dir, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    (void)unlink(path);
+}
+
+/* Following a leader: its address kept, and the node is neither promoted nor fenced any more. */
+static void
+leader_file_write(const char *dir, const char *addr)
+{
+    char line[ADDR_BYTES + 2];
+    snprintf(line, sizeof(line), "%s\n", addr);
+    if (!dir_file_write(dir, "LEADER", line)) return;
+    dir_file_remove(dir, "PROMOTED");
+    dir_file_remove(dir, "FENCED");
+}
+
+static bool
+leader_file_read(const char *dir, char *addr, size_t cap)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/LEADER", dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return false;
+    bool ok = fgets(addr, (int)cap, f) != NULL;
+    fclose(f);
+    if (!ok) return false;
+    addr[strcspn(addr, "\r\n")] = '\0';
+    return addr[0] != '\0';
+}
+
+typedef char peer_pair[2][ADDR_BYTES]; /* request, replication addresses */
+
+static uint32_t
+peers_file_read(const char *dir, peer_pair *out)
+{
+    char path[4200], line[2 * ADDR_BYTES + 4];
+    snprintf(path, sizeof(path), "%s/PEERS", dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return 0;
+    uint32_t n = 0;
+    while (n < PEERS_MAX && fgets(line, sizeof(line), f) != NULL) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *tab = strchr(line, '\t');
+        if (tab == NULL || tab[1] == '\0') continue;
+        *tab = '\0';
+        size_t a = strlen(line), b = strlen(tab + 1);
+        if (a >= ADDR_BYTES || b >= ADDR_BYTES) continue; /* not an address this node writes */
+        memcpy(out[n][0], line, a + 1);
+        memcpy(out[n][1], tab + 1, b + 1);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+/* Adds the pairs the file does not have (by replication address), the oldest lines dropped past
+ * PEERS_MAX; written only when something changed. Pairs without a replication address and this
+ * node's own are left out. */
+static void
+peers_file_add(const char *dir, const char *self_repl, peer_pair *add, uint32_t n_add)
+{
+    peer_pair have[2 * PEERS_MAX];
+    uint32_t n = peers_file_read(dir, have);
+    bool changed = false;
+    for (uint32_t i = 0; i < n_add; i++) {
+        if (add[i][1][0] == '\0' || strcmp(add[i][1], self_repl) == 0) continue;
+        bool known = false;
+        for (uint32_t j = 0; j < n && !known; j++)
+            known = strcmp(have[j][1], add[i][1]) == 0 && strcmp(have[j][0], add[i][0]) == 0;
+        if (known) continue;
+        memcpy(have[n++], add[i], sizeof(peer_pair));
+        changed = true;
+    }
+    if (!changed) return;
+    uint32_t from = n > PEERS_MAX ? n - PEERS_MAX : 0;
+    char text[PEERS_MAX * (2 * ADDR_BYTES + 2) + 1];
+    size_t len = 0;
+    for (uint32_t i = from; i < n; i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "%s\t%s\n", have[i][0], have[i][1]);
+    (void)dir_file_write(dir, "PEERS", text);
+}
+
+/* Who leads, as this node knows it: its role, its epoch, and its leader's replication address
+ * (its own when it leads; "" when it follows none, as a fenced leader). */
+static nng_msg *
+reply_who(struct repl *r)
+{
+    struct srv *s = r->s;
+    bool follower = trastenda_store_is_follower(s->store);
+    msgpack_packer pk;
+    nng_msg *m = msg_new(&pk);
+    msgpack_pack_map(&pk, 5);
+    pk_s(&pk, "t", "who");
+    pk_u(&pk, "epoch", trastenda_store_epoch(s->store));
+    pk_s(&pk, "role", follower ? "follower" : "leader");
+    pk_s(&pk, "leader", repl_leader(s));
+    pthread_mutex_lock(&r->mu);
+    pk_s(&pk, "leader_repl", follower ? r->target : my_repl_addr(s));
+    pthread_mutex_unlock(&r->mu);
+    return m;
+}
+
 /* ---- the leader: followers, acknowledgements, digests ---- */
 
 static struct follower *
@@ -519,6 +662,10 @@ follower_of(struct repl *r, const struct rmsg *m)
     snprintf(f->repl, sizeof(f->repl), "%s", m->repl);
     pthread_mutex_unlock(&r->mu);
     rlog(r, TRASTENDA_LOG_INFO, "follower %s (replication %s) connected", m->node, m->repl);
+    peer_pair p;
+    snprintf(p[0], ADDR_BYTES, "%s", m->node);
+    snprintf(p[1], ADDR_BYTES, "%s", m->repl);
+    peers_file_add(r->s->cfg.store.dir, my_repl_addr(r->s), &p, 1);
     return f;
 }
 
@@ -715,6 +862,17 @@ handle_fetch(struct repl *r, struct rctx *c)
              "%s has entries of epoch %llu, above this leader's %llu: another node was promoted; "
              "this node takes no more writes",
              m->node, (unsigned long long)m->epoch, (unsigned long long)my_epoch);
+        if (!trastenda_store_is_follower(s->store)) {
+            /* Kept, so that a restart does not lead again; the restart asks the peers it knows
+             * who leads now and follows that node (repl_role_at_start). */
+            char why[ADDR_BYTES + 64];
+            snprintf(why, sizeof(why), "epoch %llu from %s\n", (unsigned long long)m->epoch,
+                     m->node);
+            if (!dir_file_write(s->cfg.store.dir, "FENCED", why))
+                rlog(r, TRASTENDA_LOG_ERROR, "cannot write %s/FENCED: %s", s->cfg.store.dir,
+                     strerror(errno));
+            STORE(&s->restart_wanted, 1);
+        }
         trastenda_store_fence(s->store);
         rctx_reply(c, reply_not_leader(r));
         return;
@@ -920,6 +1078,10 @@ handle(struct repl *r, struct rctx *c)
         handle_fetch(r, c);
         return;
     }
+    if (strcmp(c->m.t, "who") == 0) {
+        rctx_reply(c, reply_who(r));
+        return;
+    }
     if (strcmp(c->m.t, "snap") == 0 || strcmp(c->m.t, "chunk") == 0 ||
         strcmp(c->m.t, "snap_done") == 0) {
         if (trastenda_store_is_follower(r->s->store)) {
@@ -1051,35 +1213,6 @@ append_done(trastenda_request *req, trastenda_err status)
     (void)status;
     __atomic_fetch_add(&r->append_done, 1, __ATOMIC_RELEASE); /* the request's outputs */
     futex_wake(&r->append_done);
-}
-
-/* The leader this follower follows, kept in its data directory's LEADER file so that a restart
- * (a bootstrap's included) goes back to it rather than to a --follow address that may be gone. */
-static void
-leader_file_write(const char *dir, const char *addr)
-{
-    char path[4200], tmp[4300];
-    snprintf(path, sizeof(path), "%s/LEADER", dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL) return;
-    bool ok = fprintf(f, "%s\n", addr) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    fclose(f);
-    if (ok) (void)rename(tmp, path);
-}
-
-static bool
-leader_file_read(const char *dir, char *addr, size_t cap)
-{
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/LEADER", dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) return false;
-    bool ok = fgets(addr, (int)cap, f) != NULL;
-    fclose(f);
-    if (!ok) return false;
-    addr[strcspn(addr, "\r\n")] = '\0';
-    return addr[0] != '\0';
 }
 
 /* Asks the process to restart this server into a bootstrap from the leader at r->target. */
@@ -1223,9 +1356,11 @@ peers_learn(struct repl *r, struct rmsg *m)
         n++;
     }
     pthread_mutex_lock(&r->mu);
+    bool same = n == r->n_peers && memcmp(r->peers, tmp, sizeof(tmp[0]) * n) == 0;
     memcpy(r->peers, tmp, sizeof(tmp[0]) * n);
     r->n_peers = n;
     pthread_mutex_unlock(&r->mu);
+    if (!same) peers_file_add(r->s->cfg.store.dir, my_repl_addr(r->s), tmp, n);
 }
 
 /* The next replication address to try after failures: the peers in turn (not this node). */
@@ -1371,7 +1506,9 @@ follower_main(void *arg)
             warned = false;
             fails = 0;
             backoff_ms = 50;
-            if (!LOAD(&r->connected) && strcmp(r->target, s->cfg.follow) != 0)
+            char kept[ADDR_BYTES];
+            if (!LOAD(&r->connected) && (!leader_file_read(s->cfg.store.dir, kept, sizeof(kept)) ||
+                                         strcmp(kept, r->target) != 0))
                 leader_file_write(s->cfg.store.dir, r->target);
             snprintf(home, sizeof(home), "%s", r->target);
             STORE(&r->connected, 1);
@@ -1610,6 +1747,120 @@ repl_bootstrap_pending(const trastenda_server_config *cfg, char *err, size_t err
         if (code != TRASTENDA_OK) cfg->log(cfg->log_ctx, TRASTENDA_LOG_WARN, err);
     }
     return code;
+}
+
+/* ---- the role at start ---- */
+
+const char *
+repl_follow_at_start(const trastenda_server_config *cfg, char *buf, size_t cap)
+{
+    const char *dir = cfg->store.dir;
+    bool given = cfg->follow != NULL && cfg->follow[0] != '\0';
+    if (dir_file_exists(dir, "PROMOTED")) {
+        if (given) {
+            char msg[600];
+            snprintf(msg, sizeof(msg),
+                     "replication: this node was promoted (%s/PROMOTED): --follow %s no longer "
+                     "applies (remove that file to follow again)",
+                     dir, cfg->follow);
+            cfg->log(cfg->log_ctx, TRASTENDA_LOG_WARN, msg);
+        }
+        return NULL;
+    }
+    if (given) return cfg->follow;
+    if (leader_file_read(dir, buf, cap)) return buf;
+    return NULL;
+}
+
+bool
+repl_role_to_check(const trastenda_server_config *cfg)
+{
+    return dir_file_exists(cfg->store.dir, "PEERS") || dir_file_exists(cfg->store.dir, "FENCED");
+}
+
+/* Asks the node at addr who leads. false when it does not answer, or refuses (why). */
+static bool
+who_ask(const trastenda_server_config *cfg, const char *self, const char *addr, struct rmsg *m,
+        char *why, size_t whylen)
+{
+    nng_socket sock;
+    if (req_open(cfg, &sock, addr, 500) != 0) {
+        snprintf(why, whylen, "cannot dial it");
+        return false;
+    }
+    msgpack_packer pk;
+    nng_msg *q = msg_new(&pk);
+    msgpack_pack_map(&pk, 2 + has_token(cfg));
+    pk_s(&pk, "t", "who");
+    pk_s(&pk, "node", self);
+    pk_token(&pk, cfg);
+    nng_msg *rep = NULL;
+    int rv = req_call(sock, q, &rep);
+    bool ok = rv == 0 && rmsg_parse(m, nng_msg_body(rep), nng_msg_len(rep));
+    if (rv != 0)
+        snprintf(why, whylen, "%s", nng_strerror(rv));
+    else if (!ok)
+        snprintf(why, whylen, "a malformed reply");
+    else if (strcmp(m->t, "who") != 0) {
+        snprintf(why, whylen, "it answered %s %s", m->t, m->why);
+        ok = false;
+    }
+    if (rep != NULL) nng_msg_free(rep);
+    nng_close(sock);
+    return ok;
+}
+
+enum repl_role
+repl_role_at_start(struct srv *s, char *follow, size_t cap)
+{
+    const trastenda_server_config *cfg = &s->cfg;
+    const char *dir = cfg->store.dir;
+    peer_pair peers[PEERS_MAX];
+    uint32_t n = peers_file_read(dir, peers);
+    uint64_t own = trastenda_store_epoch(s->store), best = 0;
+    bool found = false;
+    follow[0] = '\0';
+    for (uint32_t i = 0; i < n; i++) {
+        if (strcmp(peers[i][1], my_repl_addr(s)) == 0) continue;
+        struct rmsg m;
+        char why[300];
+        if (!who_ask(cfg, my_req_addr(s), peers[i][1], &m, why, sizeof(why))) {
+            srv_log(s, TRASTENDA_LOG_INFO, "replication: peer %s does not say who leads (%s)",
+                    peers[i][1], why);
+            continue;
+        }
+        /* A leader of this node's epoch or a later one leads instead of it (one leader an
+         * epoch: were it this node, that peer would follow it). A follower of a later epoch
+         * names its leader. */
+        const char *cand = NULL;
+        if (strcmp(m.role, "leader") == 0 && m.epoch >= own)
+            cand = peers[i][1];
+        else if (m.epoch > own && m.leader_repl[0] != '\0' &&
+                 strcmp(m.leader_repl, my_repl_addr(s)) != 0)
+            cand = m.leader_repl;
+        if (cand == NULL || (found && m.epoch <= best)) continue;
+        found = true;
+        best = m.epoch;
+        snprintf(follow, cap, "%s", cand);
+    }
+    if (found) {
+        srv_log(s, TRASTENDA_LOG_WARN,
+                "replication: %s leads at epoch %llu (this node's log ends at epoch %llu): "
+                "starting as its follower; entries of this node that it lacks are discarded "
+                "by a bootstrap (docs/REPLICATION.md)",
+                follow, (unsigned long long)best, (unsigned long long)own);
+        leader_file_write(dir, follow);
+        return REPL_ROLE_FOLLOW;
+    }
+    if (dir_file_exists(dir, "FENCED")) {
+        srv_log(s, TRASTENDA_LOG_ERROR,
+                "replication: fenced (%s/FENCED: a node of a higher epoch reached it) and no "
+                "known peer names a leader: it takes no writes; start it with --follow, or "
+                "promote it",
+                dir);
+        return REPL_ROLE_FENCED;
+    }
+    return REPL_ROLE_LEAD;
 }
 
 /* ---- start, stop ---- */
@@ -1888,6 +2139,15 @@ repl_promote(struct srv *s, bool force, uint64_t *epoch, uint64_t *seq, char *ms
     pthread_mutex_lock(&r->mu);
     r->target[0] = '\0';
     pthread_mutex_unlock(&r->mu);
+    /* A restart leads (after asking its peers), whatever --follow its command line still has. */
+    char note[64];
+    snprintf(note, sizeof(note), "epoch %llu\n", (unsigned long long)e);
+    dir_file_remove(s->cfg.store.dir, "LEADER");
+    dir_file_remove(s->cfg.store.dir, "FENCED");
+    if (!dir_file_write(s->cfg.store.dir, "PROMOTED", note))
+        srv_log(s, TRASTENDA_LOG_ERROR,
+                "cannot write %s/PROMOTED (%s): a restart with --follow would follow again",
+                s->cfg.store.dir, strerror(errno));
     *epoch = e;
     srv_log(s, TRASTENDA_LOG_INFO, "replication: promoted: leader of epoch %llu from entry %llu",
             (unsigned long long)e, (unsigned long long)*seq);

@@ -22,6 +22,23 @@ struct srv;
  */
 trastenda_err repl_bootstrap_pending(const trastenda_server_config *cfg, char *err, size_t errlen);
 
+/*
+ * The role at start (docs/REPLICATION.md, "The role at start"). repl_follow_at_start: the
+ * replication address the node follows (--follow, else the leader it followed last: its LEADER
+ * file; neither when it was promoted since), NULL when it would lead. A node that would lead and
+ * knows peers (repl_role_to_check) opens its store as a follower, then asks them who leads
+ * (repl_role_at_start): FOLLOW (the leader's address in follow) when a peer leads at its epoch or
+ * a later one, FENCED when it was fenced and nobody names a leader, else LEAD.
+ */
+const char *repl_follow_at_start(const trastenda_server_config *cfg, char *buf, size_t cap);
+bool repl_role_to_check(const trastenda_server_config *cfg);
+enum repl_role {
+    REPL_ROLE_LEAD,
+    REPL_ROLE_FOLLOW,
+    REPL_ROLE_FENCED
+};
+enum repl_role repl_role_at_start(struct srv *s, char *follow, size_t cap);
+
 /* After the store opened: the replication endpoint and, on a follower, the follower's loop. */
 trastenda_err repl_start(struct srv *s, char *err, size_t errlen);
 /* Stops both (before the store closes). */

@@ -699,7 +699,11 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     if (s->cfg.repl_wait_ms == 0) s->cfg.repl_wait_ms = 500;
     if (s->cfg.digest_interval_ms == 0) s->cfg.digest_interval_ms = 10000;
     if (s->cfg.min_seq_timeout_ms == 0) s->cfg.min_seq_timeout_ms = 2000;
-    bool follow = cfg->follow != NULL && cfg->follow[0] != '\0';
+    s->cfg.follow = repl_follow_at_start(&s->cfg, s->follow, sizeof(s->follow));
+    bool follow = s->cfg.follow != NULL;
+    /* A node that would lead and knows peers asks them who leads before it takes a write: its
+     * store opens as a follower's until then (no entry of its own, not even an expiry). */
+    bool ask = !follow && repl_role_to_check(&s->cfg);
     if (follow) {
         /* A bootstrap asked for by the last run: the checkpoint comes before the store opens. */
         trastenda_err bc = repl_bootstrap_pending(&s->cfg, err, errlen);
@@ -717,7 +721,7 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
         return code;
     }
     trastenda_store_config sc = cfg->store;
-    sc.follower = follow || sc.follower;
+    sc.follower = follow || ask || sc.follower;
     if (sc.log == NULL) {
         sc.log = s->cfg.log;
         sc.log_ctx = s->cfg.log_ctx;
@@ -733,6 +737,13 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
         return code;
     }
     s->eng = trastenda_store_engine(s->store);
+    if (ask) {
+        enum repl_role role = repl_role_at_start(s, s->follow, sizeof(s->follow));
+        if (role == REPL_ROLE_FOLLOW)
+            s->cfg.follow = s->follow;
+        else if (role == REPL_ROLE_LEAD && !cfg->store.follower)
+            (void)trastenda_store_lead(s->store); /* a store that took no entry: cannot fail */
+    }
     int rv = nng_rep0_open(&s->rep);
     if (rv == 0) rv = nng_socket_set_size(s->rep, NNG_OPT_RECVMAXSZ, PROTO_MSG_MAX);
     if (rv != 0) {

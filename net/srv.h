@@ -152,7 +152,8 @@ struct http;
 struct srv {
     trastenda_server_config cfg;
     struct repl *repl;       /* net/repl.c */
-    uint32_t restart_wanted; /* atomic: a follower asked for a bootstrap */
+    uint32_t restart_wanted; /* atomic: a bootstrap, or a fenced leader's role to check */
+    char follow[200];        /* cfg.follow when it comes from the data directory (net/repl.c) */
     struct srv_wait waits;
     trastenda_store *store;
     const trastenda_engine *eng;

@@ -1654,6 +1654,17 @@ trastenda_store_promote(trastenda_store *st, uint64_t epoch, uint64_t *seq, char
     return TRASTENDA_OK;
 }
 
+trastenda_err
+trastenda_store_lead(trastenda_store *st)
+{
+    if (!LOAD(&st->follower) || LOAD(&st->st_appended) != 0) return TRASTENDA_E_INVALID;
+    STORE(&st->follower, 0);
+    wake_engine(st); /* its maintenance (expiries) is due now */
+    slog(st, TRASTENDA_LOG_INFO, "storage: leader of epoch %llu",
+         (unsigned long long)LOAD(&st->durable_epoch));
+    return TRASTENDA_OK;
+}
+
 void
 trastenda_store_fence(trastenda_store *st)
 {

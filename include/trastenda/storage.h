@@ -315,6 +315,11 @@ uint64_t trastenda_store_durable_commands(const trastenda_store *st);
 trastenda_err trastenda_store_promote(trastenda_store *st, uint64_t epoch, uint64_t *seq, char *err,
                                       size_t errlen);
 
+/* A store opened as a follower that has taken no entry becomes the leader of its own epoch (no
+ * new entry): a node that checked with its peers before it led (docs/REPLICATION.md, "The role
+ * at start"). E_INVALID when it is not a follower or took entries since it opened. Any thread. */
+trastenda_err trastenda_store_lead(trastenda_store *st);
+
 /* Fencing: a leader that learnt of a higher epoch takes no more commands (E_NOT_LEADER), as a
  * follower. Requests already queued are still applied. Any thread. */
 void trastenda_store_fence(trastenda_store *st);

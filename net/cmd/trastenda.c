@@ -342,7 +342,7 @@ main(int argc, char **argv)
         return 2;
     }
     trastenda_err code = trastenda_server_start(&cfg, &s, err, sizeof(err));
-    if (code == TRASTENDA_E_CONNECT && cfg.follow != NULL && cfg.follow[0] != '\0') {
+    if (code == TRASTENDA_E_CONNECT) {
         /* A follower whose pending bootstrap finds no leader: it waits for one (below). */
         mlog(TRASTENDA_LOG_WARN, "cannot start yet: %s; retrying every second", err);
         s = NULL;
@@ -363,9 +363,10 @@ main(int argc, char **argv)
             return 1;
         }
         if (s == NULL || trastenda_server_wants_restart(s)) {
-            /* A follower's bootstrap: stop, and start again (the start downloads it). */
+            /* A follower's bootstrap (the start downloads it), or a leader fenced by a higher
+             * epoch (the start asks its peers who leads): stop, and start again. */
             if (s != NULL) {
-                mlog(TRASTENDA_LOG_INFO, "restarting the server for a bootstrap");
+                mlog(TRASTENDA_LOG_INFO, "restarting the server (a bootstrap, or a fenced leader)");
                 trastenda_server_stop(s);
                 s = NULL;
             }

@@ -279,6 +279,25 @@ node_wait(int n)
     CHECK(0, "node %d did not come up", n);
 }
 
+/* Whether node n's log has text, waiting up to seconds for it. */
+static bool
+log_has(int n, const char *text, int seconds)
+{
+    char path[700];
+    snprintf(path, sizeof(path), "%s/node%d.log", dir, n);
+    for (int i = 0; i < seconds * 20; i++) {
+        FILE *f = fopen(path, "r");
+        char line[2048];
+        bool found = false;
+        while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+            found = strstr(line, text) != NULL;
+        if (f != NULL) fclose(f);
+        if (found) return true;
+        usleep(50000);
+    }
+    return false;
+}
+
 /* Waits until node n has applied entry seq (a bootstrap may restart it meanwhile). */
 static void
 wait_seq(int n, uint64_t seq, int seconds)
@@ -1251,7 +1270,12 @@ main(void)
         digests_equal(1, f2, 1);
         printf("plain_repl: clients carried on; the other follower follows the new leader\n");
     }
-    /* The old leader comes back as a leader: a follower of the higher epoch fences it. */
+    /* The old leader comes back knowing no peer (its PEERS file set aside, as with a disk
+     * replaced): it leads, until a follower of the higher epoch fences it. */
+    char peers_path[800], peers_off[820];
+    snprintf(peers_path, sizeof(peers_path), "%s/PEERS", data_dir[0]);
+    snprintf(peers_off, sizeof(peers_off), "%s.off", peers_path);
+    CHECK(rename(peers_path, peers_off) == 0, "the old leader's PEERS file: %s", strerror(errno));
     node_start(0, NULL);
     node_wait(0);
     node_kill(2);
@@ -1261,22 +1285,14 @@ main(void)
     snprintf(path, sizeof(path), "%s/LEADER", data_dir[2]);
     CHECK(unlink(path) == 0, "follower 2 remembers no leader (%s)", strerror(errno));
     node_start(2, repl_addr[0]);
-    bool fenced = false;
-    for (int i = 0; i < 600 && !fenced; i++) {
-        trastenda_reply r;
-        if (try_op(0, "status", &r, 1000)) {
-            char *j = trastenda_result_json(&r);
-            fenced = j != NULL && strstr(j, "\"role\":\"follower\"") != NULL;
-            free(j);
-        }
-        trastenda_reply_clear(&r);
-        if (!fenced) sleep_ms(50);
-    }
-    CHECK(fenced, "the old leader did not learn of epoch 2");
+    /* Fenced, it keeps that (its FENCED file) and restarts to ask its peers who leads: it knows
+     * none, so it stays fenced. */
+    CHECK(log_has(0, "no known peer names a leader", 30), "the old leader was not fenced");
+    node_wait(0);
     trastenda_err e = write_on(0, leader, sizeof(leader));
     CHECK(e == TRASTENDA_E_NOT_LEADER, "the old leader still takes writes (%s)",
           trastenda_err_name(e));
-    printf("plain_repl: the old leader learnt of epoch 2 and refuses writes\n");
+    printf("plain_repl: the old leader learnt of epoch 2, and refuses writes after its restart\n");
     {
         /* It names no leader (it never heard of the new one): a client whose list starts with
          * it tries the next address, and its write lands on the new leader (which applies it,
@@ -1303,14 +1319,37 @@ main(void)
         printf("plain_repl: a client whose list starts with the fenced old leader writes on the "
                "new one\n");
     }
-    /* Restarted as a follower of the new leader, it converges (bootstrapping its own tail away). */
+    /* Started again as it was (no --follow) with the peers it knew back: it asks them who leads,
+     * and follows the new leader (bootstrapping its own tail away), with no operator step. */
     node_kill(0);
     node_kill(2);
-    node_start(0, repl_addr[1]);
+    CHECK(rename(peers_off, peers_path) == 0, "PEERS back: %s", strerror(errno));
     node_start(2, repl_addr[1]);
+    node_start(0, NULL);
     const int f02[] = {0, 2};
     digests_equal(1, f02, 2);
-    printf("plain_repl: the old leader follows the new one and converged\n");
+    /* It names the leader from the leader's first reply (a caught-up fetch waits up to
+     * --repl-wait-ms for one). */
+    e = TRASTENDA_OK;
+    for (int i = 0; i < 100 && (e != TRASTENDA_E_NOT_LEADER || strcmp(leader, req_addr[1]) != 0);
+         i++) {
+        if (i > 0) sleep_ms(50);
+        e = write_on(0, leader, sizeof(leader));
+    }
+    CHECK(e == TRASTENDA_E_NOT_LEADER && strcmp(leader, req_addr[1]) == 0,
+          "the old leader, restarted, names the new leader (%s, it names '%s')",
+          trastenda_err_name(e), leader);
+    printf("plain_repl: the old leader restarted as it was follows the new one and converged\n");
+    /* The promoted node restarted with its first command line (--follow the old leader) leads:
+     * its PROMOTED file outranks that flag, and its peers follow it. */
+    node_kill(1);
+    node_start(1, repl_addr[0]);
+    node_wait(1);
+    wait_followers(1, f02, 2);
+    CHECK(write_on(1, leader, sizeof(leader)) == TRASTENDA_OK,
+          "the promoted node restarted with --follow does not lead");
+    digests_equal(1, f02, 2);
+    printf("plain_repl: the promoted node restarted with its old --follow still leads\n");
 
     promotion_with_tokens();
     too_few_followers();
