@@ -5,6 +5,8 @@
  * happens: atexit, and the kernel kills it if this test dies, PR_SET_PDEATHSIG), then runs:
  *   - flash-sale in order mode and in hold mode (B = 4): exit 0, PASS, nothing oversold;
  *   - a flash sale that cannot sell out within its limit: FAIL and exit 1;
+ *   - a flash sale whose SKU another client gives one unit more while it runs: the check finds
+ *     the oversell (sold above the initial stock, on hand changed), FAIL and exit 1;
  *   - short checkout and order-intake runs with --json: exit 0, operations counted, no errors;
  *   - a bad flag: exit 2 before anything connects;
  *   - replica-reads against a second server, a leader, and its follower (both on ipc:// paths,
@@ -12,6 +14,7 @@
  *     a missing or bad --follower: exit 2 before anything connects.
  * The servers bind nothing but ipc:// paths in the temporary directory.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -249,6 +252,103 @@ flash_sales(void)
           "limit: exit %d: %.2000s", code, tail(out));
 }
 
+/* ---- a sale that another client oversells: the check must say so ---- */
+
+#define KNOWN_MAX 256
+static char known[KNOWN_MAX][32]; /* flash-sale SKUs of the earlier runs */
+static uint32_t n_known;
+static char sabotaged[32];
+
+/* The flash-sale SKU ids ("F" + run id + "-NNNNN") of the server's SKU table, in out (cap). */
+static uint32_t
+flash_skus(trastenda_client *c, char (*ids)[32], uint32_t cap)
+{
+    uint32_t n = 0;
+    int64_t cursor = 0;
+    do {
+        trastenda_reply r;
+        if (trastenda_sku_list(c, cursor, 500, &r) != TRASTENDA_OK || r.code != TRASTENDA_OK) {
+            trastenda_reply_clear(&r);
+            return n;
+        }
+        char *j = trastenda_result_json(&r);
+        trastenda_reply_clear(&r);
+        CHECK(j != NULL, "sku.list: a reply that does not parse");
+        for (const char *p = strstr(j, "\"sku\":\"F"); p != NULL && n < cap;
+             p = strstr(p + 1, "\"sku\":\"F")) {
+            const char *id = p + strlen("\"sku\":\"");
+            size_t len = strcspn(id, "\"");
+            if (len < sizeof(ids[0])) {
+                memcpy(ids[n], id, len);
+                ids[n++][len] = '\0';
+            }
+        }
+        const char *nx = strstr(j, "\"next\":");
+        cursor = nx != NULL ? strtoll(nx + strlen("\"next\":"), NULL, 10) : 0;
+        free(j);
+    } while (cursor != 0);
+    return n;
+}
+
+/* Waits for the sale's SKU to appear, then receives one unit more of it. */
+static void *
+oversell(void *arg)
+{
+    (void)arg;
+    const char *nodes[] = {addr};
+    trastenda_client_config cfg;
+    trastenda_client_config_default(&cfg);
+    cfg.nodes = nodes;
+    cfg.n_nodes = 1;
+    trastenda_client *c = NULL;
+    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "oversell: client");
+    static char now[KNOWN_MAX][32];
+    for (int i = 0; i < 1000 && sabotaged[0] == '\0'; i++) {
+        uint32_t n = flash_skus(c, now, KNOWN_MAX);
+        for (uint32_t k = 0; k < n && sabotaged[0] == '\0'; k++) {
+            bool old = false;
+            for (uint32_t o = 0; o < n_known && !old; o++)
+                old = strcmp(known[o], now[k]) == 0;
+            if (!old) memcpy(sabotaged, now[k], sizeof(sabotaged));
+        }
+        if (sabotaged[0] == '\0') usleep(10000);
+    }
+    CHECK(sabotaged[0] != '\0', "oversell: the sale's SKU never appeared");
+    trastenda_reply r;
+    CHECK(trastenda_receive(c, sabotaged, "FS-1", 1, NULL, &r) == TRASTENDA_OK &&
+              r.code == TRASTENDA_OK,
+          "oversell: receive 1 of %s: %s", sabotaged, r.msg);
+    trastenda_reply_clear(&r);
+    trastenda_client_close(c);
+    return NULL;
+}
+
+static void
+oversold_sale(void)
+{
+    const char *nodes[] = {addr};
+    trastenda_client_config cfg;
+    trastenda_client_config_default(&cfg);
+    cfg.nodes = nodes;
+    cfg.n_nodes = 1;
+    trastenda_client *c = NULL;
+    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "client");
+    n_known = flash_skus(c, known, KNOWN_MAX);
+    trastenda_client_close(c);
+    CHECK(n_known > 0 && n_known < KNOWN_MAX, "the earlier sales' SKUs: %u", n_known);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, oversell, NULL) == 0, "thread");
+    /* Long enough for the other client to step in: ~20,000 single durable orders. */
+    const char *sale[] = {"flash-sale",    "--addr", addr,        "--skus", "1",
+                          "--units",       "20000",  "--callers", "4",      "--json",
+                          "--no-readback", NULL};
+    int code = bench(out, sizeof(out), sale);
+    pthread_join(th, NULL);
+    CHECK(code == 1 && strstr(out, "\"pass\":false") != NULL && json_int(out, "oversold") == 1 &&
+              json_int(out, "sold") == 20001 && json_int(out, "on_hand_changed") == 1,
+          "a sale oversold by another client (%s): exit %d: %.2000s", sabotaged, code, tail(out));
+}
+
 static void
 timed_runs(void)
 {
@@ -340,6 +440,7 @@ main(void)
     server_start();
     server_wait();
     flash_sales();
+    oversold_sale();
     timed_runs();
     replica_reads();
     fprintf(stderr, "bench_smoke: ok\n");
