@@ -7,6 +7,9 @@
  *   - a flash sale that cannot sell out within its limit: FAIL and exit 1;
  *   - a flash sale whose SKU another client gives one unit more while it runs: the check finds
  *     the oversell (sold above the initial stock, on hand changed), FAIL and exit 1;
+ *   - a flash sale during which the server is stopped (SIGSTOP) for 300 ms, with 50 ms client
+ *     timeouts: the callers retry their takes with the same keys, and the sale still PASSes with
+ *     every unit sold once and every acknowledged order read back;
  *   - short checkout and order-intake runs with --json: exit 0, operations counted, no errors;
  *   - a bad flag: exit 2 before anything connects;
  *   - replica-reads against a second server, a leader, and its follower (both on ipc:// paths,
@@ -349,6 +352,68 @@ oversold_sale(void)
           "a sale oversold by another client (%s): exit %d: %.2000s", sabotaged, code, tail(out));
 }
 
+/* ---- a sale whose calls time out: retried with the same keys ---- */
+
+static bool stalled;
+
+/* Waits for the sale's SKU to appear, then stops the server for 300 ms. */
+static void *
+stall(void *arg)
+{
+    (void)arg;
+    const char *nodes[] = {addr};
+    trastenda_client_config cfg;
+    trastenda_client_config_default(&cfg);
+    cfg.nodes = nodes;
+    cfg.n_nodes = 1;
+    trastenda_client *c = NULL;
+    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "stall: client");
+    static char now[KNOWN_MAX][32];
+    bool seen = false;
+    for (int i = 0; i < 1000 && !seen; i++) {
+        seen = flash_skus(c, now, KNOWN_MAX) > n_known;
+        if (!seen) usleep(10000);
+    }
+    trastenda_client_close(c);
+    CHECK(seen, "stall: the sale's SKU never appeared");
+    usleep(100000); /* the sale under way */
+    CHECK(kill(server_pid, SIGSTOP) == 0, "SIGSTOP");
+    usleep(300000);
+    CHECK(kill(server_pid, SIGCONT) == 0, "SIGCONT");
+    stalled = true;
+    return NULL;
+}
+
+static void
+retried_sale(void)
+{
+    const char *nodes[] = {addr};
+    trastenda_client_config cfg;
+    trastenda_client_config_default(&cfg);
+    cfg.nodes = nodes;
+    cfg.n_nodes = 1;
+    trastenda_client *c = NULL;
+    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "client");
+    n_known = flash_skus(c, known, KNOWN_MAX);
+    trastenda_client_close(c);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, stall, NULL) == 0, "thread");
+    /* The bench retries (the client's own retries off), with the same key, until an answer. */
+    const char *sale[] = {"flash-sale", "--addr",    addr,        "--skus", "1",
+                          "--units",    "20000",     "--callers", "4",      "--timeout-ms",
+                          "50",         "--retries", "0",         "--json", NULL};
+    int code = bench(out, sizeof(out), sale);
+    pthread_join(th, NULL);
+    CHECK(stalled, "the server was not stopped during the sale");
+    CHECK(code == 0 && strstr(out, "\"pass\":true") != NULL && json_int(out, "retries") > 0 &&
+              json_int(out, "sold") == 20000 && json_int(out, "acknowledged") == 20000 &&
+              json_int(out, "readback") == 20000 && json_int(out, "readback_bad") == 0,
+          "a sale whose calls time out and are retried: exit %d: %.2000s", code, tail(out));
+    printf("bench_smoke: a sale stalled 300 ms: %lld retries with the same keys, nothing sold "
+           "twice\n",
+           json_int(out, "retries"));
+}
+
 static void
 timed_runs(void)
 {
@@ -441,6 +506,7 @@ main(void)
     server_wait();
     flash_sales();
     oversold_sale();
+    retried_sale();
     timed_runs();
     replica_reads();
     fprintf(stderr, "bench_smoke: ok\n");
