@@ -188,7 +188,7 @@ node_fields(struct http *h, struct mpjson_buf *w)
     bool ready = LOAD(&s->ready) != 0;
     bool follower = ready ? srv_is_follower(s)
                           : (s->cfg.not_leader != NULL && s->cfg.not_leader[0] != '\0') ||
-                                (s->cfg.follow != NULL && s->cfg.follow[0] != '\0');
+                                __atomic_load_n(&s->cfg.follow, __ATOMIC_ACQUIRE) != NULL;
     char buf[160];
     int n;
     if (ready)
@@ -439,7 +439,8 @@ write_metrics(struct http *h, const struct hreq *r, struct mpjson_buf *out)
         v.epoch = trastenda_engine_epoch(s->eng);
     }
     if (v.have_store) repl_view_get(s, &v.repl);
-    v.follower = v.have_store ? v.repl.follower : s->cfg.follow != NULL && s->cfg.follow[0];
+    v.follower =
+        v.have_store ? v.repl.follower : __atomic_load_n(&s->cfg.follow, __ATOMIC_ACQUIRE) != NULL;
     v.uptime_s = (double)(srv_mono_ns() - s->started_ns) / 1e9;
     v.connections = __atomic_load_n(&s->conns, __ATOMIC_RELAXED);
     v.refused_connections = __atomic_load_n(&s->n_refused_conns, __ATOMIC_RELAXED);

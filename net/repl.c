@@ -51,6 +51,7 @@
  * store (repl_bootstrap_pending). A follower killed meanwhile starts the download again.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -515,7 +516,18 @@ reply_not_leader(struct repl *r)
  * A node that would lead asks its PEERS first (repl_role_at_start).
  */
 
-/* Replaces dir/name with text, durably (a temporary file, fsync, rename). */
+/* The directory's own entries (a rename, an unlink) made durable. */
+static bool
+dir_sync(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool ok = fsync(fd) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Replaces dir/name with text, durably (a temporary file, fsync, rename, the directory's fsync). */
 static bool
 dir_file_write(const char *dir, const char *name, const char *text)
 {
@@ -526,7 +538,7 @@ dir_file_write(const char *dir, const char *name, const char *text)
     if (f == NULL) return false;
     bool ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
     fclose(f);
-    return ok && rename(tmp, path) == 0;
+    return ok && rename(tmp, path) == 0 && dir_sync(dir);
 }
 
 static bool
@@ -542,7 +554,7 @@ dir_file_remove(const char *dir, const char *name)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    (void)unlink(path);
+    if (unlink(path) == 0) (void)dir_sync(dir);
 }
 
 /* Following a leader: its address kept, and the node is neither promoted nor fenced any more. */
@@ -595,9 +607,9 @@ peers_file_read(const char *dir, peer_pair *out)
     return n;
 }
 
-/* Adds the pairs the file does not have (by replication address), the oldest lines dropped past
- * PEERS_MAX; written only when something changed. Pairs without a replication address and this
- * node's own are left out. */
+/* Adds the pairs the file does not have (request and replication address both), the oldest lines
+ * dropped past PEERS_MAX; written only when something changed. Pairs without a replication
+ * address and this node's own are left out. */
 static void
 peers_file_add(const char *dir, const char *self_repl, peer_pair *add, uint32_t n_add)
 {
@@ -636,8 +648,10 @@ reply_who(struct repl *r)
     pk_u(&pk, "epoch", trastenda_store_epoch(s->store));
     pk_s(&pk, "role", follower ? "follower" : "leader");
     pk_s(&pk, "leader", repl_leader(s));
+    /* A follower's target is the address it tries: a leader only while it answers. */
+    bool connected = LOAD(&r->connected) != 0;
     pthread_mutex_lock(&r->mu);
-    pk_s(&pk, "leader_repl", follower ? r->target : my_repl_addr(s));
+    pk_s(&pk, "leader_repl", !follower ? my_repl_addr(s) : connected ? r->target : "");
     pthread_mutex_unlock(&r->mu);
     return m;
 }
@@ -863,15 +877,18 @@ handle_fetch(struct repl *r, struct rctx *c)
              "this node takes no more writes",
              m->node, (unsigned long long)m->epoch, (unsigned long long)my_epoch);
         if (!trastenda_store_is_follower(s->store)) {
-            /* Kept, so that a restart does not lead again; the restart asks the peers it knows
-             * who leads now and follows that node (repl_role_at_start). */
+            /* Kept, so that a restart does not lead again (nor stays promoted); the restart asks
+             * the peers it knows who leads now and follows that node (repl_role_at_start). */
             char why[ADDR_BYTES + 64];
-            snprintf(why, sizeof(why), "epoch %llu from %s\n", (unsigned long long)m->epoch,
-                     m->node);
-            if (!dir_file_write(s->cfg.store.dir, "FENCED", why))
-                rlog(r, TRASTENDA_LOG_ERROR, "cannot write %s/FENCED: %s", s->cfg.store.dir,
-                     strerror(errno));
-            STORE(&s->restart_wanted, 1);
+            snprintf(why, sizeof(why), "%llu %s\n", (unsigned long long)m->epoch, m->node);
+            if (dir_file_write(s->cfg.store.dir, "FENCED", why)) {
+                dir_file_remove(s->cfg.store.dir, "PROMOTED");
+                STORE(&s->restart_wanted, 1);
+            } else {
+                rlog(r, TRASTENDA_LOG_ERROR,
+                     "cannot write %s/FENCED (%s): fenced until this process stops",
+                     s->cfg.store.dir, strerror(errno));
+            }
         }
         trastenda_store_fence(s->store);
         rctx_reply(c, reply_not_leader(r));
@@ -1356,7 +1373,9 @@ peers_learn(struct repl *r, struct rmsg *m)
         n++;
     }
     pthread_mutex_lock(&r->mu);
-    bool same = n == r->n_peers && memcmp(r->peers, tmp, sizeof(tmp[0]) * n) == 0;
+    bool same = n == r->n_peers;
+    for (uint32_t i = 0; i < n && same; i++)
+        same = strcmp(r->peers[i][0], tmp[i][0]) == 0 && strcmp(r->peers[i][1], tmp[i][1]) == 0;
     memcpy(r->peers, tmp, sizeof(tmp[0]) * n);
     r->n_peers = n;
     pthread_mutex_unlock(&r->mu);
@@ -1705,9 +1724,26 @@ bootstrap_from(const trastenda_server_config *cfg, const char *leader, char *err
     }
     nng_msg_free(manifest);
     nng_close(sock);
+    if (code == TRASTENDA_OK) {
+        /* What the node knows of its cluster goes with the checkpoint, before the swap: a crash
+         * right after it must not find a directory that neither follows nor asks. */
+        peer_pair known[PEERS_MAX];
+        uint32_t n_known = peers_file_read(cfg->store.dir, known);
+        const char *self = cfg->advertise_repl != NULL && cfg->advertise_repl[0]
+                               ? cfg->advertise_repl
+                           : cfg->repl != NULL ? cfg->repl
+                                               : "";
+        if (n_known > 0) peers_file_add(staging, self, known, n_known);
+        char line[700];
+        snprintf(line, sizeof(line), "%s\n", leader);
+        if (!dir_file_write(staging, "LEADER", line)) {
+            snprintf(err, errlen, "bootstrap: cannot write %s/LEADER: %s", staging,
+                     strerror(errno));
+            code = TRASTENDA_E_IO;
+        }
+    }
     if (code == TRASTENDA_OK)
         code = trastenda_snapshot_install(staging, cfg->store.dir, err, errlen);
-    if (code == TRASTENDA_OK) leader_file_write(cfg->store.dir, leader);
     if (code == TRASTENDA_OK) {
         snprintf(msg, sizeof(msg),
                  "replication: bootstrap: %.1f MB of %.1f MB (100%%), state at entry %llu",
@@ -1810,6 +1846,19 @@ who_ask(const trastenda_server_config *cfg, const char *self, const char *addr, 
     return ok;
 }
 
+/* The epoch in the FENCED file (0: no file). */
+static uint64_t
+fenced_epoch(const char *dir)
+{
+    char path[4200], line[ADDR_BYTES + 64];
+    snprintf(path, sizeof(path), "%s/FENCED", dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return 0;
+    uint64_t e = fgets(line, sizeof(line), f) != NULL ? strtoull(line, NULL, 10) : 0;
+    fclose(f);
+    return e > 0 ? e : 1; /* a file that does not say still fences */
+}
+
 enum repl_role
 repl_role_at_start(struct srv *s, char *follow, size_t cap)
 {
@@ -1818,20 +1867,29 @@ repl_role_at_start(struct srv *s, char *follow, size_t cap)
     peer_pair peers[PEERS_MAX];
     uint32_t n = peers_file_read(dir, peers);
     uint64_t own = trastenda_store_epoch(s->store), best = 0;
-    bool found = false;
+    uint64_t top = fenced_epoch(dir); /* the highest epoch heard of */
+    char top_from[ADDR_BYTES] = "";
+    bool found = false, refused = false;
     follow[0] = '\0';
     for (uint32_t i = 0; i < n; i++) {
         if (strcmp(peers[i][1], my_repl_addr(s)) == 0) continue;
         struct rmsg m;
         char why[300];
         if (!who_ask(cfg, my_req_addr(s), peers[i][1], &m, why, sizeof(why))) {
-            srv_log(s, TRASTENDA_LOG_INFO, "replication: peer %s does not say who leads (%s)",
-                    peers[i][1], why);
+            /* Alive but not saying (a token it refuses, say): it may be the leader. */
+            bool alive = strncmp(why, "it answered", 11) == 0;
+            refused = refused || alive;
+            srv_log(s, alive ? TRASTENDA_LOG_ERROR : TRASTENDA_LOG_INFO,
+                    "replication: peer %s does not say who leads (%s)", peers[i][1], why);
             continue;
+        }
+        if (m.epoch > top) {
+            top = m.epoch;
+            snprintf(top_from, sizeof(top_from), "%s", peers[i][1]);
         }
         /* A leader of this node's epoch or a later one leads instead of it (one leader an
          * epoch: were it this node, that peer would follow it). A follower of a later epoch
-         * names its leader. */
+         * names its leader (while that leader answers it). */
         const char *cand = NULL;
         if (strcmp(m.role, "leader") == 0 && m.epoch >= own)
             cand = peers[i][1];
@@ -1843,6 +1901,7 @@ repl_role_at_start(struct srv *s, char *follow, size_t cap)
         best = m.epoch;
         snprintf(follow, cap, "%s", cand);
     }
+    s->epoch_heard_at_start = top; /* a later promotion goes above it (repl_start) */
     if (found) {
         srv_log(s, TRASTENDA_LOG_WARN,
                 "replication: %s leads at epoch %llu (this node's log ends at epoch %llu): "
@@ -1852,12 +1911,26 @@ repl_role_at_start(struct srv *s, char *follow, size_t cap)
         leader_file_write(dir, follow);
         return REPL_ROLE_FOLLOW;
     }
-    if (dir_file_exists(dir, "FENCED")) {
+    if (top > own && top_from[0] != '\0') {
+        /* A later epoch exists and nobody names its leader: not this node's to lead. */
+        char note[ADDR_BYTES + 32];
+        snprintf(note, sizeof(note), "%llu %s\n", (unsigned long long)top, top_from);
+        if (!dir_file_write(dir, "FENCED", note))
+            srv_log(s, TRASTENDA_LOG_ERROR, "cannot write %s/FENCED: %s", dir, strerror(errno));
+        dir_file_remove(dir, "PROMOTED");
+    }
+    if (top > own || fenced_epoch(dir) != 0) {
         srv_log(s, TRASTENDA_LOG_ERROR,
-                "replication: fenced (%s/FENCED: a node of a higher epoch reached it) and no "
-                "known peer names a leader: it takes no writes; start it with --follow, or "
-                "promote it",
-                dir);
+                "replication: fenced (%s/FENCED: a node of epoch %llu exists, this node's log "
+                "ends at epoch %llu) and no known peer names a leader: it takes no writes; start "
+                "it with --follow, or promote it",
+                dir, (unsigned long long)top, (unsigned long long)own);
+        return REPL_ROLE_FENCED;
+    }
+    if (refused) {
+        srv_log(s, TRASTENDA_LOG_ERROR,
+                "replication: a peer answers but does not say who leads (above): this node takes "
+                "no writes until a restart can tell (give it the peers' repl-token and TLS files)");
         return REPL_ROLE_FENCED;
     }
     return REPL_ROLE_LEAD;
@@ -1882,7 +1955,17 @@ repl_start(struct srv *s, char *err, size_t errlen)
             snprintf(r->target, sizeof(r->target), "%s", last);
             snprintf(r->peers[r->n_peers++][1], ADDR_BYTES, "%s", last);
         }
+        /* And the peers it knew, for when those fail: the leader's list replaces them. */
+        peer_pair known[PEERS_MAX];
+        uint32_t n_known = peers_file_read(s->cfg.store.dir, known);
+        for (uint32_t i = 0; i < n_known && r->n_peers < PEERS_MAX; i++) {
+            bool dup = false;
+            for (uint32_t j = 0; j < r->n_peers && !dup; j++)
+                dup = strcmp(r->peers[j][1], known[i][1]) == 0;
+            if (!dup) memcpy(r->peers[r->n_peers++], known[i], sizeof(peer_pair));
+        }
     }
+    epoch_heard(r, s->epoch_heard_at_start);
     s->repl = r;
     if (s->cfg.repl != NULL && s->cfg.repl[0] != '\0') {
         int rv = nng_rep0_open(&r->rep);
@@ -2142,12 +2225,12 @@ repl_promote(struct srv *s, bool force, uint64_t *epoch, uint64_t *seq, char *ms
     /* A restart leads (after asking its peers), whatever --follow its command line still has. */
     char note[64];
     snprintf(note, sizeof(note), "epoch %llu\n", (unsigned long long)e);
-    dir_file_remove(s->cfg.store.dir, "LEADER");
-    dir_file_remove(s->cfg.store.dir, "FENCED");
     if (!dir_file_write(s->cfg.store.dir, "PROMOTED", note))
         srv_log(s, TRASTENDA_LOG_ERROR,
                 "cannot write %s/PROMOTED (%s): a restart with --follow would follow again",
                 s->cfg.store.dir, strerror(errno));
+    dir_file_remove(s->cfg.store.dir, "LEADER");
+    dir_file_remove(s->cfg.store.dir, "FENCED");
     *epoch = e;
     srv_log(s, TRASTENDA_LOG_INFO, "replication: promoted: leader of epoch %llu from entry %llu",
             (unsigned long long)e, (unsigned long long)*seq);

@@ -740,9 +740,12 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     if (ask) {
         enum repl_role role = repl_role_at_start(s, s->follow, sizeof(s->follow));
         if (role == REPL_ROLE_FOLLOW)
-            s->cfg.follow = s->follow;
-        else if (role == REPL_ROLE_LEAD && !cfg->store.follower)
-            (void)trastenda_store_lead(s->store); /* a store that took no entry: cannot fail */
+            __atomic_store_n(&s->cfg.follow, s->follow, __ATOMIC_RELEASE); /* /ready reads it */
+        else if (role == REPL_ROLE_LEAD && !cfg->store.follower &&
+                 trastenda_store_lead(s->store) != TRASTENDA_OK)
+            srv_log(s, TRASTENDA_LOG_ERROR,
+                    "replication: the store would not lead: it takes "
+                    "no writes");
     }
     int rv = nng_rep0_open(&s->rep);
     if (rv == 0) rv = nng_socket_set_size(s->rep, NNG_OPT_RECVMAXSZ, PROTO_MSG_MAX);

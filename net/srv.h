@@ -154,6 +154,7 @@ struct srv {
     struct repl *repl;       /* net/repl.c */
     uint32_t restart_wanted; /* atomic: a bootstrap, or a fenced leader's role to check */
     char follow[200];        /* cfg.follow when it comes from the data directory (net/repl.c) */
+    uint64_t epoch_heard_at_start; /* the highest epoch its peers and FENCED told of */
     struct srv_wait waits;
     trastenda_store *store;
     const trastenda_engine *eng;

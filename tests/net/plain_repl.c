@@ -603,6 +603,36 @@ promotion_with_tokens(void)
     r = promote_on(4);
     CHECK(r.code == TRASTENDA_OK, "promoting the follower ahead: %s %s", r.name, r.msg);
     trastenda_reply_clear(&r);
+    /* The old leader 3 comes back knowing no peer (it leads at epoch 1); follower 5, with the
+     * new epoch's entries, is pointed at it and fences it. Promoted then (forced: its peers are
+     * unknown to it), it must take an epoch above the one that fenced it (its FENCED file),
+     * not 2 again: two leaders of one epoch would pass each other's history checks. */
+    wait_seq(5, status_u64(4, "replication.durable"), 60);
+    char path[800];
+    snprintf(path, sizeof(path), "%s/PEERS", data_dir[3]);
+    CHECK(unlink(path) == 0, "node 3's PEERS: %s", strerror(errno));
+    node_start_ex(3, NULL, NULL, true, tok);
+    node_wait(3);
+    node_kill(5);
+    snprintf(path, sizeof(path), "%s/LEADER", data_dir[5]);
+    (void)unlink(path);
+    node_start_ex(5, repl_addr[3], NULL, true, tok_open);
+    CHECK(log_has(3, "no known peer names a leader", 30), "node 3 was not fenced");
+    node_wait(3);
+    {
+        trastenda_client *c = client_of(3, 10000);
+        trastenda_args a;
+        trastenda_args_init(&a, "promote");
+        a.force = 1;
+        CHECK(trastenda_call(c, &a, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK,
+              "promoting the fenced node: %s", r.msg);
+        uint64_t epoch = field(&r, "epoch");
+        CHECK(epoch == 3, "the fenced node promoted takes epoch %" PRIu64 ", not 3", epoch);
+        trastenda_reply_clear(&r);
+        trastenda_client_close(c);
+    }
+    printf("plain_repl: a fenced node promoted takes an epoch above the one that fenced it\n");
+    node_kill(3);
     node_kill(4);
     node_kill(5);
     client_token = NULL;
@@ -1325,6 +1355,7 @@ main(void)
     node_kill(2);
     CHECK(rename(peers_off, peers_path) == 0, "PEERS back: %s", strerror(errno));
     node_start(2, repl_addr[1]);
+    node_wait(2);
     node_start(0, NULL);
     const int f02[] = {0, 2};
     digests_equal(1, f02, 2);
