@@ -1756,6 +1756,25 @@ bootstrap_from(const trastenda_server_config *cfg, const char *leader, char *err
 }
 
 trastenda_err
+repl_bootstrap_finish(const trastenda_server_config *cfg, char *err, size_t errlen)
+{
+    char staging[4200];
+    snprintf(staging, sizeof(staging), "%s.bootstrap", cfg->store.dir);
+    bool finished = false;
+    trastenda_err code =
+        trastenda_snapshot_recover(staging, cfg->store.dir, &finished, err, errlen);
+    if (code == TRASTENDA_OK && finished) {
+        char msg[4400];
+        snprintf(msg, sizeof(msg),
+                 "replication: %s: the swap of a downloaded checkpoint, cut short by a crash, "
+                 "is finished",
+                 cfg->store.dir);
+        cfg->log(cfg->log_ctx, TRASTENDA_LOG_WARN, msg);
+    }
+    return code;
+}
+
+trastenda_err
 repl_bootstrap_pending(const trastenda_server_config *cfg, char *err, size_t errlen)
 {
     if (cfg->follow == NULL || cfg->follow[0] == '\0') return TRASTENDA_OK;

@@ -21,6 +21,10 @@ struct srv;
  * with a message when it cannot; the data directory is untouched then.
  */
 trastenda_err repl_bootstrap_pending(const trastenda_server_config *cfg, char *err, size_t errlen);
+/* Before anything reads the data directory: a bootstrap's swap that a crash cut short is finished
+ * (trastenda_snapshot_recover), so that the node starts on the checkpoint it downloaded, with the
+ * LEADER and PEERS it carries, not on an empty directory. */
+trastenda_err repl_bootstrap_finish(const trastenda_server_config *cfg, char *err, size_t errlen);
 
 /*
  * The role at start (docs/REPLICATION.md, "The role at start"). repl_follow_at_start: the

@@ -699,6 +699,11 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     if (s->cfg.repl_wait_ms == 0) s->cfg.repl_wait_ms = 500;
     if (s->cfg.digest_interval_ms == 0) s->cfg.digest_interval_ms = 10000;
     if (s->cfg.min_seq_timeout_ms == 0) s->cfg.min_seq_timeout_ms = 2000;
+    trastenda_err fc = repl_bootstrap_finish(&s->cfg, err, errlen);
+    if (fc != TRASTENDA_OK) {
+        srv_free(s);
+        return fc;
+    }
     s->cfg.follow = repl_follow_at_start(&s->cfg, s->follow, sizeof(s->follow));
     bool follow = s->cfg.follow != NULL;
     /* A node that would lead and knows peers asks them who leads before it takes a write: its

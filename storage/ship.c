@@ -264,6 +264,45 @@ fsync_tree(const char *path)
     return rc;
 }
 
+/* The directory that holds path ("." when none). */
+static void
+parent_of(const char *path, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", path);
+    char *slash = strrchr(out, '/');
+    if (slash == NULL)
+        snprintf(out, cap, ".");
+    else if (slash == out)
+        out[1] = '\0';
+    else
+        *slash = '\0';
+}
+
+trastenda_err
+trastenda_snapshot_recover(const char *staging, const char *dir, bool *finished, char *err,
+                           size_t errlen)
+{
+    *finished = false;
+    char old[2 * NAME_BYTES];
+    snprintf(old, sizeof(old), "%s.old", dir);
+    struct stat sb;
+    if (stat(dir, &sb) == 0 || errno != ENOENT) return TRASTENDA_OK;
+    if (stat(old, &sb) != 0 || !S_ISDIR(sb.st_mode)) return TRASTENDA_OK;
+    if (stat(staging, &sb) != 0 || !S_ISDIR(sb.st_mode)) return TRASTENDA_OK;
+    /* install renames dir away only once staging is synced whole: staging is the new data. */
+    if (rename(staging, dir) != 0) {
+        snprintf(err, errlen, "%s: cannot finish the swap of a downloaded checkpoint: %s", dir,
+                 strerror(errno));
+        return TRASTENDA_E_IO;
+    }
+    char parent[2 * NAME_BYTES];
+    parent_of(dir, parent, sizeof(parent));
+    (void)fsync_path(parent, O_RDONLY | O_DIRECTORY);
+    (void)trastenda_rmtree(old);
+    *finished = true;
+    return TRASTENDA_OK;
+}
+
 trastenda_err
 trastenda_snapshot_install(const char *staging, const char *dir, char *err, size_t errlen)
 {
@@ -285,14 +324,7 @@ trastenda_snapshot_install(const char *staging, const char *dir, char *err, size
         return TRASTENDA_E_IO;
     }
     char parent[2 * NAME_BYTES];
-    snprintf(parent, sizeof(parent), "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (slash == NULL)
-        snprintf(parent, sizeof(parent), ".");
-    else if (slash == parent)
-        parent[1] = '\0';
-    else
-        *slash = '\0';
+    parent_of(dir, parent, sizeof(parent));
     (void)fsync_path(parent, O_RDONLY | O_DIRECTORY);
     (void)trastenda_rmtree(old);
     return TRASTENDA_OK;

@@ -364,6 +364,11 @@ trastenda_err trastenda_snapshot_write(const char *staging, const char *name, ui
                                        const void *data, size_t len, char *err, size_t errlen);
 trastenda_err trastenda_snapshot_install(const char *staging, const char *dir, char *err,
                                          size_t errlen);
+/* A swap that a crash cut short (between install's two renames: dir gone, dir.old and the synced
+ * staging directory there) is finished: staging becomes dir, dir.old is removed. *finished says
+ * whether there was one. Anything else is left as it is. E_IO (message) when the rename fails. */
+trastenda_err trastenda_snapshot_recover(const char *staging, const char *dir, bool *finished,
+                                         char *err, size_t errlen);
 /* Removes a file or a directory tree; 0 or an errno. */
 int trastenda_rmtree(const char *path);
 

@@ -734,3 +734,58 @@ Test(store_files, the_log_reads_back_in_order_and_queries_see_their_commands)
     trastenda_store_close(st);
     st_rmdir(dir);
 }
+
+static void
+touch(const char *dir, const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fclose(f);
+}
+
+static bool
+exists(const char *dir, const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s%s%s", dir, name[0] ? "/" : "", name);
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+Test(store_files, a_checkpoint_swap_cut_short_by_a_crash_is_finished_and_nothing_else_moves)
+{
+    char root[256], dir[300], old[320], staging[320];
+    st_tmpdir(root, sizeof(root), "swap");
+    snprintf(dir, sizeof(dir), "%s/d", root);
+    snprintf(old, sizeof(old), "%s.old", dir);
+    snprintf(staging, sizeof(staging), "%s.bootstrap", dir);
+    char err[512];
+    bool finished = true;
+    /* A crash between the renames: no dir, the old data aside, the download synced. */
+    cr_assert_eq(mkdir(old, 0755), 0);
+    touch(old, "OLD");
+    cr_assert_eq(mkdir(staging, 0755), 0);
+    touch(staging, "NEW");
+    cr_assert_eq(trastenda_snapshot_recover(staging, dir, &finished, err, sizeof(err)),
+                 TRASTENDA_OK, "%s", err);
+    cr_assert(finished);
+    cr_assert(exists(dir, "NEW") && !exists(old, "") && !exists(staging, ""));
+    /* A directory in place: a download left beside it is not the data (a crash before the
+     * swap began); nothing moves. */
+    cr_assert_eq(mkdir(staging, 0755), 0);
+    touch(staging, "PARTIAL");
+    cr_assert_eq(mkdir(old, 0755), 0);
+    cr_assert_eq(trastenda_snapshot_recover(staging, dir, &finished, err, sizeof(err)),
+                 TRASTENDA_OK, "%s", err);
+    cr_assert(!finished);
+    cr_assert(exists(dir, "NEW") && !exists(dir, "PARTIAL") && exists(staging, "PARTIAL"));
+    /* No dir and no old data: a new node, not a cut swap. */
+    char fresh[320];
+    snprintf(fresh, sizeof(fresh), "%s/fresh", root);
+    cr_assert_eq(trastenda_snapshot_recover(staging, fresh, &finished, err, sizeof(err)),
+                 TRASTENDA_OK, "%s", err);
+    cr_assert(!finished && !exists(fresh, "") && exists(staging, "PARTIAL"));
+    (void)trastenda_rmtree(root);
+}
