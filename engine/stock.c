@@ -196,10 +196,11 @@ trastenda_engine_sku_prefetch(const trastenda_engine *e, const trastenda_str *sk
     skus_warm(e, skus, n, false);
 }
 
-trastenda_err
-trastenda_engine_availability(const trastenda_engine *e, uint32_t sku_ix, trastenda_scope scope,
-                              trastenda_str channel, int64_t *available, trastenda_stock *recs,
-                              uint32_t rec_max, uint32_t *rec_count)
+/* Walks a SKU's records at the active locations of the scope: *available sums them (shortfalls
+ * as 0), visit sees each one's figures. E_UNKNOWN_SKU, E_INVALID (an unknown channel). */
+static inline __attribute__((always_inline)) trastenda_err
+avail_walk(const trastenda_engine *e, uint32_t sku_ix, trastenda_scope scope, trastenda_str channel,
+           int64_t *available, void (*visit)(void *ctx, const trastenda_stock *v), void *ctx)
 {
     TS_ASSERT(e != NULL && available != NULL);
     if (sku_ix >= __atomic_load_n(&e->sku_count, __ATOMIC_ACQUIRE)) return TRASTENDA_E_UNKNOWN_SKU;
@@ -210,7 +211,7 @@ trastenda_engine_availability(const trastenda_engine *e, uint32_t sku_ix, traste
         mask = 1u << ch;
     }
     *available = 0;
-    uint32_t listed = 0, n = 0;
+    uint32_t n = 0;
     uint32_t rec = __atomic_load_n(&e->skus[sku_ix].first_stock, __ATOMIC_ACQUIRE);
     for (; rec != ENG_NONE; rec = __atomic_load_n(&e->stock[rec].next_in_sku, __ATOMIC_ACQUIRE)) {
         TS_ASSERT(n++ < e->cfg.locations_max);
@@ -222,9 +223,73 @@ trastenda_engine_availability(const trastenda_engine *e, uint32_t sku_ix, traste
         trastenda_stock v;
         eng_stock_view(e, rec, &v);
         if (v.available > 0) *available += v.available;
-        if (recs != NULL && listed < rec_max) recs[listed++] = v;
+        visit(ctx, &v);
     }
-    if (rec_count != NULL) *rec_count = listed;
+    return TRASTENDA_OK;
+}
+
+struct avail_list {
+    trastenda_stock *recs;
+    uint32_t max, listed;
+};
+
+/* The first max records, in the SKU's record order. */
+static void
+list_first(void *ctx, const trastenda_stock *v)
+{
+    struct avail_list *a = ctx;
+    if (a->recs != NULL && a->listed < a->max) a->recs[a->listed++] = *v;
+}
+
+trastenda_err
+trastenda_engine_availability(const trastenda_engine *e, uint32_t sku_ix, trastenda_scope scope,
+                              trastenda_str channel, int64_t *available, trastenda_stock *recs,
+                              uint32_t rec_max, uint32_t *rec_count)
+{
+    struct avail_list a = {recs, rec_max, 0};
+    trastenda_err err = avail_walk(e, sku_ix, scope, channel, available, list_first, &a);
+    if (err == TRASTENDA_OK && rec_count != NULL) *rec_count = a.listed;
+    return err;
+}
+
+struct avail_page {
+    trastenda_stock *recs;
+    uint32_t max, listed, from;
+    bool more;
+};
+
+/* The max lowest location indexes from `from` on, kept in order (insertion into the page). */
+static void
+list_page(void *ctx, const trastenda_stock *v)
+{
+    struct avail_page *p = ctx;
+    if (v->loc_ix < p->from) return;
+    if (p->listed == p->max) {
+        p->more = true;
+        if (v->loc_ix > p->recs[p->listed - 1].loc_ix) return;
+        p->listed--; /* the highest leaves the page */
+    }
+    uint32_t at = p->listed;
+    while (at > 0 && p->recs[at - 1].loc_ix > v->loc_ix) { /* bound: max */
+        p->recs[at] = p->recs[at - 1];
+        at--;
+    }
+    p->recs[at] = *v;
+    p->listed++;
+}
+
+trastenda_err
+trastenda_engine_availability_page(const trastenda_engine *e, uint32_t sku_ix,
+                                   trastenda_scope scope, trastenda_str channel, uint32_t from_loc,
+                                   int64_t *available, trastenda_stock *recs, uint32_t rec_max,
+                                   uint32_t *rec_count, uint32_t *next_loc)
+{
+    TS_ASSERT(recs != NULL && rec_count != NULL && next_loc != NULL && rec_max > 0);
+    struct avail_page p = {recs, rec_max, 0, from_loc, false};
+    trastenda_err err = avail_walk(e, sku_ix, scope, channel, available, list_page, &p);
+    if (err != TRASTENDA_OK) return err;
+    *rec_count = p.listed;
+    *next_loc = p.more ? recs[p.listed - 1].loc_ix + 1 : 0;
     return TRASTENDA_OK;
 }
 

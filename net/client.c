@@ -1494,6 +1494,14 @@ trastenda_po_get(trastenda_client *c, const char *po, trastenda_reply *reply)
 }
 
 trastenda_err
+trastenda_stock_page(trastenda_client *c, const char *sku, int64_t cursor, int64_t limit,
+                     trastenda_reply *reply)
+{
+    return typed_call(c, "stock", &(struct typed){.sku = sku, .cursor = cursor, .limit = limit},
+                      reply);
+}
+
+trastenda_err
 trastenda_low_stock(trastenda_client *c, int64_t cursor, int64_t limit, trastenda_reply *reply)
 {
     return typed_call(c, "low_stock", &(struct typed){.cursor = cursor, .limit = limit}, reply);

@@ -40,7 +40,7 @@ rows_bytes(const struct proto_op *op, uint32_t *rows)
     uint32_t limit = op->present & (1ull << PFD_LIMIT) ? (uint32_t)op->limit : 100;
     switch (op->kind) {
     case PK_STOCK:
-        *rows = SRV_STOCK_RECS_MAX;
+        *rows = op->present & (1ull << PFD_LIMIT) ? limit : SRV_STOCK_RECS_MAX;
         return (size_t)*rows * sizeof(trastenda_stock);
     case PK_LOW_STOCK:
         *rows = limit;
@@ -109,6 +109,8 @@ exec_prepare(struct srv_ctx *c)
             o->u.stock.recs = p;
             o->u.stock.cap = rows;
             o->u.stock.n = 0;
+            o->u.stock.paged = false;
+            o->u.stock.next = 0;
         } else if (op->kind == PK_LOW_STOCK || op->kind == PK_STOCK_LIST) {
             o->u.low.rows = p;
         } else if (op->kind == PK_HOLDS_EXPIRING) {
@@ -178,10 +180,25 @@ do_stock(const trastenda_engine *e, const struct proto_op *op, struct op_out *o)
         return;
     }
     bool by_channel = (op->present & (1ull << PFD_CHANNEL)) != 0;
-    trastenda_err err = trastenda_engine_availability(
-        e, sku, by_channel ? TRASTENDA_SCOPE_CHANNEL : TRASTENDA_SCOPE_ALL,
-        by_channel ? op->channel : (trastenda_str){"", 0}, &o->u.stock.available, o->u.stock.recs,
-        o->u.stock.cap, &o->u.stock.n);
+    trastenda_scope scope = by_channel ? TRASTENDA_SCOPE_CHANNEL : TRASTENDA_SCOPE_ALL;
+    trastenda_str channel = by_channel ? op->channel : (trastenda_str){"", 0};
+    bool paged = (op->present & ((1ull << PFD_CURSOR) | (1ull << PFD_LIMIT))) != 0;
+    trastenda_err err = TRASTENDA_OK;
+    if (!paged) { /* a stock check: in the SKU's own record order, one pass */
+        err = trastenda_engine_availability(e, sku, scope, channel, &o->u.stock.available,
+                                            o->u.stock.recs, o->u.stock.cap, &o->u.stock.n);
+        /* Records left unlisted: the first page by location index instead, with its cursor. */
+        paged = err == TRASTENDA_OK && o->u.stock.n == o->u.stock.cap;
+    }
+    if (err == TRASTENDA_OK && paged) {
+        uint64_t cursor = op->present & (1ull << PFD_CURSOR) ? op->cursor : 0;
+        uint32_t next = 0;
+        err = trastenda_engine_availability_page(
+            e, sku, scope, channel, cursor > UINT32_MAX ? UINT32_MAX : (uint32_t)cursor,
+            &o->u.stock.available, o->u.stock.recs, o->u.stock.cap, &o->u.stock.n, &next);
+        o->u.stock.paged = true;
+        o->u.stock.next = next;
+    }
     if (err != TRASTENDA_OK)
         out_fail(o, err, by_channel ? "unknown channel" : trastenda_err_message(err));
 }

@@ -287,7 +287,8 @@ static const struct op_spec specs[] = {
     [TRASTENDA_OP_PO_CLOSE] = {"po.close", F(PO), 0, 0, false},
     [TRASTENDA_OP_NOOP] = {"noop", 0, 0, 0, false},
     /* reads: PK_STOCK.. at TRASTENDA_OP_COUNT_ + (kind - PK_STOCK) */
-    [TRASTENDA_OP_COUNT_ + 0] = {"stock", F(SKU), F(LOC) | F(CHANNEL), 0, false},
+    [TRASTENDA_OP_COUNT_ + 0] = {"stock", F(SKU), F(LOC) | F(CHANNEL) | F(CURSOR) | F(LIMIT), 0,
+                                 false},
     [TRASTENDA_OP_COUNT_ + 1] = {"hold", F(HOLD), 0, 0, false},
     [TRASTENDA_OP_COUNT_ + 2] = {"order", F(ORDER), 0, 0, false},
     [TRASTENDA_OP_COUNT_ + 3] = {"po", F(PO), 0, 0, false},
@@ -1450,6 +1451,12 @@ validate_op(const struct proto_req *q, struct proto_op *op, uint32_t i)
     if (lat != lon)
         op_fail(op, TRASTENDA_E_MISSING_FIELD, "ops[%u].%s: required with %s", i,
                 lat ? "lon_e6" : "lat_e6", lat ? "lat_e6" : "lon_e6");
+    /* stock with loc reads one record: nothing to page. */
+    if (op->kind == PK_STOCK && (op->present & F(LOC)) && (op->present & (F(CURSOR) | F(LIMIT))))
+        op_fail(op, TRASTENDA_E_INVALID,
+                "ops[%u].%s: stock with loc reads one record (cursor and "
+                "limit page a SKU's records across locations)",
+                i, (op->present & F(CURSOR)) ? "cursor" : "limit");
 }
 
 bool

@@ -422,10 +422,11 @@ pk_read(struct srv_ctx *c, msgpack_packer *pk, const struct proto_op *op, struct
     }
     switch (op->kind) {
     case PK_STOCK:
-        msgpack_pack_map(pk, 4);
+        msgpack_pack_map(pk, o->u.stock.paged ? 5 : 4);
         pk_kv_u(pk, "code", 0);
         pk_kv_str(pk, "sku", op->sku);
         pk_kv_i(pk, "available", o->u.stock.available);
+        if (o->u.stock.paged) pk_kv_u(pk, "next", o->u.stock.next);
         pk_key(pk, "records");
         msgpack_pack_array(pk, o->u.stock.n < o->u.stock.cap ? o->u.stock.n : o->u.stock.cap);
         for (uint32_t i = 0; i < o->u.stock.n && i < o->u.stock.cap; i++)

@@ -25,7 +25,7 @@
 #include "trastenda/server.h"
 #include "trastenda/storage.h"
 
-#define SRV_STOCK_RECS_MAX 256  /* locations listed per stock reply (all are summed) */
+#define SRV_STOCK_RECS_MAX 256  /* locations a stock reply lists without a limit (all summed) */
 #define SRV_PIPE_SLOTS     4096 /* per-connection counters, by pipe id */
 
 /* What a read op produced (in the context's arena; rows after it). */
@@ -39,6 +39,8 @@ struct op_out {
             int64_t available;
             uint32_t n, cap;
             trastenda_stock *recs;
+            bool paged;    /* listed by location index, a page at a time (next) */
+            uint64_t next; /* the cursor of the next page; 0 at the end */
         } stock;
         trastenda_hold_view hold;
         trastenda_order_view order;

@@ -175,6 +175,11 @@ trastenda_err trastenda_order_place(trastenda_client *c, const char *order,
                                     int32_t lat_e6, int32_t lon_e6, trastenda_reply *reply);
 /* Available units of a SKU over all locations (reply->available; records in raw). */
 trastenda_err trastenda_stock(trastenda_client *c, const char *sku, trastenda_reply *reply);
+/* The same with its records a page at a time, by location index: cursor 0 for the first page,
+ * then the result's "next" (0: the last page); limit 1..TRASTENDA_PAGE_MAX, 0 for 256.
+ * reply->available is always the sum over every location. */
+trastenda_err trastenda_stock_page(trastenda_client *c, const char *sku, int64_t cursor,
+                                   int64_t limit, trastenda_reply *reply);
 trastenda_err trastenda_status(trastenda_client *c, trastenda_reply *reply);
 
 /*

@@ -369,6 +369,17 @@ trastenda_err trastenda_engine_availability(const trastenda_engine *e, uint32_t 
                                             trastenda_scope scope, trastenda_str channel,
                                             int64_t *available, trastenda_stock *recs,
                                             uint32_t rec_max, uint32_t *rec_count);
+/*
+ * The same sum, with the records listed a page at a time in location index order: those at
+ * location index from_loc and above, at most rec_max (> 0), *next_loc the from_loc of the next
+ * page (0 when this one ends the list). Pages are stable while records are added (an index is
+ * never reused); a record's figures are those of the moment its page was read. Any thread.
+ */
+trastenda_err trastenda_engine_availability_page(const trastenda_engine *e, uint32_t sku_ix,
+                                                 trastenda_scope scope, trastenda_str channel,
+                                                 uint32_t from_loc, int64_t *available,
+                                                 trastenda_stock *recs, uint32_t rec_max,
+                                                 uint32_t *rec_count, uint32_t *next_loc);
 
 /*
  * Warms the cache for stock reads of these SKUs (a request's stock checks): their index slots,

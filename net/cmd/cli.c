@@ -33,7 +33,8 @@ struct cmd {
 };
 
 static const struct cmd CMDS[] = {
-    {"stock", "stock", "--sku SKU [--loc LOC] [--channel CH]", "availability per location"},
+    {"stock", "stock", "--sku SKU [--loc LOC | --cursor N --limit N] [--channel CH]",
+     "availability per location (pages of a SKU's locations: --cursor from the reply's next)"},
     {"reserve", "reserve",
      "--line SKU[@LOC]:QTY ... --ttl-ms N [--key K] [--channel CH] [--lat L --lon L] [--partial]",
      "hold stock at checkout"},

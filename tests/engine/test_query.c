@@ -171,6 +171,58 @@ Test(engine_query, availability_of_a_sku_without_records_is_zero)
     cr_assert_eq(availability(TRASTENDA_SCOPE_ALL, NULL, NULL, 0, NULL), 0);
 }
 
+/* Every location's records a page at a time: by location index, each once, the sum whole. */
+Test(engine_query, availability_pages_list_each_record_once_by_location_and_sum_them_all)
+{
+    const char *more[] = {"l2", "l3", "l4", "l5", "l6", "l7"};
+    for (int i = 0; i < 6; i++)
+        h_add_location_at(more[i], 0, 0, 0, i % 2 == 0 ? "web" : "store");
+    /* Received out of index order: the SKU's own record order is not the pages' order. */
+    const char *order[] = {"l7", "lugo", "l4", "madrid", "l2", "l6", "l3", "l5"};
+    int64_t total = 0, web = 0;
+    for (int i = 0; i < 8; i++) {
+        h_receive("tee", order[i], 10 + i);
+        total += 10 + i;
+        uint32_t ix = h_loc_ix(order[i]);
+        if (ix == h_loc_ix("madrid") || (ix >= h_loc_ix("l2") && (ix - h_loc_ix("l2")) % 2 == 0))
+            web += 10 + i;
+    }
+    for (int scoped = 0; scoped < 2; scoped++) {
+        trastenda_scope scope = scoped ? TRASTENDA_SCOPE_CHANNEL : TRASTENDA_SCOPE_ALL;
+        uint32_t seen = 0, next = 0, pages = 0;
+        int64_t last = -1;
+        do {
+            trastenda_stock recs[3];
+            int64_t avail = -1;
+            uint32_t n = 99, from = next;
+            cr_assert_eq(trastenda_engine_availability_page(H.e, h_sku_ix("tee"), scope,
+                                                            h_s(scoped ? "web" : ""), from, &avail,
+                                                            recs, 3, &n, &next),
+                         TRASTENDA_OK);
+            cr_assert_eq(avail, scoped ? web : total, "every page sums every location");
+            cr_assert_leq(n, 3);
+            cr_assert(next == 0 || (n == 3 && next == recs[2].loc_ix + 1),
+                      "next follows a full page");
+            for (uint32_t i = 0; i < n; i++) {
+                cr_assert_gt((int64_t)recs[i].loc_ix, last, "by location index, each once");
+                cr_assert_geq(recs[i].loc_ix, from);
+                last = recs[i].loc_ix;
+            }
+            seen += n;
+            cr_assert_lt(pages++, 8);
+        } while (next != 0);
+        cr_assert_eq(seen, scoped ? 4u : 8u, "every record in scope listed");
+    }
+    /* Past the last location: an empty page, the sum still whole. */
+    trastenda_stock recs[3];
+    int64_t avail = 0;
+    uint32_t n = 9, next = 9;
+    cr_assert_eq(trastenda_engine_availability_page(H.e, h_sku_ix("tee"), TRASTENDA_SCOPE_ALL,
+                                                    h_s(""), 100, &avail, recs, 3, &n, &next),
+                 TRASTENDA_OK);
+    cr_assert(n == 0 && next == 0 && avail == total);
+}
+
 /* ---- the low-stock list ---- */
 
 /* Reads the whole low-stock list in pages of limit; asserts cursors move forward. */

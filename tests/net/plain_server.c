@@ -1491,6 +1491,93 @@ many_lines_are_split_across_requests(void)
     second_server_stop(pid, "lines");
 }
 
+/* ---- a SKU at more locations than a stock reply lists ---- */
+
+/* The records listed in a stock result, and its next cursor (-1: none in the result). */
+static uint32_t
+stock_page(const trastenda_reply *r, int64_t *next)
+{
+    char *j = trastenda_result_json(r);
+    CHECK(j != NULL, "a stock result that does not parse");
+    uint32_t n = 0;
+    for (const char *p = strstr(j, "\"loc\":"); p != NULL; p = strstr(p + 1, "\"loc\":"))
+        n++;
+    const char *nx = strstr(j, "\"next\":");
+    *next = nx != NULL ? strtoll(nx + strlen("\"next\":"), NULL, 10) : -1;
+    free(j);
+    return n;
+}
+
+/* 300 locations of one SKU: a stock check sums them all and lists 256 with the cursor of the
+ * rest; pages of 100 list each once; a cursor with loc is refused. */
+static void
+stock_pages_span_every_location(void)
+{
+    char addr[700], data[700], log[700];
+    const char *extra[] = {"--locations-max", "300", "--stock-max", "400", NULL};
+    pid_t pid = second_server("pages", extra, NULL, addr, data, log);
+    trastenda_client *c = client_of(addr, 1024, 20000, 0);
+    location_when_up(c, "P000", "pages");
+    static trastenda_args args[601];
+    static trastenda_reply reps[601];
+    static char names[300][8];
+    trastenda_args_init(&args[0], "sku.upsert");
+    args[0].sku = "PG";
+    for (int i = 0; i < 300; i++) {
+        snprintf(names[i], sizeof(names[i]), "P%03d", i);
+        trastenda_args_init(&args[1 + 2 * i], "location.upsert");
+        args[1 + 2 * i].loc = names[i];
+        trastenda_args_init(&args[2 + 2 * i], "receive");
+        args[2 + 2 * i].sku = "PG";
+        args[2 + 2 * i].loc = names[i];
+        args[2 + 2 * i].qty = 1 + i % 3;
+    }
+    CHECK(trastenda_call_batch(c, args, 601, reps) == TRASTENDA_OK, "the catalogue");
+    int64_t total = 0;
+    for (int i = 0; i < 601; i++) {
+        CHECK(reps[i].code == TRASTENDA_OK, "catalogue op %d: %s", i, reps[i].msg);
+        trastenda_reply_clear(&reps[i]);
+    }
+    for (int i = 0; i < 300; i++)
+        total += 1 + i % 3;
+    trastenda_reply r;
+    int64_t next = 0;
+    CHECK(trastenda_stock(c, "PG", &r) == TRASTENDA_OK && r.code == TRASTENDA_OK, "stock");
+    CHECK(r.available == total && stock_page(&r, &next) == 256 && next > 0,
+          "a stock check of 300 locations: available %lld of %lld, next %lld",
+          (long long)r.available, (long long)total, (long long)next);
+    trastenda_reply_clear(&r);
+    CHECK(trastenda_stock_page(c, "PG", next, 0, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK,
+          "stock page 2: %s", r.msg);
+    CHECK(r.available == total && stock_page(&r, &next) == 44 && next == 0,
+          "the rest of the 300 locations: next %lld", (long long)next);
+    trastenda_reply_clear(&r);
+    uint32_t seen = 0, pages = 0;
+    next = 0;
+    do {
+        CHECK(trastenda_stock_page(c, "PG", next, 100, &r) == TRASTENDA_OK &&
+                  r.code == TRASTENDA_OK,
+              "stock page: %s", r.msg);
+        seen += stock_page(&r, &next);
+        CHECK(r.available == total && next >= 0 && pages++ < 4, "pages of 100");
+        trastenda_reply_clear(&r);
+    } while (next != 0);
+    CHECK(seen == 300 && pages == 3, "pages of 100 listed %u records in %u pages", seen, pages);
+    trastenda_args a;
+    trastenda_args_init(&a, "stock");
+    a.sku = "PG";
+    a.loc = "P001";
+    a.cursor = 5;
+    r = call(c, &a);
+    CHECK(r.code == TRASTENDA_E_INVALID && strstr(r.msg, "one record") != NULL,
+          "stock with loc and cursor: %s %s", r.name, r.msg);
+    trastenda_reply_clear(&r);
+    printf("plain_server: a SKU at 300 locations: summed whole, listed 256 with a cursor, pages of "
+           "100 list each once\n");
+    trastenda_client_close(c);
+    second_server_stop(pid, "pages");
+}
+
 /* ---- a connection over its in-flight cap: the client sends the refused requests again ---- */
 
 /* A server that takes one request at a time per connection, a client with 4 in flight on its one
@@ -1906,6 +1993,7 @@ main(void)
     busy_connections_are_retried();
     printf("plain_server: requests over a connection's in-flight cap sent again ok\n");
     many_lines_are_split_across_requests();
+    stock_pages_span_every_location();
     printf("plain_server: 12,800 lines in one batch call, split within the limits ok\n");
     close_with_a_silent_server();
     printf("plain_server: close with a silent server ok\n");

@@ -7,7 +7,7 @@
  * value repeated N times inside an array or map.
  *
  * Every op decodes, validates and converts to the engine command it names; every envelope error
- * fails the request with its code; every op error (a table of 124) marks only its own op, with a
+ * fails the request with its code; every op error (a table of 127) marks only its own op, with a
  * message naming the op and the field; truncations, lying counts, deep nesting and thousands of
  * random mutations are refused without a crash or an allocation beyond the limits.
  */
@@ -531,6 +531,13 @@ Test(net_proto, read_ops_keep_their_fields)
     cr_assert(!proto_kind_is_write(q.ops[26].kind) && proto_kind_is_write(q.ops[25].kind));
 }
 
+Test(net_proto, a_stock_check_takes_a_page_of_its_locations)
+{
+    cr_assert(run_ops("{op:'stock', sku:'A', channel:'web', cursor:7, limit:50}"), "%s", q.msg);
+    cr_assert_eq(q.ops[0].err, TRASTENDA_OK, "%s", q.ops[0].msg);
+    cr_assert(q.ops[0].kind == PK_STOCK && q.ops[0].cursor == 7 && q.ops[0].limit == 50);
+}
+
 /* Small engine tables: only lookups are needed. */
 static trastenda_engine *
 small_engine(void)
@@ -1033,6 +1040,10 @@ static const struct op_case op_cases[] = {
     OPC("{" RSV ", lines:[" LSKU "], lat_e6:1}", MISSING_FIELD, ".lon_e6: required with lat_e6"),
     OPC("{op:'location.upsert', loc:'W', lon_e6:1}", MISSING_FIELD, ".lat_e6: required with"),
     OPC("{op:'confirm', hold:1, order:'O', lat_e6:1}", MISSING_FIELD, ".lon_e6"),
+    /* one record has no pages */
+    OPC("{op:'stock', sku:'A', loc:'W1', cursor:3}", INVALID, ".cursor: stock with loc reads one"),
+    OPC("{op:'stock', sku:'A', loc:'W1', limit:3}", INVALID, ".limit: stock with loc reads one"),
+    OPC("{op:'stock', sku:'A', limit:0}", RANGE, ".limit: must be 1..1000 (got 0)"),
 };
 #define OP_CASES_N (sizeof(op_cases) / sizeof(op_cases[0]))
 
