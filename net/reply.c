@@ -598,10 +598,15 @@ pk_envelope(struct srv_ctx *c, msgpack_packer *pk, uint64_t id, uint32_t fields)
     pk_kv_u(pk, "id", id);
     pk_kv_s(pk, "role", follower ? "follower" : "leader");
     pk_kv_u(pk, "epoch", trastenda_store_epoch(s->store));
-    /* The durable sequence covering this reply's writes (the batch that holds them). */
+    /* The durable sequence covering this reply's writes (the batch that holds them); for reads
+     * the node's durable sequence, and at least the min_seq they waited for (applied here,
+     * durable on the leader that shipped it). */
     uint64_t seq = c->n_cmds > 0 && c->store_status == TRASTENDA_OK
                        ? c->sreq.seq
                        : trastenda_store_durable_seq(s->store);
+    if (c->n_cmds == 0 && seq < c->q.min_seq &&
+        trastenda_store_applied_seq(s->store) >= c->q.min_seq)
+        seq = c->q.min_seq;
     pk_kv_u(pk, "seq", seq);
 }
 

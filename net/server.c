@@ -285,7 +285,7 @@ build_cmds(struct srv_ctx *c)
 
 /* ---- read-your-writes: requests waiting for their min_seq ---- */
 
-/* Parks c until the node has its min_seq durable (the aio was begun). */
+/* Parks c until the node has applied its min_seq (the aio was begun). */
 static void
 wait_park(struct srv_ctx *c)
 {
@@ -293,7 +293,7 @@ wait_park(struct srv_ctx *c)
     __atomic_fetch_add(&s->waits.n, 1, __ATOMIC_SEQ_CST);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     pthread_mutex_lock(&s->waits.mu);
-    bool now = trastenda_store_durable_seq(s->store) >= c->q.min_seq;
+    bool now = trastenda_store_applied_seq(s->store) >= c->q.min_seq;
     if (!now) {
         c->wait_deadline_ns = mono_ns() + (int64_t)s->cfg.min_seq_timeout_ms * 1000000;
         c->wait_next = s->waits.head;
@@ -313,15 +313,15 @@ srv_waits_check(struct srv *s, int64_t now_ns)
 {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (__atomic_load_n(&s->waits.n, __ATOMIC_SEQ_CST) == 0) return;
-    uint64_t durable = trastenda_store_durable_seq(s->store);
+    uint64_t applied = trastenda_store_applied_seq(s->store);
     struct srv_ctx *go = NULL;
     pthread_mutex_lock(&s->waits.mu);
     struct srv_ctx **pp = &s->waits.head;
     while (*pp != NULL) {
         struct srv_ctx *c = *pp;
-        if (durable >= c->q.min_seq || now_ns >= c->wait_deadline_ns) {
+        if (applied >= c->q.min_seq || now_ns >= c->wait_deadline_ns) {
             *pp = c->wait_next;
-            c->wait_ok = durable >= c->q.min_seq;
+            c->wait_ok = applied >= c->q.min_seq;
             c->wait_next = go;
             go = c;
             __atomic_fetch_sub(&s->waits.n, 1, __ATOMIC_SEQ_CST);
@@ -367,7 +367,7 @@ srv_run(struct srv_ctx *c)
         ctx_reply(c);
         return;
     }
-    if (c->q.min_seq > trastenda_store_durable_seq(s->store)) {
+    if (c->q.min_seq > trastenda_store_applied_seq(s->store)) {
         work_begin(c);
         wait_park(c);
         return;
@@ -387,7 +387,7 @@ srv_resume(struct srv_ctx *c)
     snprintf(msg, sizeof(msg),
              "this node has applied up to sequence %llu, not min_seq %llu, after %u ms: retry, "
              "or read from the leader",
-             (unsigned long long)trastenda_store_durable_seq(c->srv->store),
+             (unsigned long long)trastenda_store_applied_seq(c->srv->store),
              (unsigned long long)c->q.min_seq, c->srv->cfg.min_seq_timeout_ms);
     reply_encode_error(c, c->q.id, TRASTENDA_E_TIMEOUT, msg);
     ctx_reply(c);
@@ -623,7 +623,15 @@ on_durable(void *ctx, uint64_t seq, const uint8_t *entry, size_t len)
     struct srv *s = ctx;
     if (__atomic_load_n(&s->pub_open, __ATOMIC_ACQUIRE)) reply_publish_events(s, seq, entry, len);
     repl_on_durable(s, seq);
-    srv_waits_check(s, 0);
+}
+
+/* The engine thread applied up to seq: reads waiting for it run (a follower's reads need the
+ * leader's entries in its tables, not on its own disk: the leader has them durable already). */
+static void
+on_applied(void *ctx, uint64_t seq)
+{
+    (void)seq;
+    srv_waits_check(ctx, 0);
 }
 
 /* ---- start, stop ---- */
@@ -733,6 +741,7 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
         sc.log_level = s->cfg.log_level;
     }
     sc.on_durable = on_durable;
+    sc.on_applied = on_applied;
     sc.on_durable_ctx = s;
     sc.digest_interval_ms = s->cfg.digest_interval_ms;
     code = trastenda_store_open(&sc, &s->store, err, errlen);

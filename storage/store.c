@@ -829,6 +829,7 @@ engine_main(void *arg)
                 continue;
             }
             STORE(&st->applied_seq, s->seq);
+            if (st->cfg.on_applied != NULL) st->cfg.on_applied(st->cfg.on_durable_ctx, s->seq);
             st->eng_slot++;
             STORE(&s->state, SLOT_FULL);
             sys_futex_wake(&s->state);
@@ -863,6 +864,7 @@ engine_main(void *arg)
         ADD(&st->st_batch_hist[batch_bucket(s->ncmds)], 1);
         if (s->ncmds > LOAD(&st->st_batch_max)) STORE(&st->st_batch_max, (uint64_t)s->ncmds);
         STORE(&st->applied_seq, out.seq);
+        if (st->cfg.on_applied != NULL) st->cfg.on_applied(st->cfg.on_durable_ctx, out.seq);
         if (promoting) {
             STORE(&st->promoted_seq, out.seq);
             STORE(&st->promote_req, 0);
@@ -1596,6 +1598,12 @@ bool
 trastenda_store_is_follower(const trastenda_store *st)
 {
     return LOAD(&st->follower) != 0;
+}
+
+uint64_t
+trastenda_store_applied_seq(const trastenda_store *st)
+{
+    return LOAD(&st->applied_seq);
 }
 
 uint64_t

@@ -70,6 +70,10 @@ typedef struct trastenda_store_config {
      * complete (events publishing, replication's live tail). Must be quick and must not block. */
     void (*on_durable)(void *ctx, uint64_t seq, const uint8_t *entry, size_t len);
     void *on_durable_ctx;
+    /* Called on the engine thread once a batch (or a follower's entries, up to seq) is applied
+     * to the live tables, before it is durable (reads waiting for a sequence). Must be quick
+     * and must not block; NULL: none. on_durable_ctx is its context too. */
+    void (*on_applied)(void *ctx, uint64_t seq);
     /*
      * Replication (docs/REPLICATION.md). A follower's store takes the leader's log entries
      * (trastenda_store_append), never commands (E_NOT_LEADER), and does no maintenance of its
@@ -199,6 +203,8 @@ typedef struct trastenda_store_stats {
 /* Any thread. */
 void trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out);
 uint64_t trastenda_store_durable_seq(const trastenda_store *st);
+/* The last batch applied to the live tables (durable or being written). Any thread. */
+uint64_t trastenda_store_applied_seq(const trastenda_store *st);
 
 /*
  * A consistent copy of the running store in dir (which must not exist or be empty): the state
