@@ -230,15 +230,23 @@ avail_walk(const trastenda_engine *e, uint32_t sku_ix, trastenda_scope scope, tr
 
 struct avail_list {
     trastenda_stock *recs;
-    uint32_t max, listed;
+    uint32_t max, listed, total;
 };
 
-/* The first max records, in the SKU's record order. */
+/* The first max records, in the SKU's record order; total counts them all. */
 static void
 list_first(void *ctx, const trastenda_stock *v)
 {
     struct avail_list *a = ctx;
     if (a->recs != NULL && a->listed < a->max) a->recs[a->listed++] = *v;
+    a->total++;
+}
+
+static trastenda_err
+availability(const trastenda_engine *e, uint32_t sku_ix, trastenda_scope scope,
+             trastenda_str channel, int64_t *available, struct avail_list *a)
+{
+    return avail_walk(e, sku_ix, scope, channel, available, list_first, a);
 }
 
 trastenda_err
@@ -246,36 +254,69 @@ trastenda_engine_availability(const trastenda_engine *e, uint32_t sku_ix, traste
                               trastenda_str channel, int64_t *available, trastenda_stock *recs,
                               uint32_t rec_max, uint32_t *rec_count)
 {
-    struct avail_list a = {recs, rec_max, 0};
-    trastenda_err err = avail_walk(e, sku_ix, scope, channel, available, list_first, &a);
+    struct avail_list a = {recs, rec_max, 0, 0};
+    trastenda_err err = availability(e, sku_ix, scope, channel, available, &a);
     if (err == TRASTENDA_OK && rec_count != NULL) *rec_count = a.listed;
     return err;
 }
 
+trastenda_err
+trastenda_engine_availability_all(const trastenda_engine *e, uint32_t sku_ix, trastenda_scope scope,
+                                  trastenda_str channel, int64_t *available, trastenda_stock *recs,
+                                  uint32_t rec_max, uint32_t *rec_count, uint32_t *in_scope)
+{
+    struct avail_list a = {recs, rec_max, 0, 0};
+    trastenda_err err = availability(e, sku_ix, scope, channel, available, &a);
+    if (err != TRASTENDA_OK) return err;
+    *rec_count = a.listed;
+    *in_scope = a.total;
+    return TRASTENDA_OK;
+}
+
+/* The page: a max-heap on the location index of the lowest max indexes seen (from `from` on),
+ * sorted once the walk is over: O(records x log max) whatever order the records come in. */
 struct avail_page {
     trastenda_stock *recs;
     uint32_t max, listed, from;
     bool more;
 };
 
-/* The max lowest location indexes from `from` on, kept in order (insertion into the page). */
+static void
+page_sift_down(trastenda_stock *h, uint32_t n, uint32_t i)
+{
+    for (;;) { /* bound: log n */
+        uint32_t big = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && h[l].loc_ix > h[big].loc_ix) big = l;
+        if (r < n && h[r].loc_ix > h[big].loc_ix) big = r;
+        if (big == i) return;
+        trastenda_stock t = h[i];
+        h[i] = h[big];
+        h[big] = t;
+        i = big;
+    }
+}
+
 static void
 list_page(void *ctx, const trastenda_stock *v)
 {
     struct avail_page *p = ctx;
     if (v->loc_ix < p->from) return;
+    trastenda_stock *h = p->recs;
     if (p->listed == p->max) {
         p->more = true;
-        if (v->loc_ix > p->recs[p->listed - 1].loc_ix) return;
-        p->listed--; /* the highest leaves the page */
+        if (v->loc_ix > h[0].loc_ix) return;
+        h[0] = *v; /* the highest leaves the page */
+        page_sift_down(h, p->listed, 0);
+        return;
     }
-    uint32_t at = p->listed;
-    while (at > 0 && p->recs[at - 1].loc_ix > v->loc_ix) { /* bound: max */
-        p->recs[at] = p->recs[at - 1];
-        at--;
+    uint32_t i = p->listed++;
+    h[i] = *v;
+    while (i > 0 && h[(i - 1) / 2].loc_ix < h[i].loc_ix) { /* bound: log max */
+        trastenda_stock t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
     }
-    p->recs[at] = *v;
-    p->listed++;
 }
 
 trastenda_err
@@ -288,6 +329,13 @@ trastenda_engine_availability_page(const trastenda_engine *e, uint32_t sku_ix,
     struct avail_page p = {recs, rec_max, 0, from_loc, false};
     trastenda_err err = avail_walk(e, sku_ix, scope, channel, available, list_page, &p);
     if (err != TRASTENDA_OK) return err;
+    /* Heap sort in place: the largest goes last, one at a time. */
+    for (uint32_t n = p.listed; n > 1; n--) { /* bound: max */
+        trastenda_stock t = recs[0];
+        recs[0] = recs[n - 1];
+        recs[n - 1] = t;
+        page_sift_down(recs, n - 1, 0);
+    }
     *rec_count = p.listed;
     *next_loc = p.more ? recs[p.listed - 1].loc_ix + 1 : 0;
     return TRASTENDA_OK;

@@ -1497,8 +1497,10 @@ trastenda_err
 trastenda_stock_page(trastenda_client *c, const char *sku, int64_t cursor, int64_t limit,
                      trastenda_reply *reply)
 {
-    return typed_call(c, "stock", &(struct typed){.sku = sku, .cursor = cursor, .limit = limit},
-                      reply);
+    /* A limit always, so that even the first page comes by location index with its next. */
+    return typed_call(
+        c, "stock", &(struct typed){.sku = sku, .cursor = cursor, .limit = limit > 0 ? limit : 256},
+        reply);
 }
 
 trastenda_err

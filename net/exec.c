@@ -185,10 +185,12 @@ do_stock(const trastenda_engine *e, const struct proto_op *op, struct op_out *o)
     bool paged = (op->present & ((1ull << PFD_CURSOR) | (1ull << PFD_LIMIT))) != 0;
     trastenda_err err = TRASTENDA_OK;
     if (!paged) { /* a stock check: in the SKU's own record order, one pass */
-        err = trastenda_engine_availability(e, sku, scope, channel, &o->u.stock.available,
-                                            o->u.stock.recs, o->u.stock.cap, &o->u.stock.n);
+        uint32_t in_scope = 0;
+        err = trastenda_engine_availability_all(e, sku, scope, channel, &o->u.stock.available,
+                                                o->u.stock.recs, o->u.stock.cap, &o->u.stock.n,
+                                                &in_scope);
         /* Records left unlisted: the first page by location index instead, with its cursor. */
-        paged = err == TRASTENDA_OK && o->u.stock.n == o->u.stock.cap;
+        paged = err == TRASTENDA_OK && in_scope > o->u.stock.n;
     }
     if (err == TRASTENDA_OK && paged) {
         uint64_t cursor = op->present & (1ull << PFD_CURSOR) ? op->cursor : 0;

@@ -291,8 +291,12 @@ wait_park(struct srv_ctx *c)
 {
     struct srv *s = c->srv;
     __atomic_fetch_add(&s->waits.n, 1, __ATOMIC_SEQ_CST);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     pthread_mutex_lock(&s->waits.mu);
+    if (c->q.min_seq < __atomic_load_n(&s->waits.min_seq, __ATOMIC_RELAXED))
+        __atomic_store_n(&s->waits.min_seq, c->q.min_seq, __ATOMIC_SEQ_CST);
+    /* Published (n, min_seq) before the applied sequence is read; srv_waits_check stores in the
+     * other order: one of the two sees the other's. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     bool now = trastenda_store_applied_seq(s->store) >= c->q.min_seq;
     if (!now) {
         c->wait_deadline_ns = mono_ns() + (int64_t)s->cfg.min_seq_timeout_ms * 1000000;
@@ -314,7 +318,10 @@ srv_waits_check(struct srv *s, int64_t now_ns)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (__atomic_load_n(&s->waits.n, __ATOMIC_SEQ_CST) == 0) return;
     uint64_t applied = trastenda_store_applied_seq(s->store);
+    /* Nothing waiting is applied yet, and no deadline to look at: no walk. */
+    if (now_ns == 0 && applied < __atomic_load_n(&s->waits.min_seq, __ATOMIC_SEQ_CST)) return;
     struct srv_ctx *go = NULL;
+    uint64_t low = UINT64_MAX;
     pthread_mutex_lock(&s->waits.mu);
     struct srv_ctx **pp = &s->waits.head;
     while (*pp != NULL) {
@@ -327,8 +334,10 @@ srv_waits_check(struct srv *s, int64_t now_ns)
             __atomic_fetch_sub(&s->waits.n, 1, __ATOMIC_SEQ_CST);
             continue;
         }
+        if (c->q.min_seq < low) low = c->q.min_seq;
         pp = &c->wait_next;
     }
+    __atomic_store_n(&s->waits.min_seq, low, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&s->waits.mu);
     while (go != NULL) {
         struct srv_ctx *c = go;
@@ -703,6 +712,7 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     pthread_mutex_init(&s->slow_mu, NULL);
     pthread_cond_init(&s->slow_cv, NULL);
     pthread_mutex_init(&s->waits.mu, NULL);
+    s->waits.min_seq = UINT64_MAX;
     s->started_ns = mono_ns();
     if (s->cfg.repl_wait_ms == 0) s->cfg.repl_wait_ms = 500;
     if (s->cfg.digest_interval_ms == 0) s->cfg.digest_interval_ms = 10000;

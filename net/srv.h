@@ -148,6 +148,8 @@ struct srv_wait {
     struct srv_ctx *head;
     pthread_mutex_t mu; /* only requests carrying a min_seq ahead of the node take it */
     uint32_t n;         /* atomic: requests waiting */
+    uint64_t min_seq;   /* atomic: the lowest min_seq waiting (UINT64_MAX: none): the engine
+                         * thread walks the list only once that is applied */
 };
 struct http;
 
@@ -251,7 +253,8 @@ bool srv_close_sock(struct srv *s, nng_socket sock, const char *what);
 /* Is this node a follower (writes refused), and the leader's address it names. Any thread. */
 bool srv_is_follower(struct srv *s);
 const char *srv_leader(struct srv *s);
-/* Resumes the requests waiting for a min_seq that is now durable, or whose wait is over. */
+/* Resumes the requests waiting for a min_seq now applied, or whose wait is over (now_ns; 0: only
+ * the former). Any thread; the engine thread calls it after each batch (on_applied). */
 void srv_waits_check(struct srv *s, int64_t now_ns);
 
 #endif /* TRASTENDA_NET_SRV_H */

@@ -289,6 +289,11 @@ trastenda_snapshot_recover(const char *staging, const char *dir, bool *finished,
     if (stat(dir, &sb) == 0 || errno != ENOENT) return TRASTENDA_OK;
     if (stat(old, &sb) != 0 || !S_ISDIR(sb.st_mode)) return TRASTENDA_OK;
     if (stat(staging, &sb) != 0 || !S_ISDIR(sb.st_mode)) return TRASTENDA_OK;
+    /* A download is complete once its LEADER is written (the last file before the swap): a
+     * partial one beside an old leftover (a data directory deleted by hand) is not installed. */
+    char marker[2 * NAME_BYTES];
+    snprintf(marker, sizeof(marker), "%s/LEADER", staging);
+    if (stat(marker, &sb) != 0) return TRASTENDA_OK;
     /* install renames dir away only once staging is synced whole: staging is the new data. */
     if (rename(staging, dir) != 0) {
         snprintf(err, errlen, "%s: cannot finish the swap of a downloaded checkpoint: %s", dir,

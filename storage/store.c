@@ -829,10 +829,12 @@ engine_main(void *arg)
                 continue;
             }
             STORE(&st->applied_seq, s->seq);
-            if (st->cfg.on_applied != NULL) st->cfg.on_applied(st->cfg.on_durable_ctx, s->seq);
+            uint64_t seq = s->seq;
             st->eng_slot++;
             STORE(&s->state, SLOT_FULL);
             sys_futex_wake(&s->state);
+            /* After the hand-off: the reads it wakes do not delay the log write. */
+            if (st->cfg.on_applied != NULL) st->cfg.on_applied(st->cfg.on_durable_ctx, seq);
             continue;
         }
         uint32_t n = s->ncmds;
@@ -864,7 +866,6 @@ engine_main(void *arg)
         ADD(&st->st_batch_hist[batch_bucket(s->ncmds)], 1);
         if (s->ncmds > LOAD(&st->st_batch_max)) STORE(&st->st_batch_max, (uint64_t)s->ncmds);
         STORE(&st->applied_seq, out.seq);
-        if (st->cfg.on_applied != NULL) st->cfg.on_applied(st->cfg.on_durable_ctx, out.seq);
         if (promoting) {
             STORE(&st->promoted_seq, out.seq);
             STORE(&st->promote_req, 0);
@@ -874,6 +875,8 @@ engine_main(void *arg)
         st->eng_slot++;
         STORE(&s->state, SLOT_FULL);
         sys_futex_wake(&s->state);
+        /* After the hand-off: the reads it wakes do not delay the log write. */
+        if (st->cfg.on_applied != NULL) st->cfg.on_applied(st->cfg.on_durable_ctx, out.seq);
     }
     /* Stopped: by close (queue empty) or by a failure (fail what is left). */
     if (LOAD(&st->failed)) drain_queue(st, TRASTENDA_E_IO);

@@ -176,7 +176,8 @@ trastenda_err trastenda_order_place(trastenda_client *c, const char *order,
 /* Available units of a SKU over all locations (reply->available; records in raw). */
 trastenda_err trastenda_stock(trastenda_client *c, const char *sku, trastenda_reply *reply);
 /* The same with its records a page at a time, by location index: cursor 0 for the first page,
- * then the result's "next" (0: the last page); limit 1..TRASTENDA_PAGE_MAX, 0 for 256.
+ * then the result's "next" (0: the last page); limit 1..TRASTENDA_PAGE_MAX, 0 for 256 (always
+ * sent: the result has "next" even when one page holds every record).
  * reply->available is always the sum over every location. */
 trastenda_err trastenda_stock_page(trastenda_client *c, const char *sku, int64_t cursor,
                                    int64_t limit, trastenda_reply *reply);

@@ -369,6 +369,12 @@ trastenda_err trastenda_engine_availability(const trastenda_engine *e, uint32_t 
                                             trastenda_scope scope, trastenda_str channel,
                                             int64_t *available, trastenda_stock *recs,
                                             uint32_t rec_max, uint32_t *rec_count);
+/* The same, and *in_scope: how many records the scope has (listed or not). Any thread. */
+trastenda_err trastenda_engine_availability_all(const trastenda_engine *e, uint32_t sku_ix,
+                                                trastenda_scope scope, trastenda_str channel,
+                                                int64_t *available, trastenda_stock *recs,
+                                                uint32_t rec_max, uint32_t *rec_count,
+                                                uint32_t *in_scope);
 /*
  * The same sum, with the records listed a page at a time in location index order: those at
  * location index from_loc and above, at most rec_max (> 0), *next_loc the from_loc of the next

@@ -371,8 +371,9 @@ trastenda_err trastenda_snapshot_write(const char *staging, const char *name, ui
 trastenda_err trastenda_snapshot_install(const char *staging, const char *dir, char *err,
                                          size_t errlen);
 /* A swap that a crash cut short (between install's two renames: dir gone, dir.old and the synced
- * staging directory there) is finished: staging becomes dir, dir.old is removed. *finished says
- * whether there was one. Anything else is left as it is. E_IO (message) when the rename fails. */
+ * staging directory there, with the LEADER file a complete download ends with) is finished:
+ * staging becomes dir, dir.old is removed. *finished says whether there was one. Anything else
+ * is left as it is. E_IO (message) when the rename fails. */
 trastenda_err trastenda_snapshot_recover(const char *staging, const char *dir, bool *finished,
                                          char *err, size_t errlen);
 /* Removes a file or a directory tree; 0 or an errno. */

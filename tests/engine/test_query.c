@@ -213,6 +213,14 @@ Test(engine_query, availability_pages_list_each_record_once_by_location_and_sum_
         } while (next != 0);
         cr_assert_eq(seen, scoped ? 4u : 8u, "every record in scope listed");
     }
+    /* The unpaged read tells how many records the scope has beyond those it lists. */
+    trastenda_stock first[3];
+    int64_t sum = 0;
+    uint32_t listed = 0, in_scope = 0;
+    cr_assert_eq(trastenda_engine_availability_all(H.e, h_sku_ix("tee"), TRASTENDA_SCOPE_ALL,
+                                                   h_s(""), &sum, first, 3, &listed, &in_scope),
+                 TRASTENDA_OK);
+    cr_assert(sum == total && listed == 3 && in_scope == 8, "%u listed of %u", listed, in_scope);
     /* Past the last location: an empty page, the sum still whole. */
     trastenda_stock recs[3];
     int64_t avail = 0;
