@@ -1878,6 +1878,25 @@ fenced_epoch(const char *dir)
     return e > 0 ? e : 1; /* a file that does not say still fences */
 }
 
+/* One peer asked on its own thread: the peers are asked at once, so dead ones cost the start
+ * one timeout, not one each. */
+struct who_job {
+    const trastenda_server_config *cfg;
+    const char *self, *addr;
+    struct rmsg m;
+    char why[300];
+    bool ok, threaded;
+    pthread_t th;
+};
+
+static void *
+who_main(void *arg)
+{
+    struct who_job *j = arg;
+    j->ok = who_ask(j->cfg, j->self, j->addr, &j->m, j->why, sizeof(j->why));
+    return NULL;
+}
+
 enum repl_role
 repl_role_at_start(struct srv *s, char *follow, size_t cap)
 {
@@ -1890,16 +1909,25 @@ repl_role_at_start(struct srv *s, char *follow, size_t cap)
     char top_from[ADDR_BYTES] = "";
     bool found = false, refused = false;
     follow[0] = '\0';
+    struct who_job *jobs = calloc(n > 0 ? n : 1, sizeof(*jobs));
+    if (jobs == NULL) abort();
+    for (uint32_t i = 0; i < n; i++) {
+        jobs[i] = (struct who_job){.cfg = cfg, .self = my_req_addr(s), .addr = peers[i][1]};
+        if (strcmp(peers[i][1], my_repl_addr(s)) == 0) continue;
+        jobs[i].threaded = pthread_create(&jobs[i].th, NULL, who_main, &jobs[i]) == 0;
+        if (!jobs[i].threaded) who_main(&jobs[i]);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (jobs[i].threaded) pthread_join(jobs[i].th, NULL);
     for (uint32_t i = 0; i < n; i++) {
         if (strcmp(peers[i][1], my_repl_addr(s)) == 0) continue;
-        struct rmsg m;
-        char why[300];
-        if (!who_ask(cfg, my_req_addr(s), peers[i][1], &m, why, sizeof(why))) {
+        const struct rmsg m = jobs[i].m;
+        if (!jobs[i].ok) {
             /* Alive but not saying (a token it refuses, say): it may be the leader. */
-            bool alive = strncmp(why, "it answered", 11) == 0;
+            bool alive = strncmp(jobs[i].why, "it answered", 11) == 0;
             refused = refused || alive;
             srv_log(s, alive ? TRASTENDA_LOG_ERROR : TRASTENDA_LOG_INFO,
-                    "replication: peer %s does not say who leads (%s)", peers[i][1], why);
+                    "replication: peer %s does not say who leads (%s)", peers[i][1], jobs[i].why);
             continue;
         }
         if (m.epoch > top) {
@@ -1920,6 +1948,7 @@ repl_role_at_start(struct srv *s, char *follow, size_t cap)
         best = m.epoch;
         snprintf(follow, cap, "%s", cand);
     }
+    free(jobs);
     s->epoch_heard_at_start = top; /* a later promotion goes above it (repl_start) */
     if (found) {
         srv_log(s, TRASTENDA_LOG_WARN,
