@@ -68,6 +68,47 @@ st_wait_for(struct st_wait *w)
     return w->status;
 }
 
+/* One log entry, copied out of a log (trastenda_store_log_scan with st_keep_entry). */
+struct st_entry {
+    uint8_t buf[1 << 16];
+    size_t len;
+};
+
+static bool
+st_keep_entry(void *ctx, uint64_t seq, const uint8_t *entry, size_t len)
+{
+    struct st_entry *f = ctx;
+    (void)seq;
+    if (len > sizeof(f->buf)) abort();
+    memcpy(f->buf, entry, len);
+    f->len = len;
+    return false;
+}
+
+/* A follower's request of one entry (u32 length, then the entry); waits for it (the request's
+ * entries_applied and entry_err say how it went). */
+static trastenda_request
+st_follow_one(trastenda_store *st, const uint8_t *entry, size_t len)
+{
+    static uint8_t framed[4 + (1 << 16)];
+    if (len > sizeof(framed) - 4) abort();
+    for (int i = 0; i < 4; i++)
+        framed[i] = (uint8_t)(len >> (8 * i));
+    memcpy(framed + 4, entry, len);
+    struct st_wait w;
+    memset(&w, 0, sizeof(w));
+    w.req.entries = framed;
+    w.req.entries_len = 4 + len;
+    w.req.n_entries = 1;
+    w.req.done = st_wait_done;
+    w.req.ctx = &w;
+    trastenda_err err;
+    while ((err = trastenda_store_submit(st, &w.req)) == TRASTENDA_E_BUSY)
+        usleep(100);
+    if (err != TRASTENDA_OK || st_wait_for(&w) != TRASTENDA_OK) abort();
+    return w.req;
+}
+
 /* Submits n commands as one request and waits; retries while busy. */
 static trastenda_err
 st_run(trastenda_store *st, const trastenda_cmd *cmds, uint32_t n, trastenda_result *res,

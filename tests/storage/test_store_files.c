@@ -112,46 +112,6 @@ Test(store_files, an_older_format_is_refused_with_a_message)
     st_rmdir(dir);
 }
 
-/* The leader's first entry, copied out of its log. */
-struct first_entry {
-    uint8_t buf[1 << 16];
-    size_t len;
-};
-
-static bool
-keep_first(void *ctx, uint64_t seq, const uint8_t *entry, size_t len)
-{
-    struct first_entry *f = ctx;
-    (void)seq;
-    cr_assert_leq(len, sizeof(f->buf));
-    memcpy(f->buf, entry, len);
-    f->len = len;
-    return false;
-}
-
-/* A follower's request of one entry (u32 length, then the entry); waits for it. */
-static trastenda_request
-follow_one(trastenda_store *st, const uint8_t *entry, size_t len)
-{
-    static uint8_t framed[4 + (1 << 16)];
-    for (int i = 0; i < 4; i++)
-        framed[i] = (uint8_t)(len >> (8 * i));
-    memcpy(framed + 4, entry, len);
-    struct st_wait w;
-    memset(&w, 0, sizeof(w));
-    w.req.entries = framed;
-    w.req.entries_len = 4 + len;
-    w.req.n_entries = 1;
-    w.req.done = st_wait_done;
-    w.req.ctx = &w;
-    trastenda_err err;
-    while ((err = trastenda_store_submit(st, &w.req)) == TRASTENDA_E_BUSY)
-        usleep(100);
-    cr_assert_eq(err, TRASTENDA_OK, "submit: %s", trastenda_err_name(err));
-    cr_assert_eq(st_wait_for(&w), TRASTENDA_OK);
-    return w.req;
-}
-
 /* A leader of another build may write another log format: the entry is refused, naming the
  * format its header gives (repl.c says so in the follower's log). */
 Test(store_files, an_entry_of_another_log_format_is_refused_naming_it)
@@ -167,21 +127,21 @@ Test(store_files, an_entry_of_another_log_format_is_refused_naming_it)
     static trastenda_result res[BATCH_MAX];
     setup_batch(&b);
     cr_assert_eq(st_run(lead, b.cmds, b.n, res, NULL), TRASTENDA_OK);
-    static struct first_entry f;
+    static struct st_entry f;
     uint64_t next;
-    cr_assert_eq(trastenda_store_log_scan(lead, 1, 1, keep_first, &f, &next), TRASTENDA_OK);
+    cr_assert_eq(trastenda_store_log_scan(lead, 1, 1, st_keep_entry, &f, &next), TRASTENDA_OK);
     cr_assert_gt(f.len, (size_t)TRASTENDA_LOG_HEADER_BYTES);
     trastenda_store_close(lead);
     config(&cfg, dir2);
     cfg.follower = true;
     cr_assert_eq(trastenda_store_open(&cfg, &fol, err, sizeof(err)), TRASTENDA_OK, "%s", err);
     f.buf[4] = 1; /* format 1 */
-    trastenda_request r = follow_one(fol, f.buf, f.len);
+    trastenda_request r = st_follow_one(fol, f.buf, f.len);
     cr_assert_eq(r.entries_applied, 0);
     cr_assert_eq(r.entry_err, TRASTENDA_E_CORRUPT);
     cr_assert_eq(r.entry_version, 1);
     f.buf[4] = TRASTENDA_LOG_VERSION;
-    r = follow_one(fol, f.buf, f.len);
+    r = st_follow_one(fol, f.buf, f.len);
     cr_assert_eq(r.entries_applied, 1, "%s", trastenda_err_name(r.entry_err));
     cr_assert_eq(r.entry_err, TRASTENDA_OK);
     trastenda_store_close(fol);
