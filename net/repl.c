@@ -2154,7 +2154,7 @@ repl_status_pack(struct srv *s, msgpack_packer *pk)
         return;
     }
     int64_t now = mono_ns();
-    msgpack_pack_map(pk, follower ? 12 : 9);
+    msgpack_pack_map(pk, follower ? 13 : 9);
     pk_s(pk, "role", follower ? "follower" : "leader");
     pk_u(pk, "epoch", st.epoch);
     pk_u(pk, "epoch_seen", LOAD(&r->epoch_seen) > st.epoch ? LOAD(&r->epoch_seen) : st.epoch);
@@ -2168,6 +2168,9 @@ repl_status_pack(struct srv *s, msgpack_packer *pk)
         pk_s(pk, "leader_repl", r->target);
         pthread_mutex_unlock(&r->mu);
         pk_u(pk, "connected", LOAD(&r->connected));
+        /* A leader a higher epoch reached (its FENCED file): it takes no writes until it follows
+         * a leader or is promoted (docs/REPLICATION.md, "The role at start"). */
+        pk_u(pk, "fenced", dir_file_exists(s->cfg.store.dir, "FENCED"));
         pk_u(pk, "lag_entries", ld > st.durable_seq ? ld - st.durable_seq : 0);
         pk_k(pk, "anti_entropy");
         msgpack_pack_map(pk, 2);

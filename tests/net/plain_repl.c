@@ -1322,6 +1322,7 @@ main(void)
     trastenda_err e = write_on(0, leader, sizeof(leader));
     CHECK(e == TRASTENDA_E_NOT_LEADER, "the old leader still takes writes (%s)",
           trastenda_err_name(e));
+    CHECK(status_u64(0, "replication.fenced") == 1, "the old leader's status does not say fenced");
     printf("plain_repl: the old leader learnt of epoch 2, and refuses writes after its restart\n");
     {
         /* It names no leader (it never heard of the new one): a client whose list starts with
