@@ -278,6 +278,16 @@ parent_of(const char *path, char *out, size_t cap)
         *slash = '\0';
 }
 
+/* After the rename that put the new data in place: the rename made durable, the old data gone. */
+static void
+swap_settle(const char *dir, const char *old)
+{
+    char parent[2 * NAME_BYTES];
+    parent_of(dir, parent, sizeof(parent));
+    (void)fsync_path(parent, O_RDONLY | O_DIRECTORY);
+    (void)trastenda_rmtree(old);
+}
+
 trastenda_err
 trastenda_snapshot_recover(const char *staging, const char *dir, bool *finished, char *err,
                            size_t errlen)
@@ -300,10 +310,7 @@ trastenda_snapshot_recover(const char *staging, const char *dir, bool *finished,
                  strerror(errno));
         return TRASTENDA_E_IO;
     }
-    char parent[2 * NAME_BYTES];
-    parent_of(dir, parent, sizeof(parent));
-    (void)fsync_path(parent, O_RDONLY | O_DIRECTORY);
-    (void)trastenda_rmtree(old);
+    swap_settle(dir, old);
     *finished = true;
     return TRASTENDA_OK;
 }
@@ -328,9 +335,6 @@ trastenda_snapshot_install(const char *staging, const char *dir, char *err, size
         (void)rename(old, dir);
         return TRASTENDA_E_IO;
     }
-    char parent[2 * NAME_BYTES];
-    parent_of(dir, parent, sizeof(parent));
-    (void)fsync_path(parent, O_RDONLY | O_DIRECTORY);
-    (void)trastenda_rmtree(old);
+    swap_settle(dir, old);
     return TRASTENDA_OK;
 }

@@ -293,30 +293,49 @@ flash_skus(trastenda_client *c, char (*ids)[32], uint32_t cap)
     return n;
 }
 
-/* Waits for the sale's SKU to appear, then receives one unit more of it. */
-static void *
-oversell(void *arg)
+/* A client of the test's server. */
+static trastenda_client *
+smoke_client(void)
 {
-    (void)arg;
     const char *nodes[] = {addr};
     trastenda_client_config cfg;
     trastenda_client_config_default(&cfg);
     cfg.nodes = nodes;
     cfg.n_nodes = 1;
     trastenda_client *c = NULL;
-    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "oversell: client");
+    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "client of %s", addr);
+    return c;
+}
+
+/* Waits (up to ~10 s) for a flash-sale SKU that the earlier sales (known) did not have: the
+ * running sale's; its id in sku. */
+static bool
+sale_sku_wait(trastenda_client *c, char sku[32])
+{
     static char now[KNOWN_MAX][32];
-    for (int i = 0; i < 1000 && sabotaged[0] == '\0'; i++) {
+    for (int i = 0; i < 1000; i++) {
         uint32_t n = flash_skus(c, now, KNOWN_MAX);
-        for (uint32_t k = 0; k < n && sabotaged[0] == '\0'; k++) {
+        for (uint32_t k = 0; k < n; k++) {
             bool old = false;
             for (uint32_t o = 0; o < n_known && !old; o++)
                 old = strcmp(known[o], now[k]) == 0;
-            if (!old) memcpy(sabotaged, now[k], sizeof(sabotaged));
+            if (!old) {
+                memcpy(sku, now[k], 32);
+                return true;
+            }
         }
-        if (sabotaged[0] == '\0') usleep(10000);
+        usleep(10000);
     }
-    CHECK(sabotaged[0] != '\0', "oversell: the sale's SKU never appeared");
+    return false;
+}
+
+/* Waits for the sale's SKU to appear, then receives one unit more of it. */
+static void *
+oversell(void *arg)
+{
+    (void)arg;
+    trastenda_client *c = smoke_client();
+    CHECK(sale_sku_wait(c, sabotaged), "oversell: the sale's SKU never appeared");
     trastenda_reply r;
     CHECK(trastenda_receive(c, sabotaged, "FS-1", 1, NULL, &r) == TRASTENDA_OK &&
               r.code == TRASTENDA_OK,
@@ -329,13 +348,7 @@ oversell(void *arg)
 static void
 oversold_sale(void)
 {
-    const char *nodes[] = {addr};
-    trastenda_client_config cfg;
-    trastenda_client_config_default(&cfg);
-    cfg.nodes = nodes;
-    cfg.n_nodes = 1;
-    trastenda_client *c = NULL;
-    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "client");
+    trastenda_client *c = smoke_client();
     n_known = flash_skus(c, known, KNOWN_MAX);
     trastenda_client_close(c);
     CHECK(n_known > 0 && n_known < KNOWN_MAX, "the earlier sales' SKUs: %u", n_known);
@@ -361,19 +374,9 @@ static void *
 stall(void *arg)
 {
     (void)arg;
-    const char *nodes[] = {addr};
-    trastenda_client_config cfg;
-    trastenda_client_config_default(&cfg);
-    cfg.nodes = nodes;
-    cfg.n_nodes = 1;
-    trastenda_client *c = NULL;
-    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "stall: client");
-    static char now[KNOWN_MAX][32];
-    bool seen = false;
-    for (int i = 0; i < 1000 && !seen; i++) {
-        seen = flash_skus(c, now, KNOWN_MAX) > n_known;
-        if (!seen) usleep(10000);
-    }
+    trastenda_client *c = smoke_client();
+    char sku[32];
+    bool seen = sale_sku_wait(c, sku);
     trastenda_client_close(c);
     CHECK(seen, "stall: the sale's SKU never appeared");
     usleep(100000); /* the sale under way */
@@ -387,13 +390,7 @@ stall(void *arg)
 static void
 retried_sale(void)
 {
-    const char *nodes[] = {addr};
-    trastenda_client_config cfg;
-    trastenda_client_config_default(&cfg);
-    cfg.nodes = nodes;
-    cfg.n_nodes = 1;
-    trastenda_client *c = NULL;
-    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "client");
+    trastenda_client *c = smoke_client();
     n_known = flash_skus(c, known, KNOWN_MAX);
     trastenda_client_close(c);
     pthread_t th;
