@@ -503,6 +503,8 @@ void eng_po_retain(trastenda_engine *e, uint32_t p);
 
 /* ---- idem.c ---- */
 uint64_t eng_cmd_payload_hash(const trastenda_cmd *c);
+uint64_t eng_cmd_payload_hash_v1(const trastenda_cmd *c);
+bool eng_payload_matches(uint64_t stored, uint64_t payload_hash, const trastenda_cmd *c);
 uint32_t eng_key_find(const trastenda_engine *e, trastenda_str key);
 uint32_t eng_key_find_hashed(const trastenda_engine *e, trastenda_str key, uint32_t hash);
 /* Before a command with a key: a replay fills r and returns true (the command must not run). */

@@ -183,7 +183,7 @@ eng_cmd_order_place(trastenda_engine *e, const trastenda_cmd *c, trastenda_resul
     uint32_t o = eng_order_find(e, c->order_id);
     if (o != ENG_NONE) {
         /* The order id is the idempotency key (Design: docs/ENGINE.md, idempotency). */
-        if (e->orders[o].payload_hash != ph)
+        if (!eng_payload_matches(e->orders[o].payload_hash, ph, c))
             return eng_fail(r, TRASTENDA_E_IDEMPOTENCY_MISMATCH,
                             "order '%.*s' exists with a different payload", (int)c->order_id.len,
                             c->order_id.ptr);

@@ -1,7 +1,9 @@
 /*
  * tests/engine/test_idem.c - engine/idem.c: idempotency keys (replay, mismatch, failures leave no
- * key, expiry, a full keys table) and the order id as the key of ORDER_PLACE.
+ * key, expiry, a full keys table), the order id as the key of ORDER_PLACE, and the payload hash
+ * (fixed values, every byte counted, keys made with the first hash still recognised).
  */
+#include "eng.h"
 #include "helpers.h"
 
 /* Location "madrid" (channel web) holding 100 "tee". */
@@ -357,4 +359,111 @@ Test(engine_idem, reserve_replay_returns_the_same_hold_and_placements)
     cr_assert_eq(r.alloc_count, 1);
     cr_assert_eq(r.allocs[0].qty, 2);
     cr_assert_eq(h_stock("tee", "madrid").held, 2);
+}
+
+/* ---- the payload hash ---- */
+
+static trastenda_cmd
+hash_cmd(trastenda_line *ln)
+{
+    *ln = h_line("tee", "madrid", 2);
+    trastenda_cmd c = h_cmd_reserve(ln, 1, 60000);
+    c.key = h_s("cart-1");
+    c.reference = h_s("checkout 7");
+    return c;
+}
+
+/* A stored hash is compared with a retry's, possibly by another build: its value must never
+ * change by accident (a retry would be refused as a mismatch). */
+Test(engine_idem, payload_hash_values_are_fixed)
+{
+    trastenda_line ln;
+    trastenda_cmd c = hash_cmd(&ln);
+    cr_assert_eq(eng_cmd_payload_hash(&c), UINT64_C(0x3ef65ba140c13920), "%#llx",
+                 (unsigned long long)eng_cmd_payload_hash(&c));
+    cr_assert_eq(eng_cmd_payload_hash_v1(&c), UINT64_C(0x616e6df9fea1b3f1), "%#llx",
+                 (unsigned long long)eng_cmd_payload_hash_v1(&c));
+    trastenda_cmd o = order_cmd(&ln, 3);
+    cr_assert_eq(eng_cmd_payload_hash(&o), UINT64_C(0xf1abf01e514b512d), "%#llx",
+                 (unsigned long long)eng_cmd_payload_hash(&o));
+}
+
+/* Every byte of a string of any length counts, and so does its length: a string is read as
+ * whole words with an overlapping last one, or in pieces below 8 bytes. */
+Test(engine_idem, payload_hash_counts_every_byte_and_the_length)
+{
+    char buf[130];
+    trastenda_cmd c = h_cmd(TRASTENDA_OP_RECEIVE);
+    for (uint32_t n = 0; n < 128; n++) { /* 128 bytes and more count as 128 (ids are <= 64) */
+        memset(buf, 'a', sizeof(buf));
+        c.reference = (trastenda_str){buf, n};
+        uint64_t base = eng_cmd_payload_hash(&c);
+        c.reference.len = n + 1;
+        cr_assert_neq(eng_cmd_payload_hash(&c), base, "length %u and %u", n, n + 1);
+        c.reference.len = n;
+        for (uint32_t i = 0; i < n; i++) {
+            buf[i] = 'b';
+            cr_assert_neq(eng_cmd_payload_hash(&c), base, "byte %u of %u", i, n);
+            buf[i] = 'a';
+        }
+    }
+    /* A ref by index is not a ref by an id, nor a string in the next field. */
+    trastenda_cmd a = h_cmd(TRASTENDA_OP_RECEIVE), b = a;
+    a.sku = h_ref_ix(3);
+    b.loc = h_ref_ix(3);
+    cr_assert_neq(eng_cmd_payload_hash(&a), eng_cmd_payload_hash(&b));
+    b = a;
+    b.sku = h_ref("\x03");
+    cr_assert_neq(eng_cmd_payload_hash(&a), eng_cmd_payload_hash(&b));
+}
+
+/* As a key or an order loaded from an image of an earlier build would hold it (on the engine
+ * under test and on the follower that checks it). */
+static void
+set_key_hash(trastenda_engine *e, trastenda_str key, uint64_t hash)
+{
+    if (e == NULL) return;
+    uint32_t k = eng_key_find(e, key);
+    cr_assert_neq(k, ENG_NONE);
+    e->keys[k].payload_hash = hash;
+}
+
+static void
+set_order_hash(trastenda_engine *e, trastenda_str id, uint64_t hash)
+{
+    if (e == NULL) return;
+    uint32_t o = eng_order_find(e, id);
+    cr_assert_neq(o, ENG_NONE);
+    e->orders[o].payload_hash = hash;
+}
+
+/* Keys and orders made before the payload hash changed (2026-11-29) hold the first hash: a retry
+ * of theirs is still a duplicate, another payload still a mismatch. */
+Test(engine_idem, keys_and_orders_made_with_the_first_hash_are_still_recognised)
+{
+    trastenda_line ln;
+    trastenda_cmd c = hash_cmd(&ln);
+    trastenda_result first = H_OK(&c);
+    cr_assert_eq(H.e->keys[eng_key_find(H.e, c.key)].payload_hash, eng_cmd_payload_hash(&c));
+    set_key_hash(H.e, c.key, eng_cmd_payload_hash_v1(&c));
+    set_key_hash(H.follower, c.key, eng_cmd_payload_hash_v1(&c));
+    trastenda_result r = H_OK(&c);
+    cr_assert_eq(r.duplicate, 1);
+    cr_assert_eq(r.id, first.id);
+    trastenda_line ln2;
+    trastenda_cmd d = hash_cmd(&ln2);
+    ln2.qty = 3;
+    H_FAIL(&d, TRASTENDA_E_IDEMPOTENCY_MISMATCH);
+    cr_assert_eq(h_stock("tee", "madrid").held, 2);
+
+    trastenda_cmd o = order_cmd(&ln, 3);
+    trastenda_result placed = H_OK(&o);
+    set_order_hash(H.e, o.order_id, eng_cmd_payload_hash_v1(&o));
+    set_order_hash(H.follower, o.order_id, eng_cmd_payload_hash_v1(&o));
+    r = H_OK(&o);
+    cr_assert_eq(r.duplicate, 1);
+    cr_assert_eq(r.id, placed.id);
+    trastenda_cmd o4 = order_cmd(&ln2, 4);
+    H_FAIL(&o4, TRASTENDA_E_IDEMPOTENCY_MISMATCH);
+    cr_assert_eq(h_stock("tee", "madrid").committed, 3);
 }
