@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define TS_MUST_USE    __attribute__((warn_unused_result))
 #define TS_UNUSED      __attribute__((unused))
@@ -62,6 +63,38 @@ ts_mix64(uint64_t x)
     x *= 0x94d049bb133111ebull;
     x ^= x >> 31;
     return x;
+}
+
+/* One word folded into a running hash: a rotate, an xor and a multiply. */
+static inline uint64_t
+ts_fold(uint64_t h, uint64_t x)
+{
+    return ((h << 23 | h >> 41) ^ x) * 0x9e3779b97f4a7c15ull;
+}
+
+static inline uint64_t
+ts_load_le(const uint8_t *p, uint32_t n)
+{
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    return w;
+}
+
+/* n bytes folded into h as whole words, the last one overlapping the one before (under 8 bytes:
+ * two overlapping halves, or three bytes). Unambiguous only for a given n: the caller folds n in
+ * first. Deterministic across runs and machines. */
+static inline uint64_t
+ts_fold_bytes(uint64_t h, const uint8_t *p, uint32_t n)
+{
+    if (n >= 8) {
+        for (uint32_t i = 0; i + 8 < n; i += 8)
+            h = ts_fold(h, ts_load_le(p + i, 8));
+        return ts_fold(h, ts_load_le(p + n - 8, 8));
+    }
+    if (n >= 4) return ts_fold(h, ts_load_le(p, 4) | ts_load_le(p + n - 4, 4) << 32);
+    if (n > 0)
+        return ts_fold(h, (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16);
+    return h;
 }
 
 /* splitmix64: the deterministic PRNG of the tests, benches and demo (never rand(), so a seed

@@ -135,50 +135,26 @@ eng_cmd_payload_hash_v1(const trastenda_cmd *c)
  * and lines. A string is read as whole words, its last word overlapping the one before (the
  * length mixed first makes that unambiguous). Deterministic across runs and machines.
  */
-static inline uint64_t
-ph_mix(uint64_t h, uint64_t x)
-{
-    return ((h << 23 | h >> 41) ^ x) * 0x9e3779b97f4a7c15ull;
-}
-
-static inline uint64_t
-ph_load(const uint8_t *p, uint32_t n)
-{
-    uint64_t w = 0;
-    memcpy(&w, p, n);
-    return w;
-}
-
 static uint64_t
 ph_str(uint64_t h, trastenda_str s)
 {
     /* Fields are validated after hashing (and ignored ones never): hash what can be read. */
     uint32_t n = s.ptr == NULL ? 0 : TS_MIN(s.len, 128u);
-    const uint8_t *p = (const uint8_t *)s.ptr;
-    h = ph_mix(h, n);
-    if (n >= 8) {
-        for (uint32_t i = 0; i + 8 < n; i += 8)
-            h = ph_mix(h, ph_load(p + i, 8));
-        return ph_mix(h, ph_load(p + n - 8, 8));
-    }
-    if (n >= 4) return ph_mix(h, ph_load(p, 4) | ph_load(p + n - 4, 4) << 32);
-    if (n > 0)
-        return ph_mix(h, (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16);
-    return h;
+    return ts_fold_bytes(ts_fold(h, n), (const uint8_t *)s.ptr, n);
 }
 
 static uint64_t
 ph_ref(uint64_t h, const trastenda_ref *ref)
 {
     if (ref->id.len > 0) return ph_str(h, ref->id);
-    return ph_mix(h, 1ull << 40 | ref->ix); /* never a string's length */
+    return ts_fold(h, 1ull << 40 | ref->ix); /* never a string's length */
 }
 
 uint64_t
 eng_cmd_payload_hash(const trastenda_cmd *c)
 {
     uint64_t h = 0x7061796c6f616432ull;
-    h = ph_mix(h, (uint64_t)c->op << 32 | c->reason);
+    h = ts_fold(h, (uint64_t)c->op << 32 | c->reason);
     h = ph_str(h, c->reference);
     h = ph_ref(h, &c->sku);
     h = ph_ref(h, &c->loc);
@@ -190,15 +166,15 @@ eng_cmd_payload_hash(const trastenda_cmd *c)
     int64_t nums[PAYLOAD_NUMS];
     payload_nums(c, nums);
     for (size_t i = 0; i < PAYLOAD_NUMS; i++)
-        h = ph_mix(h, (uint64_t)nums[i]);
+        h = ts_fold(h, (uint64_t)nums[i]);
     /* Upserts: the channels served are part of the payload too. */
     for (uint32_t i = 0; i < c->channel_count && c->channels != NULL; i++)
         h = ph_str(h, c->channels[i]);
     for (uint32_t i = 0; i < c->line_count && c->lines != NULL; i++) {
         h = ph_ref(h, &c->lines[i].sku);
         h = ph_ref(h, &c->lines[i].loc);
-        h = ph_mix(h, (uint64_t)c->lines[i].qty);
-        h = ph_mix(h, (uint64_t)c->lines[i].flags);
+        h = ts_fold(h, (uint64_t)c->lines[i].qty);
+        h = ts_fold(h, (uint64_t)c->lines[i].flags);
     }
     return ts_mix64(h);
 }
