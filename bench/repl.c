@@ -16,7 +16,11 @@
  *   5. the cost of --sync-replicas 1: durable single reserves from 64 callers sharing one client,
  *      with K = 0 and K = 1 (the leader restarted on the same data), throughput and p99.
  *
- *   trastenda-bench-repl [--seconds N] [--rate R] [--stop-seconds N] [--skus N]
+ *   trastenda-bench-repl [--seconds N] [--rate R] [--stop-seconds N] [--skus N] [--log-level L]
+ *                        [--keep]
+ *
+ * --log-level sets the nodes' (warn); --keep leaves their data directories and logs (nodeN.log)
+ * in the folder it names at the end, to see what a node did during a case.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -42,6 +46,8 @@ static double seconds = 5, stop_seconds = 10;
 static double rate = 100000;
 static int n_skus = 10000;
 static char dir[256], bin[512];
+static const char *node_log_level = "warn";
+static bool keep;
 static char req_addr[NODES][64], repl_addr[NODES][64];
 static pid_t pids[NODES];
 
@@ -63,7 +69,9 @@ cleanup(void)
 {
     for (int n = 0; n < NODES; n++)
         node_kill(n, SIGTERM);
-    if (dir[0]) {
+    if (dir[0] && keep) {
+        fprintf(stderr, "nodes' data and logs kept in %s\n", dir);
+    } else if (dir[0]) {
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
         if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
@@ -112,7 +120,7 @@ node_start(int n, const char *follow, int sync)
                               "--batch-max",
                               "16384",
                               "--log-level",
-                              "warn",
+                              node_log_level,
                               "--sync-replicas",
                               k,
                               follow != NULL ? "--follow" : NULL,
@@ -403,9 +411,13 @@ main(int argc, char **argv)
             stop_seconds = atof(argv[++i]);
         else if (strcmp(argv[i], "--skus") == 0 && i + 1 < argc)
             n_skus = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc)
+            node_log_level = argv[++i];
+        else if (strcmp(argv[i], "--keep") == 0)
+            keep = true;
         else {
             fprintf(stderr, "usage: trastenda-bench-repl [--seconds N] [--rate R] "
-                            "[--stop-seconds N] [--skus N]\n");
+                            "[--stop-seconds N] [--skus N] [--log-level L] [--keep]\n");
             return 2;
         }
     }

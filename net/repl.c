@@ -88,7 +88,7 @@
 #define DUR_RING       8192 /* durable times, for lag in ms */
 #define SEEN_NS        (10 * 1000000000ll)
 #define PEERS_MAX      16
-#define BACKOFF_MAX_MS 2000
+#define BACKOFF_MAX_MS 500 /* a leader back (restarted, or promoted) is found within it */
 
 /* ---- messages ---- */
 
@@ -497,8 +497,12 @@ reply_not_leader(struct repl *r)
     msgpack_pack_map(&pk, 4);
     pk_s(&pk, "t", "not_leader");
     pk_s(&pk, "leader", repl_leader(r->s));
+    /* As in reply_who: the address a follower tries is a leader's only while it answers. Naming
+     * it otherwise sent followers whose leader had died after one another's guesses, a dead peer
+     * among them, for seconds. */
+    bool connected = LOAD(&r->connected) != 0;
     pthread_mutex_lock(&r->mu);
-    pk_s(&pk, "leader_repl", r->target);
+    pk_s(&pk, "leader_repl", connected ? r->target : "");
     pthread_mutex_unlock(&r->mu);
     pk_u(&pk, "epoch", trastenda_store_epoch(r->s->store));
     return m;

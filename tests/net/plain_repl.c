@@ -747,10 +747,13 @@ pack_kv_s(msgpack_packer *pk, const char *k, const char *v)
 }
 
 /* One fetch sent to node n's replication endpoint as the follower "ipc://probe" would send it:
- * the reply's type ("entries", "bootstrap", ...) goes to t. */
+ * the reply's type ("entries", "bootstrap", ...) goes to t, its leader_repl (the replication
+ * address of the leader it names, "" when none or absent) to leader_repl when not NULL. */
 static void
-fetch_raw(int n, uint64_t seq, uint64_t epoch, uint64_t ack, char *t, size_t cap)
+fetch_raw_ex(int n, uint64_t seq, uint64_t epoch, uint64_t ack, char *t, size_t cap,
+             char *leader_repl, size_t lcap)
 {
+    if (leader_repl != NULL) snprintf(leader_repl, lcap, "%s", "");
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -785,13 +788,24 @@ fetch_raw(int n, uint64_t seq, uint64_t epoch, uint64_t ack, char *t, size_t cap
         CHECK(mp_read_str(&rd, &k, &kl), "a key");
         if (kl == 1 && k[0] == 't' && mp_read_str(&rd, &v, &vl)) {
             snprintf(t, cap, "%.*s", (int)vl, v);
-            break;
+            continue;
+        }
+        if (leader_repl != NULL && kl == 11 && memcmp(k, "leader_repl", 11) == 0 &&
+            mp_read_str(&rd, &v, &vl)) {
+            snprintf(leader_repl, lcap, "%.*s", (int)vl, v);
+            continue;
         }
         CHECK(mp_skip(&rd, MP_DEPTH_MAX), "a value");
     }
     nng_free(buf, len);
     nng_close(sock);
     msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+fetch_raw(int n, uint64_t seq, uint64_t epoch, uint64_t ack, char *t, size_t cap)
+{
+    fetch_raw_ex(n, seq, epoch, ack, t, cap, NULL, 0);
 }
 
 /* The number after key in the first object of JSON text j that holds the string s. */
@@ -1238,6 +1252,22 @@ main(void)
     sleep_ms(300);
     load_end();
     kill(pids[2], SIGCONT);
+    /* A follower whose leader is gone names no leader to another that asks: it only knows which
+     * address it is trying (it named that, and the followers sent one another after their
+     * guesses, dead peers included, for seconds). */
+    {
+        char t[32], lr[600];
+        bool gone = false; /* no leader exists now: once it knows, it stays so */
+        for (int i = 0; i < 100 && !gone; i++) {
+            if (i > 0) sleep_ms(50);
+            gone = status_u64(1, "replication.connected") == 0;
+        }
+        CHECK(gone, "follower 1 still says it is connected, its leader killed");
+        fetch_raw_ex(1, 1, 1, 0, t, sizeof(t), lr, sizeof(lr));
+        CHECK(strcmp(t, "not_leader") == 0, "a fetch on follower 1: %s", t);
+        CHECK(lr[0] == '\0', "follower 1, its leader killed, names %s as the leader", lr);
+        printf("plain_repl: a follower whose leader died names no leader to its peers\n");
+    }
     uint32_t acked_all = __atomic_load_n(&n_acked, __ATOMIC_ACQUIRE);
     CHECK(acked_all > before, "no write acknowledged in the failover load");
     uint64_t seq1 = status_u64(1, "replication.durable"),
