@@ -77,18 +77,19 @@
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define ADD(p, v)   __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 
-#define RCTXS          16
-#define FOLLOWERS_MAX  16
-#define ADDR_BYTES     200
-#define FETCH_BYTES    (1u << 20) /* entries per fetch reply, about */
-#define FETCH_ENTRIES  4096
-#define CHUNK_BYTES    (1u << 20)
-#define SNAPS_MAX      4
-#define SNAP_IDLE_NS   (120 * 1000000000ll)
-#define DUR_RING       8192 /* durable times, for lag in ms */
-#define SEEN_NS        (10 * 1000000000ll)
-#define PEERS_MAX      16
-#define BACKOFF_MAX_MS 500 /* a leader back (restarted, or promoted) is found within it */
+#define RCTXS              16
+#define FOLLOWERS_MAX      16
+#define ADDR_BYTES         200
+#define FETCH_BYTES        (1u << 20) /* entries per fetch reply, about */
+#define FETCH_ENTRIES      4096
+#define CHUNK_BYTES        (1u << 20)
+#define SNAPS_MAX          4
+#define SNAP_IDLE_NS       (120 * 1000000000ll)
+#define DUR_RING           8192 /* durable times, for lag in ms */
+#define SEEN_NS            (10 * 1000000000ll)
+#define PEERS_MAX          16
+#define BACKOFF_MAX_MS     500 /* a leader back (restarted, or promoted) is found within it */
+#define REFUSED_BACKOFF_MS 2000
 
 /* ---- messages ---- */
 
@@ -500,8 +501,8 @@ reply_not_leader(struct repl *r)
     /* As in reply_who: the address a follower tries is a leader's only while it answers. Naming
      * it otherwise sent followers whose leader had died after one another's guesses, a dead peer
      * among them, for seconds. */
+    pthread_mutex_lock(&r->mu); /* before the flag: the loop clears it, then moves target */
     bool connected = LOAD(&r->connected) != 0;
-    pthread_mutex_lock(&r->mu);
     pk_s(&pk, "leader_repl", connected ? r->target : "");
     pthread_mutex_unlock(&r->mu);
     pk_u(&pk, "epoch", trastenda_store_epoch(r->s->store));
@@ -653,8 +654,8 @@ reply_who(struct repl *r)
     pk_s(&pk, "role", follower ? "follower" : "leader");
     pk_s(&pk, "leader", repl_leader(s));
     /* A follower's target is the address it tries: a leader only while it answers. */
+    pthread_mutex_lock(&r->mu); /* before the flag, as in reply_not_leader */
     bool connected = LOAD(&r->connected) != 0;
-    pthread_mutex_lock(&r->mu);
     pk_s(&pk, "leader_repl", !follower ? my_repl_addr(s) : connected ? r->target : "");
     pthread_mutex_unlock(&r->mu);
     return m;
@@ -1591,7 +1592,9 @@ follower_main(void *arg)
         if (!warned) rlog(r, TRASTENDA_LOG_WARN, "%s answered %s: %s", r->target, m.t, m.why);
         warned = true;
         nng_msg_free(rep);
-        nap(r, backoff_ms);
+        /* Refused (a token, an error): asking again soon changes nothing, and the other side
+         * logs each refusal. */
+        nap(r, backoff_ms > REFUSED_BACKOFF_MS ? backoff_ms : REFUSED_BACKOFF_MS);
         backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
     }
     (void)follower_await(r); /* its buffers are this loop's: nothing left in the store */

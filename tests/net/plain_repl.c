@@ -1329,6 +1329,14 @@ main(void)
         const int f2[] = {2};
         digests_equal(1, f2, 1);
         printf("plain_repl: clients carried on; the other follower follows the new leader\n");
+        /* And, following it, names it to a node that asks (a fetch sent to a follower). */
+        char t[32], lr[600] = "";
+        for (int i = 0; i < 100 && status_u64(2, "replication.connected") == 0; i++)
+            sleep_ms(50);
+        fetch_raw_ex(2, 1, 2, 0, t, sizeof(t), lr, sizeof(lr));
+        CHECK(strcmp(t, "not_leader") == 0 && strcmp(lr, repl_addr[1]) == 0,
+              "follower 2 answers a fetch with %s naming '%s', not the new leader %s", t, lr,
+              repl_addr[1]);
     }
     /* The old leader comes back knowing no peer (its PEERS file set aside, as with a disk
      * replaced): it leads, until a follower of the higher epoch fences it. */
