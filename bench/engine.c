@@ -12,9 +12,11 @@
  *            table fills
  *   read     trastenda_engine_stock_read on random records from a reader thread while the
  *            writer runs `uniform`
- *   replay   trastenda_engine_apply_entry of uniform's log entries into a second engine, as the
- *            materializer, a follower and recovery apply them (after the same catalogue and
- *            warm-up entries, untimed)
+ *   replay   trastenda_engine_apply_entry of uniform's log entries into a second engine, as a
+ *            follower and recovery apply them (after the same catalogue and warm-up entries,
+ *            untimed)
+ *   checked  trastenda_engine_apply_entry_checked of the same entries, as the materializer
+ *            applies its own node's log (no check pass); runs interleaved with replay's
  *   open     reserve+release pairs with 2,000,000 holds open (TTLs of 1-2 h): each batch releases
  *            holds chosen at random among the open ones and reserves as many, as a checkout's
  *            holds, open for minutes and resolved in any order, would
@@ -751,33 +753,34 @@ run_memory(const struct opts *o)
 
 /* ---- output ---- */
 
-struct figures {
-    bool has[7];
-    struct run med[6], all[6][RUNS_MAX];
-    uint32_t n_runs;
-    struct mem_fig mem;
-    double catalog_s, catalog_rate;
-    double open_holds; /* holds open throughout the open workload */
-};
-
 enum {
     W_UNIFORM,
     W_HOT,
     W_ROUTED,
     W_READ,
     W_REPLAY,
+    W_CHECKED,
     W_OPEN,
     W_MEMORY,
     W_COUNT_
 };
 
-static const char *const W_NAMES[W_COUNT_] = {"uniform", "hot",  "routed", "read",
-                                              "replay",  "open", "memory"};
+struct figures {
+    bool has[W_COUNT_];
+    struct run med[W_MEMORY], all[W_MEMORY][RUNS_MAX]; /* memory has figures of its own */
+    uint32_t n_runs;
+    struct mem_fig mem;
+    double catalog_s, catalog_rate;
+    double open_holds; /* holds open throughout the open workload */
+};
+
+static const char *const W_NAMES[W_COUNT_] = {"uniform", "hot",     "routed", "read",
+                                              "replay",  "checked", "open",   "memory"};
 /* replay and open have no target of their own (0): the cost of following the log, and of holds
  * that stay open. */
-static const double W_TARGETS[W_MEMORY] = {TARGET_UNIFORM, TARGET_HOT, TARGET_ROUTED,
-                                           TARGET_UNIFORM, 0,          0};
-static const char *const W_UNITS[W_MEMORY] = {"pairs", "pairs", "orders",
+static const double W_TARGETS[W_MEMORY] = {
+    TARGET_UNIFORM, TARGET_HOT, TARGET_ROUTED, TARGET_UNIFORM, 0, 0, 0};
+static const char *const W_UNITS[W_MEMORY] = {"pairs", "pairs", "orders", "pairs",
                                               "pairs", "pairs", "pairs"};
 
 static void
@@ -791,7 +794,9 @@ print_run_text(int w, const struct figures *f, uint32_t batch)
         "[d] read     trastenda_engine_stock_read on random records from a reader thread, writer "
         "running [a]",
         "[f] replay   trastenda_engine_apply_entry of [a]'s log entries into a second engine (as "
-        "the materializer,\n             a follower and recovery do)",
+        "a follower\n             and recovery do)",
+        "[h] checked  trastenda_engine_apply_entry_checked of the same entries (as the "
+        "materializer does:\n             entries its process checked already)",
         "[g] open     reserve+release pairs over [a]'s records with holds open (TTLs 1-2 h), each "
         "batch releasing\n             open holds chosen at random"};
     const struct run *r = &f->med[w];
@@ -803,7 +808,7 @@ print_run_text(int w, const struct figures *f, uint32_t batch)
         printf("    reads     %s stock reads/s (one reader thread)\n", num(a, r->reads_per_s));
         printf("    writer    %s pairs/s at the same time   (alone: target >= %s/s)\n",
                num(a, r->rate), num(c, W_TARGETS[w]));
-    } else if (w == W_REPLAY) {
+    } else if (w == W_REPLAY || w == W_CHECKED) {
         printf("    rate      %s %s/s   (%s entries/s; no target of its own)\n", num(a, r->rate),
                unit, num(c, r->batches / ((double)r->ops / r->rate)));
     } else if (w == W_OPEN) {
@@ -820,7 +825,7 @@ print_run_text(int w, const struct figures *f, uint32_t batch)
     printf("    batch     p50 %.1f us   p99 %.1f us   p99.9 %.1f us   max %.1f us   (%s batches)\n",
            r->batch_us[Q_P50], r->batch_us[Q_P99], r->batch_us[Q_P999], r->batch_us[Q_MAX],
            num(a, r->batches));
-    if (w == W_REPLAY)
+    if (w == W_REPLAY || w == W_CHECKED)
         printf("    log       %.0f entry bytes per %s read and applied\n", r->bytes_per_op, one);
     else
         printf("    log       %.2f ledger entries, %.2f events, %.0f entry bytes per %s\n",
@@ -1056,7 +1061,8 @@ run_sales(const struct opts *o, struct figures *f)
     }
     fflush(stdout);
     for (int w = 0; w < W_MEMORY; w++) {
-        if (!f->has[w] || w == W_REPLAY || w == W_OPEN) continue; /* their own engines */
+        if (!f->has[w] || w == W_REPLAY || w == W_CHECKED || w == W_OPEN)
+            continue; /* their own engines */
         for (uint32_t i = 0; i < f->n_runs; i++) {
             if (w == W_UNIFORM) f->all[w][i] = run_pairs(&b, b.skus, LOCS, o->duration_s);
             if (w == W_HOT) f->all[w][i] = run_pairs(&b, HOT_SKUS, 1, o->duration_s);
@@ -1087,6 +1093,41 @@ replay_untimed(trastenda_engine *e, const struct bench *b, uint32_t from, uint32
     }
 }
 
+/* One run of the captured entries into a fresh engine: replay (checked) or the materializer's
+ * apply of entries checked before. */
+static struct run
+replay_run(const struct opts *o, const struct bench *b, const trastenda_engine_config *cfg,
+           uint32_t first, bool checked)
+{
+    static struct hist h;
+    uint32_t half = o->batch / 2;
+    trastenda_engine *e;
+    if (trastenda_engine_create(cfg, &e) != TRASTENDA_OK) die("engine create failed");
+    replay_untimed(e, b, 0, first + 1); /* + 1: its first batch only reserves */
+    memset(&h, 0, sizeof(h));
+    struct run r;
+    memset(&r, 0, sizeof(r));
+    uint64_t engine_ns = 0, bytes = 0, start = now_ns();
+    for (uint32_t i = first + 1; i < b->cap_n; i++) {
+        uint64_t t0 = clock_ns(apply_clock);
+        trastenda_err err =
+            checked ? trastenda_engine_apply_entry_checked(e, b->cap_entry[i], b->cap_len[i])
+                    : trastenda_engine_apply_entry(e, b->cap_entry[i], b->cap_len[i]);
+        uint64_t ns = clock_ns(apply_clock) - t0;
+        if (err != TRASTENDA_OK) die("replay: entry %u: %s", i, trastenda_err_name(err));
+        hist_add(&h, ns);
+        engine_ns += ns;
+        bytes += b->cap_len[i];
+        r.ops += half;
+    }
+    if (trastenda_engine_digest(e) != trastenda_engine_digest(b->e))
+        die("replay: the second engine's state differs from the first's");
+    struct run_totals t = {engine_ns, 0, 0, bytes, 0, (double)(now_ns() - start) / 1e9};
+    run_finish(&r, &h, &t, half);
+    trastenda_engine_destroy(e);
+    return r;
+}
+
 static void
 run_replay(const struct opts *o, struct figures *f)
 {
@@ -1100,37 +1141,18 @@ run_replay(const struct opts *o, struct figures *f)
     uint32_t first = b.cap_n, batches = o->quick ? REPLAY_BATCHES_QUICK : REPLAY_BATCHES;
     pairs_untimed(&b, b.skus, LOCS, batches); /* one run of uniform's batches, kept */
     b.capturing = false;
-    uint32_t half = o->batch / 2;
     trastenda_engine_config cfg;
     config_make(&cfg, o->batch, CAT_SKUS, true);
-    static struct hist h;
+    /* The two kinds interleaved, run by run. */
     for (uint32_t run = 0; run < f->n_runs; run++) {
-        trastenda_engine *e;
-        if (trastenda_engine_create(&cfg, &e) != TRASTENDA_OK) die("engine create failed");
-        replay_untimed(e, &b, 0, first + 1); /* + 1: its first batch only reserves */
-        memset(&h, 0, sizeof(h));
-        struct run r;
-        memset(&r, 0, sizeof(r));
-        uint64_t engine_ns = 0, bytes = 0, start = now_ns();
-        for (uint32_t i = first + 1; i < b.cap_n; i++) {
-            uint64_t t0 = clock_ns(apply_clock);
-            trastenda_err err = trastenda_engine_apply_entry(e, b.cap_entry[i], b.cap_len[i]);
-            uint64_t ns = clock_ns(apply_clock) - t0;
-            if (err != TRASTENDA_OK) die("replay: entry %u: %s", i, trastenda_err_name(err));
-            hist_add(&h, ns);
-            engine_ns += ns;
-            bytes += b.cap_len[i];
-            r.ops += half;
-        }
-        if (trastenda_engine_digest(e) != trastenda_engine_digest(b.e))
-            die("replay: the second engine's state differs from the first's");
-        struct run_totals t = {engine_ns, 0, 0, bytes, 0, (double)(now_ns() - start) / 1e9};
-        run_finish(&r, &h, &t, half);
-        f->all[W_REPLAY][run] = r;
-        trastenda_engine_destroy(e);
+        if (f->has[W_REPLAY]) f->all[W_REPLAY][run] = replay_run(o, &b, &cfg, first, false);
+        if (f->has[W_CHECKED]) f->all[W_CHECKED][run] = replay_run(o, &b, &cfg, first, true);
     }
-    f->med[W_REPLAY] = run_median(f->all[W_REPLAY], f->n_runs);
-    if (!o->json) print_run_text(W_REPLAY, f, o->batch);
+    for (int w = W_REPLAY; w <= W_CHECKED; w++) {
+        if (!f->has[w]) continue;
+        f->med[w] = run_median(f->all[w], f->n_runs);
+        if (!o->json) print_run_text(w, f, o->batch);
+    }
     fflush(stdout);
     bench_free(&b);
 }
@@ -1228,7 +1250,7 @@ main(int argc, char **argv)
         fflush(stdout);
     }
     if (f.has[W_UNIFORM] || f.has[W_HOT] || f.has[W_ROUTED] || f.has[W_READ]) run_sales(&o, &f);
-    if (f.has[W_REPLAY]) run_replay(&o, &f);
+    if (f.has[W_REPLAY] || f.has[W_CHECKED]) run_replay(&o, &f);
     if (f.has[W_OPEN]) run_open(&o, &f);
     if (o.json) print_json(&o, &f, cpu);
     return failed_total > 0 ? 1 : 0;

@@ -543,9 +543,11 @@ void eng_enc_channel(const trastenda_engine *e, struct eng_buf *b, uint32_t ix);
 /* ---- apply.c ---- */
 /* Checks every record of it (only records of only_type unless 0), then applies them all; nothing
  * is applied when one is malformed (E_CORRUPT). Times are relative to base_ms (docs/LOG.md); only
- * a log entry (only_type 0) may have lines that refer to its stock post-images. */
+ * a log entry (only_type 0) may have lines that refer to its stock post-images. checked: the
+ * records were checked before (trastenda_engine_apply_entry_checked): no check pass, and a record
+ * that does not apply ends the apply with E_CORRUPT, the records before it applied. */
 trastenda_err eng_apply_records(trastenda_engine *e, trastenda_entry_iter it, uint8_t only_type,
-                                int64_t base_ms);
+                                int64_t base_ms, bool checked);
 /* Ends the huge-page advice of a load (image.c): load_finish, or an engine destroyed before it,
  * whose memory the allocator hands out again. */
 void eng_load_huge_end(trastenda_engine *e);

@@ -403,7 +403,7 @@ trastenda_engine_load_page(trastenda_engine *e, uint8_t table, const uint8_t *pa
     struct eng_rd r = {page, page + len, false};
     trastenda_entry_iter it = {page + 4, page + len, rd_u32(&r)};
     if (it.remaining > len) return TRASTENDA_E_CORRUPT;
-    return eng_apply_records(e, it, table, 0);
+    return eng_apply_records(e, it, table, 0, false);
 }
 
 /* ---- single records, for storage's archive ---- */

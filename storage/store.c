@@ -346,12 +346,13 @@ digest_check(trastenda_store *st, const trastenda_engine *m, int64_t t0, int64_t
 /*
  * One log entry into the materializer's copy e: the archive takes the records the entry removes
  * (before they go), the entry applies, the ledger index takes its movements, and with `digests` a
- * digest is taken where the log's times say. OK, the apply's error, or E_NOMEM with *what naming
+ * digest is taken where the log's times say; `checked`: this process checked the entry already
+ * (trastenda_engine_apply_entry_checked). OK, the apply's error, or E_NOMEM with *what naming
  * what ran out of memory.
  */
 static trastenda_err
 mat_apply(trastenda_store *st, trastenda_engine *e, const uint8_t *v, size_t vlen, bool digests,
-          const char **what)
+          bool checked, const char **what)
 {
     *what = NULL;
     if (!archive_acc_entry(&st->aacc, e, v, vlen)) {
@@ -359,7 +360,8 @@ mat_apply(trastenda_store *st, trastenda_engine *e, const uint8_t *v, size_t vle
         return TRASTENDA_E_NOMEM;
     }
     int64_t t0 = trastenda_engine_time_ms(e);
-    trastenda_err code = trastenda_engine_apply_entry(e, v, vlen);
+    trastenda_err code = checked ? trastenda_engine_apply_entry_checked(e, v, vlen)
+                                 : trastenda_engine_apply_entry(e, v, vlen);
     if (code != TRASTENDA_OK) return code;
     st->mat_bytes += vlen;
     if (!ledger_acc_entry(&st->lacc, v, vlen)) {
@@ -409,7 +411,7 @@ log_replay(trastenda_store *st, trastenda_engine *e, bool materialize, uint64_t 
              * digests of entries written since this node opened, as if it had been running (not
              * those of the recovery before). */
             const char *what;
-            code = mat_apply(st, e, v, vlen, seq > st->open_seq, &what);
+            code = mat_apply(st, e, v, vlen, seq > st->open_seq, false, &what);
             if (what != NULL) {
                 snprintf(err, errlen, "materializer: out of memory for %s", what);
                 break;
@@ -1237,7 +1239,10 @@ mat_catch_up(trastenda_store *st)
             return false;
         }
         const char *what;
-        trastenda_err err = mat_apply(st, st->mat, (const uint8_t *)v, vlen, true, &what);
+        /* Every entry logged since the store opened was produced by this node's engine, or
+         * accepted by it (a follower's live engine applies each entry, checked, before it is
+         * logged); those before were checked by the live engine's recovery. */
+        trastenda_err err = mat_apply(st, st->mat, (const uint8_t *)v, vlen, true, true, &what);
         rocksdb_free(v);
         if (what != NULL) {
             char msg[100];

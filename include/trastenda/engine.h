@@ -234,6 +234,18 @@ trastenda_err trastenda_engine_apply(trastenda_engine *e, int64_t now_ms, const 
 trastenda_err trastenda_engine_apply_entry(trastenda_engine *e, const uint8_t *entry, size_t len);
 
 /*
+ * The same for an entry this process has checked already: one its writer produced, or one another
+ * engine of the process accepted through trastenda_engine_apply_entry() (a follower's live engine,
+ * before the entry was logged). The check pass (every record's shape and every id it names,
+ * before anything changes) is skipped (docs/BENCHMARKS.md, "Replay"). An entry that does not
+ * apply after all leaves e partly changed (E_CORRUPT), or stops the process when a record names
+ * what e does not have: the caller must not use e again (the materializer's engine, fed only by
+ * its own node's log, stops that node).
+ */
+trastenda_err trastenda_engine_apply_entry_checked(trastenda_engine *e, const uint8_t *entry,
+                                                   size_t len);
+
+/*
  * ---- Images: the state in pages (storage's materialized state) ----
  *
  * A materializer keeps its own engine, fed only by trastenda_engine_apply_entry(), and writes its

@@ -38,6 +38,7 @@
 struct h_state {
     trastenda_engine *e;        /* engine under test */
     trastenda_engine *follower; /* replays every entry (NULL when disabled) */
+    trastenda_engine *mat;      /* the same, without the check pass, as a materializer (idem) */
     int64_t now;                /* time of the last batch applied through the helpers */
     trastenda_batch_out out;    /* what the last batch produced (out.entry is stale: use entry) */
     uint8_t *entry;             /* copy of the last batch's log entry (owned here) */
@@ -121,6 +122,7 @@ h_setup_with(const trastenda_engine_config *cfg, int follow)
     /* Criterion runs a suite's .init and then a test's own: the later one replaces the engine. */
     trastenda_engine_destroy(H.e);
     trastenda_engine_destroy(H.follower);
+    trastenda_engine_destroy(H.mat);
     free(H.entry);
     memset(&H, 0, sizeof(H));
     trastenda_err err = trastenda_engine_create(cfg, &H.e);
@@ -128,6 +130,8 @@ h_setup_with(const trastenda_engine_config *cfg, int follow)
     if (follow) {
         err = trastenda_engine_create(cfg, &H.follower);
         cr_assert_eq(err, TRASTENDA_OK, "follower create: %s", trastenda_err_name(err));
+        err = trastenda_engine_create(cfg, &H.mat);
+        cr_assert_eq(err, TRASTENDA_OK, "materializer create: %s", trastenda_err_name(err));
     }
     H.now = H_T0;
 }
@@ -141,8 +145,9 @@ h_setup(void)
     h_setup_with(&cfg, 1);
 }
 
-/* .fini: invariant check; the follower must have reached the same state. Criterion reports
- * assertions in .fini only as warnings, so a divergence here aborts: the binary then exits 1. */
+/* .fini: invariant check; the follower and the materializer must have reached the same state.
+ * Criterion reports assertions in .fini only as warnings, so a divergence here aborts: the binary
+ * then exits 1. */
 static inline void
 h_teardown(void)
 {
@@ -156,9 +161,18 @@ h_teardown(void)
                 abort();
             }
         }
+        if (H.mat != NULL) {
+            trastenda_engine_check(H.mat);
+            if (trastenda_engine_seq(H.mat) != trastenda_engine_seq(H.e) ||
+                trastenda_engine_digest(H.mat) != trastenda_engine_digest(H.e)) {
+                fprintf(stderr, "helpers: the materializer's state differs from the leader's\n");
+                abort();
+            }
+        }
     }
     trastenda_engine_destroy(H.e);
     trastenda_engine_destroy(H.follower);
+    trastenda_engine_destroy(H.mat);
     free(H.entry);
     memset(&H, 0, sizeof(H));
 }
@@ -166,8 +180,8 @@ h_teardown(void)
 /* ---- applying commands ---- */
 
 /* Applies n commands at now as one batch (results: n entries). Keeps a copy of the entry and
- * feeds it to the follower, whose digest must then equal the leader's. The batch itself must be
- * accepted. */
+ * feeds it to the follower (checked) and the materializer (apply_entry_checked), whose digests
+ * must then equal the leader's. The batch itself must be accepted. */
 static inline void
 h_apply_batch_at(int64_t now, const trastenda_cmd *cmds, uint32_t n, trastenda_result *results)
 {
@@ -187,6 +201,14 @@ h_apply_batch_at(int64_t now, const trastenda_cmd *cmds, uint32_t n, trastenda_r
         cr_assert_eq(err, TRASTENDA_OK, "follower apply_entry: %s", trastenda_err_name(err));
         cr_assert_eq(trastenda_engine_digest(H.follower), trastenda_engine_digest(H.e),
                      "batch %llu: the follower's digest differs from the leader's",
+                     (unsigned long long)H.out.seq);
+    }
+    if (H.mat != NULL) {
+        err = trastenda_engine_apply_entry_checked(H.mat, H.entry, H.entry_len);
+        cr_assert_eq(err, TRASTENDA_OK, "materializer apply_entry_checked: %s",
+                     trastenda_err_name(err));
+        cr_assert_eq(trastenda_engine_digest(H.mat), trastenda_engine_digest(H.e),
+                     "batch %llu: the materializer's digest differs from the leader's",
                      (unsigned long long)H.out.seq);
     }
 }

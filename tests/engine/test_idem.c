@@ -418,7 +418,7 @@ Test(engine_idem, payload_hash_counts_every_byte_and_the_length)
 }
 
 /* As a key or an order loaded from an image of an earlier build would hold it (on the engine
- * under test and on the follower that checks it). */
+ * under test and on the follower and materializer that check it). */
 static void
 set_key_hash(trastenda_engine *e, trastenda_str key, uint64_t hash)
 {
@@ -447,6 +447,7 @@ Test(engine_idem, keys_and_orders_made_with_the_first_hash_are_still_recognised)
     cr_assert_eq(H.e->keys[eng_key_find(H.e, c.key)].payload_hash, eng_cmd_payload_hash(&c));
     set_key_hash(H.e, c.key, eng_cmd_payload_hash_v1(&c));
     set_key_hash(H.follower, c.key, eng_cmd_payload_hash_v1(&c));
+    set_key_hash(H.mat, c.key, eng_cmd_payload_hash_v1(&c));
     trastenda_result r = H_OK(&c);
     cr_assert_eq(r.duplicate, 1);
     cr_assert_eq(r.id, first.id);
@@ -460,6 +461,7 @@ Test(engine_idem, keys_and_orders_made_with_the_first_hash_are_still_recognised)
     trastenda_result placed = H_OK(&o);
     set_order_hash(H.e, o.order_id, eng_cmd_payload_hash_v1(&o));
     set_order_hash(H.follower, o.order_id, eng_cmd_payload_hash_v1(&o));
+    set_order_hash(H.mat, o.order_id, eng_cmd_payload_hash_v1(&o));
     r = H_OK(&o);
     cr_assert_eq(r.duplicate, 1);
     cr_assert_eq(r.id, placed.id);
