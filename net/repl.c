@@ -2035,7 +2035,11 @@ repl_start(struct srv *s, char *err, size_t errlen)
             }
         }
         trastenda_err lc = TRASTENDA_E_IO;
-        if (rv == 0) lc = tls_listen(&s->cfg, r->rep, "replication", s->cfg.repl, err, errlen);
+        nng_listener rl;
+        if (rv == 0)
+            lc = tls_listen_l(&s->cfg, r->rep, "replication", s->cfg.repl, &rl, err, errlen);
+        if (rv == 0 && lc == TRASTENDA_OK)
+            lwatch_add(&s->lw, r->rep, rl, s->cfg.repl, "replication", nng_req0_open, true);
         if (rv != 0 || lc != TRASTENDA_OK) {
             if (rv != 0)
                 snprintf(err, errlen, "replication: cannot listen on %s: %s", s->cfg.repl,

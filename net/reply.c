@@ -383,8 +383,9 @@ pk_status(struct srv_ctx *c, msgpack_packer *pk, struct op_out *o)
     pk_kv_u(pk, "log_first", st.log_first_seq);
     pk_kv_u(pk, "log_keep", st.log_keep_seq);
     pk_key(pk, "counters");
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 13);
     pk_kv_u(pk, "connections", __atomic_load_n(&s->conns, __ATOMIC_RELAXED));
+    pk_kv_u(pk, "listener_restarts", __atomic_load_n(&s->lw.restarts, __ATOMIC_RELAXED));
     pk_kv_u(pk, "refused_connections", __atomic_load_n(&s->n_refused_conns, __ATOMIC_RELAXED));
     pk_kv_u(pk, "reply_timeouts", __atomic_load_n(&s->n_reply_timeouts, __ATOMIC_RELAXED));
     pk_kv_u(pk, "requests", __atomic_load_n(&s->n_requests, __ATOMIC_RELAXED));

@@ -22,7 +22,9 @@
 #include "srv.h" /* nng.h before its protocol headers */
 
 #include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
 
 #define LOAD(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -603,6 +605,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     uint32_t id = nng_pipe_id(p), slot = id % SRV_PIPE_SLOTS;
     switch (ev) {
     case NNG_PIPE_EV_ADD_PRE:
+        lwatch_pipe_added(LOAD(&s->lw_req)); /* it took a connection, whatever comes next */
         if (LOAD(&s->conns) >= s->cfg.max_connections) {
             ADD(&s->n_refused_conns, 1);
             nng_pipe_close(p);
@@ -782,8 +785,11 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     if (cfg->events != NULL && cfg->events[0] != '\0') {
         rv = nng_pub0_open(&s->pub);
         if (rv == 0) rv = nng_socket_set_size(s->pub, NNG_OPT_RECVMAXSZ, 1024);
-        code = rv == 0 ? tls_listen(cfg, s->pub, "events", cfg->events, err, errlen)
+        nng_listener pl;
+        code = rv == 0 ? tls_listen_l(cfg, s->pub, "events", cfg->events, &pl, err, errlen)
                        : fail(err, errlen, TRASTENDA_E_IO, "events: %s", nng_strerror(rv));
+        if (code == TRASTENDA_OK)
+            lwatch_add(&s->lw, s->pub, pl, cfg->events, "events", nng_sub0_open, true);
         if (code != TRASTENDA_OK) {
             nng_close(s->rep);
             http_stop(s);
@@ -806,7 +812,12 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
     nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_POST, pipe_cb, s);
     nng_pipe_notify(s->rep, NNG_PIPE_EV_REM_POST, pipe_cb, s);
-    code = tls_listen(cfg, s->rep, "requests", cfg->listen, err, errlen);
+    nng_listener rl;
+    code = tls_listen_l(cfg, s->rep, "requests", cfg->listen, &rl, err, errlen);
+    if (code == TRASTENDA_OK) {
+        lwatch_add(&s->lw, s->rep, rl, cfg->listen, "requests", nng_req0_open, false);
+        STORE(&s->lw_req, lwatch_find(&s->lw, s->rep));
+    }
     if (code != TRASTENDA_OK) {
         char keep[512];
         snprintf(keep, sizeof(keep), "%s", err);
@@ -821,6 +832,7 @@ trastenda_server_start(const trastenda_server_config *cfg, trastenda_server **ou
     }
     for (uint32_t i = 0; i < s->n_ctxs; i++)
         ctx_recv(&s->ctxs[i]);
+    lwatch_start(&s->lw, &s->cfg);
     STORE(&s->ready, 1);
     srv_log(s, TRASTENDA_LOG_INFO, "server: serving requests on %s, events on %s (%u contexts)%s",
             cfg->listen, s->pub_open ? cfg->events : "(none)", s->n_ctxs,
@@ -835,6 +847,8 @@ trastenda_server_stop(trastenda_server *s)
     if (s == NULL) return;
     STORE(&s->stopping, 1);
     STORE(&s->ready, 0);
+    lwatch_stop(&s->lw); /* before any socket it watches closes */
+    STORE(&s->lw_req, NULL);
     http_stop(s);                  /* its requests in flight are answered first */
     srv_waits_check(s, INT64_MAX); /* reads waiting for a min_seq: answered now */
     /* Requests in flight finish: they are made durable and answered (bounded wait). */

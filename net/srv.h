@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "lwatch.h"
 #include "metrics.h"
 #include "proto.h"
 #include "trastenda/log.h"
@@ -184,8 +185,10 @@ struct srv {
     uint64_t n_reply_timeouts; /* connections closed for not taking a reply */
     struct metrics metrics;
     struct auth auth;
-    struct http *http; /* net/http.c; NULL without an HTTP listener */
-    uint32_t ready;    /* atomic: recovery finished, serving */
+    struct http *http;          /* net/http.c; NULL without an HTTP listener */
+    uint32_t ready;             /* atomic: recovery finished, serving */
+    struct lwatch lw;           /* its ipc:// listeners kept taking connections (net/lwatch.c) */
+    struct lwatch_item *lw_req; /* atomic: the request socket's item, NULL when not watched */
 };
 
 /* server.c */
@@ -220,6 +223,9 @@ trastenda_err tls_client_config(const trastenda_server_config *cfg, const char *
                                 nng_tls_config **out, char *err, size_t errlen);
 trastenda_err tls_listen(const trastenda_server_config *cfg, nng_socket sock, const char *what,
                          const char *addr, char *err, size_t errlen);
+/* The same, giving the listener (to close it and listen again: net/lwatch.c). */
+trastenda_err tls_listen_l(const trastenda_server_config *cfg, nng_socket sock, const char *what,
+                           const char *addr, nng_listener *out, char *err, size_t errlen);
 
 /* exec.c */
 /* Runs the reads of a request that need neither the store nor the slow worker (stock checks). */

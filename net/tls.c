@@ -111,6 +111,14 @@ trastenda_err
 tls_listen(const trastenda_server_config *cfg, nng_socket sock, const char *what, const char *addr,
            char *err, size_t errlen)
 {
+    nng_listener l;
+    return tls_listen_l(cfg, sock, what, addr, &l, err, errlen);
+}
+
+trastenda_err
+tls_listen_l(const trastenda_server_config *cfg, nng_socket sock, const char *what,
+             const char *addr, nng_listener *out, char *err, size_t errlen)
+{
     bool tls = strncmp(addr, "tls+", 4) == 0 || strncmp(addr, "wss", 3) == 0;
     nng_listener l;
     nng_tls_config *t = NULL;
@@ -134,5 +142,6 @@ tls_listen(const trastenda_server_config *cfg, nng_socket sock, const char *what
         snprintf(err, errlen, "%s: cannot listen on %s: %s", what, addr, nng_strerror(rv));
         return TRASTENDA_E_IO;
     }
+    *out = l;
     return TRASTENDA_OK;
 }

@@ -1914,6 +1914,71 @@ now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A status counter of the server (its name as in the JSON of status). */
+static uint64_t
+status_counter(trastenda_client *c, const char *name)
+{
+    trastenda_reply r;
+    CHECK(trastenda_status(c, &r) == TRASTENDA_OK && r.code == TRASTENDA_OK, "status");
+    char *j = trastenda_result_json(&r), key[80];
+    snprintf(key, sizeof(key), "\"%s\":", name);
+    const char *p = j != NULL ? strstr(j, key) : NULL;
+    CHECK(p != NULL, "status without %s", name);
+    uint64_t n = strtoull(p + strlen(key), NULL, 10);
+    free(j);
+    trastenda_reply_clear(&r);
+    return n;
+}
+
+/* A local process that connects to the server's ipc:// request path and leaves before the SP
+ * handshake ends stops that listener for good in nng 1.5.2 (its issue #1518): every later client
+ * times out. The server's watcher finds the listener taking no connection and listens again. */
+static void
+a_peer_leaving_during_the_handshake_does_not_stop_the_listener(void)
+{
+    trastenda_client *c = client_open(16);
+    uint64_t before = status_counter(c, "listener_restarts");
+    trastenda_client_close(c);
+    for (int i = 0; i < 3; i++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        CHECK(fd >= 0, "socket");
+        struct sockaddr_un su;
+        memset(&su, 0, sizeof(su));
+        su.sun_family = AF_UNIX;
+        const char *path = req_addr + strlen("ipc://");
+        CHECK(strlen(path) < sizeof(su.sun_path), "%s: too long for a socket path", path);
+        memcpy(su.sun_path, path, strlen(path) + 1);
+        CHECK(connect(fd, (struct sockaddr *)&su, sizeof(su)) == 0, "connect to %s", su.sun_path);
+        close(fd);
+    }
+    /* New clients, given time for two of the watcher's probes to miss (about 10 s). */
+    trastenda_err e = TRASTENDA_E_CONNECT;
+    int64_t t0 = now_ms();
+    for (;;) {
+        c = client_of(req_addr, 16, 2000, 0);
+        trastenda_reply r;
+        e = trastenda_status(c, &r);
+        bool ok = e == TRASTENDA_OK && r.code == TRASTENDA_OK;
+        trastenda_reply_clear(&r);
+        if (ok || now_ms() - t0 > 20000) break;
+        trastenda_client_close(c);
+        usleep(200000);
+    }
+    CHECK(e == TRASTENDA_OK,
+          "no new client answered in 20 s after a peer left during the "
+          "handshake: %s (see %s/server.log)",
+          trastenda_err_name(e), dir);
+    printf("plain_server: a new client answered %lld ms after a peer left during the handshake\n",
+           (long long)(now_ms() - t0));
+    CHECK(status_counter(c, "listener_restarts") > before,
+          "the server answers, but did not count the listener it opened again");
+    trastenda_client_close(c);
+    char cmd[800];
+    snprintf(cmd, sizeof(cmd),
+             "grep -q 'requests: the listener on .* listening again' '%s/server.log'", dir);
+    CHECK(system(cmd) == 0, "no warning in %s/server.log", dir);
+}
+
 static void
 close_with_a_silent_server(void)
 {
@@ -1997,6 +2062,8 @@ main(void)
     printf("plain_server: 12,800 lines in one batch call, split within the limits ok\n");
     close_with_a_silent_server();
     printf("plain_server: close with a silent server ok\n");
+    a_peer_leaving_during_the_handshake_does_not_stop_the_listener();
+    printf("plain_server: a peer leaving during the handshake does not stop the ipc listener\n");
     restart_keeps_state();
     printf("plain_server: restart ok\n");
     cpus_pin_every_thread();
