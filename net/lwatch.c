@@ -6,16 +6,20 @@
  * connection, while those it had go on. A local process that connects and leaves (a port check,
  * a client killed at the wrong moment, a follower whose request timed out while its leader was
  * starting) is enough; tcp:// listeners are not affected. So every LWATCH_PERIOD_MS the watcher
- * dials each watched ipc listener with a socket of the peer protocol and waits for the served
- * socket to take the connection (its NNG_PIPE_EV_ADD_PRE). A listener that does not take it
- * within LWATCH_WAIT_MS, LWATCH_MISSES times in a row, is closed and opened again on the same
- * address, with a warning in the log; status counts it (counters.listener_restarts).
+ * dials each watched ipc listener with a socket of the peer protocol and checks that the served
+ * socket takes connections (its NNG_PIPE_EV_ADD_PRE count moves). The probe is closed only once
+ * its own handshake is over (its NNG_PIPE_EV_ADD_POST): closing it earlier, on a server merely
+ * slow, is the very fault. A listener whose socket takes no connection for LWATCH_MISSES rounds
+ * of LWATCH_WAIT_MS is closed and opened again on the same address, with a warning in the log;
+ * status counts it (counters.listener_restarts). Closing a listener also closes the connections
+ * it had taken: their clients reconnect.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "sockclose.h"
 #include "srv.h" /* lwatch.h, tls_listen_l */
 
 #define LWATCH_PERIOD_MS 2000
@@ -64,13 +68,7 @@ static bool
 lw_nap(struct lwatch *w, uint32_t ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    mono_deadline(&until, ms);
     pthread_mutex_lock(&w->mu);
     while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE))
         if (pthread_cond_timedwait(&w->cv, &w->mu, &until) != 0) break;
@@ -78,28 +76,47 @@ lw_nap(struct lwatch *w, uint32_t ms)
     return __atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) != 0;
 }
 
-/* Does the listener take a connection? true, or false when it did not within LWATCH_WAIT_MS (or
- * the probe could not be made: not counted against the listener). */
-static bool
-lw_probe(struct lwatch *w, struct lwatch_item *it, bool *made)
+static void
+probe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-    nng_socket p;
-    *made = false;
-    if (it->open_peer(&p) != 0) return true;
+    (void)p;
+    if (ev == NNG_PIPE_EV_ADD_POST) __atomic_store_n((uint32_t *)arg, 1, __ATOMIC_RELEASE);
+}
+
+/* The item's probe, closed (bounded: nng 1.5.2's close may wait on a peer). */
+static void
+probe_close(struct lwatch_item *it)
+{
+    if (!it->probing) return;
+    (void)sock_close_bounded(it->probe, SOCK_CLOSE_WAIT_MS);
+    it->probing = false;
+}
+
+/* One round for an item: true when its socket took a connection (the probe's, or anyone's)
+ * within LWATCH_WAIT_MS. A probe whose handshake is not over stays open into the next round. */
+static bool
+lw_round(struct lwatch *w, struct lwatch_item *it)
+{
     uint64_t before = __atomic_load_n(&it->added, __ATOMIC_RELAXED);
-    /* Asynchronous: the dial and the handshake go on while this thread watches the count. */
-    if (nng_dial(p, it->addr, NULL, NNG_FLAG_NONBLOCK) != 0) {
-        nng_close(p);
-        return true;
+    if (!it->probing) {
+        if (it->open_peer(&it->probe) != 0) return true; /* no probe: nothing learned */
+        it->probe_done = 0;
+        nng_pipe_notify(it->probe, NNG_PIPE_EV_ADD_POST, probe_cb, &it->probe_done);
+        /* Asynchronous: the dial and the handshake go on while this thread watches. */
+        if (nng_dial(it->probe, it->addr, NULL, NNG_FLAG_NONBLOCK) != 0) {
+            nng_close(it->probe);
+            return true;
+        }
+        it->probing = true;
     }
-    *made = true;
     bool took = false;
-    for (uint32_t t = 0; t < LWATCH_WAIT_MS && !took; t += 20) {
-        if (lw_nap(w, 20)) break;
-        took = __atomic_load_n(&it->added, __ATOMIC_RELAXED) != before;
+    for (uint32_t t = 0; t < LWATCH_WAIT_MS; t += 20) {
+        if (lw_nap(w, 20)) return true;
+        took = took || __atomic_load_n(&it->added, __ATOMIC_RELAXED) != before;
+        if (took && __atomic_load_n(&it->probe_done, __ATOMIC_ACQUIRE)) break;
     }
-    nng_close(p);
-    return took || __atomic_load_n(&w->stop, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&it->probe_done, __ATOMIC_ACQUIRE)) probe_close(it);
+    return took;
 }
 
 static void
@@ -128,14 +145,14 @@ lw_main(void *arg)
     while (!lw_nap(w, LWATCH_PERIOD_MS)) {
         for (uint32_t i = 0; i < w->n && !__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE); i++) {
             struct lwatch_item *it = &w->items[i];
-            bool made;
-            if (lw_probe(w, it, &made)) {
+            if (lw_round(w, it)) {
                 it->misses = 0;
                 continue;
             }
-            if (made && ++it->misses >= LWATCH_MISSES) {
+            if (++it->misses >= LWATCH_MISSES) {
                 it->misses = 0;
                 lw_relisten(w, it);
+                probe_close(it); /* its connection went with the old listener */
             }
         }
     }
@@ -148,7 +165,7 @@ lwatch_start(struct lwatch *w, const trastenda_server_config *cfg)
     w->cfg = cfg;
     if (w->n == 0 || w->running) return;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    mono_cond_init(&w->cv);
     __atomic_store_n(&w->stop, 0, __ATOMIC_RELEASE);
     if (pthread_create(&w->th, NULL, lw_main, w) != 0) abort();
     w->running = true;
@@ -167,7 +184,9 @@ lwatch_stop(struct lwatch *w)
         pthread_cond_destroy(&w->cv);
         w->running = false;
     }
-    for (uint32_t i = 0; i < w->n; i++)
+    for (uint32_t i = 0; i < w->n; i++) {
+        probe_close(&w->items[i]);
         if (w->items[i].own_cb) nng_pipe_notify(w->items[i].sock, NNG_PIPE_EV_ADD_PRE, NULL, NULL);
+    }
     w->n = 0;
 }

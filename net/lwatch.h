@@ -23,6 +23,9 @@ struct lwatch_item {
     bool own_cb;                    /* the watcher counts the socket's new pipes itself */
     uint64_t added;                 /* atomic: pipes the socket took (lwatch_pipe_added) */
     uint32_t misses;
+    nng_socket probe; /* the watcher's connection to it, while probing */
+    bool probing;
+    uint32_t probe_done; /* atomic: the probe's handshake is over */
 };
 
 struct lwatch {

@@ -603,15 +603,21 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     struct srv *s = arg;
     uint32_t id = nng_pipe_id(p), slot = id % SRV_PIPE_SLOTS;
+    /* The listener watcher's probes (net/lwatch.c) come from this process over ipc: neither
+     * capped nor counted as clients. */
+    uint64_t pid = 0;
+    bool own = nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0 && pid == (uint64_t)getpid();
     switch (ev) {
     case NNG_PIPE_EV_ADD_PRE:
         lwatch_pipe_added(LOAD(&s->lw_req)); /* it took a connection, whatever comes next */
+        if (own) return;
         if (LOAD(&s->conns) >= s->cfg.max_connections) {
             ADD(&s->n_refused_conns, 1);
             nng_pipe_close(p);
         }
         return;
     case NNG_PIPE_EV_ADD_POST:
+        if (own) return;
         __atomic_fetch_add(&s->conns, 1, __ATOMIC_ACQ_REL);
         STORE(&s->pipe_ids[slot], id);
         return;

@@ -1239,9 +1239,9 @@ mat_catch_up(trastenda_store *st)
             return false;
         }
         const char *what;
-        /* Every entry logged since the store opened was produced by this node's engine, or
-         * accepted by it (a follower's live engine applies each entry, checked, before it is
-         * logged); those before were checked by the live engine's recovery. */
+        /* Past its startup replay (checked) the materializer only sees entries logged since the
+         * store opened: produced by this node's engine, or accepted by it (a follower's live
+         * engine applies each entry, checked, before it is logged). */
         trastenda_err err = mat_apply(st, st->mat, (const uint8_t *)v, vlen, true, true, &what);
         rocksdb_free(v);
         if (what != NULL) {
