@@ -1962,28 +1962,36 @@ a_peer_leaving_during_the_handshake_does_not_stop_the_listener(void)
         CHECK(connect(fd, (struct sockaddr *)&su, sizeof(su)) == 0, "connect to %s", su.sun_path);
         close(fd);
     }
-    /* New clients, given time for two of the watcher's probes to miss (about 10 s). */
+    /* New clients, given time for two of the watcher's probes to miss (about 10 s). The fault
+     * may not hit (an nng without it, or connections that left before the handshake began): the
+     * first client is then answered at once, and nothing was opened again. */
     trastenda_err e = TRASTENDA_E_CONNECT;
     int64_t t0 = now_ms();
+    bool broken = false;
     for (;;) {
-        c = client_of(req_addr, 16, 2000, 0);
+        c = client_of(req_addr, 16, 5000, 0);
         trastenda_reply r;
         e = trastenda_status(c, &r);
         bool ok = e == TRASTENDA_OK && r.code == TRASTENDA_OK;
         trastenda_reply_clear(&r);
-        if (ok || now_ms() - t0 > 20000) break;
+        if (ok || now_ms() - t0 > 30000) break;
+        broken = true;
         trastenda_client_close(c);
         usleep(200000);
     }
     CHECK(e == TRASTENDA_OK,
-          "no new client answered in 20 s after a peer left during the "
-          "handshake: %s (see %s/server.log)",
+          "no new client answered in 30 s after a peer left during the handshake: %s (see "
+          "%s/server.log)",
           trastenda_err_name(e), dir);
     printf("plain_server: a new client answered %lld ms after a peer left during the handshake\n",
            (long long)(now_ms() - t0));
-    CHECK(status_counter(c, "listener_restarts") > before,
-          "the server answers, but did not count the listener it opened again");
+    uint64_t restarts = status_counter(c, "listener_restarts");
     trastenda_client_close(c);
+    if (!broken) {
+        printf("plain_server: the ipc listener took new clients at once (the fault did not hit)\n");
+        return;
+    }
+    CHECK(restarts > before, "the server answers, but did not count the listener it opened again");
     char cmd[800];
     snprintf(cmd, sizeof(cmd),
              "grep -q 'requests: the listener on .* listening again' '%s/server.log'", dir);
