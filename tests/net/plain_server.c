@@ -1962,12 +1962,13 @@ a_peer_leaving_during_the_handshake_does_not_stop_the_listener(void)
         CHECK(connect(fd, (struct sockaddr *)&su, sizeof(su)) == 0, "connect to %s", su.sun_path);
         close(fd);
     }
-    /* New clients, given time for two of the watcher's probes to miss (about 10 s). The fault
-     * may not hit (an nng without it, or connections that left before the handshake began): the
-     * first client is then answered at once, and nothing was opened again. */
+    /* The fault may hit at once, later (the server sees the connections go when it gets to
+     * them), or not at all (an nng without it, connections gone before their handshake began).
+     * Time for the watcher to find a stopped listener and open it again (two probes of 3 s, 2 s
+     * apart), then new clients must be answered. */
+    usleep(12 * 1000 * 1000);
     trastenda_err e = TRASTENDA_E_CONNECT;
     int64_t t0 = now_ms();
-    bool broken = false;
     for (;;) {
         c = client_of(req_addr, 16, 5000, 0);
         trastenda_reply r;
@@ -1975,23 +1976,19 @@ a_peer_leaving_during_the_handshake_does_not_stop_the_listener(void)
         bool ok = e == TRASTENDA_OK && r.code == TRASTENDA_OK;
         trastenda_reply_clear(&r);
         if (ok || now_ms() - t0 > 30000) break;
-        broken = true;
         trastenda_client_close(c);
         usleep(200000);
     }
     CHECK(e == TRASTENDA_OK,
-          "no new client answered in 30 s after a peer left during the handshake: %s (see "
+          "no new client answered in 42 s after a peer left during the handshake: %s (see "
           "%s/server.log)",
           trastenda_err_name(e), dir);
-    printf("plain_server: a new client answered %lld ms after a peer left during the handshake\n",
-           (long long)(now_ms() - t0));
     uint64_t restarts = status_counter(c, "listener_restarts");
     trastenda_client_close(c);
-    if (!broken) {
-        printf("plain_server: the ipc listener took new clients at once (the fault did not hit)\n");
-        return;
-    }
-    CHECK(restarts > before, "the server answers, but did not count the listener it opened again");
+    printf("plain_server: new clients answered after a peer left during the handshake; the "
+           "listener was opened again %llu time(s)\n",
+           (unsigned long long)(restarts - before));
+    if (restarts == before) return; /* the fault did not hit */
     char cmd[800];
     snprintf(cmd, sizeof(cmd),
              "grep -q 'requests: the listener on .* listening again' '%s/server.log'", dir);
