@@ -852,28 +852,38 @@ static const struct mutation MUTATIONS[] = {
     {"hold id 0", TRASTENDA_REC_HOLD, hold_id_low, 0},
 };
 
+/* A fresh engine at the entry before the first with a record of mu's type (*k its index), and a
+ * copy of that entry with mu's bad value written in (malloc'd). */
+static uint8_t *
+mutated_entry(const struct mutation *mu, trastenda_engine **f, uint32_t *k)
+{
+    size_t off;
+    uint32_t blen;
+    find_any(mu->type, k, &off, &blen);
+    *f = fresh();
+    replay(*f, *k);
+    uint8_t *p = copy_exact(S.e[*k].p, S.e[*k].len);
+    size_t at = mu->field(p + off);
+    cr_assert_lt(at, blen, "%s: field beyond the body", mu->what);
+    if (mu->field == hold_id_low) { /* the id's varint, same length, value 0 */
+        size_t n = uv_at(p + off);
+        memset(p + off, 0x80, n - 1);
+        p[off + n - 1] = 0;
+    } else if (mu->field == stock_on_hand_sign)
+        p[off + at] |= 1;
+    else
+        p[off + at] = mu->value;
+    return p;
+}
+
 Test(engine_apply, bad_values_in_records_are_corrupt)
 {
     scenario(STEP_COUNT);
     for (size_t m = 0; m < sizeof(MUTATIONS) / sizeof(MUTATIONS[0]); m++) {
         const struct mutation *mu = &MUTATIONS[m];
+        trastenda_engine *f;
         uint32_t k;
-        size_t off;
-        uint32_t blen;
-        find_any(mu->type, &k, &off, &blen);
-        trastenda_engine *f = fresh();
-        replay(f, k);
-        uint8_t *p = copy_exact(S.e[k].p, S.e[k].len);
-        size_t at = mu->field(p + off);
-        cr_assert_lt(at, blen, "%s: field beyond the body", mu->what);
-        if (mu->field == hold_id_low) { /* the id's varint, same length, value 0 */
-            size_t n = uv_at(p + off);
-            memset(p + off, 0x80, n - 1);
-            p[off + n - 1] = 0;
-        } else if (mu->field == stock_on_hand_sign)
-            p[off + at] |= 1;
-        else
-            p[off + at] = mu->value;
+        uint8_t *p = mutated_entry(mu, &f, &k);
         expect_corrupt(f, p, S.e[k].len, mu->what);
         free(p);
         cr_assert_eq(trastenda_engine_apply_entry(f, S.e[k].p, S.e[k].len), TRASTENDA_OK);
@@ -891,22 +901,9 @@ Test(engine_apply, bad_values_without_the_check_pass_are_corrupt_too)
     for (size_t m = 0; m < sizeof(MUTATIONS) / sizeof(MUTATIONS[0]); m++) {
         const struct mutation *mu = &MUTATIONS[m];
         if (mu->type == TRASTENDA_REC_LEDGER || mu->type == TRASTENDA_REC_EVENT) continue;
+        trastenda_engine *f;
         uint32_t k;
-        size_t off;
-        uint32_t blen;
-        find_any(mu->type, &k, &off, &blen);
-        trastenda_engine *f = fresh();
-        replay(f, k);
-        uint8_t *p = copy_exact(S.e[k].p, S.e[k].len);
-        size_t at = mu->field(p + off);
-        if (mu->field == hold_id_low) {
-            size_t n = uv_at(p + off);
-            memset(p + off, 0x80, n - 1);
-            p[off + n - 1] = 0;
-        } else if (mu->field == stock_on_hand_sign)
-            p[off + at] |= 1;
-        else
-            p[off + at] = mu->value;
+        uint8_t *p = mutated_entry(mu, &f, &k);
         cr_assert_eq(trastenda_engine_apply_entry_checked(f, p, S.e[k].len), TRASTENDA_E_CORRUPT,
                      "%s", mu->what);
         cr_assert_eq(trastenda_engine_seq(f), k, "%s: the entry's sequence was not taken",
