@@ -317,6 +317,7 @@ struct repl {
     struct rctx ctxs[RCTXS];
     pthread_t th;
     bool th_started;
+    bool stopped;       /* repl_stop ran (it may run twice on a failed start) */
     uint32_t wake;      /* futex word: received requests, durable entries, stop */
     uint32_t stop;      /* atomic: everything stops */
     uint32_t fstop;     /* atomic: the follower's loop stops (promotion) */
@@ -396,8 +397,9 @@ my_repl_addr(struct srv *s)
 const char *
 repl_leader(struct srv *s)
 {
-    if (s->repl == NULL) return "";
-    const char *l = LOAD(&s->repl->leader_req);
+    struct repl *r = LOAD(&s->repl);
+    if (r == NULL) return "";
+    const char *l = LOAD(&r->leader_req);
     return l != NULL ? l : "";
 }
 
@@ -1155,7 +1157,7 @@ repl_main(void *arg)
 void
 repl_on_durable(struct srv *s, uint64_t seq)
 {
-    struct repl *r = s->repl;
+    struct repl *r = LOAD(&s->repl);
     if (r == NULL) return;
     __atomic_store_n(&r->dur[seq % DUR_RING].ns, mono_ns(), __ATOMIC_RELAXED);
     __atomic_store_n(&r->dur[seq % DUR_RING].cmds, trastenda_store_durable_commands(s->store),
@@ -2021,7 +2023,7 @@ repl_start(struct srv *s, char *err, size_t errlen)
         }
     }
     epoch_heard(r, s->epoch_heard_at_start);
-    s->repl = r;
+    STORE(&s->repl, r); /* the log writer's hook reads it (repl_on_durable) */
     if (s->cfg.repl != NULL && s->cfg.repl[0] != '\0') {
         int rv = nng_rep0_open(&r->rep);
         if (rv == 0) rv = nng_socket_set_size(r->rep, NNG_OPT_RECVMAXSZ, 64 * 1024);
@@ -2044,8 +2046,7 @@ repl_start(struct srv *s, char *err, size_t errlen)
             if (rv != 0)
                 snprintf(err, errlen, "replication: cannot listen on %s: %s", s->cfg.repl,
                          nng_strerror(rv));
-            repl_stop(s);
-            return rv != 0 ? TRASTENDA_E_IO : lc;
+            return rv != 0 ? TRASTENDA_E_IO : lc; /* the caller stops and frees it */
         }
         for (int i = 0; i < RCTXS; i++)
             rctx_recv(&r->ctxs[i]);
@@ -2068,7 +2069,8 @@ void
 repl_stop(struct srv *s)
 {
     struct repl *r = s->repl;
-    if (r == NULL) return;
+    if (r == NULL || r->stopped) return;
+    r->stopped = true;
     STORE(&r->stop, 1);
     wake(r);
     follower_stop(r);
@@ -2083,6 +2085,15 @@ repl_stop(struct srv *s)
         }
         srv_close_sock(r->s, r->rep, "replication");
     }
+}
+
+void
+repl_free(struct srv *s)
+{
+    struct repl *r = s->repl;
+    if (r == NULL) return;
+    repl_stop(s);
+    STORE(&s->repl, NULL);
     snaps_expire(r, true);
     free(r->chunk);
     free(r->abuf);
@@ -2092,7 +2103,6 @@ repl_stop(struct srv *s)
     free((char *)r->leader_req);
     pthread_mutex_destroy(&r->mu);
     free(r);
-    s->repl = NULL;
 }
 
 /* ---- status ---- */

@@ -45,8 +45,11 @@ enum repl_role repl_role_at_start(struct srv *s, char *follow, size_t cap);
 
 /* After the store opened: the replication endpoint and, on a follower, the follower's loop. */
 trastenda_err repl_start(struct srv *s, char *err, size_t errlen);
-/* Stops both (before the store closes). */
+/* Stops both (before the store closes): fetches parked are answered, its threads and sockets
+ * close. What the log writer's hook reads stays until repl_free, after the store closed (the
+ * writer makes entries durable until then). Either may be called on a partial start. */
 void repl_stop(struct srv *s);
+void repl_free(struct srv *s);
 
 /* The log writer's hook: an entry became durable (wakes waiting fetches; lag clock). */
 void repl_on_durable(struct srv *s, uint64_t seq);

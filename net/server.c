@@ -879,6 +879,7 @@ trastenda_server_stop(trastenda_server *s)
     bool rep_closed = srv_close_sock(s, s->rep, "server");
     repl_stop(s);
     trastenda_store_close(s->store); /* finishes and persists what was queued */
+    repl_free(s);                    /* after the store's writer, whose hook reads it, stopped */
     if (s->pub_open) {
         __atomic_store_n(&s->pub_open, false, __ATOMIC_RELEASE);
         srv_close_sock(s, s->pub, "events");
