@@ -103,8 +103,9 @@
 struct opts {
     double seconds, warmup_s, rate;
     uint32_t threads, window, runs, batch_max, materialize_ms;
-    bool timeline; /* print every sample of the window to stderr */
-    int mat_nice;  /* experiment: nice value of the materializer thread (0: untouched) */
+    uint32_t page_slots; /* the engine's page_slots (0: its default) */
+    bool timeline;       /* print every sample of the window to stderr */
+    int mat_nice;        /* experiment: nice value of the materializer thread (0: untouched) */
     uint64_t records, capacity;
     bool json, quick;
     bool huge_pages; /* the engine's tables in transparent huge pages (the server's --huge-pages) */
@@ -859,6 +860,7 @@ reserve_config(trastenda_store_config *c, const char *dir, const struct opts *o,
     if (o->materialize_ms > 0) c->materialize_interval_ms = o->materialize_ms;
     e->key_retention_ms = RES_KEY_RETENT_MS;
     e->huge_pages = o->huge_pages;
+    e->page_slots = o->page_slots;
 }
 
 /* 1 location, RES_SKUS SKUs, RES_UNITS units of each there. */
@@ -1400,7 +1402,7 @@ log_composition(char (*ids)[SKU_ID_BYTES])
 /* ---- recovery: a state of N stock records, replayed from the log, then loaded ---- */
 
 static void
-recovery_config(trastenda_store_config *c, const char *dir, uint64_t records)
+recovery_config(trastenda_store_config *c, const char *dir, uint64_t records, uint32_t page_slots)
 {
     trastenda_store_config_default(c);
     c->dir = dir;
@@ -1413,6 +1415,7 @@ recovery_config(trastenda_store_config *c, const char *dir, uint64_t records)
     e->skus_max = (uint32_t)(records / REC_LOCS);
     e->stock_max = (uint32_t)records;
     e->batch_cmds_max = REC_BATCH;
+    e->page_slots = page_slots; /* the build writes no state: only the opens' pages use it */
 }
 
 /* Command k of the build: the locations, then the SKUs, then a RECEIVE per record. */
@@ -1467,7 +1470,7 @@ build_child(const char *dir, uint64_t records)
     for (uint64_t i = 0; i < skus; i++)
         sku_id(ids[i], (uint32_t)i);
     trastenda_store_config cfg;
-    recovery_config(&cfg, dir, records);
+    recovery_config(&cfg, dir, records, 0);
     trastenda_store *st = store_open(&cfg);
     static struct big_req reqs[REC_WINDOW];
     for (uint32_t i = 0; i < REC_WINDOW; i++) {
@@ -1571,7 +1574,7 @@ recovery_run(const struct opts *o)
     f.build_rate = f.records / f.build_s;
     f.log_entries = (double)seq;
     trastenda_store_config cfg;
-    recovery_config(&cfg, dir, o->records);
+    recovery_config(&cfg, dir, o->records, o->page_slots);
     f.digests_equal = true;
     trastenda_store *st = recovery_open(&cfg, digest, &f.replay_ms, &f.replay_open_ms,
                                         &f.replayed_entries, &f.digests_equal);
@@ -1668,6 +1671,7 @@ print_header(const struct opts *o, const char *cpu, uint32_t batch_max)
            (long long)sc.log_retention_ms, PACE_QUANTUM_NS / 1000);
     if (o->mat_nice > 0) printf("; EXPERIMENT: materializer thread at nice %d", o->mat_nice);
     if (o->huge_pages) printf("; tables in huge pages (--huge-pages)");
+    if (o->page_slots > 0) printf("; pages of %u slots (--page-slots)", o->page_slots);
     printf("\n");
     fflush(stdout);
 }
@@ -2000,7 +2004,7 @@ usage(FILE *to)
         "usage: trastenda-bench-storage [--json] [--quick] [--only NAME[,NAME...]]\n"
         "         [--seconds N] [--warmup N] [--runs N] [--threads N] [--window N]\n"
         "         [--rate N] [--records N] [--capacity N] [--batch-max N]\n"
-        "         [--materialize-ms N] [--mat-nice N] [--huge-pages]\n"
+        "         [--materialize-ms N] [--mat-nice N] [--huge-pages] [--page-slots N]\n"
         "  NAME: raw, fsync, async, paced, recovery\n"
         "  --seconds    measured seconds per reserve case (default %.0f; --quick %.0f)\n"
         "  --warmup     unmeasured seconds before each (default %.0f; --quick %.0f)\n"
@@ -2017,7 +2021,8 @@ usage(FILE *to)
         "  --materialize-ms  the store's materialize_interval_ms (default: the store's)\n"
         "  --mat-nice   experiment: renice the materializer thread (1..19) for the window\n"
         "  --timeline   print every %d-ms sample of each window on stderr\n"
-        "  --huge-pages the engine's tables in transparent huge pages (as the server's flag)\n",
+        "  --huge-pages the engine's tables in transparent huge pages (as the server's flag)\n"
+        "  --page-slots records a page of the materialized state holds (the server's flag)\n",
         DEFAULT_SECONDS, QUICK_SECONDS, DEFAULT_WARMUP_S, QUICK_WARMUP_S, RUNS_MAX, DEFAULT_THREADS,
         DEFAULT_WINDOW, DEFAULT_PACED_RATE, DEFAULT_RECORDS, QUICK_RECORDS, CAPACITY_RATE,
         MEM_SHARE * 100, BYTES_PER_RESERVE, SAMPLE_MS);
@@ -2063,6 +2068,8 @@ parse_flag(struct opts *o, const char *a, const char *v)
         o->materialize_ms = (uint32_t)strtoul(v, NULL, 10);
     else if (strcmp(a, "--mat-nice") == 0)
         o->mat_nice = atoi(v);
+    else if (strcmp(a, "--page-slots") == 0)
+        o->page_slots = (uint32_t)strtoul(v, NULL, 10);
     else if (strcmp(a, "--only") == 0)
         o->only = v;
     else if (strcmp(a, "--build-state") == 0)
@@ -2087,6 +2094,8 @@ parse_check(const struct opts *o)
     if (o->batch_max > (1u << 20)) die("--batch-max must be at most %u", 1u << 20);
     if (o->materialize_ms > 3600000) die("--materialize-ms must be at most 3600000");
     if (o->mat_nice < 0 || o->mat_nice > 19) die("--mat-nice must be 0..19");
+    if (o->page_slots > 65536 || (o->page_slots & (o->page_slots - 1)) != 0)
+        die("--page-slots must be a power of two in 1..65536");
     for (const char *p = o->only; p != NULL && *p;) { /* every name must be a section */
         size_t n = strcspn(p, ","), s = 0;
         while (s < SECTIONS &&

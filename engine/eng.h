@@ -276,6 +276,7 @@ struct trastenda_engine {
     /* pages changed since they were last encoded (image.c), per record type; NULL: untracked */
     uint64_t *page_bits[16];
     uint32_t page_words[16];
+    uint32_t page_shift;       /* log2 of cfg.page_slots */
     struct eng_buf page_buf;   /* the page being encoded */
     struct eng_buf stock_refs; /* apply: record of each stock post-image of the entry (apply.c) */
     uint16_t load_huge;        /* tables advised onto huge pages while loading (image.c) */
@@ -558,11 +559,13 @@ static inline void
 eng_page_touch(trastenda_engine *e, uint8_t type, uint32_t ix)
 {
     if (e->page_bits[type] == NULL) return;
-    uint32_t page = ix / TRASTENDA_PAGE_SLOTS;
+    uint32_t page = ix >> e->page_shift;
     e->page_bits[type][page / 64] |= 1ull << (page % 64);
 }
 uint32_t eng_page_count(const trastenda_engine *e, uint8_t type);
-/* Loads the lines of the live holds, orders or POs (type) in slots lo..hi (at most a page) and
+/* Records whose lines eng_touch_lines loads together at most (a page's, or a digest's window). */
+#define ENG_TOUCH_WINDOW 256
+/* Loads the lines of the live holds, orders or POs (type) in slots lo..hi (at most a window) and
  * the SKUs they name, one line of every record per round, so that their misses overlap before
  * those records are encoded (page writes, digests). Changes nothing; returns a sum to keep. */
 uint64_t eng_touch_lines(const trastenda_engine *e, uint8_t type, uint32_t lo, uint32_t hi);

@@ -53,6 +53,8 @@ config_check(const trastenda_engine_config *c)
     for (size_t i = 0; i < 3; i++)
         if (windows[i] < 0 || windows[i] > TRASTENDA_RETENTION_MS_MAX) return TRASTENDA_E_INVALID;
     if (c->review_days > TRASTENDA_LEAD_DAYS_MAX) return TRASTENDA_E_INVALID;
+    if (c->page_slots > 65536 || (c->page_slots & (c->page_slots - 1)) != 0)
+        return TRASTENDA_E_INVALID;
     return TRASTENDA_OK;
 }
 
@@ -116,6 +118,8 @@ trastenda_engine_create(const trastenda_engine_config *cfg, trastenda_engine **o
     trastenda_engine *e = ts_alloc(sizeof(*e));
     if (e == NULL) return TRASTENDA_E_NOMEM;
     e->cfg = *cfg;
+    if (e->cfg.page_slots == 0) e->cfg.page_slots = TRASTENDA_PAGE_SLOTS;
+    e->page_shift = (uint32_t)__builtin_ctz(e->cfg.page_slots);
     ts_alloc_huge_pages(cfg->huge_pages != 0);
     err = tables_alloc(e);
     if (err == TRASTENDA_OK) err = indices_init(e);

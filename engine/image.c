@@ -1,7 +1,7 @@
 /*
  * engine/image.c - the state in pages: what storage's materializer writes and recovery loads.
  *
- * The materializer's engine marks, per table, the pages (runs of TRASTENDA_PAGE_SLOTS slots)
+ * The materializer's engine marks, per table, the pages (runs of cfg.page_slots slots)
  * that applying log entries changed; a page is encoded from the table as it is now, with the
  * same post-image encoders as the log, so the materializer writes each changed page once however
  * often its records changed (a hot SKU touched 10,000 times costs one page write). Loading reads
@@ -85,7 +85,13 @@ slots_used(const trastenda_engine *e, uint8_t t)
 uint32_t
 eng_page_count(const trastenda_engine *e, uint8_t t)
 {
-    return (table_slots(e, t) + TRASTENDA_PAGE_SLOTS - 1) / TRASTENDA_PAGE_SLOTS;
+    return (uint32_t)(((uint64_t)table_slots(e, t) + e->cfg.page_slots - 1) >> e->page_shift);
+}
+
+uint32_t
+trastenda_engine_page_slots(const trastenda_engine *e)
+{
+    return e->cfg.page_slots;
 }
 
 trastenda_err
@@ -200,9 +206,9 @@ lines_head_of(const trastenda_engine *e, uint8_t table, uint32_t ix)
 uint64_t
 eng_touch_lines(const trastenda_engine *e, uint8_t table, uint32_t lo, uint32_t hi)
 {
-    uint32_t cur[TRASTENDA_PAGE_SLOTS], n = 0;
+    uint32_t cur[ENG_TOUCH_WINDOW], n = 0;
     uint64_t sum = 0;
-    TS_ASSERT(hi - lo <= TRASTENDA_PAGE_SLOTS);
+    TS_ASSERT(hi - lo <= ENG_TOUCH_WINDOW);
     for (uint32_t ix = lo; ix < hi; ix++) {
         if (!slot_live(e, table, ix)) continue;
         uint32_t head = lines_head_of(e, table, ix);
@@ -239,13 +245,15 @@ trastenda_engine_page_encode(trastenda_engine *e, uint8_t table, uint32_t page, 
         for (uint32_t i = 0; i < e->channel_count; i++, n++)
             eng_enc_channel(e, b, i);
     } else {
-        uint32_t lo = page * TRASTENDA_PAGE_SLOTS, hi = lo + TRASTENDA_PAGE_SLOTS;
+        uint32_t lo = page << e->page_shift, hi = lo + e->cfg.page_slots;
         uint32_t slots = slots_used(e, table);
         if (hi > slots) hi = slots;
         if (lo > hi) lo = hi;
         if (table == TRASTENDA_REC_HOLD || table == TRASTENDA_REC_ORDER ||
             table == TRASTENDA_REC_PO) {
-            volatile uint64_t touched = eng_touch_lines(e, table, lo, hi); /* loads must happen */
+            volatile uint64_t touched = 0; /* the loads must happen */
+            for (uint32_t w = lo; w < hi; w += ENG_TOUCH_WINDOW)
+                touched += eng_touch_lines(e, table, w, TS_MIN(hi, w + ENG_TOUCH_WINDOW));
             (void)touched;
         }
         for (uint32_t ix = lo; ix < hi; ix++) {

@@ -271,18 +271,19 @@ trastenda_engine_digest(const trastenda_engine *e)
     for (uint32_t i = 0; i < e->stock_count; i++)
         d += digest_one(e, &b, i, eng_enc_stock);
     /* Only the slots ever handed out: a table far below its capacity is not walked whole. The
-     * lines of each page of slots, and their SKUs, are loaded together first (eng_touch_lines). */
+     * lines of each window of slots, and their SKUs, are loaded together first (eng_touch_lines).
+     */
     volatile uint64_t touched = 0; /* volatile: the loads must happen */
     for (uint32_t i = 0; i < e->hold_pool.hw; i++) {
-        if (i % TRASTENDA_PAGE_SLOTS == 0)
+        if (i % ENG_TOUCH_WINDOW == 0)
             touched += eng_touch_lines(e, TRASTENDA_REC_HOLD, i,
-                                       TS_MIN(e->hold_pool.hw, i + TRASTENDA_PAGE_SLOTS));
+                                       TS_MIN(e->hold_pool.hw, i + ENG_TOUCH_WINDOW));
         if (e->holds[i].in_use) d += digest_one(e, &b, i, eng_enc_hold);
     }
     for (uint32_t i = 0; i < e->order_pool.hw; i++) {
-        if (i % TRASTENDA_PAGE_SLOTS == 0)
+        if (i % ENG_TOUCH_WINDOW == 0)
             touched += eng_touch_lines(e, TRASTENDA_REC_ORDER, i,
-                                       TS_MIN(e->order_pool.hw, i + TRASTENDA_PAGE_SLOTS));
+                                       TS_MIN(e->order_pool.hw, i + ENG_TOUCH_WINDOW));
         if (e->orders[i].in_use) d += digest_one(e, &b, i, eng_enc_order);
     }
     for (uint32_t i = 0; i < e->po_pool.hw; i++)

@@ -3,8 +3,9 @@
  *
  *   log/    'F' -> format record; 'L' + u64 big-endian seq -> log entry (docs/LOG.md)
  *   state/  'F' -> format record; 'M' -> materialized meta (u64 seq, i64 time_ms, u64 epoch,
- *           little-endian); 'P' + u8 table (position in trastenda_image_tables) + u32 big-endian
- *           page -> page (engine.h, "Images")
+ *           u32 slots a page, little-endian; a meta of 24 bytes, without the last, was written
+ *           with pages of 256 slots); 'P' + u8 table (position in trastenda_image_tables) + u32
+ *           big-endian page -> page (engine.h, "Images")
  *
  * The format record is "TSDB", u8 kind (1 log, 2 state), u16 version (little-endian). A database
  * without it that holds anything else is another program's and is refused; so is another version,
@@ -20,10 +21,12 @@
 
 #include "trastenda.h"
 
-#define DB_FORMAT_VERSION 2 /* 2: log entries and pages in format 2 (docs/LOG.md) */
-#define DB_LOG_KEY_BYTES  9
-#define DB_PAGE_KEY_BYTES 6
-#define DB_META_BYTES     24
+#define DB_FORMAT_VERSION     2 /* 2: log entries and pages in format 2 (docs/LOG.md) */
+#define DB_LOG_KEY_BYTES      9
+#define DB_PAGE_KEY_BYTES     6
+#define DB_META_BYTES         28 /* u64 seq, i64 time_ms, u64 epoch, u32 page slots */
+#define DB_META_BYTES_V1      24 /* without the page size: pages of DB_META_PAGE_SLOTS_V1 slots */
+#define DB_META_PAGE_SLOTS_V1 256
 
 /* Each database's table-file writes (flushes, compactions) are paced at this rate, in refills of
  * this period; the log's own appends are not. */

@@ -157,7 +157,8 @@ struct trastenda_store {
     uint64_t st_durable_cmds; /* commands in durable batches since open (writer) */
     uint64_t st_batch_hist[TRASTENDA_BATCH_HIST_BUCKETS];
     double recovery_ms;
-    bool mat_repack; /* materializer: its next state write rewrites the packed tables whole */
+    bool mat_repack;   /* materializer: its next state write rewrites the packed tables whole */
+    bool mat_relayout; /* materializer: the state it loaded has pages of another size: all whole */
 };
 
 #define LOAD(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -219,7 +220,7 @@ prefault_main(void *arg)
 /* Tells e about how many records of each table the state holds: the slots up to its last page
  * (trastenda_engine_load_expect), also kept in pf. */
 static void
-state_expect(rocksdb_iterator_t *it, trastenda_engine *e, struct prefault *pf)
+state_expect(rocksdb_iterator_t *it, trastenda_engine *e, uint32_t page_slots, struct prefault *pf)
 {
     memset(pf, 0, sizeof(*pf));
     pf->e = e;
@@ -232,7 +233,7 @@ state_expect(rocksdb_iterator_t *it, trastenda_engine *e, struct prefault *pf)
         const uint8_t *last = (const uint8_t *)rocksdb_iter_key(it, &klen);
         if (klen != DB_PAGE_KEY_BYTES || last[0] != 'P' || last[1] != i) continue;
         uint64_t pages = (uint64_t)db_page_key_page(last) + 1;
-        pf->records[i] = pages * TRASTENDA_PAGE_SLOTS;
+        pf->records[i] = pages * page_slots;
         (void)trastenda_engine_load_expect(e, trastenda_image_tables[i], pf->records[i]);
     }
 }
@@ -243,19 +244,31 @@ state_expect(rocksdb_iterator_t *it, trastenda_engine *e, struct prefault *pf)
  * the node already serves). */
 static trastenda_err
 state_load(trastenda_store *st, trastenda_engine *e, bool prefault, uint64_t *m, uint64_t *records,
-           char *err, size_t errlen)
+           uint32_t *page_slots, char *err, size_t errlen)
 {
     *m = 0;
     *records = 0;
+    *page_slots = trastenda_engine_page_slots(e);
     char *rerr = NULL;
     size_t vlen = 0;
     char *meta = rocksdb_get(st->state.db, st->state.ro, "M", 1, &vlen, &rerr);
     if (rerr != NULL) return db_error(rerr, "state: reading the meta", err, errlen);
     if (meta == NULL) return TRASTENDA_OK; /* nothing materialized yet */
-    if (vlen != DB_META_BYTES) {
+    if (vlen != DB_META_BYTES && vlen != DB_META_BYTES_V1) {
         rocksdb_free(meta);
         snprintf(err, errlen, "state: the meta record is %zu bytes, not %d", vlen, DB_META_BYTES);
         return TRASTENDA_E_CORRUPT;
+    }
+    /* Without its page size: a state written with pages of 256 slots (before 2026-11-29). */
+    *page_slots = DB_META_PAGE_SLOTS_V1;
+    if (vlen == DB_META_BYTES) {
+        const uint8_t *ps = (const uint8_t *)meta + DB_META_BYTES_V1;
+        *page_slots = ps[0] | ps[1] << 8 | ps[2] << 16 | (uint32_t)ps[3] << 24;
+        if (*page_slots == 0 || (*page_slots & (*page_slots - 1)) != 0 || *page_slots > 65536) {
+            rocksdb_free(meta);
+            snprintf(err, errlen, "state: the meta record names pages of %u slots", *page_slots);
+            return TRASTENDA_E_CORRUPT;
+        }
     }
     uint64_t v[3];
     for (int i = 0; i < 3; i++) {
@@ -266,7 +279,7 @@ state_load(trastenda_store *st, trastenda_engine *e, bool prefault, uint64_t *m,
     rocksdb_free(meta);
     rocksdb_iterator_t *it = rocksdb_create_iterator(st->state.db, st->state.ro);
     struct prefault pf;
-    state_expect(it, e, &pf);
+    state_expect(it, e, *page_slots, &pf);
     pthread_t pf_thread;
     /* Without the thread (it cannot start), the load faults its memory in itself. */
     bool pf_started = prefault && pthread_create(&pf_thread, NULL, prefault_main, &pf) == 0;
@@ -1052,12 +1065,15 @@ static trastenda_err recover(trastenda_store *st, bool track_pages, trastenda_en
                              size_t errlen);
 
 static void
-meta_encode(uint8_t out[DB_META_BYTES], uint64_t seq, int64_t time_ms, uint64_t epoch)
+meta_encode(uint8_t out[DB_META_BYTES], uint64_t seq, int64_t time_ms, uint64_t epoch,
+            uint32_t page_slots)
 {
     uint64_t v[3] = {seq, (uint64_t)time_ms, epoch};
     for (int i = 0; i < 3; i++)
         for (int b = 0; b < 8; b++)
             out[8 * i + b] = (uint8_t)(v[i] >> (8 * b));
+    for (int b = 0; b < 4; b++)
+        out[DB_META_BYTES_V1 + b] = (uint8_t)(page_slots >> (8 * b));
 }
 
 /*
@@ -1130,7 +1146,7 @@ state_write(trastenda_store *st)
          * in the same batch (a later put of the same key wins). */
         for (uint8_t i = 0; i < TRASTENDA_IMAGE_TABLES; i++) {
             uint8_t t = trastenda_image_tables[i];
-            if (trastenda_engine_load_keeps_slots(t)) continue;
+            if (trastenda_engine_load_keeps_slots(t) && !st->mat_relayout) continue;
             uint8_t lo[DB_PAGE_KEY_BYTES], hi[DB_PAGE_KEY_BYTES];
             db_page_key(lo, i, 0);
             db_page_key(hi, (uint8_t)(i + 1), 0);
@@ -1162,7 +1178,7 @@ state_write(trastenda_store *st)
     uint8_t meta[DB_META_BYTES];
     uint64_t seq = trastenda_engine_seq(m);
     int64_t time_ms = trastenda_engine_time_ms(m);
-    meta_encode(meta, seq, time_ms, trastenda_engine_epoch(m));
+    meta_encode(meta, seq, time_ms, trastenda_engine_epoch(m), trastenda_engine_page_slots(m));
     uint64_t chunks = ledger_acc_flush(&st->lacc, wb);
     uint64_t archived = archive_acc_flush(&st->aacc, st->state.db, st->state.ro, wb);
     /* Ledger retention: a sweep of the index at most every tenth of the window. */
@@ -1194,6 +1210,7 @@ state_write(trastenda_store *st)
         return false;
     }
     st->mat_repack = false;
+    st->mat_relayout = false;
     ADD(&st->st_state_writes, 1);
     ADD(&st->st_pages_written, written);
     ADD(&st->st_pages_deleted, deleted);
@@ -1325,6 +1342,11 @@ config_check(const trastenda_store_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "config: durability must be fsync or async");
         return TRASTENDA_E_INVALID;
     }
+    uint32_t ps = c->engine.page_slots;
+    if (ps > 65536 || (ps & (ps - 1)) != 0) {
+        snprintf(err, errlen, "config: page_slots must be a power of two in 1..65536, not %u", ps);
+        return TRASTENDA_E_INVALID;
+    }
     if (c->materialize_interval_ms == 0 || c->materialize_interval_ms > 3600000) {
         snprintf(err, errlen, "config: materialize_interval_ms must be 1..3600000, not %u",
                  c->materialize_interval_ms);
@@ -1376,7 +1398,13 @@ recover(trastenda_store *st, bool track_pages, trastenda_engine **out, uint64_t 
         snprintf(err, errlen, "engine: cannot create the tables: %s", trastenda_err_message(code));
         return code;
     }
-    code = state_load(st, e, !track_pages, m, records, err, errlen);
+    uint32_t page_slots;
+    code = state_load(st, e, !track_pages, m, records, &page_slots, err, errlen);
+    /* Pages of another size than this build's (an older state): the materializer's first write
+     * rewrites every table whole (state_write), in the same batch as the meta that names the size.
+     */
+    if (code == TRASTENDA_OK && track_pages)
+        st->mat_relayout = page_slots != trastenda_engine_page_slots(e);
     /* The materializer marks what the replay changes: its next state write must carry it. */
     if (code == TRASTENDA_OK && track_pages) code = trastenda_engine_pages_track(e);
     if (code == TRASTENDA_OK)

@@ -69,6 +69,11 @@ typedef struct trastenda_engine_config {
      * records), but the first write to each 2 MiB page zeroes it, and may compact memory, on the
      * writer: milliseconds of latency while the tables fill. 0 (default): 4 KiB pages. */
     int huge_pages;
+    /* Slots a page of the materialized state holds (a power of two, 1..65536; 0: the default,
+     * TRASTENDA_PAGE_SLOTS). A materializer writes whole pages, so under changes spread over a
+     * large table it writes about this many records for each one that changed; a page is also
+     * one RocksDB value to read at a load. */
+    uint32_t page_slots;
 } trastenda_engine_config;
 
 /* Defaults sized for a mid-size shop: see docs/ENGINE.md for the memory each costs. */
@@ -249,8 +254,8 @@ trastenda_err trastenda_engine_apply_entry_checked(trastenda_engine *e, const ui
  * ---- Images: the state in pages (storage's materialized state) ----
  *
  * A materializer keeps its own engine, fed only by trastenda_engine_apply_entry(), and writes its
- * state out in pages: page p of a table holds the records in slots p * TRASTENDA_PAGE_SLOTS ..
- * (p + 1) * TRASTENDA_PAGE_SLOTS - 1 of that engine, encoded as log records (docs/LOG.md) after a
+ * state out in pages: page p of a table holds the records in slots p * P .. (p + 1) * P - 1 of
+ * that engine (P: its config's page_slots), encoded as log records (docs/LOG.md) after a
  * u32 record count. Tables are named by their record type: TRASTENDA_REC_CHANNEL (one page),
  * _LOCATION, _SKU, _STOCK, _HOLD, _ORDER, _PO, _KEY and _META (one page: the id counters).
  * Slot numbers are the materializer's own: pages are a local storage layout, never shipped.
@@ -259,10 +264,12 @@ trastenda_err trastenda_engine_apply_entry_checked(trastenda_engine *e, const ui
  * (records refer to earlier tables), then trastenda_engine_load_finish() with the sequence, time
  * and epoch the pages reflect. Retention queues are rebuilt in (time, id) order.
  */
-#define TRASTENDA_PAGE_SLOTS   256
+#define TRASTENDA_PAGE_SLOTS   256 /* default of trastenda_engine_config.page_slots */
 #define TRASTENDA_IMAGE_TABLES 9
 extern const uint8_t trastenda_image_tables[TRASTENDA_IMAGE_TABLES];
 
+/* Slots a page of e holds (its config's page_slots, the default resolved). */
+uint32_t trastenda_engine_page_slots(const trastenda_engine *e);
 /* From now on, pages that trastenda_engine_apply_entry() changes are marked. E_NOMEM. */
 trastenda_err trastenda_engine_pages_track(trastenda_engine *e);
 /* Marks every page that holds a record (a first full write). */

@@ -71,6 +71,8 @@ static struct opt opts[] = {
     {"queue-max", K_U32, &cfg.store.queue_max, "requests waiting for the engine (power of 2)"},
     {"materialize-interval-ms", K_U32, &cfg.store.materialize_interval_ms,
      "state written at most this often"},
+    {"page-slots", K_U32, &cfg.store.engine.page_slots,
+     "records a page of the state holds (power of 2, 1..65536; 256)"},
     {"log-retention-ms", K_I64, &cfg.store.log_retention_ms, "log kept behind the state"},
     {"log-retention-bytes", K_U64, &cfg.store.log_retention_bytes, "and at most this much"},
     {"log-follower-max-bytes", K_U64, &cfg.store.log_follower_bytes_max,

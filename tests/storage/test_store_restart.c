@@ -11,6 +11,7 @@
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
+#include <rocksdb/c.h>
 #include <sys/wait.h>
 
 #include "gen.h"
@@ -188,6 +189,7 @@ Test(store_restart, a_reloaded_materializer_leaves_no_stale_page)
     trastenda_store_config cfg;
     config(&cfg, dir, TRASTENDA_DURABILITY_ASYNC);
     cfg.engine.purge_per_batch_max = 1024;
+    cfg.engine.page_slots = 256; /* the pages this scenario counts */
     __atomic_store_n(&clock_ms_now, 1000000, __ATOMIC_RELEASE);
     trastenda_store *st = open_ok(&cfg);
     static trastenda_cmd cmds[300];
@@ -245,4 +247,98 @@ Test(store_restart, a_reloaded_materializer_leaves_no_stale_page)
         trastenda_store_close(st);
     }
     st_rmdir(dir);
+}
+
+/* Cuts the state's meta back to its 24 bytes of before the page size was recorded (a state
+ * written by a build of before 2026-11-29, whose pages held 256 slots). */
+static void
+meta_make_v1(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/state", dir);
+    rocksdb_options_t *o = rocksdb_options_create();
+    char *err = NULL;
+    rocksdb_t *db = rocksdb_open(o, path, &err);
+    cr_assert_null(err, "%s", err);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    size_t len = 0;
+    char *meta = rocksdb_get(db, ro, "M", 1, &len, &err);
+    cr_assert_null(err, "%s", err);
+    cr_assert_eq(len, 28, "the meta is %zu bytes", len);
+    cr_assert_eq((uint8_t)meta[24] | (uint8_t)meta[25] << 8, 256, "written with pages of 256");
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_put(db, wo, "M", 1, meta, 24, &err);
+    cr_assert_null(err, "%s", err);
+    rocksdb_free(meta);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_readoptions_destroy(ro);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+}
+
+/*
+ * A state written with pages of one size and opened by a store whose pages hold another: the
+ * load does not depend on the size, and the materializer's first write must replace every page
+ * of the old layout, or a page of it left beside the new ones (a larger page numbering more of
+ * them) loads stale records at a later open. The random sequence leaves ~36 stock records, 6
+ * locations and SKUs, holds, orders and keys: several pages of 4 in each table. The third case
+ * is a state of before the size was recorded (meta of 24 bytes: pages of 256).
+ */
+Test(store_restart, pages_of_another_size_are_rewritten_whole)
+{
+    static const uint32_t sizes[3][2] = {{4, 64}, {64, 4}, {256, 4}};
+    {
+        char dir[512];
+        st_tmpdir(dir, sizeof(dir), "relayout");
+        trastenda_store_config cfg;
+        config(&cfg, dir, TRASTENDA_DURABILITY_ASYNC);
+        cfg.engine.page_slots = 48; /* not a power of two */
+        trastenda_store *st = NULL;
+        char err[512] = "";
+        cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_E_INVALID);
+        cr_assert_null(st);
+        cr_assert(strstr(err, "page_slots") != NULL, "the error names the setting: %s", err);
+        st_rmdir(dir);
+    }
+    for (int c = 0; c < 3; c++) {
+        char dir[512];
+        st_tmpdir(dir, sizeof(dir), "relayout");
+        trastenda_store_config cfg;
+        config(&cfg, dir, TRASTENDA_DURABILITY_ASYNC);
+        cfg.engine.page_slots = sizes[c][0];
+        trastenda_store *st = open_ok(&cfg);
+        uint64_t want, seq;
+        run_sequence(st, 0x5eed0 + (uint64_t)c, &want, &seq);
+        trastenda_store_close(st); /* the state in pages of the first size */
+        if (c == 2) meta_make_v1(dir);
+
+        cfg.engine.page_slots = sizes[c][1];
+        st = open_ok(&cfg);
+        cr_assert_eq(st_digest(st), want, "case %d: the state loads with the other size", c);
+        /* One unit more in every stock record: each page of them changes. */
+        static trastenda_cmd rcv[N_SKUS * N_LOCS];
+        static trastenda_result res[N_SKUS * N_LOCS];
+        memset(rcv, 0, sizeof(rcv));
+        for (int k = 0; k < N_SKUS * N_LOCS; k++) {
+            rcv[k].op = TRASTENDA_OP_RECEIVE;
+            rcv[k].sku = R(SKU_IDS[k / N_LOCS]);
+            rcv[k].loc = R(LOC_IDS[k % N_LOCS]);
+            rcv[k].qty = 1;
+        }
+        uint64_t s = 0;
+        cr_assert_eq(st_run(st, rcv, N_SKUS * N_LOCS, res, &s), TRASTENDA_OK);
+        uint32_t changed = 0;
+        for (int k = 0; k < N_SKUS * N_LOCS; k++)
+            changed += res[k].code == TRASTENDA_OK;
+        cr_assert_geq(changed, 8, "case %d: %u stock records changed", c, changed);
+        want = st_settled(st, &seq); /* written in pages of the second size */
+        trastenda_store_close(st);
+        for (int i = 0; i < 2; i++) {
+            st = open_ok(&cfg);
+            cr_assert_eq(st_digest(st), want, "case %d, open %d: a page of the old size came back",
+                         c, i + 1);
+            trastenda_store_close(st);
+        }
+        st_rmdir(dir);
+    }
 }
