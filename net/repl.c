@@ -2026,9 +2026,9 @@ repl_start(struct srv *s, char *err, size_t errlen)
     STORE(&s->repl, r); /* the log writer's hook reads it (repl_on_durable) */
     if (s->cfg.repl != NULL && s->cfg.repl[0] != '\0') {
         int rv = nng_rep0_open(&r->rep);
+        r->rep_open = rv == 0; /* closed by repl_stop whatever fails next */
         if (rv == 0) rv = nng_socket_set_size(r->rep, NNG_OPT_RECVMAXSZ, 64 * 1024);
         if (rv == 0) {
-            r->rep_open = true;
             for (int i = 0; i < RCTXS; i++) {
                 struct rctx *c = &r->ctxs[i];
                 c->r = r;
