@@ -3,9 +3,9 @@
  *
  *   log/    'F' -> format record; 'L' + u64 big-endian seq -> log entry (docs/LOG.md)
  *   state/  'F' -> format record; 'M' -> materialized meta (u64 seq, i64 time_ms, u64 epoch,
- *           u32 slots a page, little-endian; a meta of 24 bytes, without the last, was written
- *           with pages of 256 slots); 'P' + u8 table (position in trastenda_image_tables) + u32
- *           big-endian page -> page (engine.h, "Images")
+ *           u32 slots a page, little-endian; 24 bytes, without the last, for pages of 256
+ *           slots, as before 2026-11-29); 'P' + u8 table (position in trastenda_image_tables) +
+ *           u32 big-endian page -> page (engine.h, "Images")
  *
  * The format record is "TSDB", u8 kind (1 log, 2 state), u16 version (little-endian). A database
  * without it that holds anything else is another program's and is refused; so is another version,

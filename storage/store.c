@@ -256,10 +256,11 @@ state_load(trastenda_store *st, trastenda_engine *e, bool prefault, uint64_t *m,
     if (meta == NULL) return TRASTENDA_OK; /* nothing materialized yet */
     if (vlen != DB_META_BYTES && vlen != DB_META_BYTES_V1) {
         rocksdb_free(meta);
-        snprintf(err, errlen, "state: the meta record is %zu bytes, not %d", vlen, DB_META_BYTES);
+        snprintf(err, errlen, "state: the meta record is %zu bytes, not %d or %d", vlen,
+                 DB_META_BYTES_V1, DB_META_BYTES);
         return TRASTENDA_E_CORRUPT;
     }
-    /* Without its page size: a state written with pages of 256 slots (before 2026-11-29). */
+    /* Without its page size: pages of 256 slots (meta_encode). */
     *page_slots = DB_META_PAGE_SLOTS_V1;
     if (vlen == DB_META_BYTES) {
         const uint8_t *ps = (const uint8_t *)meta + DB_META_BYTES_V1;
@@ -1064,7 +1065,10 @@ static trastenda_err recover(trastenda_store *st, bool track_pages, trastenda_en
                              uint64_t *m, uint64_t *records, uint64_t *replayed, char *err,
                              size_t errlen);
 
-static void
+/* Its length: pages of 256 slots keep the meta of before (24 bytes), which a build of before
+ * 2026-11-29 still opens (a follower bootstrapped from this node, a downgrade); another size
+ * writes the 28 bytes such a build refuses. */
+static size_t
 meta_encode(uint8_t out[DB_META_BYTES], uint64_t seq, int64_t time_ms, uint64_t epoch,
             uint32_t page_slots)
 {
@@ -1072,8 +1076,10 @@ meta_encode(uint8_t out[DB_META_BYTES], uint64_t seq, int64_t time_ms, uint64_t 
     for (int i = 0; i < 3; i++)
         for (int b = 0; b < 8; b++)
             out[8 * i + b] = (uint8_t)(v[i] >> (8 * b));
+    if (page_slots == DB_META_PAGE_SLOTS_V1) return DB_META_BYTES_V1;
     for (int b = 0; b < 4; b++)
         out[DB_META_BYTES_V1 + b] = (uint8_t)(page_slots >> (8 * b));
+    return DB_META_BYTES;
 }
 
 /*
@@ -1178,7 +1184,8 @@ state_write(trastenda_store *st)
     uint8_t meta[DB_META_BYTES];
     uint64_t seq = trastenda_engine_seq(m);
     int64_t time_ms = trastenda_engine_time_ms(m);
-    meta_encode(meta, seq, time_ms, trastenda_engine_epoch(m), trastenda_engine_page_slots(m));
+    size_t meta_len =
+        meta_encode(meta, seq, time_ms, trastenda_engine_epoch(m), trastenda_engine_page_slots(m));
     uint64_t chunks = ledger_acc_flush(&st->lacc, wb);
     uint64_t archived = archive_acc_flush(&st->aacc, st->state.db, st->state.ro, wb);
     /* Ledger retention: a sweep of the index at most every tenth of the window. */
@@ -1190,7 +1197,7 @@ state_write(trastenda_store *st)
             ledger_cut(st->state.db, st->state.ro, now_ms - st->cfg.ledger_retention_ms, wb));
     }
     char *rerr = NULL;
-    rocksdb_writebatch_put(wb, "M", 1, (const char *)meta, sizeof(meta));
+    rocksdb_writebatch_put(wb, "M", 1, (const char *)meta, meta_len);
     /* Into the memtable without the state's WAL, then durable by a flush to a table file (paced,
      * written back as it grows: db.c): the pages are written once instead of twice, and a crash
      * before the flush ends leaves the previous state and its M, whose log is not cut yet. */
