@@ -64,6 +64,26 @@ static const char *client_token; /* sent by every client of the test (NULL: none
         }                                                                                          \
     } while (0)
 
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Fails at once when node n's process has ended: a wait for it would only run to its deadline.
+ * (A bootstrap restarts the server inside its process: the pid stays.) */
+static void
+node_alive(int n, const char *awaiting)
+{
+    int st = 0;
+    if (pids[n] > 0 && waitpid(pids[n], &st, WNOHANG) == pids[n]) {
+        pids[n] = 0;
+        CHECK(0, "node %d exited (wait status %d) while the test awaited %s", n, st, awaiting);
+    }
+}
+
 static void
 node_kill(int n)
 {
@@ -97,6 +117,19 @@ static void
 on_signal(int sig)
 {
     (void)sig;
+    cleanup();
+    _exit(1);
+}
+
+/* Well before ctest's 600 s: a wait that did not end fails with the nodes' logs (cleanup). */
+#define WATCHDOG_S 540
+static void
+on_watchdog(int sig)
+{
+    (void)sig;
+    static const char msg[] = "plain_repl: FAIL: still running after 540 s; the nodes' logs:\n";
+    if (write(2, msg, sizeof(msg) - 1) < 0) _exit(1);
+    failed = true;
     cleanup();
     _exit(1);
 }
@@ -266,17 +299,20 @@ status_u64(int n, const char *path)
     return v;
 }
 
+/* The waits below end at a deadline in time, not after a number of rounds: a poll of a node that
+ * does not answer takes its whole timeout, with the client's retries. */
 static void
 node_wait(int n)
 {
-    for (int i = 0; i < 400; i++) {
+    for (int64_t end = now_ms() + 20000; now_ms() < end;) {
         trastenda_reply r;
         bool ok = try_op(n, "status", &r, 500);
         trastenda_reply_clear(&r);
         if (ok) return;
+        node_alive(n, "its first answer");
         usleep(50000);
     }
-    CHECK(0, "node %d did not come up", n);
+    CHECK(0, "node %d did not come up within 20 s", n);
 }
 
 /* Whether node n's log has text, waiting up to seconds for it. */
@@ -303,11 +339,12 @@ static void
 wait_seq(int n, uint64_t seq, int seconds)
 {
     uint64_t at = 0;
-    for (int i = 0; i < seconds * 20; i++) {
+    for (int64_t end = now_ms() + (int64_t)seconds * 1000; now_ms() < end;) {
         trastenda_reply r;
         if (try_op(n, "status", &r, 500)) at = field(&r, "replication.durable");
         trastenda_reply_clear(&r);
         if (at >= seq) return;
+        node_alive(n, "an entry");
         usleep(50000);
     }
     CHECK(0, "node %d is at entry %" PRIu64 ", not %" PRIu64 " after %d s", n, at, seq, seconds);
@@ -342,7 +379,7 @@ digests_equal(int leader, const int *others, int n_others)
 static void
 wait_followers(int n, const int *fs, int n_fs)
 {
-    for (int i = 0; i < 600; i++) {
+    for (int64_t end = now_ms() + 30000; now_ms() < end;) {
         trastenda_reply r;
         bool all = try_op(n, "status", &r, 1000);
         char *j = all ? trastenda_result_json(&r) : NULL;
@@ -353,7 +390,7 @@ wait_followers(int n, const int *fs, int n_fs)
         if (all) return;
         usleep(50000);
     }
-    CHECK(0, "the followers did not reach leader %d", n);
+    CHECK(0, "the followers did not reach leader %d within 30 s", n);
 }
 
 /* ---- the write load ---- */
@@ -637,14 +674,6 @@ promotion_with_tokens(void)
     node_kill(5);
     client_token = NULL;
     memcpy(&data_dir[3], saved, sizeof(saved));
-}
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- fewer followers than --sync-replicas ---- */
@@ -1121,6 +1150,9 @@ main(void)
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGALRM, on_watchdog);
+    alarm(WATCHDOG_S);
+    printf("plain_repl: nodes in %s\n", dir);
 
     /* A leader (0) and two followers (1, 2). */
     node_start(0, NULL);
