@@ -283,6 +283,20 @@ write_store(const struct metrics_view *v, struct mpjson_buf *out)
     pow2_hist(out, "trastenda_engine_batch_commands",
               "Commands per engine batch (one log entry, one fsync each).", st->batch_cmds_hist,
               TRASTENDA_BATCH_HIST_BUCKETS, st->commands);
+    head(out, "trastenda_log_write_seconds", "histogram",
+         "Log writes (one entry or a follower's entries: one put, and its fsync in fsync mode).");
+    uint64_t cum = 0;
+    for (int i = 0; i < TRASTENDA_WRITE_HIST_BUCKETS; i++) {
+        cum += st->log_write_hist[i];
+        if (i < TRASTENDA_WRITE_HIST_BUCKETS - 1)
+            pf(out, "trastenda_log_write_seconds_bucket{le=\"%g\"} %llu\n", (double)(1u << i) / 1e6,
+               (unsigned long long)cum);
+        else
+            pf(out, "trastenda_log_write_seconds_bucket{le=\"+Inf\"} %llu\n",
+               (unsigned long long)cum);
+    }
+    pf(out, "trastenda_log_write_seconds_sum %.9f\ntrastenda_log_write_seconds_count %llu\n",
+       (double)st->log_write_ns / 1e9, (unsigned long long)cum);
     gauge(out, "trastenda_recovery_seconds", "Time the last start spent recovering.",
           st->recovery_ms / 1000.0);
     gauge(out, "trastenda_storage_failed", "1 once a storage failure stopped the store.",

@@ -156,6 +156,7 @@ struct trastenda_store {
     uint64_t st_not_replicated, st_appended;
     uint64_t st_durable_cmds; /* commands in durable batches since open (writer) */
     uint64_t st_batch_hist[TRASTENDA_BATCH_HIST_BUCKETS];
+    uint64_t st_write_hist[TRASTENDA_WRITE_HIST_BUCKETS], st_write_ns; /* writer */
     double recovery_ms;
     bool mat_repack;   /* materializer: its next state write rewrites the packed tables whole */
     bool mat_relayout; /* materializer: the state it loaded has pages of another size: all whole */
@@ -959,6 +960,18 @@ slot_write(trastenda_store *st, struct slot *s, char **rerr)
     rocksdb_writebatch_destroy(wb);
 }
 
+/* The log write histogram's bucket (trastenda_store_stats.log_write_hist). */
+static void
+write_observe(trastenda_store *st, int64_t ns)
+{
+    uint64_t us = ns > 0 ? (uint64_t)(ns + 999) / 1000 : 0;
+    int b = 0;
+    while (b < TRASTENDA_WRITE_HIST_BUCKETS - 1 && us > (1ull << b)) /* bound: the buckets */
+        b++;
+    ADD(&st->st_write_hist[b], 1);
+    ADD(&st->st_write_ns, (uint64_t)(ns > 0 ? ns : 0));
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -981,7 +994,9 @@ writer_main(void *arg)
             continue;
         }
         char *rerr = NULL;
+        int64_t t0 = sys_mono_ns();
         slot_write(st, s, &rerr);
+        write_observe(st, sys_mono_ns() - t0);
         if (rerr != NULL) {
             char msg[600];
             snprintf(msg, sizeof(msg), "the write of log entry %llu failed (%s)",
@@ -1616,6 +1631,9 @@ trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out)
     out->batch_cmds_max = LOAD(&st->st_batch_max);
     for (int i = 0; i < TRASTENDA_BATCH_HIST_BUCKETS; i++)
         out->batch_cmds_hist[i] = LOAD(&st->st_batch_hist[i]);
+    for (int i = 0; i < TRASTENDA_WRITE_HIST_BUCKETS; i++)
+        out->log_write_hist[i] = LOAD(&st->st_write_hist[i]);
+    out->log_write_ns = LOAD(&st->st_write_ns);
     out->state_writes = LOAD(&st->st_state_writes);
     out->pages_written = LOAD(&st->st_pages_written);
     out->pages_deleted = LOAD(&st->st_pages_deleted);

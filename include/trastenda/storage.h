@@ -170,6 +170,7 @@ trastenda_err trastenda_store_submit(trastenda_store *st, trastenda_request *req
 const trastenda_engine *trastenda_store_engine(const trastenda_store *st);
 
 #define TRASTENDA_BATCH_HIST_BUCKETS 16
+#define TRASTENDA_WRITE_HIST_BUCKETS 20
 
 typedef struct trastenda_store_stats {
     uint64_t applied_seq;      /* last batch applied in memory */
@@ -183,6 +184,10 @@ typedef struct trastenda_store_stats {
     uint64_t batch_cmds_max; /* largest batch, in commands */
     /* Batches by size: [i] counts those of at most 2^i commands (i < 15), [15] the larger ones. */
     uint64_t batch_cmds_hist[TRASTENDA_BATCH_HIST_BUCKETS];
+    /* Log writes (one put, and its fsync in fsync mode) by duration: [i] counts those of at most
+     * 2^i microseconds (i < 19), [19] the longer ones; their total time in ns. */
+    uint64_t log_write_hist[TRASTENDA_WRITE_HIST_BUCKETS];
+    uint64_t log_write_ns;
     uint64_t state_writes, pages_written, pages_deleted;
     uint64_t ledger_chunks;     /* ledger index chunks written (one per SKU per state write) */
     uint64_t ledger_chunks_cut; /* removed by ledger retention */

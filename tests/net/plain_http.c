@@ -844,12 +844,15 @@ check_metrics(const struct server *s)
     const char *http_req = "trastenda_requests_total{transport=\"http\"}";
     const char *mp_req = "trastenda_requests_total{transport=\"msgpack\"}";
     const char *acks = "trastenda_durable_ack_seconds_count";
+    const char *writes = "trastenda_log_write_seconds_count";
+    const char *writes_sum = "trastenda_log_write_seconds_sum";
     const char *holds = "trastenda_table_entries{table=\"holds\"}";
     const char *bad_json =
         "trastenda_request_errors_total{transport=\"http\",result=\"E_MALFORMED\"}";
     double r0 = metric(m0, ok_reserve), s0 = metric(m0, short_reserve), h0 = metric(m0, http_req),
            p0 = metric(m0, mp_req), a0 = metric(m0, acks), t0 = metric(m0, holds),
-           b0 = metric(m0, bad_json);
+           b0 = metric(m0, bad_json), w0 = metric(m0, writes), ws0 = metric(m0, writes_sum);
+    CHECK(w0 >= 0 && ws0 >= 0, "log write series missing:\n%s", m0);
     CHECK(r0 >= 0 && h0 >= 0 && p0 >= 0 && a0 >= 0 && t0 >= 0, "series missing:\n%s", m0);
     CHECK(metric(m0, "trastenda_ready") == 1, "ready");
     CHECK(metric(m0, "trastenda_table_capacity{table=\"holds\"}") == 4096, "holds capacity");
@@ -886,6 +889,11 @@ check_metrics(const struct server *s)
     CHECK(metric(m1, http_req) >= h0 + 12, "http requests: %g -> %g", h0, metric(m1, http_req));
     CHECK(metric(m1, mp_req) >= p0 + 8, "msgpack requests: %g -> %g", p0, metric(m1, mp_req));
     CHECK(metric(m1, acks) >= a0 + 18, "durable acks: %g -> %g", a0, metric(m1, acks));
+    /* each OK reserve came alone (one after the other): a log write each, which takes time */
+    CHECK(metric(m1, writes) >= w0 + 15 && metric(m1, writes_sum) > ws0, "log writes: %g -> %g", w0,
+          metric(m1, writes));
+    CHECK(metric(m1, "trastenda_log_write_seconds_bucket{le=\"+Inf\"}") == metric(m1, writes),
+          "the log write histogram's last bucket is its count");
     CHECK(metric(m1, holds) == t0 + 15, "holds: %g -> %g", t0, metric(m1, holds));
     CHECK(metric(m1, bad_json) == (b0 < 0 ? 0 : b0) + 2, "malformed: %g -> %g", b0,
           metric(m1, bad_json));
