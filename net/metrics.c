@@ -277,6 +277,8 @@ write_store(const struct metrics_view *v, struct mpjson_buf *out)
     counter(out, "trastenda_log_written_bytes_total", "Bytes of log entries written.",
             st->log_bytes);
     counter(out, "trastenda_state_writes_total", "Materialized state writes.", st->state_writes);
+    gauge(out, "trastenda_state_write_bytes", "The last materialized state write's size.",
+          (double)st->state_write_bytes);
     gauge(out, "trastenda_queue_depth", "Requests waiting for the engine thread.", st->queue_depth);
     counter(out, "trastenda_queue_busy_total",
             "Requests refused because the engine queue was full (E_BUSY).", st->busy);

@@ -147,7 +147,8 @@ struct trastenda_store {
         uint64_t bytes;  /* mat_bytes when it was written */
     } trunc[TRUNC_RING]; /* materialized points, oldest first, for cutting the log */
     uint32_t trunc_n;
-    uint64_t mat_bytes; /* log bytes the materializer applied since open */
+    uint64_t mat_bytes;        /* log bytes the materializer applied since open */
+    uint64_t last_state_bytes; /* atomic: the last state write's size (its write batch) */
 
     /* stats (atomic) */
     uint64_t st_batches, st_commands, st_requests, st_queries, st_busy, st_log_bytes;
@@ -1219,6 +1220,7 @@ state_write(trastenda_store *st)
     rocksdb_write(st->state.db, st->state.wnowal, wb, &rerr);
     size_t wb_bytes;
     (void)rocksdb_writebatch_data(wb, &wb_bytes);
+    STORE(&st->last_state_bytes, (uint64_t)wb_bytes);
     if (wb_bytes > STATE_WB_KEEP_BYTES) { /* a whole state's (a close, a catch-up): not kept */
         rocksdb_writebatch_destroy(wb);
         st->state_wb = NULL;
@@ -1300,6 +1302,15 @@ mat_catch_up(trastenda_store *st)
     return true;
 }
 
+/* materialize_interval_max_ms, its default (0) resolved. */
+static uint32_t
+interval_max_ms(const trastenda_store_config *c)
+{
+    if (c->materialize_interval_max_ms != 0) return c->materialize_interval_max_ms;
+    uint64_t ten = 10ull * c->materialize_interval_ms;
+    return ten > 3600000 ? 3600000 : (uint32_t)ten;
+}
+
 static void *
 mat_main(void *arg)
 {
@@ -1320,23 +1331,33 @@ mat_main(void *arg)
          (double)(sys_mono_ns() - t0) / 1e6);
     st->mat_repack = true; /* the load moved records to other pages: state_write */
     st->last_state_write_ns = sys_mono_ns();
-    int64_t interval_ns = (int64_t)st->cfg.materialize_interval_ms * 1000000;
+    int64_t min_ns = (int64_t)st->cfg.materialize_interval_ms * 1000000;
+    int64_t max_ns = (int64_t)interval_max_ms(&st->cfg) * 1000000;
+    uint64_t log_at_write = st->mat_bytes; /* mat_bytes at the last state write */
     for (;;) {
         uint32_t w = LOAD(&st->mat_wake);
         if (LOAD(&st->failed)) break;
         if (!mat_catch_up(st)) break;
         bool done =
             LOAD(&st->writer_done) && trastenda_engine_seq(st->mat) == LOAD(&st->durable_seq);
-        int64_t now = sys_mono_ns();
+        int64_t now = sys_mono_ns(), since = now - st->last_state_write_ns;
         bool behind = trastenda_engine_seq(st->mat) > LOAD(&st->materialized_seq);
         bool asked = LOAD(&st->flush_seq) > LOAD(&st->materialized_seq);
-        if (behind && (done || asked || now - st->last_state_write_ns >= interval_ns)) {
+        /* Past the minimum interval, a write once the log since the last one is as large as
+         * that write was (writing the state costs about its bytes, a restart replays the log),
+         * or at the maximum interval. */
+        bool due = since >= max_ns ||
+                   (since >= min_ns && st->mat_bytes - log_at_write >= st->last_state_bytes);
+        if (behind && (done || asked || due)) {
             if (!state_write(st)) break;
             st->last_state_write_ns = now;
+            log_at_write = st->mat_bytes;
         }
         if (done) break;
-        /* Nothing left to write: only a new entry (or a flush) wakes it, not the interval. */
-        int64_t wait_ms = (interval_ns - (sys_mono_ns() - st->last_state_write_ns)) / 1000000;
+        /* Nothing left to write: only a new entry (or a flush) wakes it, not the interval. Behind:
+         * each new entry wakes it, and so does the next interval's end. */
+        since = sys_mono_ns() - st->last_state_write_ns;
+        int64_t wait_ms = ((since < min_ns ? min_ns : max_ns) - since) / 1000000;
         if (wait_ms < 1) wait_ms = 1;
         if (wait_ms > IDLE_WAIT_MS || !behind) wait_ms = IDLE_WAIT_MS;
         sys_futex_wait(&st->mat_wake, w, wait_ms);
@@ -1372,6 +1393,15 @@ config_check(const trastenda_store_config *c, char *err, size_t errlen)
     if (c->materialize_interval_ms == 0 || c->materialize_interval_ms > 3600000) {
         snprintf(err, errlen, "config: materialize_interval_ms must be 1..3600000, not %u",
                  c->materialize_interval_ms);
+        return TRASTENDA_E_INVALID;
+    }
+    if (c->materialize_interval_max_ms != 0 &&
+        (c->materialize_interval_max_ms < c->materialize_interval_ms ||
+         c->materialize_interval_max_ms > 3600000)) {
+        snprintf(err, errlen,
+                 "config: materialize_interval_max_ms must be 0 (10 x materialize_interval_ms) or "
+                 "%u..3600000, not %u",
+                 c->materialize_interval_ms, c->materialize_interval_max_ms);
         return TRASTENDA_E_INVALID;
     }
     if (c->ledger_retention_ms < 0 || c->ledger_retention_ms > TRASTENDA_RETENTION_MS_MAX) {
@@ -1637,6 +1667,7 @@ trastenda_store_stats_get(trastenda_store *st, trastenda_store_stats *out)
     out->state_writes = LOAD(&st->st_state_writes);
     out->pages_written = LOAD(&st->st_pages_written);
     out->pages_deleted = LOAD(&st->st_pages_deleted);
+    out->state_write_bytes = LOAD(&st->last_state_bytes);
     out->ledger_chunks = LOAD(&st->st_ledger_chunks);
     out->ledger_chunks_cut = LOAD(&st->st_ledger_cut);
     out->archived = LOAD(&st->st_archived);

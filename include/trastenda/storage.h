@@ -51,8 +51,12 @@ typedef struct trastenda_store_config {
     trastenda_durability durability;
     uint32_t queue_max;               /* requests waiting for the engine; a power of two */
     uint32_t materialize_interval_ms; /* the state is written at most this often */
-    int64_t log_retention_ms;         /* log entries kept behind the materialized state */
-    uint64_t log_retention_bytes;     /* and at most about this many bytes of it; 0: no bound */
+    /* ... and at least this often while entries come (0: 10 x materialize_interval_ms, at most
+     * an hour). In between, a state write waits until the log written since the last one is as
+     * large as that write was: a write costs about what it writes, a restart replays the log. */
+    uint32_t materialize_interval_max_ms;
+    int64_t log_retention_ms;     /* log entries kept behind the materialized state */
+    uint64_t log_retention_bytes; /* and at most about this many bytes of it; 0: no bound */
     /* Entries a known follower still needs (trastenda_store_log_keep) are kept past the two
      * bounds above while the log behind the state holds at most about this many bytes; beyond
      * it the log is cut and that follower must bootstrap. Default 1 GiB; 0: followers hold
@@ -189,6 +193,7 @@ typedef struct trastenda_store_stats {
     uint64_t log_write_hist[TRASTENDA_WRITE_HIST_BUCKETS];
     uint64_t log_write_ns;
     uint64_t state_writes, pages_written, pages_deleted;
+    uint64_t state_write_bytes; /* the last state write's size */
     uint64_t ledger_chunks;     /* ledger index chunks written (one per SKU per state write) */
     uint64_t ledger_chunks_cut; /* removed by ledger retention */
     uint64_t archived;          /* holds and orders archived after retention removed them */

@@ -573,6 +573,77 @@ Test(store_files, an_idle_materializer_sleeps_until_an_entry_comes)
     st_rmdir(dir);
 }
 
+/* Polls until the state covers everything durable, or 10 s pass. */
+static bool
+wait_materialized(trastenda_store *st, trastenda_store_stats *s)
+{
+    for (int i = 0; i < 1000; i++) {
+        trastenda_store_stats_get(st, s);
+        if (s->materialized_seq == s->durable_seq) return true;
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
+/* Past materialize_interval_ms a state write waits until the log since the last write is as large
+ * as that write was, or until materialize_interval_max_ms. */
+Test(store_files, a_state_write_waits_for_as_much_log_as_the_last_one_wrote)
+{
+    char dir[512], err[512];
+    static struct batch b;
+    static trastenda_result res[BATCH_MAX];
+    for (int capped = 0; capped < 2; capped++) {
+        st_tmpdir(dir, sizeof(dir), "adaptive");
+        trastenda_store_config cfg;
+        config(&cfg, dir);
+        cfg.materialize_interval_ms = 20;
+        cfg.materialize_interval_max_ms = capped ? 300 : 3600000;
+        trastenda_store *st = NULL;
+        cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_OK, "%s", err);
+        setup_batch(&b); /* the catalogue: one state write of many pages */
+        cr_assert_eq(st_run(st, b.cmds, b.n, res, NULL), TRASTENDA_OK);
+        trastenda_store_stats s0, s;
+        cr_assert(wait_materialized(st, &s0), "the catalogue was not written");
+        cr_assert_gt(s0.state_write_bytes, 0);
+        struct gcmd x;
+        trastenda_result r;
+        cmd_stock(&x, TRASTENDA_OP_RECEIVE, 0, 0, 1);
+        cr_assert_eq(st_run(st, &x.c, 1, &r, NULL), TRASTENDA_OK);
+        trastenda_store_stats_get(st, &s);
+        cr_assert_lt(s.log_bytes - s0.log_bytes, s0.state_write_bytes, "one receipt's entry");
+        if (capped) { /* written at the longest interval all the same */
+            cr_assert(wait_materialized(st, &s), "not written at the longest interval");
+            cr_assert_eq(s.state_writes, s0.state_writes + 1);
+        } else {
+            usleep(300 * 1000); /* 15 shortest intervals */
+            trastenda_store_stats_get(st, &s);
+            cr_assert_eq(s.state_writes, s0.state_writes, "a state write for one receipt");
+            cr_assert_lt(s.materialized_seq, s.durable_seq);
+            /* Receipts until the next write: by then the log since the last is at least as
+             * large as that write. */
+            for (int i = 0; i < 100000 && s.state_writes == s0.state_writes; i++) {
+                cr_assert_eq(st_run(st, &x.c, 1, &r, NULL), TRASTENDA_OK);
+                trastenda_store_stats_get(st, &s);
+            }
+            cr_assert_gt(s.state_writes, s0.state_writes, "no state write after 100,000 entries");
+            cr_assert_geq(s.log_bytes - s0.log_bytes, s0.state_write_bytes,
+                          "written after %" PRIu64 " log bytes, the last write %" PRIu64,
+                          s.log_bytes - s0.log_bytes, s0.state_write_bytes);
+        }
+        trastenda_store_close(st);
+        st_rmdir(dir);
+    }
+    /* The longest interval below the shortest is refused with the setting named. */
+    trastenda_store_config cfg;
+    config(&cfg, "/nonexistent-not-opened");
+    cfg.materialize_interval_ms = 1000;
+    cfg.materialize_interval_max_ms = 999;
+    trastenda_store *st = NULL;
+    cr_assert_eq(trastenda_store_open(&cfg, &st, err, sizeof(err)), TRASTENDA_E_INVALID);
+    cr_assert_null(st);
+    cr_assert(strstr(err, "materialize_interval_max_ms") != NULL, "%s", err);
+}
+
 Test(store_files, smaller_tables_than_the_directory_was_written_with_are_refused)
 {
     char dir[512], err[512];
