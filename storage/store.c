@@ -1102,7 +1102,7 @@ meta_encode(uint8_t out[DB_META_BYTES], uint64_t seq, int64_t time_ms, uint64_t 
  * Cuts log entries the state covers and that are older than the retention window, or beyond the
  * retention size, but not those a known follower still needs (log_keep) unless the log behind the
  * state holds more than log_follower_bytes_max. Cut points are the state writes, so the log keeps
- * up to log_retention_bytes plus one state interval's worth of entries.
+ * up to log_retention_bytes plus about one gap between state writes (two once the ring thinned).
  */
 static void
 log_truncate(trastenda_store *st)
@@ -1302,9 +1302,8 @@ mat_catch_up(trastenda_store *st)
     return true;
 }
 
-/* materialize_interval_max_ms, its default (0) resolved. */
-static uint32_t
-interval_max_ms(const trastenda_store_config *c)
+uint32_t
+trastenda_store_interval_max_ms(const trastenda_store_config *c)
 {
     if (c->materialize_interval_max_ms != 0) return c->materialize_interval_max_ms;
     uint64_t ten = 10ull * c->materialize_interval_ms;
@@ -1332,7 +1331,7 @@ mat_main(void *arg)
     st->mat_repack = true; /* the load moved records to other pages: state_write */
     st->last_state_write_ns = sys_mono_ns();
     int64_t min_ns = (int64_t)st->cfg.materialize_interval_ms * 1000000;
-    int64_t max_ns = (int64_t)interval_max_ms(&st->cfg) * 1000000;
+    int64_t max_ns = (int64_t)trastenda_store_interval_max_ms(&st->cfg) * 1000000;
     uint64_t log_at_write = st->mat_bytes; /* mat_bytes at the last state write */
     for (;;) {
         uint32_t w = LOAD(&st->mat_wake);

@@ -95,6 +95,9 @@ typedef struct trastenda_store_config {
 } trastenda_store_config;
 
 void trastenda_store_config_default(trastenda_store_config *cfg);
+/* cfg's materialize_interval_max_ms with its default (0) resolved: the longest a durable entry
+ * waits for the state to be written while entries come. */
+uint32_t trastenda_store_interval_max_ms(const trastenda_store_config *cfg);
 
 typedef struct trastenda_store trastenda_store;
 typedef struct trastenda_request trastenda_request;
