@@ -24,8 +24,10 @@
  *     check of its peers carries its token), and promote itself needs a token;
  *   - a partition with network namespaces when the machine allows them, else a skip that says why.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -33,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -838,7 +841,9 @@ fetch_raw_ex(int n, uint64_t seq, uint64_t epoch, uint64_t ack, char *t, size_t 
     pack_kv_u(&pk, "dg", 0);
     nng_socket sock;
     CHECK(nng_req0_open(&sock) == 0, "nng_req0_open");
-    CHECK(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 5000) == 0, "recv timeout");
+    CHECK(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 5000) == 0 &&
+              nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, 5000) == 0,
+          "send and receive timeouts");
     CHECK(nng_dial(sock, repl_addr[n], NULL, 0) == 0, "dial %s", repl_addr[n]);
     CHECK(nng_send(sock, sb.data, sb.size, 0) == 0, "send a fetch");
     char *buf = NULL;
@@ -1115,6 +1120,22 @@ partition(void)
     node_kill(4);
 }
 
+/* A loopback TCP port free right now: the kernel's pick for a socket bound to port 0 (a port
+ * derived from the pid could fall in the ephemeral range, on a connection's port). */
+static int
+free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0, "socket");
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    CHECK(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+              getsockname(fd, (struct sockaddr *)&a, &len) == 0,
+          "a free loopback port");
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
 /* ---- TLS on the replication endpoint, client certificates required ---- */
 
 static void
@@ -1150,8 +1171,7 @@ tls_replication(void)
     snprintf(rkey, sizeof(rkey), "%s/rogue.key", dir);
     snprintf(data_dir[4], sizeof(data_dir[4]), "%s/data4tls", dir);
     snprintf(data_dir[5], sizeof(data_dir[5]), "%s/data5tls", dir);
-    snprintf(repl_addr[4], sizeof(repl_addr[4]), "tls+tcp://127.0.0.1:%d",
-             20000 + (int)(getpid() % 20000) + 7);
+    snprintf(repl_addr[4], sizeof(repl_addr[4]), "tls+tcp://127.0.0.1:%d", free_port());
     snprintf(repl_addr[5], sizeof(repl_addr[5]), "ipc://%s/n5tls.repl", dir);
     const char *const leader[] = {"--tls-cert", scert, "--tls-key",         skey,
                                   "--tls-ca",   ca,    "--tls-client-auth", "required",
