@@ -20,7 +20,7 @@
  *       held are the same number (each request adds one of each), never fewer than before the
  *       cycle plus what it acknowledged, never more than what was submitted.
  * Then it closes the store (the close writes the state) and goes on. The child's durability
- * (FSYNC, ASYNC in a quarter of the cycles: both survive a process crash), materializer interval
+ * (FSYNC, ASYNC in a quarter of the cycles: both survive a process crash), materializer intervals
  * and log retention vary per cycle, so kills also land during state writes and log cuts.
  *
  * After the cycles, (5): a kill at a random point of the very first open of a fresh directory
@@ -363,6 +363,10 @@ main(int argc, char **argv)
         child_cfg = cfg;
         static const uint32_t intervals[] = {2, 20, 1000};
         child_cfg.materialize_interval_ms = intervals[rng_below(&rng, 3)];
+        /* Half the cycles write the state at every interval (the longest = the shortest), the
+         * others once the log has grown as large as the last write (the default longest). */
+        child_cfg.materialize_interval_max_ms =
+            rng_pct(&rng, 50) ? child_cfg.materialize_interval_ms : 0;
         child_cfg.log_retention_ms = rng_pct(&rng, 50) ? 0 : 3600 * 1000;
         /* ASYNC survives a process crash too: the write reached the kernel before the ack. */
         if (rng_pct(&rng, ASYNC_PCT)) child_cfg.durability = TRASTENDA_DURABILITY_ASYNC;
