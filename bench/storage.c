@@ -2096,7 +2096,7 @@ parse_check(const struct opts *o)
     if (o->batch_max > (1u << 20)) die("--batch-max must be at most %u", 1u << 20);
     if (o->materialize_ms > 3600000) die("--materialize-ms must be at most 3600000");
     if (o->mat_nice < 0 || o->mat_nice > 19) die("--mat-nice must be 0..19");
-    if (o->page_slots > 65536 || (o->page_slots & (o->page_slots - 1)) != 0)
+    if (o->page_slots != 0 && !trastenda_page_slots_valid(o->page_slots))
         die("--page-slots must be a power of two in 1..65536");
     for (const char *p = o->only; p != NULL && *p;) { /* every name must be a section */
         size_t n = strcspn(p, ","), s = 0;

@@ -53,7 +53,7 @@ config_check(const trastenda_engine_config *c)
     for (size_t i = 0; i < 3; i++)
         if (windows[i] < 0 || windows[i] > TRASTENDA_RETENTION_MS_MAX) return TRASTENDA_E_INVALID;
     if (c->review_days > TRASTENDA_LEAD_DAYS_MAX) return TRASTENDA_E_INVALID;
-    if (c->page_slots > 65536 || (c->page_slots & (c->page_slots - 1)) != 0)
+    if (c->page_slots != 0 && !trastenda_page_slots_valid(c->page_slots))
         return TRASTENDA_E_INVALID;
     return TRASTENDA_OK;
 }

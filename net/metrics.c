@@ -141,22 +141,23 @@ hist_lines(struct mpjson_buf *out, const char *name, const char *labels,
     pf(out, "%s_count%s %llu\n", name, braces, (unsigned long long)GET(&h->count));
 }
 
-/* A histogram of counts in power-of-two buckets: [i] counts values <= 2^i, the last the rest. */
+/* A histogram of counts in power-of-two buckets: [i] counts values <= 2^i units, the last the
+ * rest; bounds and sum are written in units of `unit` (1, or 1e-6 for microseconds as seconds). */
 static void
 pow2_hist(struct mpjson_buf *out, const char *name, const char *help, const uint64_t *b, int n,
-          uint64_t sum)
+          double unit, double sum)
 {
     head(out, name, "histogram", help);
     uint64_t cum = 0;
     for (int i = 0; i < n; i++) {
         cum += b[i];
         if (i < n - 1)
-            pf(out, "%s_bucket{le=\"%u\"} %llu\n", name, 1u << i, (unsigned long long)cum);
+            pf(out, "%s_bucket{le=\"%g\"} %llu\n", name, (double)(1u << i) * unit,
+               (unsigned long long)cum);
         else
             pf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
     }
-    pf(out, "%s_sum %llu\n%s_count %llu\n", name, (unsigned long long)sum, name,
-       (unsigned long long)cum);
+    pf(out, "%s_sum %.17g\n%s_count %llu\n", name, sum, name, (unsigned long long)cum);
 }
 
 static void
@@ -206,7 +207,7 @@ write_requests(const struct metrics *m, struct mpjson_buf *out)
     for (int b = 0; b < METRICS_OPS_HIST; b++)
         ops_b[b] = GET(&m->request_ops[b]);
     pow2_hist(out, "trastenda_request_ops", "Operations per request (the client's batches).", ops_b,
-              METRICS_OPS_HIST, GET(&m->request_ops_sum));
+              METRICS_OPS_HIST, 1, (double)GET(&m->request_ops_sum));
     head(out, "trastenda_durable_ack_seconds", "histogram",
          "From handing a request's writes to the store to their durable acknowledgement.");
     hist_lines(out, "trastenda_durable_ack_seconds", "", &m->durable);
@@ -284,21 +285,11 @@ write_store(const struct metrics_view *v, struct mpjson_buf *out)
             "Requests refused because the engine queue was full (E_BUSY).", st->busy);
     pow2_hist(out, "trastenda_engine_batch_commands",
               "Commands per engine batch (one log entry, one fsync each).", st->batch_cmds_hist,
-              TRASTENDA_BATCH_HIST_BUCKETS, st->commands);
-    head(out, "trastenda_log_write_seconds", "histogram",
-         "Log writes (one entry or a follower's entries: one put, and its fsync in fsync mode).");
-    uint64_t cum = 0;
-    for (int i = 0; i < TRASTENDA_WRITE_HIST_BUCKETS; i++) {
-        cum += st->log_write_hist[i];
-        if (i < TRASTENDA_WRITE_HIST_BUCKETS - 1)
-            pf(out, "trastenda_log_write_seconds_bucket{le=\"%g\"} %llu\n", (double)(1u << i) / 1e6,
-               (unsigned long long)cum);
-        else
-            pf(out, "trastenda_log_write_seconds_bucket{le=\"+Inf\"} %llu\n",
-               (unsigned long long)cum);
-    }
-    pf(out, "trastenda_log_write_seconds_sum %.9f\ntrastenda_log_write_seconds_count %llu\n",
-       (double)st->log_write_ns / 1e9, (unsigned long long)cum);
+              TRASTENDA_BATCH_HIST_BUCKETS, 1, (double)st->commands);
+    pow2_hist(
+        out, "trastenda_log_write_seconds",
+        "Log writes (one entry or a follower's entries: one put, and its fsync in fsync mode).",
+        st->log_write_hist, TRASTENDA_WRITE_HIST_BUCKETS, 1e-6, (double)st->log_write_ns / 1e9);
     gauge(out, "trastenda_recovery_seconds", "Time the last start spent recovering.",
           st->recovery_ms / 1000.0);
     gauge(out, "trastenda_storage_failed", "1 once a storage failure stopped the store.",

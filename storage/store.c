@@ -267,7 +267,7 @@ state_load(trastenda_store *st, trastenda_engine *e, bool prefault, uint64_t *m,
     if (vlen == DB_META_BYTES) {
         const uint8_t *ps = (const uint8_t *)meta + DB_META_BYTES_V1;
         *page_slots = ps[0] | ps[1] << 8 | ps[2] << 16 | (uint32_t)ps[3] << 24;
-        if (*page_slots == 0 || (*page_slots & (*page_slots - 1)) != 0 || *page_slots > 65536) {
+        if (!trastenda_page_slots_valid(*page_slots)) {
             rocksdb_free(meta);
             snprintf(err, errlen, "state: the meta record names pages of %u slots", *page_slots);
             return TRASTENDA_E_CORRUPT;
@@ -1385,7 +1385,7 @@ config_check(const trastenda_store_config *c, char *err, size_t errlen)
         return TRASTENDA_E_INVALID;
     }
     uint32_t ps = c->engine.page_slots;
-    if (ps > 65536 || (ps & (ps - 1)) != 0) {
+    if (ps != 0 && !trastenda_page_slots_valid(ps)) {
         snprintf(err, errlen, "config: page_slots must be a power of two in 1..65536, not %u", ps);
         return TRASTENDA_E_INVALID;
     }

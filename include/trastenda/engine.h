@@ -264,7 +264,13 @@ trastenda_err trastenda_engine_apply_entry_checked(trastenda_engine *e, const ui
  * (records refer to earlier tables), then trastenda_engine_load_finish() with the sequence, time
  * and epoch the pages reflect. Retention queues are rebuilt in (time, id) order.
  */
-#define TRASTENDA_PAGE_SLOTS   256 /* default of trastenda_engine_config.page_slots */
+#define TRASTENDA_PAGE_SLOTS 256 /* default of trastenda_engine_config.page_slots */
+/* A page size the engine takes: a power of two in 1..65536 (0 in a config means the default). */
+static inline bool
+trastenda_page_slots_valid(uint32_t n)
+{
+    return n != 0 && n <= 65536 && (n & (n - 1)) == 0;
+}
 #define TRASTENDA_IMAGE_TABLES 9
 extern const uint8_t trastenda_image_tables[TRASTENDA_IMAGE_TABLES];
 
