@@ -1103,6 +1103,8 @@ meta_encode(uint8_t out[DB_META_BYTES], uint64_t seq, int64_t time_ms, uint64_t 
  * retention size, but not those a known follower still needs (log_keep) unless the log behind the
  * state holds more than log_follower_bytes_max. Cut points are the state writes, so the log keeps
  * up to log_retention_bytes plus about one gap between state writes (two once the ring thinned).
+ * The entry a cut point's state is at stays: a follower that has everything up to it (a leader
+ * restarted after the retention window) is checked against its epoch, not sent to bootstrap.
  */
 static void
 log_truncate(trastenda_store *st)
@@ -1116,7 +1118,7 @@ log_truncate(trastenda_store *st)
     while (used < st->trunc_n) {
         uint64_t after = st->mat_bytes - st->trunc[used].bytes; /* log bytes past this point */
         if (st->trunc[used].time_ms > horizon && !(cap > 0 && after > cap)) break;
-        if (keep != 0 && st->trunc[used].seq >= keep) {
+        if (keep != 0 && st->trunc[used].seq > keep) {
             if (after <= fcap) break; /* a follower still reads it */
             past_keep = true;
         }
@@ -1127,7 +1129,7 @@ log_truncate(trastenda_store *st)
     st->trunc_n -= used;
     uint8_t lo[DB_LOG_KEY_BYTES], hi[DB_LOG_KEY_BYTES];
     db_log_key(lo, 0);
-    db_log_key(hi, cut + 1);
+    db_log_key(hi, cut); /* entry `cut` stays: the one the state is at */
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     rocksdb_writebatch_delete_range(wb, (const char *)lo, sizeof(lo), (const char *)hi, sizeof(hi));
     char *rerr = NULL;
@@ -1140,13 +1142,13 @@ log_truncate(trastenda_store *st)
         rocksdb_free(rerr);
         return;
     }
-    STORE(&st->log_first_seq, cut + 1);
-    slog(st, TRASTENDA_LOG_DEBUG, "materializer: log cut up to entry %llu",
+    STORE(&st->log_first_seq, cut);
+    slog(st, TRASTENDA_LOG_DEBUG, "materializer: log cut before entry %llu",
          (unsigned long long)cut);
     if (past_keep && keep != st->keep_told) {
         st->keep_told = keep;
         slog(st, TRASTENDA_LOG_WARN,
-             "log cut up to entry %llu, past entry %llu that a follower still needs: the log "
+             "log cut before entry %llu, past entry %llu that a follower still needs: the log "
              "behind the state is above log_follower_bytes_max (%llu bytes); that follower must "
              "bootstrap",
              (unsigned long long)cut, (unsigned long long)keep, (unsigned long long)fcap);
