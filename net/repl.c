@@ -2071,7 +2071,7 @@ repl_start(struct srv *s, char *err, size_t errlen)
 void
 repl_stop(struct srv *s)
 {
-    struct repl *r = s->repl;
+    struct repl *r = LOAD(&s->repl);
     if (r == NULL || r->stopped) return;
     r->stopped = true;
     STORE(&r->stop, 1);
@@ -2093,7 +2093,7 @@ repl_stop(struct srv *s)
 void
 repl_free(struct srv *s)
 {
-    struct repl *r = s->repl;
+    struct repl *r = LOAD(&s->repl);
     if (r == NULL) return;
     repl_stop(s);
     STORE(&s->repl, NULL);
@@ -2139,7 +2139,7 @@ lag_ms(struct repl *r, uint64_t seq, uint64_t durable)
 void
 repl_view_get(struct srv *s, struct repl_view *v)
 {
-    struct repl *r = s->repl;
+    struct repl *r = LOAD(&s->repl);
     trastenda_store_stats st;
     trastenda_store_stats_get(s->store, &st);
     memset(v, 0, sizeof(*v));
@@ -2167,7 +2167,7 @@ repl_view_get(struct srv *s, struct repl_view *v)
 void
 repl_status_pack(struct srv *s, msgpack_packer *pk)
 {
-    struct repl *r = s->repl;
+    struct repl *r = LOAD(&s->repl);
     trastenda_store_stats st;
     trastenda_store_stats_get(s->store, &st);
     bool follower = st.follower || (s->cfg.not_leader != NULL && s->cfg.not_leader[0]);
@@ -2235,7 +2235,7 @@ repl_status_pack(struct srv *s, msgpack_packer *pk)
 trastenda_err
 repl_promote(struct srv *s, bool force, uint64_t *epoch, uint64_t *seq, char *msg, size_t msglen)
 {
-    struct repl *r = s->repl;
+    struct repl *r = LOAD(&s->repl);
     if (r == NULL || !trastenda_store_is_follower(s->store)) {
         snprintf(msg, msglen, "this node is the leader already");
         return TRASTENDA_E_INVALID;
