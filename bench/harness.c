@@ -60,6 +60,8 @@ static const struct bench_flag COMMON_FLAGS[] = {
      "threads the callers run on as coroutines with asynchronous calls; 0: one blocked thread "
      "per caller (1)"},
     {"in-flight", FLAG_U32, &B.o.in_flight, 1, 64, "requests in flight per client (4)"},
+    {"client-hold-ms", FLAG_U32, &B.o.hold_ms, 0, 60000,
+     "how long a small batch waits for a request in flight (trastenda_client_config.hold_ms; 0)"},
     {"client-batch-max", FLAG_U32, &B.o.client_batch_max, 1, BENCH_OPS_MAX,
      "operations a client coalesces into one request (1024)"},
     {"timeout-ms", FLAG_U32, &B.o.timeout_ms, 10, 600000, "per request (5000)"},
@@ -458,6 +460,7 @@ bench_client_open(const struct bench *b, const char *addr)
     cfg.timeout_ms = b->o.timeout_ms;
     cfg.batch_max = b->o.client_batch_max;
     cfg.in_flight = b->o.in_flight;
+    cfg.hold_ms = b->o.hold_ms;
     cfg.retries = b->o.retries;
     trastenda_client *c = NULL;
     char err[256];

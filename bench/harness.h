@@ -95,7 +95,7 @@ struct workload {
 
 struct bench_opts {
     const char *addr;
-    uint32_t callers, batch, in_flight, client_batch_max, timeout_ms, retries;
+    uint32_t callers, batch, in_flight, client_batch_max, timeout_ms, retries, hold_ms;
     uint32_t caller_threads; /* 0: a thread per caller; else coroutines on this many threads */
     double duration_s, warmup_s;
     uint64_t ops; /* stop after this many ops instead of the duration (0: by duration) */

@@ -104,8 +104,10 @@ text_header(const struct bench *b, FILE *f)
     else
         fprintf(f, ", as coroutines on %u thread%s", b->o.caller_threads,
                 b->o.caller_threads == 1 ? "" : "s");
-    fprintf(f, ", %u requests in flight per client, B = %u op%s per call; run %s\n", b->o.in_flight,
-            b->o.batch, b->o.batch == 1 ? "" : "s", b->run_id);
+    fprintf(f, ", %u requests in flight per client", b->o.in_flight);
+    if (b->o.hold_ms > 0) fprintf(f, " (small batches held up to %u ms)", b->o.hold_ms);
+    fprintf(f, ", B = %u op%s per call; run %s\n", b->o.batch, b->o.batch == 1 ? "" : "s",
+            b->run_id);
 }
 
 static void
@@ -240,13 +242,13 @@ json_header(const struct bench *b, FILE *f)
     bench_json_print_str(f, cpu);
     fprintf(f,
             "},\"config\":{\"callers\":%u,\"caller_threads\":%u,\"batch\":%u,\"shared_client\":%s,"
-            "\"in_flight\":%u,"
+            "\"in_flight\":%u,\"hold_ms\":%u,"
             "\"client_batch_max\":%u,\"duration_s\":%.3f,\"warmup_s\":%.3f,\"ops\":%llu,"
             "\"seed\":%llu},",
             b->o.callers, b->o.caller_threads, b->o.batch,
-            b->o.client_per_caller ? "false" : "true", b->o.in_flight, b->o.client_batch_max,
-            b->o.duration_s, b->wl->runs_to_end ? 0.0 : b->o.warmup_s, (unsigned long long)b->o.ops,
-            (unsigned long long)b->o.seed);
+            b->o.client_per_caller ? "false" : "true", b->o.in_flight, b->o.hold_ms,
+            b->o.client_batch_max, b->o.duration_s, b->wl->runs_to_end ? 0.0 : b->o.warmup_s,
+            (unsigned long long)b->o.ops, (unsigned long long)b->o.seed);
 }
 
 static void

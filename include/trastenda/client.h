@@ -34,6 +34,13 @@ typedef struct trastenda_client_config {
     uint32_t batch_max;  /* ops coalesced into one request (default 256, at most 1024) */
     uint32_t in_flight;  /* requests in flight at once (default 2) */
     uint32_t retries;    /* of a keyed write after a timeout or a busy reply (default 3) */
+    /* While a request sent less than hold_ms ago is in flight to a node, a batch for that node of
+     * fewer than batch_max / 4 calls waits for its reply instead of leaving on another slot:
+     * concurrent callers' calls then share one request, and writes one fsync (README.md, "Using
+     * the client library from C"). Past hold_ms it leaves with the next call made on the client;
+     * with none, it waits for that reply (at most timeout_ms); at close it ends as a queued call
+     * does. 0 (the default): no holding. */
+    uint32_t hold_ms;
     /* Access (docs/SECURITY.md): sent as the envelope's `token` with every request; NULL: none. */
     const char *token;
     /* TLS, for tls+tcp:// nodes (PEM files): the CA that signed the server's certificate (none:

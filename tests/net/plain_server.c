@@ -153,9 +153,11 @@ server_stop(void)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the server did not stop cleanly (status %d)", st);
 }
 
-/* A client of one node: calls time out after timeout_ms, retried `retries` times. */
+/* A client of one node: calls time out after timeout_ms, retried `retries` times; in_flight 0:
+ * the default. */
 static trastenda_client *
-client_of(const char *addr, uint32_t batch_max, uint32_t timeout_ms, uint32_t retries)
+client_ex(const char *addr, uint32_t batch_max, uint32_t timeout_ms, uint32_t retries,
+          uint32_t in_flight, uint32_t hold_ms)
 {
     const char *nodes[] = {addr};
     trastenda_client_config cfg;
@@ -165,10 +167,18 @@ client_of(const char *addr, uint32_t batch_max, uint32_t timeout_ms, uint32_t re
     cfg.timeout_ms = timeout_ms;
     cfg.batch_max = batch_max;
     cfg.retries = retries;
+    if (in_flight > 0) cfg.in_flight = in_flight;
+    cfg.hold_ms = hold_ms;
     trastenda_client *c = NULL;
     char err[256];
     CHECK(trastenda_client_open(&cfg, &c, err, sizeof(err)) == TRASTENDA_OK, "client: %s", err);
     return c;
+}
+
+static trastenda_client *
+client_of(const char *addr, uint32_t batch_max, uint32_t timeout_ms, uint32_t retries)
+{
+    return client_ex(addr, batch_max, timeout_ms, retries, 0, 0);
 }
 
 static trastenda_client *
@@ -912,6 +922,79 @@ async_flash_sale(void)
         trastenda_reply_clear(&cr[i]);
 }
 
+/* ---- small batches held while a request is in flight (trastenda_client_config.hold_ms) ---- */
+
+static int64_t now_ms(void);
+
+#define HELD_CALLS 20
+static atomic_uint held_ok, held_done_n;
+
+static void
+held_done(void *arg, trastenda_err status)
+{
+    (void)arg;
+    if (status == TRASTENDA_OK) atomic_fetch_add(&held_ok, 1);
+    atomic_fetch_add(&held_done_n, 1);
+}
+
+/* A durable write, then HELD_CALLS stock checks made one by one while it is in flight, on a
+ * client of 4 slots: the requests the server received for them. With close_at_once the client
+ * closes right after the calls: held calls end as queued ones do (E_CONNECT), each once. */
+static uint64_t
+held_requests(uint32_t hold_ms, bool close_at_once)
+{
+    trastenda_client *c = client_ex(req_addr, 256, 10000, 3, 4, hold_ms), *count = client_open(16);
+    uint64_t r0 = requests_served(count);
+    static trastenda_args w, s[HELD_CALLS];
+    static trastenda_reply wr, sr[HELD_CALLS];
+    atomic_store(&held_ok, 0);
+    atomic_store(&held_done_n, 0);
+    trastenda_args_init(&w, "receive");
+    w.sku = "A0";
+    w.loc = "W1";
+    w.qty = 1;
+    CHECK(trastenda_call_async(c, &w, 1, &wr, held_done, NULL) == TRASTENDA_OK, "a write");
+    for (uint32_t i = 0; i < HELD_CALLS; i++) {
+        trastenda_args_init(&s[i], "stock");
+        s[i].sku = "A0";
+        CHECK(trastenda_call_async(c, &s[i], 1, &sr[i], held_done, NULL) == TRASTENDA_OK,
+              "a stock check");
+    }
+    for (int64_t end = now_ms() + 10000;
+         !close_at_once && atomic_load(&held_done_n) < HELD_CALLS + 1 && now_ms() < end;)
+        usleep(1000);
+    trastenda_client_close(c);
+    CHECK(
+        atomic_load(&held_done_n) == HELD_CALLS + 1 &&
+            (close_at_once ? atomic_load(&held_ok) >= 1 : atomic_load(&held_ok) == HELD_CALLS + 1),
+        "hold %u ms%s: %u of %u calls ended, %u succeeded", hold_ms,
+        close_at_once ? ", closed at once" : "", atomic_load(&held_done_n), HELD_CALLS + 1,
+        atomic_load(&held_ok));
+    uint64_t n = requests_served(count) - r0 - 1; /* less the status call */
+    trastenda_client_close(count);
+    trastenda_reply_clear(&wr);
+    for (uint32_t i = 0; i < HELD_CALLS; i++)
+        trastenda_reply_clear(&sr[i]);
+    return n;
+}
+
+static void
+held_batches(void)
+{
+    /* Without holding, the first checks take the idle slots, a request each. */
+    uint64_t free_n = held_requests(0, false);
+    CHECK(free_n >= 4, "without holding, %" PRIu64 " requests for a write and %d checks", free_n,
+          HELD_CALLS);
+    /* Held, they wait for the write's reply and leave together (a reply arriving while they are
+     * made splits them, once at most here). */
+    uint64_t held_n = held_requests(60000, false);
+    CHECK(held_n <= 3, "held, %" PRIu64 " requests for a write and %d checks", held_n, HELD_CALLS);
+    (void)held_requests(60000, true);
+    printf("plain_server: a write and %d checks made while it was in flight: %" PRIu64
+           " requests, %" PRIu64 " with small batches held\n",
+           HELD_CALLS, free_n, held_n);
+}
+
 /* ---- bad input ---- */
 
 static nng_socket raw;
@@ -1608,17 +1691,7 @@ busy_connections_are_retried(void)
                            "1024",
                            NULL};
     pid_t pid = second_server("cap", extra, NULL, addr, data, log);
-    const char *nodes[] = {addr};
-    trastenda_client_config cfg;
-    trastenda_client_config_default(&cfg);
-    cfg.nodes = nodes;
-    cfg.n_nodes = 1;
-    cfg.timeout_ms = 10000;
-    cfg.in_flight = 4;
-    cfg.batch_max = 1;
-    cfg.retries = 1000;
-    trastenda_client *c = NULL;
-    CHECK(trastenda_client_open(&cfg, &c, NULL, 0) == TRASTENDA_OK, "client");
+    trastenda_client *c = client_ex(addr, 1, 10000, 1000, 4, 0);
     location_when_up(c, "CW", "cap");
     static trastenda_args args[64];
     static trastenda_reply reps[64];
@@ -2067,6 +2140,7 @@ main(void)
     printf("plain_server: 32 threads flash sale ok\n");
     async_flash_sale();
     printf("plain_server: asynchronous flash sale ok\n");
+    held_batches();
     follower_redirect();
     printf("plain_server: not_leader redirect ok\n");
     a_client_that_stops_reading_is_cut_off();
