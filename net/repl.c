@@ -919,7 +919,7 @@ handle_fetch(struct repl *r, struct rctx *c)
         uint64_t e = entry_epoch(r, m->seq);
         /* A log that an older build cut whole holds not even the entry its state is at: the
          * last durable entry's epoch is the node's. */
-        if (e == 0 && m->seq == durable) e = trastenda_store_epoch(s->store);
+        if (e == 0 && m->seq == durable && m->seq < first) e = trastenda_store_epoch(s->store);
         if (e == 0)
             snprintf(why, sizeof(why), "entry %llu is no longer in the leader's log (retention)",
                      (unsigned long long)m->seq);

@@ -38,8 +38,9 @@ typedef struct trastenda_client_config {
      * fewer than batch_max / 4 calls waits for its reply instead of leaving on another slot:
      * concurrent callers' calls then share one request, and writes one fsync (README.md, "Using
      * the client library from C"). Past hold_ms it leaves with the next call made on the client;
-     * with none, it waits for that reply (at most timeout_ms); at close it ends as a queued call
-     * does. 0 (the default): no holding. */
+     * with none (as when every caller is synchronous and waiting), it waits for that reply (at
+     * most twice timeout_ms: to send, then to answer); at close it ends as a queued call does.
+     * 0 (the default): no holding. Set it after trastenda_client_config_default. */
     uint32_t hold_ms;
     /* Access (docs/SECURITY.md): sent as the envelope's `token` with every request; NULL: none. */
     const char *token;
@@ -157,7 +158,8 @@ trastenda_err trastenda_call_async(trastenda_client *c, const trastenda_args *ar
  * Corking, per thread: while the calling thread has corked the client, its asynchronous calls are
  * queued but not sent; uncorking sends everything queued. An event loop corks before it runs the
  * callers that became ready and uncorks after, so that their calls leave in one request instead
- * of one each. Synchronous calls are never held back. A thread corks at most 8 clients at once.
+ * of one each. Synchronous calls are never held back by a cork (by hold_ms, above, they may be).
+ * A thread corks at most 8 clients at once.
  * Uncork before another thread closes the client (closing uncorks it for the closing thread).
  */
 void trastenda_client_cork(trastenda_client *c);
