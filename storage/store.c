@@ -47,7 +47,8 @@
 /* A state write's batch buffer up to this size is kept for the next one (page faults otherwise). */
 #define STATE_WB_KEEP_BYTES (64u << 20)
 #define PATH_BYTES          4096
-#define ACK_RING            1024 /* batches waiting for followers' acknowledgements */
+#define INTERVAL_MS_MAX     3600000u /* the longest state-write interval, either bound: an hour */
+#define ACK_RING            1024     /* batches waiting for followers' acknowledgements */
 
 enum {
     SLOT_FREE = 0,
@@ -1309,7 +1310,7 @@ trastenda_store_interval_max_ms(const trastenda_store_config *c)
 {
     if (c->materialize_interval_max_ms != 0) return c->materialize_interval_max_ms;
     uint64_t ten = 10ull * c->materialize_interval_ms;
-    return ten > 3600000 ? 3600000 : (uint32_t)ten;
+    return ten > INTERVAL_MS_MAX ? INTERVAL_MS_MAX : (uint32_t)ten;
 }
 
 static void *
@@ -1391,18 +1392,18 @@ config_check(const trastenda_store_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "config: page_slots must be a power of two in 1..65536, not %u", ps);
         return TRASTENDA_E_INVALID;
     }
-    if (c->materialize_interval_ms == 0 || c->materialize_interval_ms > 3600000) {
-        snprintf(err, errlen, "config: materialize_interval_ms must be 1..3600000, not %u",
-                 c->materialize_interval_ms);
+    if (c->materialize_interval_ms == 0 || c->materialize_interval_ms > INTERVAL_MS_MAX) {
+        snprintf(err, errlen, "config: materialize_interval_ms must be 1..%u, not %u",
+                 INTERVAL_MS_MAX, c->materialize_interval_ms);
         return TRASTENDA_E_INVALID;
     }
     if (c->materialize_interval_max_ms != 0 &&
         (c->materialize_interval_max_ms < c->materialize_interval_ms ||
-         c->materialize_interval_max_ms > 3600000)) {
+         c->materialize_interval_max_ms > INTERVAL_MS_MAX)) {
         snprintf(err, errlen,
                  "config: materialize_interval_max_ms must be 0 (10 x materialize_interval_ms) or "
-                 "%u..3600000, not %u",
-                 c->materialize_interval_ms, c->materialize_interval_max_ms);
+                 "%u..%u, not %u",
+                 c->materialize_interval_ms, INTERVAL_MS_MAX, c->materialize_interval_max_ms);
         return TRASTENDA_E_INVALID;
     }
     if (c->ledger_retention_ms < 0 || c->ledger_retention_ms > TRASTENDA_RETENTION_MS_MAX) {
