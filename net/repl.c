@@ -331,6 +331,10 @@ struct repl {
         trastenda_snapshot *snap;
         uint64_t id;
         int64_t used_ns;
+        /* The log entry its follower reads on from (the checkpoint's last): the log keeps it while
+         * the download runs and after it (until that follower fetches, or SNAP_IDLE_NS). */
+        uint64_t keep;
+        char node[ADDR_BYTES];
     } snaps[SNAPS_MAX];
     uint64_t snap_ids;
     uint8_t *chunk;
@@ -713,7 +717,8 @@ acks_update(struct repl *r)
     trastenda_store_ack(r->s->store, v[k - 1]);
 }
 
-/* The log keeps what the slowest known follower still needs (up to log_follower_bytes_max). */
+/* The log keeps what the slowest known follower still needs (up to log_follower_bytes_max), a
+ * follower that bootstraps included (from its checkpoint's entry). */
 static void
 keep_update(struct repl *r)
 {
@@ -721,7 +726,20 @@ keep_update(struct repl *r)
     for (int i = 0; i < FOLLOWERS_MAX; i++)
         if (r->fol[i].used && r->fol[i].need != 0 && (keep == 0 || r->fol[i].need < keep))
             keep = r->fol[i].need;
+    for (int i = 0; i < SNAPS_MAX; i++)
+        if (r->snaps[i].keep != 0 && (keep == 0 || r->snaps[i].keep < keep))
+            keep = r->snaps[i].keep;
     trastenda_store_log_keep(r->s->store, keep);
+}
+
+/* A follower that fetches reads on from what its fetch names: a bootstrap's keep for it ends. */
+static void
+snaps_keep_end(struct repl *r, const char *node)
+{
+    for (int i = 0; i < SNAPS_MAX; i++)
+        if (r->snaps[i].keep != 0 && r->snaps[i].snap == NULL &&
+            strcmp(r->snaps[i].node, node) == 0)
+            r->snaps[i].keep = 0;
 }
 
 /* A follower's digest at a sequence: compared with the leader's. */
@@ -933,6 +951,7 @@ handle_fetch(struct repl *r, struct rctx *c)
      * durable (ack): after a crash it reads on from the latter. */
     uint64_t held = m->ack < m->seq ? m->ack : m->seq;
     f->need = why[0] != '\0' ? 0 : held > 0 ? held : first;
+    if (why[0] == '\0') snaps_keep_end(r, m->node);
     keep_update(r);
     if (why[0] != '\0') {
         rlog(r, TRASTENDA_LOG_INFO, "follower %s must bootstrap: %s", m->node, why);
@@ -987,15 +1006,24 @@ parked_serve(struct repl *r)
 
 /* ---- the leader: snapshots for bootstrap ---- */
 
+/* A checkpoint idle for SNAP_IDLE_NS is removed; a finished one's keep ends as long after. */
 static void
 snaps_expire(struct repl *r, bool all)
 {
     int64_t now = mono_ns();
-    for (int i = 0; i < SNAPS_MAX; i++)
-        if (r->snaps[i].snap != NULL && (all || now - r->snaps[i].used_ns > SNAP_IDLE_NS)) {
+    bool changed = false;
+    for (int i = 0; i < SNAPS_MAX; i++) {
+        if (!all && now - r->snaps[i].used_ns <= SNAP_IDLE_NS) continue;
+        if (r->snaps[i].snap != NULL) {
             trastenda_snapshot_remove(r->snaps[i].snap);
             r->snaps[i].snap = NULL;
         }
+        if (r->snaps[i].keep != 0) {
+            r->snaps[i].keep = 0;
+            changed = true;
+        }
+    }
+    if (changed && !all) keep_update(r);
 }
 
 static int
@@ -1011,10 +1039,20 @@ handle_snap(struct repl *r, const struct rmsg *q)
 {
     struct srv *s = r->s;
     if (strcmp(q->t, "snap") == 0) {
+        /* A free slot, else the one whose finished download's keep is oldest. */
         int slot = -1;
-        for (int i = 0; i < SNAPS_MAX && slot < 0; i++)
-            if (r->snaps[i].snap == NULL) slot = i;
+        for (int i = 0; i < SNAPS_MAX; i++)
+            if (r->snaps[i].snap == NULL &&
+                (slot < 0 ||
+                 (r->snaps[slot].keep != 0 &&
+                  (r->snaps[i].keep == 0 || r->snaps[i].used_ns < r->snaps[slot].used_ns))))
+                slot = i;
         if (slot < 0) return reply_simple(r, "error", "too many bootstraps at once: retry later");
+        /* Kept from the durable entry (not above the checkpoint's last) while it is taken. */
+        r->snaps[slot].keep = trastenda_store_durable_seq(s->store);
+        snprintf(r->snaps[slot].node, sizeof(r->snaps[slot].node), "%s", q->node);
+        r->snaps[slot].used_ns = mono_ns();
+        keep_update(r);
         uint64_t id = ++r->snap_ids;
         char dir[4200], err[512];
         snprintf(dir, sizeof(dir), "%s/snapshots/%llu", s->cfg.store.dir, (unsigned long long)id);
@@ -1024,11 +1062,15 @@ handle_snap(struct repl *r, const struct rmsg *q)
         trastenda_snapshot *snap;
         if (trastenda_snapshot_create(s->store, dir, &snap, err, sizeof(err)) != TRASTENDA_OK) {
             rlog(r, TRASTENDA_LOG_ERROR, "cannot make a checkpoint for a bootstrap: %s", err);
+            r->snaps[slot].keep = 0;
+            keep_update(r);
             return reply_simple(r, "error", err);
         }
         r->snaps[slot].snap = snap;
         r->snaps[slot].id = id;
         r->snaps[slot].used_ns = mono_ns();
+        r->snaps[slot].keep = trastenda_snapshot_seq(snap);
+        keep_update(r);
         rlog(r, TRASTENDA_LOG_INFO,
              "bootstrap %llu: checkpoint at entry %llu, %u files, %llu bytes, for %s",
              (unsigned long long)id, (unsigned long long)trastenda_snapshot_seq(snap),

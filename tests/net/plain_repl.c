@@ -880,6 +880,59 @@ fetch_raw(int n, uint64_t seq, uint64_t epoch, uint64_t ack, char *t, size_t cap
     fetch_raw_ex(n, seq, epoch, ack, t, cap, NULL, 0);
 }
 
+/* A bootstrap's request (t "snap", or "snap_done" with the id a "snap" answered) sent to node n
+ * as "ipc://probe" would send it; the reply's type goes to rt, its id and seq to *id and *seq. */
+static void
+snap_raw(int n, const char *t, uint64_t *id, uint64_t *seq, char *rt, size_t cap)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    bool done = strcmp(t, "snap_done") == 0;
+    msgpack_pack_map(&pk, done ? 3 : 2);
+    pack_kv_s(&pk, "t", t);
+    pack_kv_s(&pk, "node", "ipc://probe");
+    if (done) pack_kv_u(&pk, "id", *id);
+    nng_socket sock;
+    CHECK(nng_req0_open(&sock) == 0, "nng_req0_open");
+    CHECK(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 10000) == 0 &&
+              nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, 5000) == 0,
+          "send and receive timeouts");
+    CHECK(nng_dial(sock, repl_addr[n], NULL, 0) == 0, "dial %s", repl_addr[n]);
+    CHECK(nng_send(sock, sb.data, sb.size, 0) == 0, "send a %s", t);
+    char *buf = NULL;
+    size_t len = 0;
+    CHECK(nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC) == 0, "the %s's reply", t);
+    struct mp_rd rd;
+    mp_rd_init(&rd, (const uint8_t *)buf, len);
+    uint32_t nk;
+    snprintf(rt, cap, "?");
+    CHECK(mp_read_map(&rd, &nk), "a reply that is not a map");
+    for (uint32_t i = 0; i < nk; i++) {
+        const char *k, *v;
+        uint32_t kl, vl;
+        uint64_t u;
+        CHECK(mp_read_str(&rd, &k, &kl), "a key");
+        if (kl == 1 && k[0] == 't' && mp_read_str(&rd, &v, &vl)) {
+            snprintf(rt, cap, "%.*s", (int)vl, v);
+            continue;
+        }
+        if (!done && kl == 2 && memcmp(k, "id", 2) == 0 && mp_read_u64(&rd, &u)) {
+            *id = u;
+            continue;
+        }
+        if (!done && kl == 3 && memcmp(k, "seq", 3) == 0 && mp_read_u64(&rd, &u)) {
+            *seq = u;
+            continue;
+        }
+        CHECK(mp_skip(&rd, MP_DEPTH_MAX), "a value");
+    }
+    nng_free(buf, len);
+    close_bounded(sock);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* The number after key in the first object of JSON text j that holds the string s. */
 static uint64_t
 json_after(const char *j, const char *s, const char *key)
@@ -901,6 +954,26 @@ fetch_ahead(void)
     node_start_ex(6, NULL, NULL, false, NULL);
     node_wait(6);
     catalog(6);
+    /* A follower that bootstraps has the leader keep its log from the checkpoint's last entry,
+     * where it reads on: while it downloads, and after, until it fetches. */
+    {
+        char t[32];
+        uint64_t id = 0, seq = 0;
+        snap_raw(6, "snap", &id, &seq, t, sizeof(t));
+        CHECK(strcmp(t, "snap") == 0 && id != 0 && seq > 1,
+              "a checkpoint: %s, id %" PRIu64 ", entry %" PRIu64, t, id, seq);
+        uint64_t keep = status_u64(6, "seq.log_keep");
+        CHECK(keep == seq,
+              "the log is kept from %" PRIu64 " while a checkpoint at %" PRIu64 " is downloaded",
+              keep, seq);
+        snap_raw(6, "snap_done", &id, &seq, t, sizeof(t));
+        CHECK(strcmp(t, "ok") == 0, "snap_done: %s", t);
+        keep = status_u64(6, "seq.log_keep");
+        CHECK(keep == seq,
+              "the log is kept from %" PRIu64 " after the download of a checkpoint "
+              "at %" PRIu64 ", before its follower fetches",
+              keep, seq);
+    }
     /* A new follower's first fetch ahead names the last entry it received and acks nothing
      * durable yet: the leader keeps its log from the start, where that follower reads on if it
      * dies before its first fsync. */
