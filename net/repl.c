@@ -732,14 +732,20 @@ keep_update(struct repl *r)
     trastenda_store_log_keep(r->s->store, keep);
 }
 
-/* A follower that fetches reads on from what its fetch names: a bootstrap's keep for it ends. */
+/* A follower that fetches reads on from what its fetch names: a bootstrap's keep for it ends, and
+ * so does a checkpoint it did not say it finished (a node downloads only before its store opens,
+ * never while it fetches). */
 static void
 snaps_keep_end(struct repl *r, const char *node)
 {
-    for (int i = 0; i < SNAPS_MAX; i++)
-        if (r->snaps[i].keep != 0 && r->snaps[i].snap == NULL &&
-            strcmp(r->snaps[i].node, node) == 0)
-            r->snaps[i].keep = 0;
+    for (int i = 0; i < SNAPS_MAX; i++) {
+        if (strcmp(r->snaps[i].node, node) != 0) continue;
+        if (r->snaps[i].snap != NULL) {
+            trastenda_snapshot_remove(r->snaps[i].snap);
+            r->snaps[i].snap = NULL;
+        }
+        r->snaps[i].keep = 0;
+    }
 }
 
 /* A follower's digest at a sequence: compared with the leader's. */
@@ -1039,15 +1045,30 @@ handle_snap(struct repl *r, const struct rmsg *q)
 {
     struct srv *s = r->s;
     if (strcmp(q->t, "snap") == 0) {
-        /* A free slot, else the one whose finished download's keep is oldest. */
+        /* The slot of this node's earlier bootstrap (a download started again), else a free
+         * one, else the one whose finished download's keep is oldest. */
         int slot = -1;
-        for (int i = 0; i < SNAPS_MAX; i++)
-            if (r->snaps[i].snap == NULL &&
-                (slot < 0 ||
-                 (r->snaps[slot].keep != 0 &&
-                  (r->snaps[i].keep == 0 || r->snaps[i].used_ns < r->snaps[slot].used_ns))))
+        for (int i = 0; i < SNAPS_MAX && slot < 0; i++)
+            if ((r->snaps[i].snap != NULL || r->snaps[i].keep != 0) &&
+                strcmp(r->snaps[i].node, q->node) == 0)
                 slot = i;
+        if (slot >= 0 && r->snaps[slot].snap != NULL) {
+            trastenda_snapshot_remove(r->snaps[slot].snap);
+            r->snaps[slot].snap = NULL;
+        }
+        for (int i = 0; i < SNAPS_MAX && slot < 0; i++)
+            if (r->snaps[i].snap == NULL && r->snaps[i].keep == 0) slot = i;
+        if (slot < 0) /* none: the finished one whose keep is oldest */
+            for (int i = 0; i < SNAPS_MAX; i++)
+                if (r->snaps[i].snap == NULL &&
+                    (slot < 0 || r->snaps[i].used_ns < r->snaps[slot].used_ns))
+                    slot = i;
         if (slot < 0) return reply_simple(r, "error", "too many bootstraps at once: retry later");
+        if (r->snaps[slot].keep != 0 && strcmp(r->snaps[slot].node, q->node) != 0)
+            rlog(r, TRASTENDA_LOG_WARN,
+                 "bootstrap of %s: the log is no longer kept from entry %llu for %s, which "
+                 "downloaded a checkpoint and has not fetched since (%d bootstraps at most)",
+                 q->node, (unsigned long long)r->snaps[slot].keep, r->snaps[slot].node, SNAPS_MAX);
         /* Kept from the durable entry (not above the checkpoint's last) while it is taken. */
         r->snaps[slot].keep = trastenda_store_durable_seq(s->store);
         snprintf(r->snaps[slot].node, sizeof(r->snaps[slot].node), "%s", q->node);
@@ -1702,7 +1723,8 @@ bootstrap_from(const trastenda_server_config *cfg, const char *leader, char *err
     nng_msg *q = msg_new(&pk);
     msgpack_pack_map(&pk, 2 + has_token(cfg));
     pk_s(&pk, "t", "snap");
-    pk_s(&pk, "node", cfg->listen);
+    /* The name its fetches will carry (my_req_addr): the leader's keep for it ends at the first. */
+    pk_s(&pk, "node", cfg->advertise != NULL && cfg->advertise[0] ? cfg->advertise : cfg->listen);
     pk_token(&pk, cfg);
     nng_msg *manifest = NULL;
     struct rmsg man;

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -973,6 +974,34 @@ fetch_ahead(void)
               "the log is kept from %" PRIu64 " after the download of a checkpoint "
               "at %" PRIu64 ", before its follower fetches",
               keep, seq);
+        /* Its first fetch names what it reads on from: the bootstrap's keep ends there. */
+        char leader[256];
+        CHECK(write_on(6, leader, sizeof(leader)) == TRASTENDA_OK, "a write on leader 6");
+        uint64_t d = status_u64(6, "replication.durable");
+        CHECK(d > seq, "the write made entry %" PRIu64 " after %" PRIu64, d, seq);
+        fetch_raw(6, d, status_u64(6, "replication.epoch"), d, t, sizeof(t));
+        CHECK(strcmp(t, "entries") == 0, "a fetch from entry %" PRIu64 ": %s", d, t);
+        keep = status_u64(6, "seq.log_keep");
+        CHECK(keep == d,
+              "the log is kept from %" PRIu64 " once the follower fetched from %" PRIu64
+              " (its checkpoint was at %" PRIu64 ")",
+              keep, d, seq);
+        /* A download never said finished (its snap_done lost): the fetch ends its keep and
+         * removes its checkpoint too. */
+        snap_raw(6, "snap", &id, &seq, t, sizeof(t));
+        CHECK(strcmp(t, "snap") == 0 && seq >= d, "a second checkpoint: %s at %" PRIu64, t, seq);
+        char path[800];
+        snprintf(path, sizeof(path), "%s/snapshots/%" PRIu64, data_dir[6], id);
+        struct stat sb;
+        CHECK(stat(path, &sb) == 0, "the checkpoint %s is there while it is downloaded", path);
+        CHECK(write_on(6, leader, sizeof(leader)) == TRASTENDA_OK, "a write on leader 6");
+        d = status_u64(6, "replication.durable");
+        fetch_raw(6, d, status_u64(6, "replication.epoch"), d, t, sizeof(t));
+        CHECK(strcmp(t, "entries") == 0, "a fetch from entry %" PRIu64 ": %s", d, t);
+        keep = status_u64(6, "seq.log_keep");
+        CHECK(keep == d, "the log is kept from %" PRIu64 ", not %" PRIu64, keep, d);
+        CHECK(stat(path, &sb) != 0, "the checkpoint %s of a follower that fetches is removed",
+              path);
     }
     /* A new follower's first fetch ahead names the last entry it received and acks nothing
      * durable yet: the leader keeps its log from the start, where that follower reads on if it
