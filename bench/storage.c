@@ -2023,7 +2023,8 @@ usage(FILE *to)
         "  --materialize-ms  the store's materialize_interval_ms (default: the store's)\n"
         "  --mat-nice   experiment: renice the materializer thread (1..19) for the window\n"
         "  --timeline   print every %d-ms sample of each window on stderr\n"
-        "  --huge-pages the engine's tables in transparent huge pages (as the server's flag)\n"
+        "  --huge-pages the engine's tables in transparent huge pages (as the server's flag;\n"
+        "               the materializer's copy has them either way)\n"
         "  --page-slots records a page of the materialized state holds (the server's flag)\n",
         DEFAULT_SECONDS, QUICK_SECONDS, DEFAULT_WARMUP_S, QUICK_WARMUP_S, RUNS_MAX, DEFAULT_THREADS,
         DEFAULT_WINDOW, DEFAULT_PACED_RATE, DEFAULT_RECORDS, QUICK_RECORDS, CAPACITY_RATE,

@@ -93,6 +93,10 @@ ts_free(void *ptr, size_t size)
     if (ptr == NULL) return;
     TS_ASSERT(size > 0);
     atomic_fetch_sub_explicit(&allocated_bytes, size, memory_order_relaxed);
+    /* Back to 4 KiB pages: the allocator may hand this memory to a table that fills while it
+     * serves, where huge pages are opt-in (the materializer's copy of an engine, destroyed at a
+     * restart within the process, had them). */
+    if (size >= HUGE_PAGE_BYTES) ts_advise_huge(ptr, size, false);
 #ifdef TS_NO_JEMALLOC
     free(ptr);
 #else

@@ -67,7 +67,8 @@ typedef struct trastenda_engine_config {
     /* Tables of 2 MiB and more on transparent huge pages (MADV_HUGEPAGE): random lookups over
      * millions of entries rarely miss the TLB (+13% reserve+release pairs over 1,000,000
      * records), but the first write to each 2 MiB page zeroes it, and may compact memory, on the
-     * writer: milliseconds of latency while the tables fill. 0 (default): 4 KiB pages. */
+     * writer: milliseconds of latency while the tables fill. 0 (default): 4 KiB pages. A store
+     * sets it on its materializer's copy, which is off the reply path (docs/STORAGE.md). */
     int huge_pages;
     /* Slots a page of the materialized state holds (a power of two, 1..65536; 0: the default,
      * TRASTENDA_PAGE_SLOTS). A materializer writes whole pages, so under changes spread over a
