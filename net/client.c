@@ -8,6 +8,13 @@
  * to their callers, who decode them. A client-side mutex guards the queue: the client is not the
  * server's hot path, and the callers block anyway.
  *
+ * A request carries calls of one kind: those made with a write (one trastenda_call, _batch or
+ * _async: its calls stay together, in order, so its reads see its writes), or reads alone. A
+ * server replies to a request with writes once they are durable, so other callers' stock checks
+ * queued among writes would wait for an fsync with them; alone, they are answered at once. Writes
+ * leave first (not twice in a row while reads wait); what a batch leaves of the other kind takes
+ * the next idle slot.
+ *
  * With hold_ms set, while a request sent less than hold_ms ago is in flight to a node, a batch
  * for it that is still small (fewer than a quarter of batch_max calls) waits for that reply rather
  * than leaving at once on another slot: concurrent callers' calls then share one request (writes:
@@ -52,6 +59,10 @@ struct call {
     size_t op_len;
     uint32_t n_lines;
     bool write, keyed;
+    /* Some call queued with this one (the same trastenda_call, _batch or _async) writes: they go
+     * in requests that write, the calls of other callers' reads alone in requests of reads, whose
+     * replies wait for no fsync. */
+    bool unit_write;
     uint32_t tries;
     trastenda_err status;
     int nng_rv;   /* the transport's error, when status is one */
@@ -109,6 +120,9 @@ struct trastenda_client {
     uint32_t n_busy;     /* slots taken */
     struct call *head, *tail;
     uint32_t queued;
+    uint32_t queued_writes; /* of them, calls queued with a write (unit_write) */
+    bool last_writes;       /* the last slot_fill took calls queued with a write */
+    bool fill_skipped; /* the last slot_fill left calls of the other kind queued before its last */
     uint64_t next_id;
     bool closing;
     uint32_t fill_min; /* a batch this large leaves beside a request in flight */
@@ -556,11 +570,10 @@ static struct slot *
 slot_fill(struct trastenda_client *cl)
 {
     if (cl->head == NULL) return NULL;
-    /* The batch goes to the leader when any queued call writes. */
-    bool writes = false;
-    uint32_t k = 0;
-    for (struct call *c = cl->head; c != NULL && k < cl->cfg.batch_max; c = c->next, k++)
-        writes |= c->write;
+    /* A batch of one kind: calls queued with a write, which go to the leader, or reads alone,
+     * which go round robin. Writes first (their replies wait for an fsync besides), but not twice
+     * in a row while reads wait. */
+    bool writes = cl->queued_writes > 0 && (!cl->last_writes || cl->queued_writes == cl->queued);
     uint32_t node = writes ? cl->leader : (cl->rr++ % cl->cfg.n_nodes);
     struct slot *sl = NULL;
     int64_t youngest = INT64_MIN; /* the last request that left for node, still in flight */
@@ -581,18 +594,29 @@ slot_fill(struct trastenda_client *cl)
     sl->n = 0;
     uint32_t lines = 0;
     size_t bytes = ENVELOPE_BYTES;
-    while (cl->head != NULL && sl->n < cl->cfg.batch_max) {
-        struct call *c = cl->head;
+    /* In queue order; calls of the other kind stay queued, in theirs. */
+    struct call **pp = &cl->head, *prev = NULL;
+    cl->fill_skipped = false;
+    while (*pp != NULL && sl->n < cl->cfg.batch_max) {
+        struct call *c = *pp;
+        if (c->unit_write != writes) {
+            prev = c;
+            pp = &c->next;
+            cl->fill_skipped = true;
+            continue;
+        }
         if (sl->n > 0 && (lines + c->n_lines > TRASTENDA_REQUEST_LINES_MAX ||
                           bytes + c->op_len > TRASTENDA_REQUEST_BYTES_MAX))
             break; /* the next request takes it */
         lines += c->n_lines;
         bytes += c->op_len;
-        cl->head = c->next;
+        *pp = c->next;
+        if (cl->tail == c) cl->tail = prev;
         sl->calls[sl->n++] = c;
     }
-    if (cl->head == NULL) cl->tail = NULL;
     cl->queued -= sl->n;
+    if (writes) cl->queued_writes -= sl->n;
+    cl->last_writes = writes;
     sl->id = ++cl->next_id;
     return sl;
 }
@@ -604,6 +628,7 @@ enqueue_front(struct trastenda_client *cl, struct call *c)
     cl->head = c;
     if (cl->tail == NULL) cl->tail = c;
     cl->queued++;
+    cl->queued_writes += c->unit_write;
 }
 
 /* A call ends (lock held). It is kept in `fin`: a synchronous caller is woken once the lock is
@@ -790,9 +815,11 @@ slot_cb(void *arg)
      * this thread. With them, it stays taken while their completions run (which may queue more),
      * so that no other thread starts an operation on this aio before its callback is over. */
     struct slot *next = NULL;
+    bool other = false;
     if (fin.n == 0) {
         slot_release(cl, sl);
         next = cl->closing ? NULL : slot_fill(cl);
+        other = next != NULL && cl->fill_skipped;
     }
     pthread_mutex_unlock(&cl->mu);
     wake_sync(&fin);
@@ -805,6 +832,7 @@ slot_cb(void *arg)
     }
     if (m != NULL) nng_msg_free(m);
     if (next != NULL) slot_send(cl, next);
+    if (other) client_flush(cl);
 }
 
 /* ---- open, close, call ---- */
@@ -966,6 +994,7 @@ trastenda_client_close(trastenda_client *cl)
             cl->head = c->next;
             if (cl->head == NULL) cl->tail = NULL;
             cl->queued--;
+            cl->queued_writes -= c->unit_write;
         }
         pthread_mutex_unlock(&cl->mu);
         if (c == NULL) break;
@@ -989,6 +1018,17 @@ trastenda_client_close(trastenda_client *cl)
     free(cl);
 }
 
+/* The calls of one trastenda_call, _batch or _async: whether any of them writes. */
+static void
+unit_mark(struct call *const *calls, struct call *arr, uint32_t n)
+{
+    bool w = false;
+    for (uint32_t i = 0; i < n; i++)
+        w |= (calls != NULL ? calls[i] : &arr[i])->write;
+    for (uint32_t i = 0; i < n; i++)
+        (calls != NULL ? calls[i] : &arr[i])->unit_write = w;
+}
+
 static void
 enqueue_back(struct trastenda_client *cl, struct call *c)
 {
@@ -999,6 +1039,7 @@ enqueue_back(struct trastenda_client *cl, struct call *c)
         cl->head = c;
     cl->tail = c;
     cl->queued++;
+    cl->queued_writes += c->unit_write;
 }
 
 /* Queues calls, sends if a slot is idle, waits for all of them. */
@@ -1014,11 +1055,14 @@ run_calls(struct trastenda_client *cl, struct call *const *calls, uint32_t n)
         }
         return;
     }
+    unit_mark(calls, NULL, n);
     for (uint32_t i = 0; i < n; i++)
         enqueue_back(cl, calls[i]);
     struct slot *sl = slot_fill(cl);
+    bool other = sl != NULL && cl->fill_skipped;
     pthread_mutex_unlock(&cl->mu);
     if (sl != NULL) slot_send(cl, sl); /* an idle client: sent from this thread */
+    if (other) client_flush(cl);       /* and the calls of the other kind, on the next idle slot */
     for (uint32_t i = 0; i < n; i++)
         while (__atomic_load_n(&calls[i]->done, __ATOMIC_ACQUIRE) == 0)
             futex_wait(&calls[i]->done, 0);
@@ -1204,12 +1248,15 @@ trastenda_call_async(trastenda_client *cl, const trastenda_args *args, uint32_t 
         free(g);
         return TRASTENDA_E_CONNECT;
     }
+    unit_mark(NULL, g->calls, n);
     for (uint32_t i = 0; i < n; i++)
         enqueue_back(cl, &g->calls[i]);
     /* g may end on another thread as soon as the lock is released */
     struct slot *sl = corked(cl) ? NULL : slot_fill(cl);
+    bool other = sl != NULL && cl->fill_skipped;
     pthread_mutex_unlock(&cl->mu);
     if (sl != NULL) slot_send(cl, sl);
+    if (other) client_flush(cl);
     return TRASTENDA_OK;
 }
 

@@ -999,6 +999,78 @@ held_batches(void)
            HELD_CALLS, free_n, held_n);
 }
 
+/* ---- reads leave apart from other callers' writes ---- */
+
+#define SPLIT_PAIRS 10
+
+/* The requests a client of one slot sends for a write in flight, then SPLIT_PAIRS stock checks
+ * and SPLIT_PAIRS writes made alternately by other callers while it is (the server stopped, so
+ * the counts are exact): the write, the checks together (no fsync to wait for), the writes
+ * together, 3. Calls made together (one call_async) stay together: a write and a check, 1. */
+static void
+reads_leave_apart_from_writes(void)
+{
+    trastenda_client *c = client_ex(req_addr, 256, 10000, 3, 1, 0), *count = client_open(16);
+    static trastenda_args w[SPLIT_PAIRS + 1], k[SPLIT_PAIRS], both[2];
+    static trastenda_reply wr[SPLIT_PAIRS + 1], kr[SPLIT_PAIRS], br[2];
+    for (uint32_t i = 0; i <= SPLIT_PAIRS; i++) {
+        trastenda_args_init(&w[i], "receive");
+        w[i].sku = "A0";
+        w[i].loc = "W1";
+        w[i].qty = 1;
+    }
+    for (uint32_t i = 0; i < SPLIT_PAIRS; i++) {
+        trastenda_args_init(&k[i], "stock");
+        k[i].sku = "A0";
+    }
+    atomic_store(&held_ok, 0);
+    atomic_store(&held_done_n, 0);
+    uint64_t r0 = requests_served(count);
+    CHECK(kill(server_pid, SIGSTOP) == 0, "SIGSTOP");
+    CHECK(trastenda_call_async(c, &w[0], 1, &wr[0], held_done, NULL) == TRASTENDA_OK, "a write");
+    for (uint32_t i = 0; i < SPLIT_PAIRS; i++)
+        CHECK(trastenda_call_async(c, &k[i], 1, &kr[i], held_done, NULL) == TRASTENDA_OK &&
+                  trastenda_call_async(c, &w[i + 1], 1, &wr[i + 1], held_done, NULL) ==
+                      TRASTENDA_OK,
+              "a check and a write");
+    CHECK(kill(server_pid, SIGCONT) == 0, "SIGCONT");
+    for (int64_t end = now_ms() + 10000;
+         atomic_load(&held_done_n) < 2 * SPLIT_PAIRS + 1 && now_ms() < end;)
+        usleep(1000);
+    CHECK(atomic_load(&held_ok) == 2 * SPLIT_PAIRS + 1, "%u of %u calls succeeded",
+          atomic_load(&held_ok), 2 * SPLIT_PAIRS + 1);
+    uint64_t n = requests_served(count) - r0 - 1; /* less the first status call */
+    CHECK(n == 3, "%" PRIu64 " requests for a write in flight, then %d checks and %d writes", n,
+          SPLIT_PAIRS, SPLIT_PAIRS);
+    /* One call of a write and a check: one request, the check after the write. */
+    trastenda_args_init(&both[0], "receive");
+    both[0].sku = "A0";
+    both[0].loc = "W1";
+    both[0].qty = 1;
+    trastenda_args_init(&both[1], "stock");
+    both[1].sku = "A0";
+    atomic_store(&held_ok, 0);
+    atomic_store(&held_done_n, 0);
+    r0 = requests_served(count);
+    CHECK(trastenda_call_async(c, both, 2, br, held_done, NULL) == TRASTENDA_OK, "write + check");
+    for (int64_t end = now_ms() + 10000; atomic_load(&held_done_n) < 1 && now_ms() < end;)
+        usleep(1000);
+    CHECK(atomic_load(&held_ok) == 1 && br[0].code == TRASTENDA_OK && br[1].code == TRASTENDA_OK,
+          "a write and a check in one call: %s / %s", br[0].name, br[1].name);
+    n = requests_served(count) - r0 - 1;
+    CHECK(n == 1, "%" PRIu64 " requests for a write and a check made in one call", n);
+    trastenda_client_close(c);
+    trastenda_client_close(count);
+    for (uint32_t i = 0; i <= SPLIT_PAIRS; i++)
+        trastenda_reply_clear(&wr[i]);
+    for (uint32_t i = 0; i < SPLIT_PAIRS; i++)
+        trastenda_reply_clear(&kr[i]);
+    trastenda_reply_clear(&br[0]);
+    trastenda_reply_clear(&br[1]);
+    printf("plain_server: checks queued among other callers' writes leave in a request of their "
+           "own; a write and a check made in one call stay together\n");
+}
+
 /* ---- bad input ---- */
 
 static nng_socket raw;
@@ -2145,6 +2217,7 @@ main(void)
     async_flash_sale();
     printf("plain_server: asynchronous flash sale ok\n");
     held_batches();
+    reads_leave_apart_from_writes();
     follower_redirect();
     printf("plain_server: not_leader redirect ok\n");
     a_client_that_stops_reading_is_cut_off();
