@@ -122,7 +122,7 @@ struct trastenda_client {
     uint32_t queued;
     uint32_t queued_writes; /* of them, calls queued with a write (unit_write) */
     bool last_writes;       /* the last slot_fill took calls queued with a write */
-    bool fill_skipped; /* the last slot_fill left calls of the other kind queued before its last */
+    bool fill_skipped;      /* the last slot_fill left calls of the other kind queued */
     uint64_t next_id;
     bool closing;
     uint32_t fill_min; /* a batch this large leaves beside a request in flight */
@@ -561,19 +561,11 @@ mono_ns(void)
 /* Room for a request's envelope (version, id, token, min_seq) beside its ops. */
 #define ENVELOPE_BYTES 4096
 
-/* Takes up to batch_max queued calls into an idle slot (lock held), no more than one request
- * may carry (its lines and bytes: calls valid alone must not fail together). Writes go to the
- * leader, so a batch with a write goes there; reads alone go round robin. A small batch for a
- * node with a request in flight sent less than hold_ms ago waits (NULL): the reply sends it, or
- * a later call. */
+/* An idle slot for a batch of the given kind (writes to the leader, reads round robin), NULL
+ * when there is none, or when hold_ms holds the batch. */
 static struct slot *
-slot_fill(struct trastenda_client *cl)
+slot_for(struct trastenda_client *cl, bool writes, int64_t *now)
 {
-    if (cl->head == NULL) return NULL;
-    /* A batch of one kind: calls queued with a write, which go to the leader, or reads alone,
-     * which go round robin. Writes first (their replies wait for an fsync besides), but not twice
-     * in a row while reads wait. */
-    bool writes = cl->queued_writes > 0 && (!cl->last_writes || cl->queued_writes == cl->queued);
     uint32_t node = writes ? cl->leader : (cl->rr++ % cl->cfg.n_nodes);
     struct slot *sl = NULL;
     int64_t youngest = INT64_MIN; /* the last request that left for node, still in flight */
@@ -583,26 +575,48 @@ slot_fill(struct trastenda_client *cl)
         if (s->busy && s->sent_ns > youngest) youngest = s->sent_ns;
     }
     if (sl == NULL) return NULL;
-    int64_t now = cl->cfg.hold_ms > 0 ? mono_ns() : 0;
-    if (cl->cfg.hold_ms > 0 && youngest != INT64_MIN && cl->queued < cl->fill_min &&
-        now - youngest < (int64_t)cl->cfg.hold_ms * 1000000)
+    *now = cl->cfg.hold_ms > 0 ? mono_ns() : 0;
+    uint32_t kind = writes ? cl->queued_writes : cl->queued - cl->queued_writes;
+    if (cl->cfg.hold_ms > 0 && youngest != INT64_MIN && kind < cl->fill_min &&
+        *now - youngest < (int64_t)cl->cfg.hold_ms * 1000000)
         return NULL;
+    sl->node = node;
+    return sl;
+}
+
+/* Takes up to batch_max queued calls of one kind into an idle slot (lock held), no more than one
+ * request may carry (its lines and bytes: calls valid alone must not fail together). A small
+ * batch for a node with a request in flight sent less than hold_ms ago waits (NULL): the reply
+ * sends it, or a later call. */
+static struct slot *
+slot_fill(struct trastenda_client *cl)
+{
+    if (cl->head == NULL) return NULL;
+    /* A batch of one kind: calls queued with a write, or reads alone. Writes first (their replies
+     * wait for an fsync besides), but not twice in a row while reads wait; a kind that finds no
+     * idle slot (a busy leader, a held batch) lets the other go. */
+    uint32_t reads = cl->queued - cl->queued_writes;
+    bool writes = cl->queued_writes > 0 && (!cl->last_writes || reads == 0);
+    int64_t now = 0;
+    struct slot *sl = slot_for(cl, writes, &now);
+    if (sl == NULL && (writes ? reads > 0 : cl->queued_writes > 0)) {
+        writes = !writes;
+        sl = slot_for(cl, writes, &now);
+    }
+    if (sl == NULL) return NULL;
     sl->busy = true;
     sl->sent_ns = now;
     cl->n_busy++;
-    sl->node = node;
     sl->n = 0;
     uint32_t lines = 0;
     size_t bytes = ENVELOPE_BYTES;
     /* In queue order; calls of the other kind stay queued, in theirs. */
     struct call **pp = &cl->head, *prev = NULL;
-    cl->fill_skipped = false;
     while (*pp != NULL && sl->n < cl->cfg.batch_max) {
         struct call *c = *pp;
         if (c->unit_write != writes) {
             prev = c;
             pp = &c->next;
-            cl->fill_skipped = true;
             continue;
         }
         if (sl->n > 0 && (lines + c->n_lines > TRASTENDA_REQUEST_LINES_MAX ||
@@ -617,18 +631,27 @@ slot_fill(struct trastenda_client *cl)
     cl->queued -= sl->n;
     if (writes) cl->queued_writes -= sl->n;
     cl->last_writes = writes;
+    cl->fill_skipped = writes ? cl->queued > cl->queued_writes : cl->queued_writes > 0;
     sl->id = ++cl->next_id;
     return sl;
 }
 
+/* A list of calls (linked by next, NULL-terminated) ahead of the queue, in its order. */
 static void
-enqueue_front(struct trastenda_client *cl, struct call *c)
+enqueue_front(struct trastenda_client *cl, struct call *first)
 {
-    c->next = cl->head;
-    cl->head = c;
-    if (cl->tail == NULL) cl->tail = c;
-    cl->queued++;
-    cl->queued_writes += c->unit_write;
+    if (first == NULL) return;
+    struct call *last = first;
+    uint32_t n = 1, w = first->unit_write;
+    for (; last->next != NULL; last = last->next) {
+        n++;
+        w += last->next->unit_write;
+    }
+    last->next = cl->head;
+    cl->head = first;
+    if (cl->tail == NULL) cl->tail = last;
+    cl->queued += n;
+    cl->queued_writes += w;
 }
 
 /* A call ends (lock held). It is kept in `fin`: a synchronous caller is woken once the lock is
@@ -737,6 +760,7 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv, str
      * follower there redirects them to the leader it knows (not_leader), so an alive but slow
      * leader costs one round trip more. */
     if (silent) writes_move_on(cl, sl);
+    struct call *again_head = NULL, **again_tail = &again_head; /* sent again, in their order */
     for (uint32_t i = 0; i < sl->n; i++) {
         struct call *c = sl->calls[i];
         if (rv != 0 || env_err != TRASTENDA_OK) {
@@ -746,7 +770,8 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv, str
             bool again = silent || (rv == 0 && env_err == TRASTENDA_E_BUSY);
             if (again && (!c->write || c->keyed) && c->tries < cl->cfg.retries && !cl->closing) {
                 c->tries++;
-                enqueue_front(cl, c);
+                *again_tail = c;
+                again_tail = &c->next;
                 continue;
             }
             c->nng_rv = rv;
@@ -771,7 +796,8 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv, str
                 if (strcmp(cl->nodes[nd], leader) == 0) cl->leader = nd;
             if (code == TRASTENDA_E_NOT_LEADER && leader[0] == '\0') writes_move_on(cl, sl);
             c->tries++;
-            enqueue_front(cl, c);
+            *again_tail = c;
+            again_tail = &c->next;
             continue;
         }
         c->res_len = res_len[i];
@@ -789,6 +815,9 @@ slot_reply(struct trastenda_client *cl, struct slot *sl, nng_msg *m, int rv, str
         memcpy(c->res, res_at[i], res_len[i]);
         finish_call(c, TRASTENDA_OK, fin);
     }
+    /* Ahead of the queue, in the order they were sent (a call's reads after its writes). */
+    *again_tail = NULL;
+    enqueue_front(cl, again_head);
     sl->n = 0;
 }
 
@@ -832,7 +861,7 @@ slot_cb(void *arg)
     }
     if (m != NULL) nng_msg_free(m);
     if (next != NULL) slot_send(cl, next);
-    if (other) client_flush(cl);
+    if (other && !corked(cl)) client_flush(cl);
 }
 
 /* ---- open, close, call ---- */
