@@ -13,7 +13,8 @@
  * server replies to a request with writes once they are durable, so other callers' stock checks
  * queued among writes would wait for an fsync with them; alone, they are answered at once. Writes
  * leave first (not twice in a row while reads wait); what a batch leaves of the other kind takes
- * the next idle slot.
+ * the next idle slot. Reads keep one request in flight to a node unless their batch holds at least
+ * batch_max / 4 calls: its reply, quick (no fsync), sends what queued meanwhile as one request.
  *
  * With hold_ms set, while a request sent less than hold_ms ago is in flight to a node, a batch
  * for it that is still small (fewer than a quarter of batch_max calls) waits for that reply rather
@@ -106,6 +107,7 @@ struct slot {
     uint32_t node; /* where the request went */
     uint64_t id;
     int64_t sent_ns; /* when it was filled (monotonic; with hold_ms only) */
+    bool writes;     /* it carries calls made with a write */
 };
 
 struct trastenda_client {
@@ -569,14 +571,19 @@ slot_for(struct trastenda_client *cl, bool writes, int64_t *now)
     uint32_t node = writes ? cl->leader : (cl->rr++ % cl->cfg.n_nodes);
     struct slot *sl = NULL;
     int64_t youngest = INT64_MIN; /* the last request that left for node, still in flight */
+    bool reading = false;         /* a request of reads alone is in flight to node */
     for (uint32_t i = 0; i < cl->cfg.in_flight; i++) {
         struct slot *s = &cl->slots[node * cl->cfg.in_flight + i];
         if (!s->busy && sl == NULL) sl = s;
         if (s->busy && s->sent_ns > youngest) youngest = s->sent_ns;
+        reading |= s->busy && !s->writes;
     }
     if (sl == NULL) return NULL;
-    *now = cl->cfg.hold_ms > 0 ? mono_ns() : 0;
     uint32_t kind = writes ? cl->queued_writes : cl->queued - cl->queued_writes;
+    /* Reads: one request in flight to a node unless a batch is large. Its reply comes without an
+     * fsync, and sends what queued meanwhile as one request instead of several small ones. */
+    if (!writes && reading && kind < cl->fill_min) return NULL;
+    *now = cl->cfg.hold_ms > 0 ? mono_ns() : 0;
     if (cl->cfg.hold_ms > 0 && youngest != INT64_MIN && kind < cl->fill_min &&
         *now - youngest < (int64_t)cl->cfg.hold_ms * 1000000)
         return NULL;
@@ -631,6 +638,7 @@ slot_fill(struct trastenda_client *cl)
     cl->queued -= sl->n;
     if (writes) cl->queued_writes -= sl->n;
     cl->last_writes = writes;
+    sl->writes = writes;
     cl->fill_skipped = writes ? cl->queued > cl->queued_writes : cl->queued_writes > 0;
     sl->id = ++cl->next_id;
     return sl;

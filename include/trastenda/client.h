@@ -32,7 +32,8 @@ typedef struct trastenda_client_config {
     uint32_t n_nodes;
     uint32_t timeout_ms; /* per request (default 5000) */
     uint32_t batch_max;  /* ops coalesced into one request (default 256, at most 1024) */
-    uint32_t in_flight;  /* requests in flight at once (default 2) */
+    uint32_t in_flight;  /* requests in flight at once (default 2); requests of reads alone: one
+                          * per node, unless a batch holds batch_max / 4 calls or more */
     uint32_t retries;    /* of a keyed write after a timeout or a busy reply (default 3) */
     /* While a request sent less than hold_ms ago is in flight to a node, a batch for that node of
      * fewer than batch_max / 4 calls waits for its reply instead of leaving on another slot:

@@ -985,11 +985,39 @@ held_requests(uint32_t hold_ms, bool close_at_once)
 static void
 held_batches(void)
 {
-    /* Without holding, the first checks take the 3 idle slots, a request each; the rest leave
-     * together with the first reply. */
+    /* Without holding, the first check takes an idle slot; reads keep one request in flight to a
+     * node unless their batch is large, so the rest leave together with its reply. */
     uint64_t free_n = held_requests(0, false);
-    CHECK(free_n == 5, "without holding, %" PRIu64 " requests for a write and %d checks", free_n,
+    CHECK(free_n == 3, "without holding, %" PRIu64 " requests for a write and %d checks", free_n,
           HELD_CALLS);
+    /* A large batch of reads (batch_max / 4 calls, here 2) leaves beside a read in flight. */
+    {
+        trastenda_client *c = client_ex(req_addr, 8, 10000, 3, 4, 0), *count = client_open(16);
+        static trastenda_args k[4];
+        static trastenda_reply kr[4];
+        for (int i = 0; i < 4; i++) {
+            trastenda_args_init(&k[i], "stock");
+            k[i].sku = "A0";
+        }
+        atomic_store(&held_ok, 0);
+        atomic_store(&held_done_n, 0);
+        uint64_t r0 = requests_served(count);
+        CHECK(kill(server_pid, SIGSTOP) == 0, "SIGSTOP");
+        CHECK(trastenda_call_async(c, &k[0], 1, &kr[0], held_done, NULL) == TRASTENDA_OK &&
+                  trastenda_call_async(c, &k[1], 2, &kr[1], held_done, NULL) == TRASTENDA_OK &&
+                  trastenda_call_async(c, &k[3], 1, &kr[3], held_done, NULL) == TRASTENDA_OK,
+              "checks");
+        CHECK(kill(server_pid, SIGCONT) == 0, "SIGCONT");
+        for (int64_t end = now_ms() + 10000; atomic_load(&held_done_n) < 3 && now_ms() < end;)
+            usleep(1000);
+        CHECK(atomic_load(&held_ok) == 3, "%u of 3 check calls succeeded", atomic_load(&held_ok));
+        uint64_t n = requests_served(count) - r0 - 1;
+        CHECK(n == 3, "%" PRIu64 " requests for a check, a batch of 2 beside it, then a check", n);
+        trastenda_client_close(c);
+        trastenda_client_close(count);
+        for (int i = 0; i < 4; i++)
+            trastenda_reply_clear(&kr[i]);
+    }
     /* Held, they wait for the write's reply and leave together. */
     uint64_t held_n = held_requests(60000, false);
     CHECK(held_n == 2, "held, %" PRIu64 " requests for a write and %d checks", held_n, HELD_CALLS);
