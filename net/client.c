@@ -13,8 +13,9 @@
  * server replies to a request with writes once they are durable, so other callers' stock checks
  * queued among writes would wait for an fsync with them; alone, they are answered at once. Writes
  * leave first (not twice in a row while reads wait); what a batch leaves of the other kind takes
- * the next idle slot. Reads keep one request in flight to a node unless their batch holds at least
- * batch_max / 4 calls: its reply, quick (no fsync), sends what queued meanwhile as one request.
+ * the next idle slot. While a request of stock checks alone is in flight to a node, reads wait for
+ * its reply (quick: no fsync, no min_seq wait, no slow read) unless their batch holds at least
+ * batch_max / 4 calls: it sends what queued meanwhile as one request.
  *
  * With hold_ms set, while a request sent less than hold_ms ago is in flight to a node, a batch
  * for it that is still small (fewer than a quarter of batch_max calls) waits for that reply rather
@@ -64,6 +65,7 @@ struct call {
      * in requests that write, the calls of other callers' reads alone in requests of reads, whose
      * replies wait for no fsync. */
     bool unit_write;
+    bool quick; /* a stock check without min_seq: answered at once, without an fsync */
     uint32_t tries;
     trastenda_err status;
     int nng_rv;   /* the transport's error, when status is one */
@@ -108,6 +110,7 @@ struct slot {
     uint64_t id;
     int64_t sent_ns; /* when it was filled (monotonic; with hold_ms only) */
     bool writes;     /* it carries calls made with a write */
+    bool quick;      /* it carries stock checks alone, none waiting for a min_seq */
 };
 
 struct trastenda_client {
@@ -563,32 +566,47 @@ mono_ns(void)
 /* Room for a request's envelope (version, id, token, min_seq) beside its ops. */
 #define ENVELOPE_BYTES 4096
 
-/* An idle slot for a batch of the given kind (writes to the leader, reads round robin), NULL
- * when there is none, or when hold_ms holds the batch. */
+/* An idle slot of node for a batch of the given kind of `kind` calls, NULL when there is none,
+ * or when the batch waits: reads while a request of stock checks alone is in flight to node, a
+ * small batch while a request sent less than hold_ms ago is. */
 static struct slot *
-slot_for(struct trastenda_client *cl, bool writes, int64_t *now)
+slot_on(struct trastenda_client *cl, uint32_t node, bool writes, uint32_t kind, int64_t *now)
 {
-    uint32_t node = writes ? cl->leader : (cl->rr++ % cl->cfg.n_nodes);
     struct slot *sl = NULL;
     int64_t youngest = INT64_MIN; /* the last request that left for node, still in flight */
-    bool reading = false;         /* a request of reads alone is in flight to node */
+    bool checking = false;        /* a request of stock checks alone is in flight to node */
     for (uint32_t i = 0; i < cl->cfg.in_flight; i++) {
         struct slot *s = &cl->slots[node * cl->cfg.in_flight + i];
         if (!s->busy && sl == NULL) sl = s;
         if (s->busy && s->sent_ns > youngest) youngest = s->sent_ns;
-        reading |= s->busy && !s->writes;
+        checking |= s->busy && s->quick;
     }
     if (sl == NULL) return NULL;
-    uint32_t kind = writes ? cl->queued_writes : cl->queued - cl->queued_writes;
-    /* Reads: one request in flight to a node unless a batch is large. Its reply comes without an
-     * fsync, and sends what queued meanwhile as one request instead of several small ones. */
-    if (!writes && reading && kind < cl->fill_min) return NULL;
+    /* Reads: one request of stock checks in flight to a node unless a batch is large. Its reply
+     * comes at once (no fsync, no min_seq wait, no slow read) and sends what queued meanwhile as
+     * one request instead of several small ones. */
+    if (!writes && checking && kind < cl->fill_min) return NULL;
     *now = cl->cfg.hold_ms > 0 ? mono_ns() : 0;
     if (cl->cfg.hold_ms > 0 && youngest != INT64_MIN && kind < cl->fill_min &&
         *now - youngest < (int64_t)cl->cfg.hold_ms * 1000000)
         return NULL;
     sl->node = node;
     return sl;
+}
+
+/* An idle slot for a batch of the given kind: writes on the leader, reads on the next node round
+ * robin that takes them. */
+static struct slot *
+slot_for(struct trastenda_client *cl, bool writes, int64_t *now)
+{
+    uint32_t kind = writes ? cl->queued_writes : cl->queued - cl->queued_writes;
+    if (writes) return slot_on(cl, cl->leader, true, kind, now);
+    uint32_t n = cl->cfg.n_nodes, first = cl->rr++ % n;
+    for (uint32_t k = 0; k < n; k++) {
+        struct slot *sl = slot_on(cl, (first + k) % n, false, kind, now);
+        if (sl != NULL) return sl;
+    }
+    return NULL;
 }
 
 /* Takes up to batch_max queued calls of one kind into an idle slot (lock held), no more than one
@@ -639,6 +657,9 @@ slot_fill(struct trastenda_client *cl)
     if (writes) cl->queued_writes -= sl->n;
     cl->last_writes = writes;
     sl->writes = writes;
+    sl->quick = !writes;
+    for (uint32_t i = 0; i < sl->n && sl->quick; i++)
+        sl->quick = sl->calls[i]->quick;
     cl->fill_skipped = writes ? cl->queued > cl->queued_writes : cl->queued_writes > 0;
     sl->id = ++cl->next_id;
     return sl;
@@ -1199,6 +1220,7 @@ call_prepare(struct call *c, const trastenda_args *a, struct agroup *group, uint
     c->n_lines = a->lines != NULL ? a->n_lines : 0;
     c->write = is_write_op(a->op);
     c->min_seq = a->min_seq;
+    c->quick = strcmp(a->op, "stock") == 0 && a->min_seq == 0;
     c->keyed = a->key != NULL || (a->order != NULL && strcmp(a->op, "order.place") == 0);
     c->group = group;
     c->index = index;

@@ -32,8 +32,9 @@ typedef struct trastenda_client_config {
     uint32_t n_nodes;
     uint32_t timeout_ms; /* per request (default 5000) */
     uint32_t batch_max;  /* ops coalesced into one request (default 256, at most 1024) */
-    uint32_t in_flight;  /* requests in flight at once (default 2); requests of reads alone: one
-                          * per node, unless a batch holds batch_max / 4 calls or more */
+    uint32_t in_flight;  /* requests in flight at once (default 2); while a request of stock
+                          * checks alone (no min_seq) is in flight to a node, reads for it wait for
+                          * its reply unless their batch holds batch_max / 4 calls or more */
     uint32_t retries;    /* of a keyed write after a timeout or a busy reply (default 3) */
     /* While a request sent less than hold_ms ago is in flight to a node, a batch for that node of
      * fewer than batch_max / 4 calls waits for its reply instead of leaving on another slot:
@@ -159,7 +160,8 @@ trastenda_err trastenda_call_async(trastenda_client *c, const trastenda_args *ar
  * Corking, per thread: while the calling thread has corked the client, its asynchronous calls are
  * queued but not sent; uncorking sends everything queued. An event loop corks before it runs the
  * callers that became ready and uncorks after, so that their calls leave in one request instead
- * of one each. Synchronous calls are never held back by a cork (by hold_ms, above, they may be).
+ * of one each. Synchronous calls are never held back by a cork (by hold_ms, above, they may be,
+and reads behind a request of stock checks in flight: in_flight, above).
  * A thread corks at most 8 clients at once.
  * Uncork before another thread closes the client (closing uncorks it for the closing thread).
  */

@@ -1132,6 +1132,57 @@ reads_leave_apart_from_writes(void)
            "own; a write and a check made in one call stay together\n");
 }
 
+/* ---- a stock check is not held behind a read that waits for a min_seq ---- */
+
+static atomic_uint slow_order, slow_at[2];
+
+static void
+slow_done(void *arg, trastenda_err status)
+{
+    (void)status;
+    atomic_store(&slow_at[(uintptr_t)arg], atomic_fetch_add(&slow_order, 1) + 1);
+}
+
+/* A check waiting on the server for a sequence not reached yet (up to its min_seq timeout, 2 s),
+ * then a plain one: the plain one leaves on another slot and ends first (held behind the first,
+ * it would end after it). */
+static void
+checks_are_not_held_behind_a_min_seq_wait(void)
+{
+    trastenda_client *c = client_ex(req_addr, 256, 10000, 3, 4, 0);
+    trastenda_reply st;
+    CHECK(trastenda_status(c, &st) == TRASTENDA_OK && st.code == TRASTENDA_OK, "status: %s",
+          st.msg);
+    static trastenda_args k[2];
+    static trastenda_reply kr[2];
+    for (int i = 0; i < 2; i++) {
+        trastenda_args_init(&k[i], "stock");
+        k[i].sku = "A0";
+    }
+    k[0].min_seq = st.seq + 1000000;
+    trastenda_reply_clear(&st);
+    atomic_store(&slow_order, 0);
+    atomic_store(&slow_at[0], 0);
+    atomic_store(&slow_at[1], 0);
+    CHECK(trastenda_call_async(c, &k[0], 1, &kr[0], slow_done, (void *)(uintptr_t)0) ==
+                  TRASTENDA_OK &&
+              trastenda_call_async(c, &k[1], 1, &kr[1], slow_done, (void *)(uintptr_t)1) ==
+                  TRASTENDA_OK,
+          "two checks");
+    for (int64_t end = now_ms() + 10000; atomic_load(&slow_order) < 2 && now_ms() < end;)
+        usleep(1000);
+    CHECK(atomic_load(&slow_at[1]) == 1 && atomic_load(&slow_at[0]) == 2,
+          "the plain check ended %u-th, the one waiting for a min_seq %u-th",
+          atomic_load(&slow_at[1]), atomic_load(&slow_at[0]));
+    CHECK(kr[1].code == TRASTENDA_OK && kr[0].code != TRASTENDA_OK,
+          "the plain check: %s; the one waiting for a sequence never reached: %s", kr[1].name,
+          kr[0].name);
+    trastenda_client_close(c);
+    trastenda_reply_clear(&kr[0]);
+    trastenda_reply_clear(&kr[1]);
+    printf("plain_server: a check is not held behind a read waiting for a min_seq\n");
+}
+
 /* ---- bad input ---- */
 
 static nng_socket raw;
@@ -2279,6 +2330,7 @@ main(void)
     printf("plain_server: asynchronous flash sale ok\n");
     held_batches();
     reads_leave_apart_from_writes();
+    checks_are_not_held_behind_a_min_seq_wait();
     follower_redirect();
     printf("plain_server: not_leader redirect ok\n");
     a_client_that_stops_reading_is_cut_off();
