@@ -1029,30 +1029,6 @@ held_batches(void)
 
 /* ---- reads leave apart from other callers' writes ---- */
 
-/* The `available` of a stock result (INT64_MIN when it has none). */
-static int64_t
-result_available(const trastenda_reply *r)
-{
-    char *j = trastenda_result_json(r);
-    const char *p = j != NULL ? strstr(j, "\"available\":") : NULL;
-    int64_t v = p != NULL ? strtoll(p + strlen("\"available\":"), NULL, 10) : INT64_MIN;
-    free(j);
-    return v;
-}
-
-static int64_t
-available_of(trastenda_client *c, const char *sku)
-{
-    trastenda_args a;
-    trastenda_args_init(&a, "stock");
-    a.sku = sku;
-    trastenda_reply r = ok(c, &a);
-    int64_t v = result_available(&r);
-    trastenda_reply_clear(&r);
-    CHECK(v != INT64_MIN, "stock of %s without an available figure", sku);
-    return v;
-}
-
 #define SPLIT_PAIRS 10
 
 /* The requests a client of one slot sends for a write in flight, then SPLIT_PAIRS stock checks
@@ -1077,7 +1053,7 @@ reads_leave_apart_from_writes(void)
     }
     atomic_store(&held_ok, 0);
     atomic_store(&held_done_n, 0);
-    int64_t base = available_of(count, "A0");
+    int64_t base = available(count, "A0");
     uint64_t r0 = requests_served(count);
     CHECK(kill(server_pid, SIGSTOP) == 0, "SIGSTOP");
     CHECK(trastenda_call_async(c, &w[0], 1, &wr[0], held_done, NULL) == TRASTENDA_OK, "a write");
@@ -1097,9 +1073,9 @@ reads_leave_apart_from_writes(void)
           SPLIT_PAIRS, SPLIT_PAIRS);
     /* The checks left before the writes queued with them (after the first write's reply). */
     for (uint32_t i = 0; i < SPLIT_PAIRS; i++)
-        CHECK(result_available(&kr[i]) == base + 1,
+        CHECK(kr[i].available == base + 1,
               "check %u saw %" PRId64 " available, not %" PRId64 " (after the first write only)", i,
-              result_available(&kr[i]), base + 1);
+              kr[i].available, base + 1);
     /* One call of a write and a check: one request, the check after the write. */
     trastenda_args_init(&both[0], "receive");
     both[0].sku = "A0";
@@ -1117,9 +1093,9 @@ reads_leave_apart_from_writes(void)
           "a write and a check in one call: %s / %s", br[0].name, br[1].name);
     n = requests_served(count) - r0 - 1;
     CHECK(n == 1, "%" PRIu64 " requests for a write and a check made in one call", n);
-    CHECK(result_available(&br[1]) == base + SPLIT_PAIRS + 2,
-          "the check made with a write saw %" PRId64 " available, not %" PRId64,
-          result_available(&br[1]), base + SPLIT_PAIRS + 2);
+    CHECK(br[1].available == base + SPLIT_PAIRS + 2,
+          "the check made with a write saw %" PRId64 " available, not %" PRId64, br[1].available,
+          base + SPLIT_PAIRS + 2);
     trastenda_client_close(c);
     trastenda_client_close(count);
     for (uint32_t i = 0; i <= SPLIT_PAIRS; i++)
